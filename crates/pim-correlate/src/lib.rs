@@ -1,0 +1,1 @@
+//! Parsing of raw AuditLogs and AzureActivity rows, elevation windows, and correlation of activity to activations.

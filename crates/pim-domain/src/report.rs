@@ -1,0 +1,202 @@
+//! The report model: the result of one scan, and the schema of the JSON report.
+//!
+//! Field names here are the JSON report's field names; `docs/report-schema.md` documents them and
+//! `docs/report.schema.json` is their JSON Schema. Changing a name is a breaking change that bumps
+//! [`REPORT_SCHEMA_VERSION`].
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::{
+    Activation, Activity, Assessment, DataProblem, ElevationWindow, Principal, Risk, Role, Scope,
+    Verdict,
+};
+
+/// Version of the JSON report schema. Bumped on any incompatible change.
+pub const REPORT_SCHEMA_VERSION: &str = "1.0";
+
+/// The time range a scan covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportWindow {
+    /// Start of the scan window (`end - hours`).
+    #[serde(with = "time::serde::rfc3339")]
+    pub start: OffsetDateTime,
+    /// End of the scan window.
+    #[serde(with = "time::serde::rfc3339")]
+    pub end: OffsetDateTime,
+}
+
+/// Where the data came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportSource {
+    /// `demo`, `export` or `log_analytics`.
+    pub kind: String,
+    /// A human description, e.g. the export directory or the workspace ids.
+    pub description: String,
+}
+
+/// The settings a scan ran with, so a reader can reproduce it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScanSettings {
+    /// Length of the scan window in hours.
+    pub hours: u32,
+    /// How far before the scan window activations were looked for, in hours.
+    pub lookback_hours: u32,
+    /// Whether failed operations were included.
+    pub include_failed: bool,
+    /// Most operations kept per activation.
+    pub max_activities_per_activation: usize,
+    /// Which assessors ran, e.g. `rules`.
+    pub assessors: Vec<String>,
+}
+
+/// Counts for the report header.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportSummary {
+    /// Number of activations in the report.
+    pub activations: usize,
+    /// Activations per verdict (every verdict present, zero included).
+    pub by_verdict: BTreeMap<Verdict, usize>,
+    /// Activations per risk level (every level present, zero included).
+    pub by_risk: BTreeMap<Risk, usize>,
+    /// Activations that need a human look: not `aligned`, or risk high or above, or flagged.
+    pub findings: usize,
+    /// Number of operations correlated, over all activations.
+    pub activities: usize,
+    /// Number of input problems recorded.
+    pub problems: usize,
+}
+
+/// The window block of one activation in the report.
+pub type ActivationWindow = ElevationWindow;
+
+/// One activation with what the identity did and the judgement, as it appears in the report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActivationReport {
+    /// Stable id of the activation.
+    pub id: String,
+    /// When the activation completed.
+    #[serde(with = "time::serde::rfc3339")]
+    pub activated_at: OffsetDateTime,
+    /// Who.
+    pub principal: Principal,
+    /// Which role.
+    pub role: Role,
+    /// Where.
+    pub scope: Scope,
+    /// Why, in the person's own (untrusted) words.
+    pub justification: String,
+    /// Ticket references found in the justification.
+    pub tickets: Vec<String>,
+    /// When the role was held.
+    pub window: ActivationWindow,
+    /// PIM request id.
+    pub request_id: Option<String>,
+    /// Audit correlation id.
+    pub correlation_id: Option<String>,
+    /// Every operation correlated to the window, in time order (never capped in JSON).
+    pub activities: Vec<Activity>,
+    /// Operations found in the window before any cap, so `activities.len() < activity_count`
+    /// shows a truncation.
+    pub activity_count: usize,
+    /// The judgement.
+    pub assessment: Assessment,
+    /// Input problems that concern this activation.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<DataProblem>,
+}
+
+impl ActivationReport {
+    /// Assembles the report entry from an activation, its activities and its assessment.
+    pub fn new(
+        activation: Activation,
+        activities: Vec<Activity>,
+        activity_count: usize,
+        assessment: Assessment,
+    ) -> Self {
+        Self {
+            id: activation.id,
+            activated_at: activation.activated_at,
+            principal: activation.principal,
+            role: activation.role,
+            scope: activation.scope,
+            justification: activation.justification,
+            tickets: activation.tickets,
+            window: activation.window,
+            request_id: activation.request_id,
+            correlation_id: activation.correlation_id,
+            activities,
+            activity_count,
+            assessment,
+            problems: activation.problems,
+        }
+    }
+
+    /// Whether this activation needs a human look: not aligned, risk high or above, or any flag
+    /// other than the informational `still_active`.
+    pub fn is_finding(&self) -> bool {
+        use crate::Flag;
+        self.assessment.verdict != Verdict::Aligned
+            || self.assessment.risk >= Risk::High
+            || self
+                .assessment
+                .flags
+                .iter()
+                .any(|f| *f != Flag::StillActive)
+    }
+}
+
+/// The result of one scan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// [`REPORT_SCHEMA_VERSION`].
+    pub schema_version: String,
+    /// Unique id of this report (stable for the same inputs and settings).
+    pub report_id: String,
+    /// When the report was produced.
+    #[serde(with = "time::serde::rfc3339")]
+    pub generated_at: OffsetDateTime,
+    /// Name and version of the tool, e.g. `pim-audit 0.1.0`.
+    pub generator: String,
+    /// The scan window.
+    pub window: ReportWindow,
+    /// Where the data came from.
+    pub source: ReportSource,
+    /// How the scan was run.
+    pub settings: ScanSettings,
+    /// Counts.
+    pub summary: ReportSummary,
+    /// Problems with the input that are not tied to one activation (bad files, bad rows).
+    pub problems: Vec<DataProblem>,
+    /// Warnings about the scan as a whole (partial results, no model configured, ...).
+    pub warnings: Vec<String>,
+    /// Every activation whose window overlaps the scan window, sorted by activation time.
+    pub activations: Vec<ActivationReport>,
+}
+
+impl ReportSummary {
+    /// Computes the summary of a set of activations.
+    pub fn compute(activations: &[ActivationReport], problems: usize) -> Self {
+        let mut by_verdict: BTreeMap<Verdict, usize> =
+            Verdict::ALL.iter().map(|v| (*v, 0)).collect();
+        let mut by_risk: BTreeMap<Risk, usize> = Risk::ALL.iter().map(|r| (*r, 0)).collect();
+        let mut findings = 0;
+        let mut activities = 0;
+        for a in activations {
+            *by_verdict.entry(a.assessment.verdict).or_default() += 1;
+            *by_risk.entry(a.assessment.risk).or_default() += 1;
+            findings += usize::from(a.is_finding());
+            activities += a.activities.len();
+        }
+        Self {
+            activations: activations.len(),
+            by_verdict,
+            by_risk,
+            findings,
+            activities,
+            problems,
+        }
+    }
+}

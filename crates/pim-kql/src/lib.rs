@@ -1,0 +1,1 @@
+//! KQL building with safe literals: the scan queries, escaping of every spliced value.

@@ -1,0 +1,1 @@
+//! Report rendering: Markdown from embedded tera templates, and the JSON report.

@@ -1,0 +1,1 @@
+//! Deterministic assessment: sensitive-operation catalogue, intent vocabulary, justification checks, verdict and risk.
