@@ -1,0 +1,542 @@
+//! Correlation: which activities fall inside which elevation window.
+
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
+
+use pim_domain::{Activation, Activity, RoleKind, ScopeKind};
+use time::OffsetDateTime;
+
+use crate::pim::{scope_kind_from_arm_path, starts_with_ci};
+
+/// The `AzureActivity` operation of a Global Administrator turning on "Access management for
+/// Azure resources", which grants User Access Administrator at the root scope (`/`).
+pub const ELEVATE_ACCESS_OPERATION: &str = "Microsoft.Authorization/elevateAccess/action";
+
+/// The default cap on activities kept per activation.
+pub const DEFAULT_MAX_ACTIVITIES: usize = 5_000;
+
+/// How to correlate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CorrelateOptions {
+    /// Most activities kept per activation; the rest are counted in [`Correlated::total`].
+    pub max_activities_per_activation: usize,
+}
+
+impl Default for CorrelateOptions {
+    fn default() -> Self {
+        Self {
+            max_activities_per_activation: DEFAULT_MAX_ACTIVITIES,
+        }
+    }
+}
+
+/// The activities of one activation's window.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Correlated {
+    /// Matching activities sorted by time, at most the cap.
+    pub activities: Vec<Activity>,
+    /// How many matched before the cap.
+    pub total: usize,
+    /// Whether the cap cut the list (`total > cap`).
+    pub truncated: bool,
+}
+
+/// Correlates activity to activations; the result is index-aligned with `activations`.
+///
+/// An activity belongs to an activation when it was performed by the same identity (caller equal
+/// to the UPN case-insensitively, or caller object id / caller GUID equal to the object id, which
+/// survives UPN changes and guest `#EXT#` UPNs) at a time inside the window (both ends
+/// inclusive). Routing by role kind:
+///
+/// - Azure resource roles: `azure` activities, limited to resources at or under the activated
+///   scope when the scope is an ARM path below a management group (activities with no resource
+///   id are kept: nothing shows they are outside). Management-group scopes are not filtered,
+///   because resource ids do not carry the management-group path.
+/// - PIM for Groups: `azure` and `directory` activities (a group may carry Azure role
+///   assignments as well as directory roles).
+/// - Entra directory roles: `directory` activities, plus the `azure` activity
+///   [`ELEVATE_ACCESS_OPERATION`]: a Global Administrator can use the directory role to grant
+///   themselves User Access Administrator over every subscription, the one Azure action the
+///   directory role itself makes possible. Their later Azure operations rely on that new
+///   assignment, not on the PIM role, so they are not attributed here.
+///
+/// Activities are indexed once per identity into time-sorted lists and each window is found by
+/// binary search, so the cost is about `(activities + activations) × log(activities)` plus the
+/// output.
+pub fn correlate(
+    activations: &[Activation],
+    azure: &[Activity],
+    directory: &[Activity],
+    options: &CorrelateOptions,
+) -> Vec<Correlated> {
+    let wanted: HashSet<String> = activations.iter().flat_map(identity_keys).collect();
+    let azure_index = Index::build(azure, &wanted);
+    let directory_index = Index::build(directory, &wanted);
+
+    activations
+        .iter()
+        .map(|activation| {
+            let keys = identity_keys(activation);
+            let window = &activation.window;
+            let mut hits: Vec<(OffsetDateTime, u8, u32)> = Vec::new();
+            let kind = activation.role.kind;
+            if matches!(kind, RoleKind::AzureResource | RoleKind::Group) {
+                let scope = arm_scope(activation);
+                for i in azure_index.in_window(azure, &keys, window.start, window.end) {
+                    let a = &azure[i as usize];
+                    if scope.is_none_or(|s| within_scope(a, s)) {
+                        hits.push((a.time, 0, i));
+                    }
+                }
+            }
+            if kind == RoleKind::EntraDirectory {
+                for i in azure_index.in_window(azure, &keys, window.start, window.end) {
+                    let a = &azure[i as usize];
+                    if a.operation
+                        .trim()
+                        .eq_ignore_ascii_case(ELEVATE_ACCESS_OPERATION)
+                    {
+                        hits.push((a.time, 0, i));
+                    }
+                }
+            }
+            if matches!(kind, RoleKind::EntraDirectory | RoleKind::Group) {
+                for i in directory_index.in_window(directory, &keys, window.start, window.end) {
+                    hits.push((directory[i as usize].time, 1, i));
+                }
+            }
+            // The same activity may be reached through both the UPN and the object id.
+            hits.sort_unstable();
+            hits.dedup();
+            let total = hits.len();
+            let cap = options.max_activities_per_activation;
+            let activities = hits
+                .iter()
+                .take(cap)
+                .map(|&(_, src, i)| {
+                    if src == 0 {
+                        azure[i as usize].clone()
+                    } else {
+                        directory[i as usize].clone()
+                    }
+                })
+                .collect();
+            Correlated {
+                activities,
+                total,
+                truncated: total > cap,
+            }
+        })
+        .collect()
+}
+
+/// Lower-cased UPN and object id of the activation's principal.
+fn identity_keys(a: &Activation) -> Vec<String> {
+    let mut keys: Vec<String> = [&a.principal.upn, &a.principal.object_id]
+        .into_iter()
+        .flatten()
+        .map(|k| k.trim().to_lowercase())
+        .filter(|k| !k.is_empty())
+        .collect();
+    keys.dedup();
+    keys
+}
+
+fn lower(s: &str) -> Cow<'_, str> {
+    let s = s.trim();
+    if s.chars().any(char::is_uppercase) {
+        Cow::Owned(s.to_lowercase())
+    } else {
+        Cow::Borrowed(s)
+    }
+}
+
+/// Activities per identity key, each list sorted by time.
+struct Index {
+    by_key: HashMap<String, Vec<u32>>,
+}
+
+impl Index {
+    fn build(activities: &[Activity], wanted: &HashSet<String>) -> Self {
+        let mut by_key: HashMap<String, Vec<u32>> = HashMap::new();
+        for (i, a) in activities.iter().enumerate() {
+            let Ok(i) = u32::try_from(i) else { break };
+            let caller = a.caller.as_deref().map(lower);
+            let oid = a.caller_object_id.as_deref().map(lower);
+            for key in caller.iter().chain(oid.iter()) {
+                if let Some(owned) = wanted.get(key.as_ref()) {
+                    by_key.entry(owned.clone()).or_default().push(i);
+                }
+            }
+        }
+        for list in by_key.values_mut() {
+            list.sort_by_key(|&i| (activities[i as usize].time, i));
+            list.dedup();
+        }
+        Self { by_key }
+    }
+
+    /// Indexes of the activities of any of `keys` with `start <= time <= end`.
+    fn in_window<'a>(
+        &'a self,
+        activities: &'a [Activity],
+        keys: &'a [String],
+        start: OffsetDateTime,
+        end: OffsetDateTime,
+    ) -> impl Iterator<Item = u32> + 'a {
+        keys.iter()
+            .filter_map(|k| self.by_key.get(k))
+            .flat_map(move |list| {
+                let time = |i: &u32| activities[*i as usize].time;
+                let lo = list.partition_point(|i| time(i) < start);
+                let hi = list.partition_point(|i| time(i) <= end);
+                list.get(lo..hi.max(lo)).unwrap_or_default().iter().copied()
+            })
+    }
+}
+
+/// The ARM path to filter Azure activity by, when the activation's scope is one.
+fn arm_scope(a: &Activation) -> Option<&str> {
+    if a.role.kind != RoleKind::AzureResource {
+        return None;
+    }
+    let id = a.scope.id.as_deref()?.trim();
+    match scope_kind_from_arm_path(id)? {
+        ScopeKind::Subscription | ScopeKind::ResourceGroup | ScopeKind::Resource => {
+            Some(id.trim_end_matches('/'))
+        }
+        _ => None,
+    }
+}
+
+/// Whether the activity's resource is the scope or below it (on a path boundary, so scope
+/// `/subscriptions/s/resourceGroups/rg` does not cover `/subscriptions/s/resourceGroups/rg2`).
+fn within_scope(a: &Activity, scope: &str) -> bool {
+    match a.resource_id.as_deref().map(str::trim) {
+        Some(res) if !res.is_empty() => {
+            starts_with_ci(res, scope)
+                && matches!(res.as_bytes().get(scope.len()), None | Some(b'/'))
+        }
+        // No resource id: fall back to the subscription, when both name one.
+        _ => match (a.subscription_id.as_deref(), subscription_of(scope)) {
+            (Some(sub), Some(scope_sub)) => sub.trim().eq_ignore_ascii_case(scope_sub),
+            _ => true,
+        },
+    }
+}
+
+fn subscription_of(scope: &str) -> Option<&str> {
+    let mut parts = scope.split('/').filter(|s| !s.is_empty());
+    match (parts.next(), parts.next()) {
+        (Some(s), Some(id)) if s.eq_ignore_ascii_case("subscriptions") => Some(id),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pim_domain::{
+        ActivitySource, ActivityStatus, ElevationWindow, EndReason, Principal, Role, Scope,
+    };
+    use time::Duration;
+    use time::macros::datetime;
+
+    fn t(min: i64) -> OffsetDateTime {
+        datetime!(2026-11-20 09:00 UTC) + Duration::minutes(min)
+    }
+
+    fn activation(upn: &str, oid: &str, kind: RoleKind, from: i64, to: i64) -> Activation {
+        Activation {
+            id: format!("{upn}-{from}"),
+            activated_at: t(from),
+            principal: Principal {
+                upn: Some(upn.into()),
+                object_id: Some(oid.into()),
+                display_name: None,
+            },
+            role: Role {
+                name: "Contributor".into(),
+                id: None,
+                kind,
+            },
+            scope: Scope::unknown(),
+            justification: String::new(),
+            tickets: vec![],
+            window: ElevationWindow {
+                start: t(from),
+                end: t(to),
+                end_reason: EndReason::Expired,
+                scheduled_end: None,
+                assumed: false,
+            },
+            request_id: None,
+            correlation_id: None,
+            problems: vec![],
+        }
+    }
+
+    fn activity(
+        caller: &str,
+        oid: Option<&str>,
+        min: i64,
+        op: &str,
+        source: ActivitySource,
+    ) -> Activity {
+        Activity {
+            time: t(min),
+            operation: op.into(),
+            status: ActivityStatus::Succeeded,
+            resource_id: None,
+            resource_group: None,
+            subscription_id: None,
+            provider: None,
+            source,
+            caller: Some(caller.into()),
+            caller_object_id: oid.map(Into::into),
+            correlation_id: None,
+            targets: vec![],
+        }
+    }
+
+    fn az(caller: &str, min: i64, op: &str) -> Activity {
+        activity(caller, None, min, op, ActivitySource::AzureActivity)
+    }
+
+    fn ops(c: &Correlated) -> Vec<&str> {
+        c.activities.iter().map(|a| a.operation.as_str()).collect()
+    }
+
+    fn run(acts: &[Activation], azure: &[Activity], dir: &[Activity]) -> Vec<Correlated> {
+        correlate(acts, azure, dir, &CorrelateOptions::default())
+    }
+
+    #[test]
+    fn upn_matches_case_insensitively_and_edges_are_inclusive() {
+        let a = activation("Jane@Contoso.com", "oid-j", RoleKind::AzureResource, 0, 60);
+        let azure = vec![
+            az("jane@contoso.com", 0, "start-edge"),
+            az("JANE@CONTOSO.COM", 60, "end-edge"),
+            az("jane@contoso.com", 61, "after"),
+            az("jane@contoso.com", -1, "before"),
+            az("bob@contoso.com", 30, "someone-else"),
+        ];
+        let r = run(&[a], &azure, &[]);
+        assert_eq!(ops(&r[0]), vec!["start-edge", "end-edge"]);
+        assert_eq!(r[0].total, 2);
+        assert!(!r[0].truncated);
+    }
+
+    #[test]
+    fn object_id_alone_matches_guests_and_renamed_users() {
+        let a = activation(
+            "jane_contoso.com#EXT#@fabrikam.onmicrosoft.com",
+            "OID-J",
+            RoleKind::AzureResource,
+            0,
+            60,
+        );
+        let azure = vec![
+            activity(
+                "jane@contoso.com",
+                Some("oid-j"),
+                10,
+                "by-claim",
+                ActivitySource::AzureActivity,
+            ),
+            az("oid-j", 20, "by-caller-guid"),
+        ];
+        let r = run(&[a], &azure, &[]);
+        assert_eq!(ops(&r[0]), vec!["by-claim", "by-caller-guid"]);
+    }
+
+    #[test]
+    fn an_activity_matched_by_upn_and_oid_counts_once() {
+        let a = activation("jane@contoso.com", "oid-j", RoleKind::AzureResource, 0, 60);
+        let azure = vec![activity(
+            "jane@contoso.com",
+            Some("oid-j"),
+            10,
+            "both",
+            ActivitySource::AzureActivity,
+        )];
+        let r = run(&[a], &azure, &[]);
+        assert_eq!(r[0].total, 1);
+    }
+
+    #[test]
+    fn scope_filters_on_path_boundaries() {
+        let mut a = activation("jane@contoso.com", "oid-j", RoleKind::AzureResource, 0, 60);
+        a.scope = Scope {
+            kind: ScopeKind::ResourceGroup,
+            id: Some("/subscriptions/S1/resourceGroups/rg-prod/".into()),
+            display_name: None,
+        };
+        let with_res = |op: &str, res: Option<&str>, sub: Option<&str>| {
+            let mut x = az("jane@contoso.com", 10, op);
+            x.resource_id = res.map(Into::into);
+            x.subscription_id = sub.map(Into::into);
+            x
+        };
+        let azure = vec![
+            with_res(
+                "rg-itself",
+                Some("/subscriptions/s1/resourcegroups/RG-PROD"),
+                None,
+            ),
+            with_res(
+                "vm",
+                Some("/subscriptions/s1/resourcegroups/rg-prod/providers/x/vm1"),
+                None,
+            ),
+            with_res(
+                "sibling",
+                Some("/subscriptions/s1/resourcegroups/rg-prod2/providers/x/vm"),
+                None,
+            ),
+            with_res(
+                "other-sub",
+                Some("/subscriptions/s2/resourcegroups/rg-prod"),
+                None,
+            ),
+            with_res("no-id-same-sub", None, Some("s1")),
+            with_res("no-id-other-sub", None, Some("s2")),
+            with_res("nothing", None, None),
+        ];
+        let r = run(&[a], &azure, &[]);
+        let mut got = ops(&r[0]);
+        got.sort_unstable();
+        assert_eq!(got, vec!["no-id-same-sub", "nothing", "rg-itself", "vm"]);
+    }
+
+    #[test]
+    fn management_group_scope_is_not_filtered() {
+        let mut a = activation("jane@contoso.com", "oid-j", RoleKind::AzureResource, 0, 60);
+        a.scope.id = Some("/providers/Microsoft.Management/managementGroups/mg".into());
+        let mut x = az("jane@contoso.com", 10, "anywhere");
+        x.resource_id = Some("/subscriptions/s9/resourceGroups/rg".into());
+        assert_eq!(run(&[a], &[x], &[])[0].total, 1);
+    }
+
+    #[test]
+    fn overlapping_activations_of_one_user_get_their_own_windows() {
+        let a1 = activation("jane@contoso.com", "oid-j", RoleKind::AzureResource, 0, 30);
+        let a2 = activation("jane@contoso.com", "oid-j", RoleKind::AzureResource, 20, 60);
+        let azure = vec![
+            az("jane@contoso.com", 45, "late"),
+            az("jane@contoso.com", 10, "early"),
+            az("jane@contoso.com", 25, "shared"),
+        ];
+        let r = run(&[a1, a2], &azure, &[]);
+        assert_eq!(ops(&r[0]), vec!["early", "shared"]);
+        assert_eq!(ops(&r[1]), vec!["shared", "late"]);
+    }
+
+    #[test]
+    fn cap_and_truncation() {
+        let a = activation("jane@contoso.com", "oid-j", RoleKind::AzureResource, 0, 60);
+        let azure: Vec<Activity> = (0..10)
+            .rev()
+            .map(|m| az("jane@contoso.com", m, &format!("op{m}")))
+            .collect();
+        let r = correlate(
+            &[a],
+            &azure,
+            &[],
+            &CorrelateOptions {
+                max_activities_per_activation: 3,
+            },
+        );
+        assert_eq!(ops(&r[0]), vec!["op0", "op1", "op2"]);
+        assert_eq!(r[0].total, 10);
+        assert!(r[0].truncated);
+    }
+
+    #[test]
+    fn routing_by_role_kind() {
+        let dir = vec![activity(
+            "jane@contoso.com",
+            Some("oid-j"),
+            10,
+            "Add member to group",
+            ActivitySource::AuditLogs,
+        )];
+        let azure = vec![
+            az(
+                "jane@contoso.com",
+                11,
+                "Microsoft.Compute/virtualMachines/write",
+            ),
+            az(
+                "jane@contoso.com",
+                12,
+                "microsoft.authorization/ELEVATEACCESS/action",
+            ),
+        ];
+        let acts = [
+            activation("jane@contoso.com", "oid-j", RoleKind::AzureResource, 0, 60),
+            activation("jane@contoso.com", "oid-j", RoleKind::EntraDirectory, 0, 60),
+            activation("jane@contoso.com", "oid-j", RoleKind::Group, 0, 60),
+        ];
+        let r = run(&acts, &azure, &dir);
+        assert_eq!(
+            ops(&r[0]),
+            vec![
+                "Microsoft.Compute/virtualMachines/write",
+                "microsoft.authorization/ELEVATEACCESS/action"
+            ]
+        );
+        assert_eq!(
+            ops(&r[1]),
+            vec![
+                "Add member to group",
+                "microsoft.authorization/ELEVATEACCESS/action"
+            ]
+        );
+        assert_eq!(r[2].total, 3);
+    }
+
+    #[test]
+    fn activation_without_identity_gets_nothing() {
+        let mut a = activation("x", "y", RoleKind::AzureResource, 0, 60);
+        a.principal = Principal::default();
+        let r = run(&[a], &[az("x", 10, "op")], &[]);
+        assert_eq!(r[0], Correlated::default());
+    }
+
+    /// 5,000 activations × 500,000 activities: run with
+    /// `cargo test --release -p pim-correlate -- --ignored`.
+    #[test]
+    #[ignore = "performance check; run in release"]
+    fn scales_to_thousands_of_activations() {
+        let users = 1_000;
+        let azure: Vec<Activity> = (0..500_000)
+            .map(|i| {
+                az(
+                    &format!("user{}@contoso.com", i % users),
+                    (i / users) as i64,
+                    "op",
+                )
+            })
+            .collect();
+        let acts: Vec<Activation> = (0..5_000)
+            .map(|i| {
+                let from = (i % 400) as i64;
+                activation(
+                    &format!("user{}@contoso.com", i % users),
+                    &format!("oid-{i}"),
+                    RoleKind::AzureResource,
+                    from,
+                    from + 60,
+                )
+            })
+            .collect();
+        let start = std::time::Instant::now();
+        let r = correlate(&acts, &azure, &[], &CorrelateOptions::default());
+        let took = start.elapsed();
+        assert_eq!(r.len(), 5_000);
+        assert!(r.iter().all(|c| c.total == 61));
+        eprintln!("correlated in {took:?}");
+        assert!(took < std::time::Duration::from_secs(1), "{took:?}");
+    }
+}

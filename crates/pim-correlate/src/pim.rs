@@ -1,0 +1,897 @@
+//! PIM rows of `AuditLogs`: completed activations, expiries and deactivations.
+
+use pim_domain::{ActivityStatus, DataProblem, Principal, Role, RoleKind, Scope, ScopeKind, Table};
+use serde_json::Value;
+use time::OffsetDateTime;
+
+use crate::cells::{
+    Problems, cell_dynamic, cell_text, cell_time, column, detail, get_text, parse_time_value,
+    target_of_type, target_type, targets,
+};
+use crate::tickets::extract_tickets;
+
+/// `OperationName` of a successful activation.
+pub const OP_ACTIVATION_COMPLETED: &str = "Add member to role completed (PIM activation)";
+/// `OperationName` of PIM's automatic expiry (no word "completed").
+pub const OP_ACTIVATION_EXPIRED: &str = "Remove member from role (PIM activation expired)";
+/// `OperationName` of a finished manual deactivation.
+pub const OP_DEACTIVATE_COMPLETED: &str = "Remove member from role completed (PIM deactivate)";
+
+/// The role name used when the record names none.
+pub const UNKNOWN_ROLE: &str = "unknown";
+
+/// One completed activation row, before its window is finalised.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActivationRecord {
+    /// The table or file the row came from, for problems found later.
+    pub source: String,
+    /// Zero-based row in the source table.
+    pub row: usize,
+    /// When PIM logged the activation (`ActivityDateTime`, else `TimeGenerated`, else
+    /// `StartTime`). `None` only when the row carries no readable time at all; the activation is
+    /// still reported, with a problem.
+    pub activation_time: Option<OffsetDateTime>,
+    /// Who activated; fields the row does not carry stay `None`.
+    pub principal: Principal,
+    /// The role; its name is [`UNKNOWN_ROLE`] when the row names none.
+    pub role: Role,
+    /// Where the role applies.
+    pub scope: Scope,
+    /// The justification as typed (untrusted), empty when none was logged.
+    pub justification: String,
+    /// Tickets found in the justification.
+    pub tickets: Vec<String>,
+    /// `AdditionalDetails` `StartTime`, else the activation time.
+    pub start: Option<OffsetDateTime>,
+    /// `AdditionalDetails` `ExpirationTime`, else `EndTime`.
+    pub scheduled_end: Option<OffsetDateTime>,
+    /// PIM request id.
+    pub request_id: Option<String>,
+    /// `CorrelationId` column.
+    pub correlation_id: Option<String>,
+    /// `Id` column (PIM ids start with `PIM_`).
+    pub audit_id: Option<String>,
+    /// What was wrong or missing in this row.
+    pub problems: Vec<DataProblem>,
+}
+
+/// How an elevation ended, according to an end row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EndKind {
+    /// `Remove member from role (PIM activation expired)`.
+    Expired,
+    /// `Remove member from role completed (PIM deactivate)`.
+    Deactivated,
+}
+
+/// One expiry or deactivation row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EndRecord {
+    /// Zero-based row in the source table.
+    pub row: usize,
+    /// When the elevation ended (`ActivityDateTime`, else `TimeGenerated`).
+    pub time: OffsetDateTime,
+    /// Expiry or deactivation.
+    pub kind: EndKind,
+    /// The user whose elevation ended: the `TargetResources` element of type `User` (on expiry
+    /// rows the actor is "Azure AD PIM"), else `InitiatedBy.user` for deactivations.
+    pub principal: Principal,
+    /// From `Category`, when known.
+    pub role_kind: Option<RoleKind>,
+    /// Role display name.
+    pub role_name: Option<String>,
+    /// Role id (target id, else `RoleDefinitionOriginId` / `TemplateId`).
+    pub role_id: Option<String>,
+    /// The scope's id for Azure resource roles and groups, when logged.
+    pub scope_id: Option<String>,
+    /// `RequestId` / `RoleAssignmentRequestId`, else a `Request` target's id.
+    pub request_id: Option<String>,
+    /// `OriginRoleAssignmentId` / `RoleAssignmentId`, when logged.
+    pub assignment_id: Option<String>,
+}
+
+/// Everything PIM logged that matters for windows.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PimEvents {
+    /// Completed activations, in row order.
+    pub activations: Vec<ActivationRecord>,
+    /// Expiry and deactivation rows, in row order.
+    pub ends: Vec<EndRecord>,
+    /// Problems with rows that did not become an activation (unusable end rows, failed
+    /// "completed" rows, missing columns, ...).
+    pub problems: Vec<DataProblem>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RowClass {
+    Activation,
+    End(EndKind),
+}
+
+fn classify(op: &str) -> Option<RowClass> {
+    let op = op.trim();
+    if op.eq_ignore_ascii_case(OP_ACTIVATION_COMPLETED) {
+        Some(RowClass::Activation)
+    } else if op.eq_ignore_ascii_case(OP_ACTIVATION_EXPIRED) {
+        Some(RowClass::End(EndKind::Expired))
+    } else if op.eq_ignore_ascii_case(OP_DEACTIVATE_COMPLETED) {
+        Some(RowClass::End(EndKind::Deactivated))
+    } else {
+        None
+    }
+}
+
+/// Column indexes, looked up once by name.
+struct Cols {
+    operation: Option<usize>,
+    service: Option<usize>,
+    result: Option<usize>,
+    category: Option<usize>,
+    activity_time: Option<usize>,
+    time_generated: Option<usize>,
+    result_reason: Option<usize>,
+    result_description: Option<usize>,
+    initiated_by: Option<usize>,
+    targets: Option<usize>,
+    details: Option<usize>,
+    correlation_id: Option<usize>,
+    id: Option<usize>,
+}
+
+impl Cols {
+    fn new(t: &Table) -> Self {
+        Self {
+            operation: column(t, &["OperationName", "ActivityDisplayName"]),
+            service: t.column_index("LoggedByService"),
+            result: t.column_index("Result"),
+            category: t.column_index("Category"),
+            activity_time: t.column_index("ActivityDateTime"),
+            time_generated: t.column_index("TimeGenerated"),
+            result_reason: t.column_index("ResultReason"),
+            result_description: t.column_index("ResultDescription"),
+            initiated_by: t.column_index("InitiatedBy"),
+            targets: t.column_index("TargetResources"),
+            details: t.column_index("AdditionalDetails"),
+            correlation_id: t.column_index("CorrelationId"),
+            id: t.column_index("Id"),
+        }
+    }
+}
+
+/// The dynamic cells of one row, parsed once.
+struct RowData<'t> {
+    initiated_by: Option<std::borrow::Cow<'t, Value>>,
+    targets: Option<std::borrow::Cow<'t, Value>>,
+    details: Option<std::borrow::Cow<'t, Value>>,
+}
+
+impl RowData<'_> {
+    fn targets(&self) -> Option<&Value> {
+        self.targets.as_deref()
+    }
+    fn details(&self) -> Option<&Value> {
+        self.details.as_deref()
+    }
+    fn initiator_user(&self) -> Option<&Value> {
+        self.initiated_by
+            .as_deref()
+            .and_then(|i| crate::cells::get_ci(i, "user"))
+            .filter(|u| u.is_object())
+    }
+}
+
+/// Reads the PIM rows of an `AuditLogs` table: completed activations plus expiry and deactivation
+/// rows. Every other row is ignored.
+///
+/// Columns and the keys inside dynamic values are looked up by name, case-insensitively. A
+/// completed activation is never dropped: whatever it lacks (user, time, role) is listed in its
+/// `problems`. A malformed row never stops the others.
+///
+/// A row with an unknown `Category` still becomes an activation, with a problem and a guessed
+/// kind: Azure resource when it has a subscription / resource group / resource / management
+/// group target or an ARM-path target id, PIM for Groups when it has a `Group` target, Entra
+/// directory role otherwise.
+pub fn parse_pim_events(table: &Table, source: &str) -> PimEvents {
+    let cols = Cols::new(table);
+    let mut events = PimEvents::default();
+    let mut problems = Problems::new(source);
+    if cols.operation.is_none() {
+        problems.push(DataProblem::source(
+            source,
+            format!(
+                "no OperationName column: none of the {} rows can be recognised as a PIM event",
+                table.len()
+            ),
+        ));
+        events.problems = problems.finish();
+        return events;
+    }
+    for row in 0..table.len() {
+        let Some(op) = cell_text(table, row, cols.operation) else {
+            problems.push(DataProblem::field(
+                source,
+                row,
+                "OperationName",
+                "missing: the row cannot be classified",
+            ));
+            continue;
+        };
+        let Some(class) = classify(&op) else { continue };
+        // Other services never log these names; if one did, it is not PIM's record.
+        if let Some(service) = cell_text(table, row, cols.service)
+            && !service.eq_ignore_ascii_case("PIM")
+        {
+            continue;
+        }
+        if let Some(result) = cell_text(table, row, cols.result)
+            && ActivityStatus::normalise(&result) == ActivityStatus::Failed
+        {
+            problems.push(DataProblem::field(
+                source,
+                row,
+                "Result",
+                format!("{op:?} row has Result {result:?}; it is not counted"),
+            ));
+            continue;
+        }
+        match class {
+            RowClass::Activation => {
+                events
+                    .activations
+                    .push(parse_activation(table, &cols, row, source));
+            }
+            RowClass::End(kind) => {
+                let mut row_problems = Vec::new();
+                match parse_end(table, &cols, row, source, kind, &mut row_problems) {
+                    Some(end) => events.ends.push(end),
+                    None => {
+                        row_problems.push(DataProblem::row(
+                            source,
+                            row,
+                            format!("{op:?} row is unusable: it names no user or no time"),
+                        ));
+                    }
+                }
+                for p in row_problems {
+                    problems.push(p);
+                }
+            }
+        }
+    }
+    events.problems = problems.finish();
+    events
+}
+
+fn row_data<'t>(
+    table: &'t Table,
+    cols: &Cols,
+    row: usize,
+    source: &str,
+    problems: &mut Vec<DataProblem>,
+) -> RowData<'t> {
+    RowData {
+        initiated_by: cell_dynamic(
+            table,
+            row,
+            cols.initiated_by,
+            "InitiatedBy",
+            source,
+            problems,
+        ),
+        targets: cell_dynamic(
+            table,
+            row,
+            cols.targets,
+            "TargetResources",
+            source,
+            problems,
+        ),
+        details: cell_dynamic(
+            table,
+            row,
+            cols.details,
+            "AdditionalDetails",
+            source,
+            problems,
+        ),
+    }
+}
+
+fn parse_activation(table: &Table, cols: &Cols, row: usize, source: &str) -> ActivationRecord {
+    let mut problems = Vec::new();
+    let data = row_data(table, cols, row, source, &mut problems);
+
+    let logged_time = cell_time(
+        table,
+        row,
+        cols.activity_time,
+        "ActivityDateTime",
+        source,
+        &mut problems,
+    )
+    .or_else(|| {
+        cell_time(
+            table,
+            row,
+            cols.time_generated,
+            "TimeGenerated",
+            source,
+            &mut problems,
+        )
+    });
+    let start_detail = detail_time(&data, "StartTime", row, source, &mut problems);
+    let scheduled_end = detail_time(&data, "ExpirationTime", row, source, &mut problems)
+        .or_else(|| detail_time(&data, "EndTime", row, source, &mut problems));
+    let activation_time = logged_time.or(start_detail);
+    let start = start_detail.or(logged_time);
+    if activation_time.is_none() {
+        problems.push(DataProblem::row(
+            source,
+            row,
+            "no readable activation time (ActivityDateTime, TimeGenerated or StartTime)",
+        ));
+    }
+
+    let principal = activation_principal(&data);
+    if principal.upn.is_none() && principal.object_id.is_none() {
+        problems.push(DataProblem::row(
+            source,
+            row,
+            "no user: neither InitiatedBy.user nor a User target has a UPN or object id",
+        ));
+    }
+
+    let category = cell_text(table, row, cols.category);
+    let kind = match category.as_deref().map(RoleKind::from_category) {
+        Some(Some(kind)) => kind,
+        other => {
+            let guess = guess_kind(&data);
+            let what = match (other, category.as_deref()) {
+                (Some(None), Some(c)) => format!("unknown Category {:?}", shorten(c)),
+                _ => "no Category".to_owned(),
+            };
+            problems.push(DataProblem::field(
+                source,
+                row,
+                "Category",
+                format!("{what}; treated as {}", guess.label()),
+            ));
+            guess
+        }
+    };
+
+    let (role_name, role_id) = role_of(&data);
+    if role_name.is_none() {
+        problems.push(DataProblem::field(
+            source,
+            row,
+            "TargetResources",
+            "no Role target with a display name",
+        ));
+    }
+    let role = Role {
+        name: role_name.unwrap_or_else(|| UNKNOWN_ROLE.to_owned()),
+        id: role_id,
+        kind,
+    };
+    let scope = scope_of(&data, kind);
+
+    let justification = [
+        cell_text(table, row, cols.result_reason).map(|c| c.into_owned()),
+        detail(data.details(), "Justification").filter(|s| !s.trim().is_empty()),
+        cell_text(table, row, cols.result_description).map(|c| c.into_owned()),
+    ]
+    .into_iter()
+    .flatten()
+    .next()
+    .unwrap_or_default();
+    let tickets = extract_tickets(&justification);
+
+    ActivationRecord {
+        source: source.to_owned(),
+        row,
+        activation_time,
+        principal,
+        role,
+        scope,
+        justification,
+        tickets,
+        start,
+        scheduled_end,
+        request_id: request_id_of(&data),
+        correlation_id: cell_text(table, row, cols.correlation_id).map(|c| c.into_owned()),
+        audit_id: cell_text(table, row, cols.id).map(|c| c.into_owned()),
+        problems,
+    }
+}
+
+fn parse_end(
+    table: &Table,
+    cols: &Cols,
+    row: usize,
+    source: &str,
+    kind: EndKind,
+    problems: &mut Vec<DataProblem>,
+) -> Option<EndRecord> {
+    let data = row_data(table, cols, row, source, problems);
+    let time = cell_time(
+        table,
+        row,
+        cols.activity_time,
+        "ActivityDateTime",
+        source,
+        problems,
+    )
+    .or_else(|| {
+        cell_time(
+            table,
+            row,
+            cols.time_generated,
+            "TimeGenerated",
+            source,
+            problems,
+        )
+    })?;
+    // The actor of an expiry is PIM itself; the user is the target.
+    let mut principal = target_of_type(data.targets(), "user")
+        .map(principal_from)
+        .unwrap_or_default();
+    if kind == EndKind::Deactivated && !has_identity(&principal) {
+        principal = data
+            .initiator_user()
+            .map(principal_from)
+            .unwrap_or_default();
+    }
+    if !has_identity(&principal) {
+        return None;
+    }
+    let role_kind = cell_text(table, row, cols.category)
+        .as_deref()
+        .and_then(RoleKind::from_category);
+    let (role_name, role_id) = role_of(&data);
+    let scope_id = match role_kind {
+        Some(RoleKind::EntraDirectory) => None,
+        Some(k) => scope_of(&data, k).id,
+        None => scope_of(&data, RoleKind::AzureResource).id,
+    };
+    let assignment_id = ["OriginRoleAssignmentId", "RoleAssignmentId"]
+        .iter()
+        .find_map(|k| detail(data.details(), k));
+    Some(EndRecord {
+        row,
+        time,
+        kind,
+        principal,
+        role_kind,
+        role_name,
+        role_id,
+        scope_id,
+        request_id: request_id_of(&data),
+        assignment_id,
+    })
+}
+
+fn detail_time(
+    data: &RowData<'_>,
+    key: &str,
+    row: usize,
+    source: &str,
+    problems: &mut Vec<DataProblem>,
+) -> Option<OffsetDateTime> {
+    let text = detail(data.details(), key)?;
+    parse_time_value(
+        &Value::String(text),
+        row,
+        &format!("AdditionalDetails.{key}"),
+        source,
+        problems,
+    )
+}
+
+fn has_identity(p: &Principal) -> bool {
+    p.upn.is_some() || p.object_id.is_some()
+}
+
+fn principal_from(obj: &Value) -> Principal {
+    Principal {
+        upn: get_text(obj, "userPrincipalName"),
+        object_id: get_text(obj, "id"),
+        display_name: get_text(obj, "displayName"),
+    }
+}
+
+/// `InitiatedBy.user` (self-service activation), completed from the `User` target when both
+/// name the same person, else the `User` target alone.
+fn activation_principal(data: &RowData<'_>) -> Principal {
+    let initiator = data.initiator_user().map(principal_from);
+    let target = target_of_type(data.targets(), "user").map(principal_from);
+    match (initiator, target) {
+        (Some(mut i), Some(t)) if has_identity(&i) => {
+            let same = eq_ci(i.upn.as_deref(), t.upn.as_deref())
+                || eq_ci(i.object_id.as_deref(), t.object_id.as_deref());
+            if same {
+                i.upn = i.upn.or(t.upn);
+                i.object_id = i.object_id.or(t.object_id);
+                i.display_name = i.display_name.or(t.display_name);
+            }
+            i
+        }
+        (Some(i), None) if has_identity(&i) => i,
+        (_, Some(t)) => t,
+        (Some(i), None) => i,
+        (None, None) => Principal::default(),
+    }
+}
+
+pub(crate) fn eq_ci(a: Option<&str>, b: Option<&str>) -> bool {
+    matches!((a, b), (Some(a), Some(b)) if a.eq_ignore_ascii_case(b))
+}
+
+fn role_of(data: &RowData<'_>) -> (Option<String>, Option<String>) {
+    let role = target_of_type(data.targets(), "role");
+    let name = role.and_then(|r| get_text(r, "displayName"));
+    let id = role.and_then(|r| get_text(r, "id")).or_else(|| {
+        ["RoleDefinitionOriginId", "TemplateId"]
+            .iter()
+            .find_map(|k| detail(data.details(), k))
+    });
+    (name, id)
+}
+
+fn request_id_of(data: &RowData<'_>) -> Option<String> {
+    ["RequestId", "RoleAssignmentRequestId"]
+        .iter()
+        .find_map(|k| detail(data.details(), k))
+        .or_else(|| target_of_type(data.targets(), "request").and_then(|r| get_text(r, "id")))
+}
+
+const AZURE_SCOPE_TYPES: &[&str] = &[
+    "subscription",
+    "resourcegroup",
+    "resource",
+    "managementgroup",
+];
+
+fn is_arm_path(id: &str) -> bool {
+    starts_with_ci(id, "/subscriptions/") || starts_with_ci(id, "/providers/microsoft.management/")
+}
+
+pub(crate) fn starts_with_ci(s: &str, prefix: &str) -> bool {
+    s.len() >= prefix.len() && s.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
+}
+
+fn guess_kind(data: &RowData<'_>) -> RoleKind {
+    let azure = targets(data.targets()).any(|t| {
+        target_type(t).is_some_and(|ty| AZURE_SCOPE_TYPES.contains(&ty.as_str()))
+            || get_text(t, "id").is_some_and(|id| is_arm_path(&id))
+    });
+    if azure {
+        RoleKind::AzureResource
+    } else if target_of_type(data.targets(), "group").is_some() {
+        RoleKind::Group
+    } else {
+        RoleKind::EntraDirectory
+    }
+}
+
+fn scope_of(data: &RowData<'_>, kind: RoleKind) -> Scope {
+    match kind {
+        RoleKind::EntraDirectory => Scope::directory(),
+        RoleKind::Group => match target_of_type(data.targets(), "group") {
+            Some(g) => Scope {
+                kind: ScopeKind::Group,
+                id: get_text(g, "id"),
+                display_name: get_text(g, "displayName"),
+            },
+            None => Scope::unknown(),
+        },
+        RoleKind::AzureResource => {
+            let found = targets(data.targets()).find_map(|t| {
+                let ty = target_type(t)?;
+                AZURE_SCOPE_TYPES.contains(&ty.as_str()).then_some((t, ty))
+            });
+            match found {
+                Some((t, ty)) => {
+                    let id = get_text(t, "id");
+                    let kind = id
+                        .as_deref()
+                        .and_then(scope_kind_from_arm_path)
+                        .unwrap_or(match ty.as_str() {
+                            "subscription" => ScopeKind::Subscription,
+                            "resourcegroup" => ScopeKind::ResourceGroup,
+                            "managementgroup" => ScopeKind::ManagementGroup,
+                            _ => ScopeKind::Resource,
+                        });
+                    Scope {
+                        kind,
+                        id,
+                        display_name: get_text(t, "displayName"),
+                    }
+                }
+                None => Scope::unknown(),
+            }
+        }
+    }
+}
+
+/// The scope kind an ARM path denotes, or `None` when `id` is not an ARM path.
+pub(crate) fn scope_kind_from_arm_path(id: &str) -> Option<ScopeKind> {
+    if !is_arm_path(id) {
+        return None;
+    }
+    let segments: Vec<&str> = id.split('/').filter(|s| !s.is_empty()).collect();
+    let kind = match segments.as_slice() {
+        [p, ns, mg, _]
+            if p.eq_ignore_ascii_case("providers")
+                && ns.eq_ignore_ascii_case("microsoft.management")
+                && mg.eq_ignore_ascii_case("managementgroups") =>
+        {
+            ScopeKind::ManagementGroup
+        }
+        [s, _] if s.eq_ignore_ascii_case("subscriptions") => ScopeKind::Subscription,
+        [s, _, rg, _]
+            if s.eq_ignore_ascii_case("subscriptions")
+                && rg.eq_ignore_ascii_case("resourcegroups") =>
+        {
+            ScopeKind::ResourceGroup
+        }
+        _ => ScopeKind::Resource,
+    };
+    Some(kind)
+}
+
+fn shorten(s: &str) -> String {
+    s.chars().take(64).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::{audit_table, sample_activation_row};
+    use serde_json::json;
+
+    #[test]
+    fn realistic_row_from_the_reference() {
+        let t = audit_table(vec![sample_activation_row()]);
+        let ev = parse_pim_events(&t, "AuditLogs");
+        assert!(ev.problems.is_empty(), "{:?}", ev.problems);
+        assert_eq!(ev.activations.len(), 1);
+        let a = &ev.activations[0];
+        assert!(a.problems.is_empty(), "{:?}", a.problems);
+        assert_eq!(a.principal.upn.as_deref(), Some("jane@contoso.com"));
+        assert_eq!(a.principal.object_id.as_deref(), Some("3f1e-oid"));
+        assert_eq!(a.role.name, "Contributor");
+        assert_eq!(a.role.kind, RoleKind::AzureResource);
+        assert_eq!(
+            a.role.id.as_deref(),
+            Some("b24988ac-6180-42a0-ab88-20f7382dd24c")
+        );
+        assert_eq!(a.scope.kind, ScopeKind::Subscription);
+        assert_eq!(a.scope.display_name.as_deref(), Some("Prod-Sub"));
+        assert_eq!(a.justification, "INC0042 - restart stuck VM in rg-prod-web");
+        assert_eq!(a.tickets, vec!["INC0042"]);
+        assert_eq!(a.request_id.as_deref(), Some("9a8b"));
+        assert_eq!(a.audit_id.as_deref(), Some("PIM_abc_1343"));
+        let start = a.start.unwrap();
+        assert_eq!(start.nanosecond(), 123_456_700);
+        assert_eq!(a.scheduled_end.unwrap() - start, time::Duration::hours(4));
+        assert!(a.activation_time.unwrap() > start);
+    }
+
+    #[test]
+    fn dynamic_columns_as_strings_give_the_same_result() {
+        let nested = sample_activation_row();
+        let mut stringly = nested.clone();
+        for k in ["InitiatedBy", "TargetResources", "AdditionalDetails"] {
+            let v = stringly[k].take();
+            stringly[k] = json!(v.to_string());
+        }
+        let a = parse_pim_events(&audit_table(vec![nested]), "S");
+        let b = parse_pim_events(&audit_table(vec![stringly]), "S");
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn lower_case_keys_and_columns_are_found() {
+        let mut r = sample_activation_row();
+        r["AdditionalDetails"] = json!([
+            {"key": "starttime", "value": "2026-11-20T09:00:00Z"},
+            {"key": "endTime", "value": "2026-11-20T10:00:00Z"},
+            {"key": "justification", "value": "OPS-7 fix"}
+        ]);
+        r["ResultReason"] = json!("  ");
+        let mut t = audit_table(vec![r]);
+        for c in &mut t.columns {
+            c.name = c.name.to_lowercase();
+        }
+        let ev = parse_pim_events(&t, "S");
+        let a = &ev.activations[0];
+        assert_eq!(a.justification, "OPS-7 fix");
+        assert_eq!(a.tickets, vec!["OPS-7"]);
+        assert_eq!(
+            a.scheduled_end.unwrap() - a.start.unwrap(),
+            time::Duration::hours(1)
+        );
+    }
+
+    #[test]
+    fn justification_falls_back_to_result_description() {
+        let mut r = sample_activation_row();
+        r["ResultReason"] = json!(null);
+        r["AdditionalDetails"] = json!([]);
+        r["ResultDescription"] = json!("CHG1234567 patching");
+        let ev = parse_pim_events(&audit_table(vec![r]), "S");
+        assert_eq!(ev.activations[0].justification, "CHG1234567 patching");
+    }
+
+    #[test]
+    fn end_rows_take_the_user_from_the_target() {
+        let expiry = json!({
+            "TimeGenerated": "2026-11-20T13:14:00Z",
+            "OperationName": "Remove member from role (PIM activation expired)",
+            "Category": "ResourceManagement", "LoggedByService": "PIM", "Result": "success",
+            "InitiatedBy": {"user": {"displayName": "Azure AD PIM", "userPrincipalName": null}},
+            "TargetResources": [
+                {"type": "Role", "displayName": "Contributor", "id": "b24988ac"},
+                {"type": "User", "id": "3f1e-oid", "userPrincipalName": "jane@contoso.com"}
+            ],
+            "AdditionalDetails": [{"key": "RoleAssignmentRequestId", "value": "r1"},
+                                  {"key": "OriginRoleAssignmentId", "value": "as1"}]
+        });
+        let mut deact = expiry.clone();
+        deact["OperationName"] = json!("remove member from role completed (pim deactivate) ");
+        deact["TargetResources"] = json!([{"type": "Role", "displayName": "Contributor"}]);
+        deact["InitiatedBy"] = json!({"user": {"id": "u2", "userPrincipalName": "bob@x"}});
+        let mut requested = expiry.clone();
+        requested["OperationName"] = json!("Remove member from role requested (PIM deactivate)");
+        let ev = parse_pim_events(&audit_table(vec![expiry, deact, requested]), "S");
+        assert_eq!(ev.ends.len(), 2, "{:?}", ev.problems);
+        assert_eq!(ev.ends[0].kind, EndKind::Expired);
+        assert_eq!(
+            ev.ends[0].principal.upn.as_deref(),
+            Some("jane@contoso.com")
+        );
+        assert_eq!(ev.ends[0].request_id.as_deref(), Some("r1"));
+        assert_eq!(ev.ends[0].assignment_id.as_deref(), Some("as1"));
+        assert_eq!(ev.ends[1].kind, EndKind::Deactivated);
+        assert_eq!(ev.ends[1].principal.upn.as_deref(), Some("bob@x"));
+    }
+
+    #[test]
+    fn missing_facts_still_give_an_activation_with_problems() {
+        let row = json!({
+            "OperationName": "ADD MEMBER TO ROLE COMPLETED (PIM ACTIVATION)",
+            "LoggedByService": "pim",
+            "TargetResources": "{broken",
+        });
+        let ev = parse_pim_events(&audit_table(vec![row]), "S");
+        assert_eq!(ev.activations.len(), 1);
+        let a = &ev.activations[0];
+        assert!(a.activation_time.is_none());
+        assert_eq!(a.role.name, UNKNOWN_ROLE);
+        let text: Vec<String> = a.problems.iter().map(ToString::to_string).collect();
+        let joined = text.join("\n");
+        assert!(
+            joined.contains("field TargetResources: not valid JSON"),
+            "{joined}"
+        );
+        assert!(joined.contains("no readable activation time"), "{joined}");
+        assert!(joined.contains("no user"), "{joined}");
+        assert!(joined.contains("no Category"), "{joined}");
+    }
+
+    #[test]
+    fn unknown_category_is_a_problem_with_a_guess() {
+        let mut r = sample_activation_row();
+        r["Category"] = json!("Weird");
+        let ev = parse_pim_events(&audit_table(vec![r]), "S");
+        let a = &ev.activations[0];
+        assert_eq!(a.role.kind, RoleKind::AzureResource);
+        assert!(a.problems[0].message.contains("unknown Category \"Weird\""));
+    }
+
+    #[test]
+    fn failed_and_non_pim_rows_are_not_activations() {
+        let mut failed = sample_activation_row();
+        failed["Result"] = json!("failure");
+        let mut other = sample_activation_row();
+        other["LoggedByService"] = json!("Core Directory");
+        let mut unrelated = sample_activation_row();
+        unrelated["OperationName"] = json!("Add member to role requested (PIM activation)");
+        let ev = parse_pim_events(&audit_table(vec![failed, other, unrelated]), "S");
+        assert!(ev.activations.is_empty());
+        assert_eq!(ev.problems.len(), 1);
+        assert_eq!(ev.problems[0].row, Some(0));
+    }
+
+    #[test]
+    fn missing_operation_column_or_cell_is_a_problem() {
+        let t = Table {
+            name: "S".into(),
+            columns: vec![pim_domain::Column {
+                name: "TimeGenerated".into(),
+                kind: String::new(),
+            }],
+            rows: vec![vec![json!("2026-11-20T00:00:00Z")]],
+        };
+        let ev = parse_pim_events(&t, "S");
+        assert_eq!(ev.problems.len(), 1);
+        assert!(ev.problems[0].message.contains("no OperationName column"));
+
+        let mut r = sample_activation_row();
+        r["OperationName"] = json!(null);
+        let ev = parse_pim_events(&audit_table(vec![r, sample_activation_row()]), "S");
+        assert_eq!(ev.activations.len(), 1);
+        assert_eq!(ev.problems[0].row, Some(0));
+        assert_eq!(ev.problems[0].field.as_deref(), Some("OperationName"));
+    }
+
+    #[test]
+    fn garbage_cells_do_not_panic() {
+        let huge = "x".repeat(1_000_000);
+        let rows = vec![
+            json!({"OperationName": 42}),
+            json!({"OperationName": OP_ACTIVATION_COMPLETED, "TimeGenerated": 12345,
+                   "InitiatedBy": [1, 2], "TargetResources": {"type": "Role"},
+                   "AdditionalDetails": [{"key": 5, "value": {"a": 1}}, "junk",
+                                         {"key": "StartTime", "value": "not a time"}],
+                   "ResultReason": huge, "Category": "\u{0}\u{1b}[31m"}),
+            json!({"OperationName": OP_ACTIVATION_COMPLETED, "TimeGenerated": "2026-11-20T00:00:00Z",
+                   "InitiatedBy": {"user": {"userPrincipalName": 7, "id": true}},
+                   "TargetResources": [{"type": null}, {"type": "Role", "displayName": ["a"]}]}),
+        ];
+        let ev = parse_pim_events(&audit_table(rows), "S");
+        assert_eq!(ev.activations.len(), 2);
+        let a = &ev.activations[0];
+        assert!(
+            a.problems
+                .iter()
+                .any(|p| p.field.as_deref() == Some("TimeGenerated"))
+        );
+        assert!(
+            a.problems
+                .iter()
+                .any(|p| p.field.as_deref() == Some("AdditionalDetails.StartTime"))
+        );
+        assert_eq!(a.justification.len(), 1_000_000);
+        let b = &ev.activations[1];
+        assert_eq!(b.principal.upn.as_deref(), Some("7"));
+        assert_eq!(b.role.name, UNKNOWN_ROLE);
+    }
+
+    #[test]
+    fn arm_paths_give_scope_kinds() {
+        let k = scope_kind_from_arm_path;
+        assert_eq!(k("/subscriptions/s"), Some(ScopeKind::Subscription));
+        assert_eq!(
+            k("/SUBSCRIPTIONS/s/resourceGroups/rg"),
+            Some(ScopeKind::ResourceGroup)
+        );
+        assert_eq!(
+            k("/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm"),
+            Some(ScopeKind::Resource)
+        );
+        assert_eq!(
+            k("/providers/Microsoft.Management/managementGroups/mg"),
+            Some(ScopeKind::ManagementGroup)
+        );
+        assert_eq!(k("Prod-Sub"), None);
+    }
+
+    #[test]
+    fn scope_type_mismatch_uses_the_path_and_groups_use_the_group_target() {
+        let mut r = sample_activation_row();
+        r["TargetResources"][3] = json!({"type": "subscription", "displayName": "rg", "id": "/subscriptions/s/resourceGroups/rg"});
+        let mut g = sample_activation_row();
+        g["Category"] = json!("GroupManagement");
+        g["TargetResources"] = json!([{"type": "Role", "displayName": "Member"},
+                                      {"type": "Group", "displayName": "Ops", "id": "g1"}]);
+        let mut d = sample_activation_row();
+        d["Category"] = json!("RoleManagement");
+        let ev = parse_pim_events(&audit_table(vec![r, g, d]), "S");
+        assert_eq!(ev.activations[0].scope.kind, ScopeKind::ResourceGroup);
+        assert_eq!(ev.activations[1].scope.kind, ScopeKind::Group);
+        assert_eq!(ev.activations[1].scope.id.as_deref(), Some("g1"));
+        assert_eq!(ev.activations[2].scope, Scope::directory());
+    }
+}
