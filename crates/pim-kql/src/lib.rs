@@ -1,1 +1,63 @@
-//! KQL building with safe literals: the scan queries, escaping of every spliced value.
+//! KQL building with safe literals: the scan queries and the escaping of every spliced value.
+//!
+//! Every value that ends up inside KQL text goes through this crate:
+//!
+//! - [`string_literal`] and [`obfuscated_string_literal`] quote one value (`"..."` /
+//!   `h"..."`), refusing characters that cannot be written safely ([`Error::UnsafeCharacter`]);
+//! - [`string_list`] builds the `(h"a", h"b")` list of an `in~` filter;
+//! - [`datetime_literal`] writes a UTC `datetime(...)` with Kusto's full tick precision;
+//! - [`pim_events_query`], [`azure_activity_queries`] and [`directory_activity_queries`] are
+//!   the scan queries. They only cut volume on the server and project raw columns; every row is
+//!   re-checked in Rust.
+//!
+//! Identities (UPNs, object ids) are always written as obfuscated literals, so they stay out of
+//! Kusto's query telemetry.
+//!
+//! ```
+//! use pim_domain::{timestamp::parse_timestamp, TimeRange};
+//! use pim_kql::{azure_activity_queries, Identity, DEFAULT_CHUNK};
+//!
+//! let range = TimeRange::new(
+//!     parse_timestamp("2026-11-20T09:00:00Z").unwrap(),
+//!     parse_timestamp("2026-11-20T13:00:00Z").unwrap(),
+//! );
+//! let who = [Identity { upn: Some(r#"eve" or 1==1 //@contoso.com"#.into()), object_id: None }];
+//! let queries = azure_activity_queries(&who, range, false, DEFAULT_CHUNK).unwrap();
+//! assert!(queries[0].contains(r#"Caller in~ (h"eve\" or 1==1 //@contoso.com")"#));
+//! ```
+
+mod literal;
+mod scan;
+
+pub use literal::{datetime_literal, obfuscated_string_literal, string_list, string_literal};
+pub use scan::{
+    ACTIVITY_COLUMNS, AUDIT_COLUMNS, DEFAULT_CHUNK, Identity, PIM_OPERATIONS,
+    azure_activity_queries, directory_activity_queries, pim_events_query,
+};
+
+/// Why a value or request cannot be turned into KQL.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The value holds a character that has no verified, safe spelling in a KQL string literal
+    /// (a control character, a line separator or a bidirectional control). The value itself
+    /// is not repeated in the message: it is usually personal data.
+    #[error(
+        "value contains U+{code_point:04X} at character position {position}, which cannot be written safely in a KQL string literal"
+    )]
+    UnsafeCharacter {
+        /// The refused character's code point.
+        code_point: u32,
+        /// Zero-based position of the character (in characters, not bytes).
+        position: usize,
+    },
+    /// An `in~ (...)` list was requested for no values.
+    #[error("cannot build an empty KQL list")]
+    EmptyList,
+    /// A chunk size of 0 identities per query was requested.
+    #[error("identities per query must be at least 1")]
+    ZeroChunk,
+}
+
+/// The result type of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,1 +1,180 @@
-//! The Log Analytics port (async trait) and its adapters: offline exports and the bundled demo tenant.
+//! The Log Analytics port (an async trait) and its offline adapters.
+//!
+//! Every source answers a [`LogQuery`] with raw [`pim_domain::Table`]s, exactly as Log
+//! Analytics returns them; one shared parser (in `pim-correlate`) turns rows into domain types
+//! whatever the source. This crate never interprets PIM semantics.
+//!
+//! - [`LogAnalytics`]: the port, held as `Arc<dyn LogAnalytics>` by `pim-core`;
+//! - [`ExportDir`]: a directory of exported query results (`--from-dir`);
+//! - [`DemoTenant`]: a small embedded tenant with a generated runaway script (`--demo`);
+//! - [`format::parse_export`]: reads both export shapes (query API response, `az ... -o json`
+//!   row objects), fast enough for a 500,000-row export;
+//! - [`Error`]: what failed and whether a retry can help ([`Error::is_retryable`]).
+//!
+//! Offline sources do not run KQL: they answer with the whole table the query reads
+//! ([`LogQuery::table`]), in the file's row order so that problems name the right rows, and the
+//! parser re-checks every row against its window and identity.
+//!
+//! ```
+//! use pim_domain::{timestamp::parse_timestamp, TimeRange};
+//! use pim_loganalytics::{DemoTenant, LogAnalytics, LogQuery, LogTable, SourceKind};
+//!
+//! # tokio_test_runtime(async {
+//! let demo = DemoTenant::new().unwrap();
+//! assert_eq!(demo.info().kind, SourceKind::Demo);
+//! let end = demo.info().default_end.unwrap();
+//! let query = LogQuery {
+//!     label: "pim-events".into(),
+//!     table: Some(LogTable::AuditLogs),
+//!     kql: "AuditLogs | take 1".into(),
+//!     timespan: TimeRange::new(end - time::Duration::days(1), end),
+//! };
+//! let outcome = demo.query(&query).await.unwrap();
+//! assert_eq!(outcome.tables[0].name, "AuditLogs");
+//! # });
+//! # fn tokio_test_runtime(f: impl std::future::Future<Output = ()>) {
+//! #     tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
+//! # }
+//! ```
+
+mod demo;
+mod error;
+mod export_dir;
+pub mod format;
+mod offline;
+
+pub use demo::DemoTenant;
+pub use error::{Error, Result};
+pub use export_dir::ExportDir;
+
+use pim_domain::{DataProblem, Table, TimeRange};
+use time::OffsetDateTime;
+
+/// The Log Analytics tables the scan reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LogTable {
+    /// Microsoft Entra audit log: PIM events and directory changes.
+    AuditLogs,
+    /// Azure Resource Manager activity log.
+    AzureActivity,
+}
+
+impl LogTable {
+    /// Every table, in declaration order.
+    pub const ALL: [LogTable; 2] = [LogTable::AuditLogs, LogTable::AzureActivity];
+
+    /// The table name as Log Analytics spells it (also the export file stem).
+    pub fn name(&self) -> &'static str {
+        match self {
+            LogTable::AuditLogs => "AuditLogs",
+            LogTable::AzureActivity => "AzureActivity",
+        }
+    }
+
+    /// The export file name, e.g. `AuditLogs.json`.
+    pub fn file_name(&self) -> &'static str {
+        match self {
+            LogTable::AuditLogs => "AuditLogs.json",
+            LogTable::AzureActivity => "AzureActivity.json",
+        }
+    }
+}
+
+impl std::fmt::Display for LogTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One query to run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogQuery {
+    /// A short purpose for logs, e.g. `pim-events` or `azure-activity 1/2`.
+    pub label: String,
+    /// The table the query reads; `None` for free-form KQL (which only a workspace can run).
+    pub table: Option<LogTable>,
+    /// The KQL text (built with `pim-kql`).
+    pub kql: String,
+    /// The time range, sent as the API `timespan` (offline sources return whole tables).
+    pub timespan: TimeRange,
+}
+
+/// The answer to a query.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct QueryOutcome {
+    /// The result tables; the scan queries produce one.
+    pub tables: Vec<Table>,
+    /// Set when the source returned only part of the result (Log Analytics `PartialError`, or
+    /// an export that recorded one): code and innermost message. The data must then be treated
+    /// as incomplete, never as the whole truth.
+    pub partial_error: Option<String>,
+    /// Input problems the adapter found but could skip (e.g. one malformed row in an export).
+    pub problems: Vec<DataProblem>,
+}
+
+/// What kind of source answers the queries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SourceKind {
+    /// The embedded demo tenant.
+    Demo,
+    /// A directory of exported query results.
+    Export,
+    /// A live Log Analytics workspace.
+    LogAnalytics,
+}
+
+impl SourceKind {
+    /// The stable name used in reports: `demo`, `export` or `log_analytics`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceKind::Demo => "demo",
+            SourceKind::Export => "export",
+            SourceKind::LogAnalytics => "log_analytics",
+        }
+    }
+}
+
+impl std::fmt::Display for SourceKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A description of a source, for reports and defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceInfo {
+    /// The kind of source.
+    pub kind: SourceKind,
+    /// Human-readable description: the directory path, the workspace id, or the demo name.
+    pub description: String,
+    /// The scan end to use when the caller gives none (the demo's fixed reference time, so demo
+    /// runs are reproducible); `None` means "now".
+    pub default_end: Option<OffsetDateTime>,
+}
+
+/// The Log Analytics port: runs a query and returns raw tables.
+#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
+#[async_trait::async_trait]
+pub trait LogAnalytics: Send + Sync + std::fmt::Debug {
+    /// What this source is.
+    fn info(&self) -> SourceInfo;
+
+    /// Runs one query.
+    ///
+    /// A partial result is not an error: it comes back with [`QueryOutcome::partial_error`]
+    /// set.
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::Unsupported`]: the source cannot run this query (free-form KQL on an offline
+    ///   source). Not retryable.
+    /// - [`Error::MissingTable`]: the source has no data for the table. Not retryable; results
+    ///   that depend on it are unknown.
+    /// - [`Error::Io`], [`Error::Format`]: an export could not be read or parsed. Not retryable.
+    /// - [`Error::BadQuery`]: the service rejected the KQL. Not retryable.
+    /// - [`Error::Http`]: retryable for 429 and 500/502/503/504, otherwise not.
+    /// - [`Error::Transport`] (no HTTP answer, or no token): retryable.
+    ///
+    /// [`Error::is_retryable`] encodes exactly this.
+    async fn query(&self, query: &LogQuery) -> Result<QueryOutcome>;
+}

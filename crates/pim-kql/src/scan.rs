@@ -1,0 +1,424 @@
+//! The scan queries: PIM events, then the activity of the elevated identities.
+//!
+//! Server-side filters only cut volume; every returned row is re-checked in Rust, so the queries
+//! never reshape data: each ends with a fixed `project` of the raw columns the shared parser
+//! reads, then `order by TimeGenerated asc`. The time range is also sent as the API `timespan`
+//! by the caller; Log Analytics uses the intersection, so the `between` filter here is what
+//! keeps an offline replay of the query text honest.
+
+use pim_domain::TimeRange;
+
+use crate::literal::{datetime_literal, string_list};
+use crate::{Error, Result};
+
+/// Default number of identities per activity query: keeps each `in~ (...)` list, and the query
+/// text, well inside Log Analytics limits while needing few round trips.
+pub const DEFAULT_CHUNK: usize = 200;
+
+/// The three PIM operations that open or close an elevation window (reference §1.2, §1.8).
+pub const PIM_OPERATIONS: [&str; 3] = [
+    "Add member to role completed (PIM activation)",
+    "Remove member from role (PIM activation expired)",
+    "Remove member from role completed (PIM deactivate)",
+];
+
+/// AuditLogs columns projected by [`pim_events_query`] and [`directory_activity_queries`].
+pub const AUDIT_COLUMNS: [&str; 15] = [
+    "TimeGenerated",
+    "ActivityDateTime",
+    "OperationName",
+    "Category",
+    "LoggedByService",
+    "Result",
+    "ResultReason",
+    "ResultDescription",
+    "AADOperationType",
+    "Identity",
+    "CorrelationId",
+    "Id",
+    "InitiatedBy",
+    "TargetResources",
+    "AdditionalDetails",
+];
+
+/// AzureActivity columns projected by [`azure_activity_queries`].
+pub const ACTIVITY_COLUMNS: [&str; 15] = [
+    "TimeGenerated",
+    "Caller",
+    "CallerIpAddress",
+    "OperationNameValue",
+    "ActivityStatusValue",
+    "ActivitySubstatusValue",
+    "CategoryValue",
+    "ResourceProviderValue",
+    "ResourceGroup",
+    "SubscriptionId",
+    "_ResourceId",
+    "ResourceId",
+    "CorrelationId",
+    "OperationId",
+    "Claims_d",
+];
+
+/// The claim that carries a caller's object id in `AzureActivity.Claims_d` (reference §2.3).
+const OBJECT_ID_CLAIM: &str = "http://schemas.microsoft.com/identity/claims/objectidentifier";
+
+/// An identity whose activity to fetch; at least one field should be set (identities with
+/// neither are skipped).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct Identity {
+    /// User principal name, matched case-insensitively.
+    pub upn: Option<String>,
+    /// Entra object id (a GUID), matched case-insensitively.
+    pub object_id: Option<String>,
+}
+
+/// The AuditLogs query for PIM activations, expiries and deactivations in `range`.
+///
+/// ```
+/// use pim_domain::{timestamp::parse_timestamp, TimeRange};
+/// let range = TimeRange::new(
+///     parse_timestamp("2026-11-20T00:00:00Z").unwrap(),
+///     parse_timestamp("2026-11-21T00:00:00Z").unwrap(),
+/// );
+/// let q = pim_kql::pim_events_query(range);
+/// assert!(q.starts_with("AuditLogs\n"));
+/// assert!(q.ends_with("| order by TimeGenerated asc"));
+/// ```
+pub fn pim_events_query(range: TimeRange) -> String {
+    // The operation names are fixed text from this crate, not input; the test
+    // `fixed_literals_need_no_escaping` checks they read the same through `string_literal`.
+    let operations = PIM_OPERATIONS
+        .iter()
+        .map(|op| format!("\"{op}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "AuditLogs\n\
+         | where TimeGenerated between ({})\n\
+         | where LoggedByService =~ \"PIM\"\n\
+         | where OperationName in~ ({operations})\n\
+         | project {}\n\
+         | order by TimeGenerated asc",
+        between(range),
+        AUDIT_COLUMNS.join(", ")
+    )
+}
+
+/// AzureActivity queries for the Administrative operations of `identities` in `range`, one
+/// query per `chunk` identities (use [`DEFAULT_CHUNK`]).
+///
+/// A row matches when `Caller` is one of the UPNs or object ids (service principals appear as
+/// their object id, reference §2.3) or when the `objectidentifier` claim in `Claims_d` is one of
+/// the object ids (survives UPN renames and guest `#EXT#` UPNs).
+///
+/// All status rows (Start, Accept, Success, Failure) are kept whatever `include_failed` says:
+/// the Rust side collapses the rows of one operation into its final status, and if Failure rows
+/// were dropped here a failed operation would collapse to its Start row and look like an
+/// operation still in progress. `include_failed` is applied after that collapse; the parameter
+/// stays so callers state their intent and a future server-side optimisation has its input.
+///
+/// # Errors
+///
+/// [`Error::ZeroChunk`] when `chunk` is 0, or the literal error for an identity value that
+/// cannot be quoted safely. An empty (or all-empty) identity list gives an empty `Vec`.
+pub fn azure_activity_queries(
+    identities: &[Identity],
+    range: TimeRange,
+    include_failed: bool,
+    chunk: usize,
+) -> Result<Vec<String>> {
+    let _ = include_failed;
+    chunked(identities, chunk, |upns, oids| {
+        let callers: Vec<&str> = upns.iter().chain(oids.iter()).copied().collect();
+        let mut clauses = vec![format!("Caller in~ {}", string_list(&callers)?)];
+        if !oids.is_empty() {
+            clauses.push(format!(
+                "tostring(Claims_d[\"{OBJECT_ID_CLAIM}\"]) in~ {}",
+                string_list(oids)?
+            ));
+        }
+        Ok(format!(
+            "AzureActivity\n\
+             | where TimeGenerated between ({})\n\
+             | where CategoryValue =~ \"Administrative\"\n\
+             | where {}\n\
+             | project {}\n\
+             | order by TimeGenerated asc",
+            between(range),
+            clauses.join("\n    or "),
+            ACTIVITY_COLUMNS.join(", ")
+        ))
+    })
+}
+
+/// AuditLogs queries for directory changes initiated by `identities` in `range` (everything not
+/// logged by PIM itself), one query per `chunk` identities.
+///
+/// # Errors
+///
+/// As [`azure_activity_queries`].
+pub fn directory_activity_queries(
+    identities: &[Identity],
+    range: TimeRange,
+    chunk: usize,
+) -> Result<Vec<String>> {
+    chunked(identities, chunk, |upns, oids| {
+        let mut clauses = Vec::new();
+        if !upns.is_empty() {
+            clauses.push(format!(
+                "tostring(InitiatedBy.user.userPrincipalName) in~ {}",
+                string_list(upns)?
+            ));
+        }
+        if !oids.is_empty() {
+            clauses.push(format!(
+                "tostring(InitiatedBy.user.id) in~ {}",
+                string_list(oids)?
+            ));
+        }
+        Ok(format!(
+            "AuditLogs\n\
+             | where TimeGenerated between ({})\n\
+             | where LoggedByService !~ \"PIM\"\n\
+             | where {}\n\
+             | project {}\n\
+             | order by TimeGenerated asc",
+            between(range),
+            clauses.join("\n    or "),
+            AUDIT_COLUMNS.join(", ")
+        ))
+    })
+}
+
+fn between(range: TimeRange) -> String {
+    format!(
+        "{} .. {}",
+        datetime_literal(range.start),
+        datetime_literal(range.end)
+    )
+}
+
+/// Splits the usable identities into chunks and builds one query per chunk from its UPNs and
+/// object ids (blank values dropped, duplicates removed case-insensitively).
+fn chunked(
+    identities: &[Identity],
+    chunk: usize,
+    build: impl Fn(&[&str], &[&str]) -> Result<String>,
+) -> Result<Vec<String>> {
+    if chunk == 0 {
+        return Err(Error::ZeroChunk);
+    }
+    let usable: Vec<(Option<&str>, Option<&str>)> = identities
+        .iter()
+        .map(|i| (non_blank(&i.upn), non_blank(&i.object_id)))
+        .filter(|(u, o)| u.is_some() || o.is_some())
+        .collect();
+    usable
+        .chunks(chunk)
+        .map(|part| {
+            let upns = dedup(part.iter().filter_map(|(u, _)| *u));
+            let oids = dedup(part.iter().filter_map(|(_, o)| *o));
+            build(&upns, &oids)
+        })
+        .collect()
+}
+
+fn non_blank(value: &Option<String>) -> Option<&str> {
+    value.as_deref().map(str::trim).filter(|v| !v.is_empty())
+}
+
+fn dedup<'a>(values: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
+    let mut seen = std::collections::HashSet::new();
+    values.filter(|v| seen.insert(v.to_lowercase())).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::literal::string_literal;
+    use pim_domain::timestamp::parse_timestamp;
+
+    const HOSTILE_UPN: &str = "o'brien\"x@contoso.com";
+
+    fn range() -> TimeRange {
+        TimeRange::new(
+            parse_timestamp("2026-11-20T09:13:58.1234567Z").unwrap(),
+            parse_timestamp("2026-11-20T13:13:58Z").unwrap(),
+        )
+    }
+
+    fn hostile() -> Vec<Identity> {
+        vec![
+            Identity {
+                upn: Some(HOSTILE_UPN.into()),
+                object_id: Some("3f1e0000-0000-4000-8000-000000000001".into()),
+            },
+            Identity {
+                upn: Some("jane@contoso.com".into()),
+                object_id: None,
+            },
+        ]
+    }
+
+    /// Every `"` in the query must be part of a literal that decodes cleanly; the quote count
+    /// outside literals is zero.
+    fn assert_literals_balanced(q: &str) {
+        let mut rest = q;
+        while let Some(i) = rest.find('"') {
+            let start = if i > 0 && rest.as_bytes()[i - 1] == b'h' {
+                i - 1
+            } else {
+                i
+            };
+            let (_, after) = crate::literal::tests::decode_literal(&rest[start..])
+                .unwrap_or_else(|| panic!("bad literal in {q}"));
+            rest = after;
+        }
+    }
+
+    #[test]
+    fn pim_events_query_snapshot() {
+        let q = pim_events_query(range());
+        insta::assert_snapshot!(q, @r#"
+        AuditLogs
+        | where TimeGenerated between (datetime(2026-11-20T09:13:58.1234567Z) .. datetime(2026-11-20T13:13:58.0000000Z))
+        | where LoggedByService =~ "PIM"
+        | where OperationName in~ ("Add member to role completed (PIM activation)", "Remove member from role (PIM activation expired)", "Remove member from role completed (PIM deactivate)")
+        | project TimeGenerated, ActivityDateTime, OperationName, Category, LoggedByService, Result, ResultReason, ResultDescription, AADOperationType, Identity, CorrelationId, Id, InitiatedBy, TargetResources, AdditionalDetails
+        | order by TimeGenerated asc
+        "#);
+        assert_literals_balanced(&q);
+    }
+
+    #[test]
+    fn azure_activity_snapshot_with_hostile_upn() {
+        let qs = azure_activity_queries(&hostile(), range(), false, DEFAULT_CHUNK).unwrap();
+        assert_eq!(qs.len(), 1);
+        insta::assert_snapshot!(qs[0], @r#"
+        AzureActivity
+        | where TimeGenerated between (datetime(2026-11-20T09:13:58.1234567Z) .. datetime(2026-11-20T13:13:58.0000000Z))
+        | where CategoryValue =~ "Administrative"
+        | where Caller in~ (h"o'brien\"x@contoso.com", h"jane@contoso.com", h"3f1e0000-0000-4000-8000-000000000001")
+            or tostring(Claims_d["http://schemas.microsoft.com/identity/claims/objectidentifier"]) in~ (h"3f1e0000-0000-4000-8000-000000000001")
+        | project TimeGenerated, Caller, CallerIpAddress, OperationNameValue, ActivityStatusValue, ActivitySubstatusValue, CategoryValue, ResourceProviderValue, ResourceGroup, SubscriptionId, _ResourceId, ResourceId, CorrelationId, OperationId, Claims_d
+        | order by TimeGenerated asc
+        "#);
+        assert_literals_balanced(&qs[0]);
+        // include_failed does not change the query (see the function docs).
+        assert_eq!(
+            qs,
+            azure_activity_queries(&hostile(), range(), true, DEFAULT_CHUNK).unwrap()
+        );
+    }
+
+    #[test]
+    fn directory_activity_snapshot_with_hostile_upn() {
+        let qs = directory_activity_queries(&hostile(), range(), DEFAULT_CHUNK).unwrap();
+        assert_eq!(qs.len(), 1);
+        insta::assert_snapshot!(qs[0], @r#"
+        AuditLogs
+        | where TimeGenerated between (datetime(2026-11-20T09:13:58.1234567Z) .. datetime(2026-11-20T13:13:58.0000000Z))
+        | where LoggedByService !~ "PIM"
+        | where tostring(InitiatedBy.user.userPrincipalName) in~ (h"o'brien\"x@contoso.com", h"jane@contoso.com")
+            or tostring(InitiatedBy.user.id) in~ (h"3f1e0000-0000-4000-8000-000000000001")
+        | project TimeGenerated, ActivityDateTime, OperationName, Category, LoggedByService, Result, ResultReason, ResultDescription, AADOperationType, Identity, CorrelationId, Id, InitiatedBy, TargetResources, AdditionalDetails
+        | order by TimeGenerated asc
+        "#);
+        assert_literals_balanced(&qs[0]);
+    }
+
+    #[test]
+    fn injection_attempts_stay_inside_literals() {
+        for upn in [
+            "\" or 1==1 //",
+            "x\" | take 1 //",
+            "a\\\" or true or \"",
+            "line\nbreak | union AzureActivity",
+            "'; drop //",
+        ] {
+            let ids = [Identity {
+                upn: Some(upn.into()),
+                object_id: Some(upn.into()),
+            }];
+            let mut all = azure_activity_queries(&ids, range(), false, 10).unwrap();
+            all.extend(directory_activity_queries(&ids, range(), 10).unwrap());
+            for q in all {
+                assert_literals_balanced(&q);
+                assert_eq!(q.lines().count(), 7, "an input newline leaked: {q}");
+            }
+        }
+    }
+
+    #[test]
+    fn unsafe_identity_is_an_error_not_a_query() {
+        let ids = [Identity {
+            upn: Some("a\u{0}@x.com".into()),
+            object_id: None,
+        }];
+        assert!(matches!(
+            azure_activity_queries(&ids, range(), false, 10),
+            Err(Error::UnsafeCharacter { .. })
+        ));
+        assert!(directory_activity_queries(&ids, range(), 10).is_err());
+    }
+
+    #[test]
+    fn chunking_and_empty_lists() {
+        let ids: Vec<Identity> = (0..5)
+            .map(|i| Identity {
+                upn: Some(format!("u{i}@x.com")),
+                object_id: None,
+            })
+            .collect();
+        let qs = azure_activity_queries(&ids, range(), false, 2).unwrap();
+        assert_eq!(qs.len(), 3);
+        assert!(qs[2].contains("h\"u4@x.com\"") && !qs[2].contains("u3@"));
+        // No object ids: no Claims_d / InitiatedBy.user.id clause.
+        assert!(!qs[0].contains("Claims_d["));
+        let dq = directory_activity_queries(&ids, range(), 2).unwrap();
+        assert!(!dq[0].contains("InitiatedBy.user.id"));
+
+        assert!(
+            azure_activity_queries(&[], range(), false, 2)
+                .unwrap()
+                .is_empty()
+        );
+        let blank = [Identity {
+            upn: Some("  ".into()),
+            object_id: None,
+        }];
+        assert!(
+            directory_activity_queries(&blank, range(), 2)
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(
+            azure_activity_queries(&ids, range(), false, 0).unwrap_err(),
+            Error::ZeroChunk
+        );
+    }
+
+    #[test]
+    fn duplicate_identities_are_listed_once() {
+        let ids = [
+            Identity {
+                upn: Some("Jane@Contoso.com".into()),
+                object_id: None,
+            },
+            Identity {
+                upn: Some("jane@contoso.com".into()),
+                object_id: None,
+            },
+        ];
+        let q = &directory_activity_queries(&ids, range(), 10).unwrap()[0];
+        assert_eq!(q.matches("ontoso.com").count(), 1, "{q}");
+    }
+
+    #[test]
+    fn fixed_literals_need_no_escaping() {
+        for op in PIM_OPERATIONS.iter().chain([&OBJECT_ID_CLAIM]) {
+            assert_eq!(string_literal(op).unwrap(), format!("\"{op}\""));
+        }
+    }
+}

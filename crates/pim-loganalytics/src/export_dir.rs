@@ -1,0 +1,268 @@
+//! The export-directory adapter (`--from-dir DIR`).
+
+use std::path::{Path, PathBuf};
+
+use tracing::debug;
+
+use crate::format::parse_export;
+use crate::offline::wanted_table;
+use crate::{
+    Error, LogAnalytics, LogQuery, LogTable, QueryOutcome, Result, SourceInfo, SourceKind,
+};
+
+/// A directory of exported query results: `AuditLogs.json` (required) and
+/// `AzureActivity.json` (optional), each in either shape [`parse_export`] reads. File names
+/// match case-insensitively.
+///
+/// Files are read and parsed on every query (nothing is cached), so a directory can be
+/// refreshed between scans. Without `AzureActivity.json`, AzureActivity queries fail with
+/// [`Error::MissingTable`]: the scan then marks the affected activations unknown rather than
+/// reporting "no activity".
+#[derive(Debug, Clone)]
+pub struct ExportDir {
+    dir: PathBuf,
+}
+
+impl ExportDir {
+    /// Opens `dir`, checking that it is a directory holding `AuditLogs.json`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] when the directory cannot be read (naming it), [`Error::MissingTable`] when
+    /// it has no `AuditLogs.json`.
+    pub fn open(dir: impl Into<PathBuf>) -> Result<Self> {
+        let dir = dir.into();
+        let meta = std::fs::metadata(&dir).map_err(|source| Error::Io {
+            path: dir.clone(),
+            source,
+        })?;
+        if !meta.is_dir() {
+            return Err(Error::Io {
+                path: dir,
+                source: std::io::Error::new(
+                    std::io::ErrorKind::NotADirectory,
+                    "not a directory (--from-dir expects a directory holding AuditLogs.json)",
+                ),
+            });
+        }
+        let this = Self { dir };
+        this.file_for(LogTable::AuditLogs)?;
+        Ok(this)
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The export file for `table`, matched case-insensitively.
+    fn file_for(&self, table: LogTable) -> Result<PathBuf> {
+        let exact = self.dir.join(table.file_name());
+        if exact.is_file() {
+            return Ok(exact);
+        }
+        let entries = std::fs::read_dir(&self.dir).map_err(|source| Error::Io {
+            path: self.dir.clone(),
+            source,
+        })?;
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let matches = name
+                .to_str()
+                .is_some_and(|n| n.eq_ignore_ascii_case(table.file_name()));
+            if matches && entry.path().is_file() {
+                return Ok(entry.path());
+            }
+        }
+        Err(Error::MissingTable { table, path: exact })
+    }
+}
+
+#[async_trait::async_trait]
+impl LogAnalytics for ExportDir {
+    fn info(&self) -> SourceInfo {
+        SourceInfo {
+            kind: SourceKind::Export,
+            description: self.dir.display().to_string(),
+            default_end: None,
+        }
+    }
+
+    async fn query(&self, query: &LogQuery) -> Result<QueryOutcome> {
+        let table = wanted_table(query, "export directory")?;
+        let path = self.file_for(table)?;
+        // Local files: a blocking read here is simpler than a tokio::fs dependency and costs
+        // the same for one file per query.
+        let bytes = std::fs::read(&path).map_err(|source| Error::Io {
+            path: path.clone(),
+            source,
+        })?;
+        let source_name = path.file_name().map_or_else(
+            || table.file_name().to_owned(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        let parsed = parse_export(&bytes, &source_name, table)?;
+        drop(bytes);
+        debug!(query = %query.label, file = %path.display(), rows = parsed.table.rows.len(), "export read");
+        Ok(QueryOutcome {
+            tables: vec![parsed.table],
+            partial_error: parsed.partial_error,
+            problems: parsed.problems,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pim_domain::TimeRange;
+    use pim_domain::timestamp::parse_timestamp;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A unique temporary directory, removed on drop.
+    pub(crate) struct TempDir(pub PathBuf);
+
+    impl TempDir {
+        pub(crate) fn new(tag: &str) -> Self {
+            static N: AtomicUsize = AtomicUsize::new(0);
+            let path = std::env::temp_dir().join(format!(
+                "pim-loganalytics-{tag}-{}-{}",
+                std::process::id(),
+                N.fetch_add(1, Ordering::Relaxed)
+            ));
+            std::fs::create_dir_all(&path).unwrap();
+            Self(path)
+        }
+
+        pub(crate) fn write(&self, name: &str, text: &str) {
+            std::fs::write(self.0.join(name), text).unwrap();
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    const AUDIT: &str = r#"{"tables":[{"name":"PrimaryResult",
+        "columns":[{"name":"TimeGenerated","type":"datetime"},{"name":"OperationName","type":"string"}],
+        "rows":[["2026-11-20T09:00:00Z","in"],["2026-11-22T09:00:00Z","out"],[null,"undated"]]}]}"#;
+
+    fn query(table: Option<LogTable>) -> LogQuery {
+        LogQuery {
+            label: "test".into(),
+            table,
+            kql: String::new(),
+            timespan: TimeRange::new(
+                parse_timestamp("2026-11-20T00:00:00Z").unwrap(),
+                parse_timestamp("2026-11-21T00:00:00Z").unwrap(),
+            ),
+        }
+    }
+
+    fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    #[test]
+    fn reads_the_whole_file_in_row_order_and_describes_itself() {
+        let dir = TempDir::new("read");
+        dir.write("AuditLogs.json", AUDIT);
+        let src = ExportDir::open(&dir.0).unwrap();
+        let info = src.info();
+        assert_eq!(info.kind, SourceKind::Export);
+        assert_eq!(info.description, dir.0.display().to_string());
+        assert_eq!(info.default_end, None);
+        let out = block_on(src.query(&query(Some(LogTable::AuditLogs)))).unwrap();
+        let t = &out.tables[0];
+        assert_eq!(t.name, "AuditLogs");
+        let ops: Vec<_> = t.rows.iter().map(|r| r[1].as_str().unwrap()).collect();
+        // No time filtering offline: row numbers in problems must name the file's rows.
+        assert_eq!(ops, ["in", "out", "undated"]);
+    }
+
+    #[test]
+    fn file_names_match_case_insensitively() {
+        let dir = TempDir::new("case");
+        dir.write("auditlogs.JSON", AUDIT);
+        dir.write("AZUREACTIVITY.json", "[]");
+        let src = ExportDir::open(&dir.0).unwrap();
+        let out = block_on(src.query(&query(Some(LogTable::AzureActivity)))).unwrap();
+        assert!(out.tables[0].rows.is_empty());
+        assert_eq!(out.tables[0].name, "AzureActivity");
+    }
+
+    #[test]
+    fn missing_directory_and_missing_audit_logs_name_the_path() {
+        let dir = TempDir::new("missing");
+        let gone = dir.0.join("nope");
+        let e = ExportDir::open(&gone).unwrap_err();
+        assert!(matches!(e, Error::Io { .. }));
+        assert!(e.to_string().contains(&gone.display().to_string()), "{e}");
+
+        let e = ExportDir::open(&dir.0).unwrap_err();
+        assert!(matches!(
+            e,
+            Error::MissingTable {
+                table: LogTable::AuditLogs,
+                ..
+            }
+        ));
+        assert!(e.to_string().contains("AuditLogs.json"), "{e}");
+
+        dir.write("AuditLogs.json", AUDIT);
+        let e = ExportDir::open(dir.0.join("AuditLogs.json")).unwrap_err();
+        assert!(e.to_string().contains("not a directory"), "{e}");
+    }
+
+    #[test]
+    fn missing_azure_activity_is_missing_table_not_empty() {
+        let dir = TempDir::new("noact");
+        dir.write("AuditLogs.json", AUDIT);
+        let src = ExportDir::open(&dir.0).unwrap();
+        let e = block_on(src.query(&query(Some(LogTable::AzureActivity)))).unwrap_err();
+        match &e {
+            Error::MissingTable { table, path } => {
+                assert_eq!(*table, LogTable::AzureActivity);
+                assert!(path.ends_with("AzureActivity.json"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(!e.is_retryable());
+    }
+
+    #[test]
+    fn free_form_kql_is_unsupported() {
+        let dir = TempDir::new("free");
+        dir.write("AuditLogs.json", AUDIT);
+        let src = ExportDir::open(&dir.0).unwrap();
+        let e = block_on(src.query(&query(None))).unwrap_err();
+        assert!(matches!(e, Error::Unsupported { .. }), "{e}");
+    }
+
+    #[test]
+    fn broken_file_is_a_format_error_naming_it_and_bad_rows_are_problems() {
+        let dir = TempDir::new("broken");
+        dir.write(
+            "AuditLogs.json",
+            r#"[{"TimeGenerated":"2026-11-20T01:00:00Z"}, 7]"#,
+        );
+        dir.write("AzureActivity.json", "{\"tables\": [");
+        let src = ExportDir::open(&dir.0).unwrap();
+        let out = block_on(src.query(&query(Some(LogTable::AuditLogs)))).unwrap();
+        assert_eq!(out.tables[0].rows.len(), 1);
+        assert_eq!(out.problems.len(), 1);
+        assert_eq!(out.problems[0].source, "AuditLogs.json");
+        assert_eq!(out.problems[0].row, Some(1));
+        let e = block_on(src.query(&query(Some(LogTable::AzureActivity)))).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("AzureActivity.json: truncated JSON"),
+            "{e}"
+        );
+    }
+}
