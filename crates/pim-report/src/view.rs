@@ -1,0 +1,467 @@
+//! The view-model the Markdown templates render: everything grouped, counted, capped and
+//! formatted here, so templates only lay it out. Text from the logs stays raw; templates escape it
+//! with the filters in [`crate::filters`].
+
+use std::collections::HashMap;
+
+use pim_domain::{
+    ActivationReport, Activity, DataProblem, EndReason, OperationRef, Report, Risk, RiskFinding,
+    Verdict,
+};
+use serde::Serialize;
+
+use crate::MarkdownOptions;
+use crate::format;
+
+/// Most report-level input problems listed in the header.
+pub(crate) const MAX_LISTED_PROBLEMS: usize = 50;
+
+#[derive(Debug, Serialize)]
+pub(crate) struct ReportView<'a> {
+    schema_version: &'a str,
+    report_id: &'a str,
+    generated_at: String,
+    generator: &'a str,
+    window: WindowView,
+    source_kind: &'a str,
+    source_description: &'a str,
+    assessors: Vec<&'a str>,
+    rules_only: bool,
+    include_failed: bool,
+    max_activities_per_activation: usize,
+    warnings: Vec<&'a str>,
+    problems: Capped<ProblemView<'a>>,
+    summary: SummaryView,
+    timeline: Vec<GanttSection<'a>>,
+    activations: Vec<ActivationView<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+struct WindowView {
+    start: String,
+    end: String,
+    hours: u32,
+    lookback_hours: u32,
+}
+
+/// A list cut to `cap` entries; `total` is the length before the cut.
+#[derive(Debug, Serialize)]
+struct Capped<T> {
+    items: Vec<T>,
+    total: usize,
+    cap: usize,
+    capped: bool,
+}
+
+impl<T> Capped<T> {
+    fn new(all: impl ExactSizeIterator<Item = T>, cap: usize) -> Self {
+        let total = all.len();
+        Self {
+            items: all.take(cap).collect(),
+            total,
+            cap,
+            capped: total > cap,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct ProblemView<'a> {
+    source: &'a str,
+    row: Option<usize>,
+    field: Option<&'a str>,
+    message: &'a str,
+}
+
+impl<'a> From<&'a DataProblem> for ProblemView<'a> {
+    fn from(p: &'a DataProblem) -> Self {
+        Self {
+            source: &p.source,
+            row: p.row,
+            field: p.field.as_deref(),
+            message: &p.message,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct Count {
+    name: &'static str,
+    count: usize,
+}
+
+#[derive(Debug, Serialize)]
+struct SummaryView {
+    activations: usize,
+    by_verdict: Vec<Count>,
+    by_risk: Vec<Count>,
+    findings: usize,
+    activities: usize,
+    problems: usize,
+}
+
+#[derive(Debug, Serialize)]
+struct GanttSection<'a> {
+    name: &'a str,
+    tasks: Vec<GanttTask<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+struct GanttTask<'a> {
+    id: String,
+    label: &'a str,
+    /// `crit`, `active`, `crit, active` or empty.
+    tags: String,
+    start: String,
+    end: String,
+}
+
+#[derive(Debug, Serialize)]
+struct ActivationView<'a> {
+    index: usize,
+    id: &'a str,
+    principal: &'a str,
+    upn: Option<&'a str>,
+    display_name: Option<&'a str>,
+    object_id: Option<&'a str>,
+    role_name: &'a str,
+    role_id: Option<&'a str>,
+    role_kind: &'static str,
+    role_kind_label: &'static str,
+    scope_kind: &'static str,
+    scope_name: Option<&'a str>,
+    scope_id: Option<&'a str>,
+    activated_at: String,
+    justification: &'a str,
+    tickets: Vec<&'a str>,
+    window_start: String,
+    window_end: String,
+    end_reason: &'static str,
+    scheduled_end: Option<String>,
+    duration: String,
+    assumed: bool,
+    request_id: Option<&'a str>,
+    correlation_id: Option<&'a str>,
+    verdict: &'static str,
+    risk: &'static str,
+    assessor: &'static str,
+    confidence: Option<String>,
+    error: Option<&'a str>,
+    rationale: &'a str,
+    flags: Vec<&'static str>,
+    is_finding: bool,
+    evidence: EvidenceView<'a>,
+    disagreements: Vec<&'a str>,
+    groups: Capped<ActivityGroup<'a>>,
+    activities: Capped<ActivityView<'a>>,
+    activity_count: usize,
+    truncated_at_collection: bool,
+    problems: Vec<ProblemView<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+struct EvidenceView<'a> {
+    intents: Vec<&'a str>,
+    named_resources: Vec<&'a str>,
+    explained: Vec<OperationRefView<'a>>,
+    unexplained: Vec<OperationRefView<'a>>,
+    risk_findings: Vec<RiskFindingView<'a>>,
+    empty: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct OperationRefView<'a> {
+    operation: &'a str,
+    resource: Option<&'a str>,
+    count: usize,
+    first: String,
+}
+
+impl<'a> From<&'a OperationRef> for OperationRefView<'a> {
+    fn from(o: &'a OperationRef) -> Self {
+        Self {
+            operation: &o.operation,
+            resource: o.resource.as_deref(),
+            count: o.count,
+            first: format::compact(o.first),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct RiskFindingView<'a> {
+    operation: &'a str,
+    resource: Option<&'a str>,
+    risk: &'static str,
+    rule: &'a str,
+    explained: bool,
+}
+
+impl<'a> From<&'a RiskFinding> for RiskFindingView<'a> {
+    fn from(f: &'a RiskFinding) -> Self {
+        Self {
+            operation: &f.operation,
+            resource: f.resource.as_deref(),
+            risk: f.risk.as_str(),
+            rule: &f.rule,
+            explained: f.explained,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct ActivityGroup<'a> {
+    operation: &'a str,
+    resource: Option<&'a str>,
+    status: &'static str,
+    count: usize,
+    first: String,
+    last: String,
+    #[serde(skip)]
+    first_at: time::OffsetDateTime,
+    #[serde(skip)]
+    last_at: time::OffsetDateTime,
+}
+
+#[derive(Debug, Serialize)]
+struct ActivityView<'a> {
+    time: String,
+    operation: &'a str,
+    status: &'static str,
+    resource: Option<&'a str>,
+    caller: Option<&'a str>,
+    source: &'static str,
+}
+
+impl<'a> From<&'a Activity> for ActivityView<'a> {
+    fn from(a: &'a Activity) -> Self {
+        Self {
+            time: format::compact(a.time),
+            operation: &a.operation,
+            status: a.status.as_str(),
+            resource: resource_of(a),
+            caller: a.caller.as_deref(),
+            source: a.source.as_str(),
+        }
+    }
+}
+
+/// The resource id, else the first directory target's name or id.
+fn resource_of(a: &Activity) -> Option<&str> {
+    a.resource_id.as_deref().or_else(|| {
+        a.targets
+            .first()
+            .and_then(|t| t.name.as_deref().or(t.id.as_deref()))
+    })
+}
+
+impl<'a> ReportView<'a> {
+    pub(crate) fn new(report: &'a Report, options: &MarkdownOptions) -> Self {
+        let assessors: Vec<&str> = report
+            .settings
+            .assessors
+            .iter()
+            .map(String::as_str)
+            .collect();
+        let rules_only = assessors.iter().all(|a| a.trim() == "rules");
+        let activations: Vec<ActivationView<'a>> = report
+            .activations
+            .iter()
+            .enumerate()
+            .map(|(i, a)| ActivationView::new(i + 1, a, options))
+            .collect();
+        Self {
+            schema_version: &report.schema_version,
+            report_id: &report.report_id,
+            generated_at: format::rfc3339(report.generated_at),
+            generator: &report.generator,
+            window: WindowView {
+                start: format::compact(report.window.start),
+                end: format::compact(report.window.end),
+                hours: report.settings.hours,
+                lookback_hours: report.settings.lookback_hours,
+            },
+            source_kind: &report.source.kind,
+            source_description: &report.source.description,
+            assessors,
+            rules_only,
+            include_failed: report.settings.include_failed,
+            max_activities_per_activation: report.settings.max_activities_per_activation,
+            warnings: report.warnings.iter().map(String::as_str).collect(),
+            problems: Capped::new(
+                report.problems.iter().map(ProblemView::from),
+                MAX_LISTED_PROBLEMS,
+            ),
+            summary: summary(report),
+            timeline: timeline(&report.activations),
+            activations,
+        }
+    }
+}
+
+/// Every verdict and risk level with its count; values missing from the map count as zero so the
+/// table always has the same rows.
+fn summary(report: &Report) -> SummaryView {
+    let s = &report.summary;
+    SummaryView {
+        activations: s.activations,
+        by_verdict: Verdict::ALL
+            .iter()
+            .map(|v| Count {
+                name: v.as_str(),
+                count: s.by_verdict.get(v).copied().unwrap_or(0),
+            })
+            .collect(),
+        by_risk: Risk::ALL
+            .iter()
+            .map(|r| Count {
+                name: r.as_str(),
+                count: s.by_risk.get(r).copied().unwrap_or(0),
+            })
+            .collect(),
+        findings: s.findings,
+        activities: s.activities,
+        problems: s.problems,
+    }
+}
+
+/// One gantt section per principal, in order of first appearance; task ids follow the
+/// activation numbers used everywhere else in the report.
+fn timeline(activations: &[ActivationReport]) -> Vec<GanttSection<'_>> {
+    let mut sections: Vec<GanttSection<'_>> = Vec::new();
+    let mut by_name: HashMap<&str, usize> = HashMap::new();
+    for (i, a) in activations.iter().enumerate() {
+        let mut tags = Vec::new();
+        if a.is_finding() && a.assessment.risk >= Risk::High {
+            tags.push("crit");
+        }
+        if a.window.end_reason == EndReason::StillActive {
+            tags.push("active");
+        }
+        let task = GanttTask {
+            id: format!("a{}", i + 1),
+            label: &a.role.name,
+            tags: tags.join(", "),
+            start: format::mermaid(a.window.start),
+            end: format::mermaid(a.window.end.max(a.window.start)),
+        };
+        let name = a.principal.label();
+        let slot = *by_name.entry(name).or_insert_with(|| {
+            sections.push(GanttSection {
+                name,
+                tasks: Vec::new(),
+            });
+            sections.len() - 1
+        });
+        if let Some(section) = sections.get_mut(slot) {
+            section.tasks.push(task);
+        }
+    }
+    sections
+}
+
+impl<'a> ActivationView<'a> {
+    fn new(index: usize, a: &'a ActivationReport, options: &MarkdownOptions) -> Self {
+        let cap = options.max_listed_activities;
+        let e = &a.assessment.evidence;
+        let evidence = EvidenceView {
+            intents: e.intents.iter().map(String::as_str).collect(),
+            named_resources: e.named_resources.iter().map(String::as_str).collect(),
+            explained: e.explained.iter().map(OperationRefView::from).collect(),
+            unexplained: e.unexplained.iter().map(OperationRefView::from).collect(),
+            risk_findings: e.risk_findings.iter().map(RiskFindingView::from).collect(),
+            empty: e.intents.is_empty()
+                && e.named_resources.is_empty()
+                && e.explained.is_empty()
+                && e.unexplained.is_empty()
+                && e.risk_findings.is_empty(),
+        };
+        let groups = group_activities(&a.activities);
+        Self {
+            index,
+            id: &a.id,
+            principal: a.principal.label(),
+            upn: a.principal.upn.as_deref(),
+            display_name: a.principal.display_name.as_deref(),
+            object_id: a.principal.object_id.as_deref(),
+            role_name: &a.role.name,
+            role_id: a.role.id.as_deref(),
+            role_kind: a.role.kind.as_str(),
+            role_kind_label: a.role.kind.label(),
+            scope_kind: a.scope.kind.as_str(),
+            scope_name: a.scope.display_name.as_deref(),
+            scope_id: a.scope.id.as_deref(),
+            activated_at: format::compact(a.activated_at),
+            justification: &a.justification,
+            tickets: a.tickets.iter().map(String::as_str).collect(),
+            window_start: format::compact(a.window.start),
+            window_end: format::compact(a.window.end),
+            end_reason: a.window.end_reason.as_str(),
+            scheduled_end: a.window.scheduled_end.map(format::compact),
+            duration: format::duration(a.window.duration()),
+            assumed: a.window.assumed,
+            request_id: a.request_id.as_deref(),
+            correlation_id: a.correlation_id.as_deref(),
+            verdict: a.assessment.verdict.as_str(),
+            risk: a.assessment.risk.as_str(),
+            assessor: a.assessment.assessor.as_str(),
+            confidence: a.assessment.confidence.map(|c| format!("{c:.2}")),
+            error: a.assessment.error.as_deref(),
+            rationale: &a.assessment.rationale,
+            flags: a.assessment.flags.iter().map(|f| f.as_str()).collect(),
+            is_finding: a.is_finding(),
+            evidence,
+            disagreements: a
+                .assessment
+                .disagreements
+                .iter()
+                .map(String::as_str)
+                .collect(),
+            groups: Capped::new(groups.into_iter(), cap),
+            activities: Capped::new(a.activities.iter().map(ActivityView::from), cap),
+            activity_count: a.activity_count,
+            truncated_at_collection: a.activity_count > a.activities.len(),
+            problems: a.problems.iter().map(ProblemView::from).collect(),
+        }
+    }
+}
+
+/// Groups operations by operation name (case-insensitively, as Azure's casing varies between
+/// rows of one operation), resource and status, in order of first occurrence.
+fn group_activities(activities: &[Activity]) -> Vec<ActivityGroup<'_>> {
+    let mut groups: Vec<ActivityGroup<'_>> = Vec::new();
+    let mut index: HashMap<(String, Option<String>, &'static str), usize> = HashMap::new();
+    for a in activities {
+        let resource = resource_of(a);
+        let key = (
+            a.operation.to_lowercase(),
+            resource.map(str::to_lowercase),
+            a.status.as_str(),
+        );
+        match index.get(&key).and_then(|&i| groups.get_mut(i)) {
+            Some(g) => {
+                g.count += 1;
+                g.first_at = g.first_at.min(a.time);
+                g.last_at = g.last_at.max(a.time);
+            }
+            None => {
+                index.insert(key, groups.len());
+                groups.push(ActivityGroup {
+                    operation: &a.operation,
+                    resource,
+                    status: a.status.as_str(),
+                    count: 1,
+                    first: String::new(),
+                    last: String::new(),
+                    first_at: a.time,
+                    last_at: a.time,
+                });
+            }
+        }
+    }
+    for g in &mut groups {
+        g.first = format::compact(g.first_at);
+        g.last = format::compact(g.last_at);
+    }
+    groups
+}
