@@ -518,8 +518,9 @@ fn activation_principal(data: &RowData<'_>) -> Principal {
         }
         (Some(i), None) if has_identity(&i) => i,
         (_, Some(t)) => t,
-        (Some(i), None) => i,
-        (None, None) => Principal::default(),
+        // An initiator with neither UPN nor id is PIM's own system actor ("Azure AD PIM"), not
+        // the person: reporting its display name as the principal would mislead.
+        (Some(_), None) | (None, None) => Principal::default(),
     }
 }
 
