@@ -738,9 +738,19 @@ pub fn named_resources(
 }
 
 /// Whether the activity touches any of the named resources.
+///
+/// A touched name also counts when it extends a named one after a separator: deployments and
+/// dependent resources are named after what they serve (`payments-api-7.3` deploys
+/// `payments-api`, `web01-osdisk` is `web01`'s disk), and a justification names the service.
 pub fn touches_any(activity: &Activity, named: &[String]) -> bool {
     let touched = touched_names(activity);
-    named.iter().any(|n| touched.binary_search(n).is_ok())
+    named.iter().any(|n| {
+        touched.binary_search(n).is_ok()
+            || touched.iter().any(|t| {
+                t.strip_prefix(n.as_str())
+                    .is_some_and(|rest| rest.starts_with(['-', '_', '.']))
+            })
+    })
 }
 
 #[cfg(test)]
@@ -961,5 +971,19 @@ mod tests {
         // Past MAX_WORDS: the trigger at the end is not read.
         assert!(!names(&big).contains(&"group membership"));
         let _ = resource_name_candidates(&"a-1 ".repeat(100_000), &[]);
+    }
+
+    #[test]
+    fn a_named_service_covers_resources_named_after_it() {
+        let mut deployment = arm("Microsoft.Resources/deployments/write");
+        deployment.resource_id = Some(
+            "/subscriptions/s/resourcegroups/rg/providers/microsoft.resources/deployments/payments-api-7.3"
+                .into(),
+        );
+        assert!(touches_any(&deployment, &["payments-api".to_owned()]));
+        // A prefix that stops inside a word is a different name.
+        assert!(!touches_any(&deployment, &["pay".to_owned()]));
+        assert!(!touches_any(&deployment, &["payments-ap".to_owned()]));
+        assert!(!touches_any(&deployment, &["other-api".to_owned()]));
     }
 }
