@@ -163,9 +163,9 @@ struct ActivationView<'a> {
 struct EvidenceView<'a> {
     intents: Vec<&'a str>,
     named_resources: Vec<&'a str>,
-    explained: Vec<OperationRefView<'a>>,
-    unexplained: Vec<OperationRefView<'a>>,
-    risk_findings: Vec<RiskFindingView<'a>>,
+    explained: Capped<OperationRefView<'a>>,
+    unexplained: Capped<OperationRefView<'a>>,
+    risk_findings: Capped<RiskFindingView<'a>>,
     empty: bool,
 }
 
@@ -367,9 +367,11 @@ impl<'a> ActivationView<'a> {
         let evidence = EvidenceView {
             intents: e.intents.iter().map(String::as_str).collect(),
             named_resources: e.named_resources.iter().map(String::as_str).collect(),
-            explained: e.explained.iter().map(OperationRefView::from).collect(),
-            unexplained: e.unexplained.iter().map(OperationRefView::from).collect(),
-            risk_findings: e.risk_findings.iter().map(RiskFindingView::from).collect(),
+            // Evidence lists are capped like the activity list: a runaway script's thousands of
+            // explained operations must not bury the unexplained one.
+            explained: Capped::new(e.explained.iter().map(OperationRefView::from), cap),
+            unexplained: Capped::new(e.unexplained.iter().map(OperationRefView::from), cap),
+            risk_findings: Capped::new(e.risk_findings.iter().map(RiskFindingView::from), cap),
             empty: e.intents.is_empty()
                 && e.named_resources.is_empty()
                 && e.explained.is_empty()
