@@ -1,0 +1,541 @@
+//! The scan pipeline: query, parse, build windows, correlate, assess, assemble the report.
+
+use std::sync::Arc;
+
+use pim_correlate::{
+    Activations, CorrelateOptions, Correlated, ParsedActivities, WindowOptions, build_activations,
+    correlate, parse_azure_activity, parse_directory_activity, parse_pim_events,
+};
+use pim_domain::{
+    Activation, ActivationReport, Activity, Assessment, AssessorKind, DataProblem,
+    REPORT_SCHEMA_VERSION, Report, ReportSource, ReportSummary, ReportWindow, RoleKind,
+    ScanSettings, Table, TimeRange,
+};
+use pim_kql::Identity;
+use pim_loganalytics::{LogAnalytics, LogQuery, LogTable, QueryOutcome, SourceKind};
+use pim_rules::{Assessor, Case, RulesConfig, RulesEngine};
+use time::{Duration, OffsetDateTime};
+use tracing::{debug, info, warn};
+
+use crate::{Error, Result, ScanOptions};
+
+/// Identities per activity query against a live workspace: keeps the KQL text well under the
+/// query API's size limits while still making a handful of queries for thousands of users.
+const LIVE_IDENTITY_CHUNK: usize = 200;
+
+/// Runs scans: one source of logs, the rules engine, and optionally a model-backed assessor.
+///
+/// Cheap to share: hold it in an `Arc` and call [`Auditor::scan`] from many tasks.
+#[derive(Debug, Clone)]
+pub struct Auditor {
+    source: Arc<dyn LogAnalytics>,
+    rules: Arc<RulesEngine>,
+    assessor: Option<Arc<dyn Assessor>>,
+}
+
+/// Builds an [`Auditor`].
+#[derive(Debug)]
+pub struct AuditorBuilder {
+    source: Arc<dyn LogAnalytics>,
+    rules: RulesConfig,
+    assessor: Option<Arc<dyn Assessor>>,
+}
+
+impl AuditorBuilder {
+    /// Replaces the rules engine's configuration (privileged name patterns, ...).
+    pub fn rules(mut self, config: RulesConfig) -> Self {
+        self.rules = config;
+        self
+    }
+
+    /// Adds a model-backed assessor. Its answers are combined with the rules engine's under the
+    /// guardrails: it can never lower the rules' risk or clear their flags.
+    pub fn assessor(mut self, assessor: Arc<dyn Assessor>) -> Self {
+        self.assessor = Some(assessor);
+        self
+    }
+
+    /// Finishes the builder.
+    pub fn build(self) -> Auditor {
+        Auditor {
+            source: self.source,
+            rules: Arc::new(RulesEngine::new(self.rules)),
+            assessor: self.assessor,
+        }
+    }
+}
+
+/// What one activity source produced for the scan, or why it could not.
+struct ActivityFetch {
+    activities: Vec<Activity>,
+    /// Set when the source failed: every activation that depends on it becomes `unknown`.
+    failure: Option<String>,
+    /// Set when the source returned a partial result.
+    partial: bool,
+}
+
+impl ActivityFetch {
+    fn empty() -> Self {
+        Self {
+            activities: Vec::new(),
+            failure: None,
+            partial: false,
+        }
+    }
+}
+
+impl Auditor {
+    /// Starts building an auditor that reads from `source`.
+    pub fn builder(source: Arc<dyn LogAnalytics>) -> AuditorBuilder {
+        AuditorBuilder {
+            source,
+            rules: RulesConfig::default(),
+            assessor: None,
+        }
+    }
+
+    /// The source this auditor reads.
+    pub fn source(&self) -> &Arc<dyn LogAnalytics> {
+        &self.source
+    }
+
+    /// Scans the window that `options` describes and returns the report model.
+    ///
+    /// `generated_at` is the report's timestamp: the caller passes the clock so that library code
+    /// never reads it (and reports of fixed inputs are reproducible).
+    ///
+    /// # Errors
+    /// Fails only when the scan cannot produce a meaningful report: invalid options, or the query
+    /// for PIM activations failing. Failures of the activity queries do not fail the scan: the
+    /// affected activations are reported as `unknown` with the reason, and the report carries a
+    /// warning.
+    pub async fn scan(
+        &self,
+        options: &ScanOptions,
+        generated_at: OffsetDateTime,
+    ) -> Result<Report> {
+        options.validate()?;
+        let info = self.source.info();
+        let end = options.end;
+        let scan = TimeRange::new(end - Duration::hours(i64::from(options.hours)), end);
+        let pim_range = TimeRange::new(
+            scan.start - Duration::hours(i64::from(options.lookback_hours)),
+            end,
+        );
+        let live = info.kind == SourceKind::LogAnalytics;
+        let mut problems: Vec<DataProblem> = Vec::new();
+        let mut warnings: Vec<String> = Vec::new();
+        let mut queries = 0usize;
+
+        // 1. PIM activations, expiries and deactivations (one query).
+        let pim_query = LogQuery {
+            label: "pim-events".to_owned(),
+            table: Some(LogTable::AuditLogs),
+            kql: pim_kql::pim_events_query(pim_range),
+            timespan: pim_range,
+        };
+        queries += 1;
+        let outcome = self
+            .source
+            .query(&pim_query)
+            .await
+            .map_err(|source| Error::PimQuery { source })?;
+        let audit_name = table_source_name(LogTable::AuditLogs, info.kind);
+        let pim_table = take_table(outcome, &audit_name, &mut problems, &mut warnings);
+        let events = parse_pim_events(&pim_table, &audit_name);
+        drop(pim_table);
+        let Activations {
+            activations,
+            problems: window_problems,
+        } = build_activations(
+            events,
+            &WindowOptions {
+                scan,
+                default_duration: Duration::hours(i64::from(options.default_window_hours)),
+            },
+        );
+        problems.extend(window_problems);
+        info!(
+            activations = activations.len(),
+            "PIM activations in the scan window"
+        );
+
+        // 2. What the activated identities did, across the union of their windows.
+        let chunk = if live {
+            LIVE_IDENTITY_CHUNK
+        } else {
+            usize::MAX
+        };
+        let (azure, directory) = if activations.is_empty() {
+            (ActivityFetch::empty(), ActivityFetch::empty())
+        } else {
+            let span = union_span(&activations);
+            let all: Vec<&Activation> = activations.iter().collect();
+            let dir: Vec<&Activation> = activations
+                .iter()
+                .filter(|a| a.role.kind != RoleKind::AzureResource)
+                .collect();
+            let azure = self
+                .fetch_azure(
+                    &all,
+                    span,
+                    options,
+                    chunk,
+                    info.kind,
+                    &mut problems,
+                    &mut warnings,
+                    &mut queries,
+                )
+                .await;
+            let directory = self
+                .fetch_directory(
+                    &dir,
+                    span,
+                    options,
+                    chunk,
+                    info.kind,
+                    &mut problems,
+                    &mut warnings,
+                    &mut queries,
+                )
+                .await;
+            (azure, directory)
+        };
+
+        // 3. Correlate and assess.
+        let correlated = correlate(
+            &activations,
+            &azure.activities,
+            &directory.activities,
+            &CorrelateOptions {
+                max_activities_per_activation: options.max_activities_per_activation,
+            },
+        );
+        drop(azure.activities);
+        drop(directory.activities);
+
+        let mut reports = Vec::with_capacity(activations.len());
+        for (
+            activation,
+            Correlated {
+                activities,
+                total,
+                truncated,
+            },
+        ) in activations.into_iter().zip(correlated)
+        {
+            // Azure roles and groups are judged on AzureActivity, directory roles and groups on
+            // the AuditLogs directory changes. A directory role reads AzureActivity only for
+            // elevateAccess: losing that source leaves its verdict standing but incomplete.
+            let kind = activation.role.kind;
+            let needs_azure = kind != RoleKind::EntraDirectory;
+            let needs_directory = kind != RoleKind::AzureResource;
+            let unassessable = unassessable_reason(
+                &activation,
+                azure.failure.as_ref().filter(|_| needs_azure),
+                directory.failure.as_ref().filter(|_| needs_directory),
+            );
+            let partial = azure.partial
+                || (needs_directory && directory.partial)
+                || (!needs_azure && azure.failure.is_some());
+            let case = Case {
+                activation: &activation,
+                activities: &activities,
+                activity_total: total,
+                truncated: truncated || partial,
+                unassessable,
+            };
+            let assessment = self.assess(&case).await;
+            reports.push(ActivationReport::new(
+                activation, activities, total, assessment,
+            ));
+        }
+
+        if self.assessor.is_none() {
+            warnings.push(
+                "No model is configured: verdicts come from the deterministic rules engine alone."
+                    .to_owned(),
+            );
+        }
+        let summary = ReportSummary::compute(&reports, problems.len());
+        debug!(queries, "scan finished");
+        let mut assessors = vec![AssessorKind::Rules.to_string()];
+        if let Some(a) = &self.assessor {
+            assessors.push(a.name().to_owned());
+        }
+        Ok(Report {
+            schema_version: REPORT_SCHEMA_VERSION.to_owned(),
+            report_id: crate::report_id::report_id(end, options.hours, &info.description, &reports),
+            generated_at,
+            generator: format!("pim-audit {}", env!("CARGO_PKG_VERSION")),
+            window: ReportWindow {
+                start: scan.start,
+                end: scan.end,
+            },
+            source: ReportSource {
+                kind: info.kind.as_str().to_owned(),
+                description: info.description,
+            },
+            settings: ScanSettings {
+                hours: options.hours,
+                lookback_hours: options.lookback_hours,
+                include_failed: options.include_failed,
+                max_activities_per_activation: options.max_activities_per_activation,
+                assessors,
+            },
+            summary,
+            problems,
+            warnings,
+            activations: reports,
+        })
+    }
+
+    /// The rules engine always runs; a model assessor, when present, is combined under the
+    /// guardrails. A failing model never drops the activation: the rules' assessment stands and
+    /// the failure is recorded.
+    async fn assess(&self, case: &Case<'_>) -> Assessment {
+        let rules = self.rules.assess(case);
+        let Some(model) = &self.assessor else {
+            return rules;
+        };
+        if case.unassessable.is_some() {
+            return rules;
+        }
+        match model.assess(case, &rules).await {
+            Ok(answer) => pim_rules::guardrails::combine(&rules, answer),
+            Err(e) => {
+                warn!(activation = %case.activation.id, error = %e, "model assessment failed; rules verdict kept");
+                let mut kept = rules;
+                kept.disagreements.push(format!(
+                    "The model assessment failed ({e}); the rules engine's verdict is shown."
+                ));
+                kept
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn fetch_azure(
+        &self,
+        activations: &[&Activation],
+        span: TimeRange,
+        options: &ScanOptions,
+        chunk: usize,
+        kind: SourceKind,
+        problems: &mut Vec<DataProblem>,
+        warnings: &mut Vec<String>,
+        queries: &mut usize,
+    ) -> ActivityFetch {
+        let identities = identities(activations);
+        let texts =
+            match pim_kql::azure_activity_queries(&identities, span, options.include_failed, chunk)
+            {
+                Ok(t) => t,
+                Err(e) => {
+                    return fail(
+                        warnings,
+                        format!("the AzureActivity query could not be built: {e}"),
+                    );
+                }
+            };
+        let name = table_source_name(LogTable::AzureActivity, kind);
+        self.run_activity(
+            texts,
+            LogTable::AzureActivity,
+            "azure-activity",
+            span,
+            &name,
+            problems,
+            warnings,
+            queries,
+            |t, n| parse_azure_activity(t, n, options.include_failed),
+        )
+        .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn fetch_directory(
+        &self,
+        activations: &[&Activation],
+        span: TimeRange,
+        options: &ScanOptions,
+        chunk: usize,
+        kind: SourceKind,
+        problems: &mut Vec<DataProblem>,
+        warnings: &mut Vec<String>,
+        queries: &mut usize,
+    ) -> ActivityFetch {
+        if activations.is_empty() {
+            return ActivityFetch::empty();
+        }
+        let identities = identities(activations);
+        let texts = match pim_kql::directory_activity_queries(&identities, span, chunk) {
+            Ok(t) => t,
+            Err(e) => {
+                return fail(
+                    warnings,
+                    format!("the directory activity query could not be built: {e}"),
+                );
+            }
+        };
+        let name = table_source_name(LogTable::AuditLogs, kind);
+        self.run_activity(
+            texts,
+            LogTable::AuditLogs,
+            "directory-activity",
+            span,
+            &name,
+            problems,
+            warnings,
+            queries,
+            |t, n| parse_directory_activity(t, n, options.include_failed),
+        )
+        .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn run_activity(
+        &self,
+        texts: Vec<String>,
+        table: LogTable,
+        label: &str,
+        span: TimeRange,
+        source_name: &str,
+        problems: &mut Vec<DataProblem>,
+        warnings: &mut Vec<String>,
+        queries: &mut usize,
+        parse: impl Fn(&Table, &str) -> ParsedActivities,
+    ) -> ActivityFetch {
+        let mut fetch = ActivityFetch::empty();
+        let n = texts.len();
+        for (i, kql) in texts.into_iter().enumerate() {
+            let query = LogQuery {
+                label: if n > 1 {
+                    format!("{label} {}/{n}", i + 1)
+                } else {
+                    label.to_owned()
+                },
+                table: Some(table),
+                kql,
+                timespan: span,
+            };
+            *queries += 1;
+            match self.source.query(&query).await {
+                Ok(outcome) => {
+                    if outcome.partial_error.is_some() {
+                        fetch.partial = true;
+                    }
+                    let t = take_table(outcome, source_name, problems, warnings);
+                    let parsed = parse(&t, source_name);
+                    debug!(query = %query.label, rows = parsed.rows_read, activities = parsed.activities.len(), "activity parsed");
+                    problems.extend(parsed.problems);
+                    fetch.activities.extend(parsed.activities);
+                }
+                Err(e) => {
+                    let reason = format!("the {} query failed: {e}", query.label);
+                    warn!(query = %query.label, error = %e, "activity query failed");
+                    warnings.push(format!(
+                        "{reason}. Activations that depend on {} are marked unknown.",
+                        table.name()
+                    ));
+                    fetch.failure = Some(reason);
+                    return fetch;
+                }
+            }
+        }
+        fetch
+    }
+}
+
+fn fail(warnings: &mut Vec<String>, reason: String) -> ActivityFetch {
+    warnings.push(reason.clone());
+    ActivityFetch {
+        activities: Vec::new(),
+        failure: Some(reason),
+        partial: false,
+    }
+}
+
+/// Why an activation cannot be judged, if it cannot: no identity to correlate on, or a failed
+/// activity query it depends on.
+fn unassessable_reason(
+    activation: &Activation,
+    azure_failure: Option<&String>,
+    directory_failure: Option<&String>,
+) -> Option<String> {
+    let p = &activation.principal;
+    if p.upn.is_none() && p.object_id.is_none() {
+        let detail = activation
+            .problems
+            .first()
+            .map(|d| format!(" ({d})"))
+            .unwrap_or_default();
+        return Some(format!(
+            "the activation record names no user (no UPN or object id), so its activity cannot be found{detail}"
+        ));
+    }
+    if let Some(reason) = azure_failure.or(directory_failure) {
+        return Some(reason.clone());
+    }
+    None
+}
+
+/// The identities whose activity to fetch, deduplicated (case-insensitively on UPN).
+fn identities(activations: &[&Activation]) -> Vec<Identity> {
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    for a in activations {
+        let key = (
+            a.principal.upn.as_deref().map(str::to_lowercase),
+            a.principal.object_id.as_deref().map(str::to_lowercase),
+        );
+        if key == (None, None) || !seen.insert(key) {
+            continue;
+        }
+        out.push(Identity {
+            upn: a.principal.upn.clone(),
+            object_id: a.principal.object_id.clone(),
+        });
+    }
+    out
+}
+
+/// The smallest range covering every activation window.
+fn union_span(activations: &[Activation]) -> TimeRange {
+    let start = activations.iter().map(|a| a.window.start).min();
+    let end = activations.iter().map(|a| a.window.end).max();
+    match (start, end) {
+        (Some(s), Some(e)) => TimeRange::new(s, e),
+        _ => TimeRange::new(OffsetDateTime::UNIX_EPOCH, OffsetDateTime::UNIX_EPOCH),
+    }
+}
+
+/// How input problems name a table: the export file for offline sources, the table otherwise.
+fn table_source_name(table: LogTable, kind: SourceKind) -> String {
+    match kind {
+        SourceKind::Export => format!("{}.json", table.name()),
+        _ => table.name().to_owned(),
+    }
+}
+
+/// Keeps the first table of a query outcome, recording partial errors and adapter problems.
+fn take_table(
+    outcome: QueryOutcome,
+    source_name: &str,
+    problems: &mut Vec<DataProblem>,
+    warnings: &mut Vec<String>,
+) -> Table {
+    let QueryOutcome {
+        tables,
+        partial_error,
+        problems: adapter_problems,
+        ..
+    } = outcome;
+    problems.extend(adapter_problems);
+    if let Some(message) = partial_error {
+        warnings.push(format!(
+            "{source_name}: the source returned a partial result ({message}); activity may be incomplete and affected activations are flagged activity_truncated."
+        ));
+    }
+    tables.into_iter().next().unwrap_or_default()
+}

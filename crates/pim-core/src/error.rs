@@ -1,0 +1,26 @@
+//! Errors of the embedding API.
+
+/// Why a scan or a render failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The scan options are out of range.
+    #[error("invalid scan options: {0}")]
+    InvalidOptions(String),
+    /// The source could not be opened (missing directory, unreadable export, broken demo data).
+    #[error("could not open the log source")]
+    Source(#[source] pim_loganalytics::Error),
+    /// The query for PIM activations failed, so no activation could be found.
+    #[error("the query for PIM activations failed")]
+    PimQuery {
+        /// The source's error.
+        #[source]
+        source: pim_loganalytics::Error,
+    },
+    /// The report could not be rendered.
+    #[error("could not render the report")]
+    Render(#[from] pim_report::Error),
+}
+
+/// Result of the embedding API.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

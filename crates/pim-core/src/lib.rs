@@ -1,0 +1,50 @@
+#![doc = include_str!("../README.md")]
+
+mod auditor;
+mod error;
+mod options;
+mod render;
+mod report_id;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+pub use auditor::{Auditor, AuditorBuilder};
+pub use error::{Error, Result};
+pub use options::{
+    DEFAULT_HOURS, DEFAULT_LOOKBACK_HOURS, DEFAULT_MAX_ACTIVITIES, DEFAULT_WINDOW_HOURS,
+    ScanOptions,
+};
+pub use render::{ReportFormat, render};
+
+/// The domain types of reports, activations and assessments.
+pub use pim_domain as domain;
+/// The Log Analytics port, for embedders that bring their own source.
+pub use pim_loganalytics::{
+    LogAnalytics, LogQuery, LogTable, QueryOutcome, SourceInfo, SourceKind,
+};
+/// Markdown options for [`render`].
+pub use pim_report::MarkdownOptions;
+/// The rules engine's configuration and the seam for model-backed assessors.
+pub use pim_rules::{Assessor, Case, RulesConfig};
+
+/// The bundled demo tenant: a realistic, fixed set of PIM activations and activity embedded in
+/// the library, with a fixed scan end ([`SourceInfo::default_end`]).
+///
+/// # Errors
+/// [`Error::Source`] if the embedded data cannot be parsed (a build defect, reported not panicked).
+pub fn demo_source() -> Result<Arc<dyn LogAnalytics>> {
+    let demo = pim_loganalytics::DemoTenant::new().map_err(Error::Source)?;
+    Ok(Arc::new(demo))
+}
+
+/// A directory of offline exports: `AuditLogs.json` (required) and `AzureActivity.json`, each a
+/// Log Analytics query API response or an array of row objects as `az monitor log-analytics
+/// query -o json` prints them.
+///
+/// # Errors
+/// [`Error::Source`] naming the path when the directory or `AuditLogs.json` is missing.
+pub fn export_source(dir: impl Into<PathBuf>) -> Result<Arc<dyn LogAnalytics>> {
+    let export = pim_loganalytics::ExportDir::open(dir).map_err(Error::Source)?;
+    Ok(Arc::new(export))
+}

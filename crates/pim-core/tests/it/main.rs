@@ -1,0 +1,11 @@
+//! Integration tests of the embedding API.
+
+// Test helpers outside #[test] functions may fail loudly too: clippy.toml's test allowances
+// only cover the test functions themselves.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+// Snapshots of the demo tenant's Markdown and JSON reports.
+mod snapshots;
+
+// The pipeline against scripted sources: query count, failures, partial results.
+mod pipeline;
