@@ -1,0 +1,98 @@
+//! Command-line arguments.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, ValueEnum};
+
+/// Scan Log Analytics for PIM activations and judge whether what each elevated identity did fits
+/// the justification it typed. The report goes to stdout (or --output); logs go to stderr.
+///
+/// Exit codes: 0 success; 1 the scan could not be completed; 2 bad arguments; 3 --fail-on met.
+#[derive(Debug, Parser)]
+#[command(name = "pim-batch", version, about, long_about)]
+pub struct Cli {
+    #[command(flatten)]
+    pub source: SourceArgs,
+
+    /// Length of the scan window in hours, ending at --end.
+    #[arg(long, env = "PIM_SCAN_HOURS", default_value_t = pim_core::DEFAULT_HOURS)]
+    pub hours: u32,
+
+    /// End of the scan window (RFC 3339, e.g. 2026-11-20T18:00:00Z). Defaults to now, or to the
+    /// demo tenant's fixed end with --demo.
+    #[arg(long, value_name = "RFC3339")]
+    pub end: Option<String>,
+
+    /// How far before the scan window to look for activations still active in it, in hours
+    /// (the longest activation duration your PIM policies allow).
+    #[arg(long, env = "PIM_LOOKBACK_HOURS", default_value_t = pim_core::DEFAULT_LOOKBACK_HOURS)]
+    pub lookback_hours: u32,
+
+    /// Write the report to this file instead of stdout.
+    #[arg(long, short, value_name = "PATH")]
+    pub output: Option<PathBuf>,
+
+    /// Report format.
+    #[arg(long, value_enum, default_value_t = Format::Markdown)]
+    pub format: Format,
+
+    /// A tera template that replaces the embedded Markdown template.
+    #[arg(long, value_name = "PATH")]
+    pub template: Option<PathBuf>,
+
+    /// Include failed operations (marked as failed) in each identity's activity.
+    #[arg(long)]
+    pub include_failed: bool,
+
+    /// Most operations kept per activation; beyond it the activation is flagged
+    /// activity_truncated.
+    #[arg(long, env = "PIM_MAX_ACTIVITIES", default_value_t = pim_core::DEFAULT_MAX_ACTIVITIES)]
+    pub max_activities: usize,
+
+    /// Most activities listed per activation in the Markdown report (the JSON lists all).
+    #[arg(long, default_value_t = 50)]
+    pub max_listed: usize,
+
+    /// Name fragments that make a role or group privileged (comma-separated, case-insensitive);
+    /// replaces the defaults (admin, priv, tier0, global, owner, ...).
+    #[arg(
+        long,
+        env = "PIM_PRIVILEGED_PATTERNS",
+        value_delimiter = ',',
+        value_name = "LIST"
+    )]
+    pub privileged_patterns: Option<Vec<String>>,
+
+    /// Exit with code 3 when an activation meets this: a verdict (not_aligned, partial,
+    /// no_activity, unknown, aligned) or a risk level (low, medium, high, critical: that level or
+    /// above). Repeat or comma-separate to give several.
+    #[arg(long, value_delimiter = ',', value_name = "VERDICT_OR_RISK")]
+    pub fail_on: Vec<String>,
+
+    /// Log level: error, warn, info, debug or trace (or a tracing filter directive).
+    #[arg(long, env = "LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
+}
+
+/// Where the logs come from.
+#[derive(Debug, Args)]
+#[group(multiple = false)]
+pub struct SourceArgs {
+    /// Scan the bundled demo tenant.
+    #[arg(long)]
+    pub demo: bool,
+
+    /// Scan offline exports in DIR: AuditLogs.json and AzureActivity.json (query API responses or
+    /// `az monitor log-analytics query -o json` output).
+    #[arg(long, value_name = "DIR")]
+    pub from_dir: Option<PathBuf>,
+}
+
+/// Report formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Markdown for people.
+    Markdown,
+    /// JSON for machines (docs/report.schema.json).
+    Json,
+}

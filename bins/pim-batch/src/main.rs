@@ -1,0 +1,178 @@
+//! `pim-batch`: the scheduled, non-interactive scan. Wiring only: arguments and environment in,
+//! `pim-core` does the work, the report out.
+
+mod args;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use pim_core::domain::timestamp::parse_timestamp;
+use pim_core::domain::{Report, Risk, Verdict};
+use pim_core::{Auditor, MarkdownOptions, ReportFormat, RulesConfig, ScanOptions};
+use time::OffsetDateTime;
+use tracing::info;
+
+use crate::args::{Cli, Format};
+
+/// Exit code when the scan could not be completed.
+const EXIT_FAILURE: u8 = 1;
+/// Exit code when a finding meets `--fail-on`.
+const EXIT_FINDINGS: u8 = 3;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Err(e) = init_logging(&cli.log_level) {
+        eprintln!("pim-batch: {e:#}");
+        return ExitCode::from(EXIT_FAILURE);
+    }
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            // A closed pipe (`pim-batch … | head`) is the reader's choice, not a failure.
+            if e.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            }) {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("pim-batch: error: {e:#}");
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
+}
+
+fn init_logging(level: &str) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_new(level)
+        .with_context(|| format!("invalid --log-level / LOG_LEVEL {level:?}"))?;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+    Ok(())
+}
+
+/// One `--fail-on` condition.
+#[derive(Debug, Clone, Copy)]
+enum FailOn {
+    Verdict(Verdict),
+    RiskAtLeast(Risk),
+}
+
+fn parse_fail_on(values: &[String]) -> anyhow::Result<Vec<FailOn>> {
+    values
+        .iter()
+        .filter(|v| !v.trim().is_empty())
+        .map(|v| {
+            if let Ok(verdict) = v.parse::<Verdict>() {
+                Ok(FailOn::Verdict(verdict))
+            } else if let Ok(risk) = v.parse::<Risk>() {
+                Ok(FailOn::RiskAtLeast(risk))
+            } else {
+                bail!(
+                    "--fail-on {v:?} is neither a verdict (aligned, partial, not_aligned, no_activity, unknown) nor a risk (low, medium, high, critical)"
+                )
+            }
+        })
+        .collect()
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let fail_on = parse_fail_on(&cli.fail_on)?;
+    let source = if cli.source.demo {
+        pim_core::demo_source().context("loading the demo tenant")?
+    } else if let Some(dir) = &cli.source.from_dir {
+        pim_core::export_source(dir.clone())
+            .with_context(|| format!("opening exports in {}", dir.display()))?
+    } else {
+        bail!(
+            "no data source: pass --demo to scan the bundled demo tenant, or --from-dir DIR to scan AuditLogs.json and AzureActivity.json exports"
+        );
+    };
+    let info = source.info();
+    let now = OffsetDateTime::now_utc();
+    let end = match &cli.end {
+        Some(text) => parse_timestamp(text).with_context(|| format!("--end {text:?}"))?,
+        None => info.default_end.unwrap_or(now),
+    };
+
+    let mut options = ScanOptions::new(end);
+    options.hours = cli.hours;
+    options.lookback_hours = cli.lookback_hours;
+    options.include_failed = cli.include_failed;
+    options.max_activities_per_activation = cli.max_activities;
+
+    let mut rules = RulesConfig::default();
+    if let Some(patterns) = cli.privileged_patterns {
+        let patterns: Vec<String> = patterns
+            .into_iter()
+            .map(|p| p.trim().to_owned())
+            .filter(|p| !p.is_empty())
+            .collect();
+        if patterns.is_empty() {
+            bail!("--privileged-patterns / PIM_PRIVILEGED_PATTERNS is set but names no pattern");
+        }
+        rules.privileged_name_patterns = patterns;
+    }
+    let auditor = Auditor::builder(source).rules(rules).build();
+
+    info!(source = %info.description, kind = info.kind.as_str(), hours = options.hours, "scanning");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let report = runtime
+        .block_on(auditor.scan(&options, now))
+        .context("scan failed")?;
+    for w in &report.warnings {
+        tracing::warn!("{w}");
+    }
+    info!(
+        activations = report.summary.activations,
+        findings = report.summary.findings,
+        problems = report.summary.problems,
+        "scan complete"
+    );
+
+    let format = match cli.format {
+        Format::Markdown => ReportFormat::Markdown,
+        Format::Json => ReportFormat::Json,
+    };
+    let markdown = MarkdownOptions {
+        max_listed_activities: cli.max_listed,
+    };
+    let text = pim_core::render(&report, format, cli.template.as_deref(), &markdown)
+        .context("rendering the report")?;
+    match &cli.output {
+        Some(path) => std::fs::write(path, text.as_bytes())
+            .with_context(|| format!("writing the report to {}", path.display()))?,
+        None => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(text.as_bytes())
+                .context("writing the report to stdout")?;
+            out.flush().context("writing the report to stdout")?;
+        }
+    }
+
+    let met = findings_meeting(&report, &fail_on);
+    if met > 0 {
+        info!(activations = met, "--fail-on met");
+        return Ok(ExitCode::from(EXIT_FINDINGS));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn findings_meeting(report: &Report, fail_on: &[FailOn]) -> usize {
+    report
+        .activations
+        .iter()
+        .filter(|a| {
+            fail_on.iter().any(|f| match f {
+                FailOn::Verdict(v) => a.assessment.verdict == *v,
+                FailOn::RiskAtLeast(r) => a.assessment.risk >= *r,
+            })
+        })
+        .count()
+}

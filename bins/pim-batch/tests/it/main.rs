@@ -1,0 +1,17 @@
+//! End-to-end tests of the `pim-batch` binary.
+
+// Test helpers outside #[test] functions may fail loudly too: clippy.toml's test allowances
+// only cover the test functions themselves.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+// Helpers to run the binary and read its JSON report.
+mod support;
+
+// The bundled demo tenant: every verdict, every flag, the edge cases.
+mod demo;
+
+// Offline exports: both file shapes, malformed rows and whole-file failures.
+mod exports;
+
+// Arguments, exit codes and output options.
+mod cli;
