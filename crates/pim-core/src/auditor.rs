@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use pim_correlate::{
     Activations, CorrelateOptions, Correlated, ParsedActivities, WindowOptions, build_activations,
-    correlate, parse_azure_activity, parse_directory_activity, parse_pim_events,
+    correlate_owned, parse_azure_activity, parse_directory_activity, parse_pim_events,
 };
 use pim_domain::{
     Activation, ActivationReport, Activity, Assessment, AssessorKind, DataProblem,
@@ -115,6 +115,19 @@ impl Auditor {
         generated_at: OffsetDateTime,
     ) -> Result<Report> {
         options.validate()?;
+        // Stage timings at debug level, for operators chasing a slow scan (monotonic timer,
+        // not the wall clock).
+        let started = std::time::Instant::now();
+        let mut stage = started;
+        let mut lap = |name: &str| {
+            let now = std::time::Instant::now();
+            debug!(
+                stage = name,
+                elapsed_ms = (now - stage).as_millis() as u64,
+                "scan stage done"
+            );
+            stage = now;
+        };
         let info = self.source.info();
         let end = options.end;
         let scan = TimeRange::new(end - Duration::hours(i64::from(options.hours)), end);
@@ -201,18 +214,18 @@ impl Auditor {
                 .await;
             (azure, directory)
         };
+        lap("activity");
 
         // 3. Correlate and assess.
-        let correlated = correlate(
+        let correlated = correlate_owned(
             &activations,
-            &azure.activities,
-            &directory.activities,
+            azure.activities,
+            directory.activities,
             &CorrelateOptions {
                 max_activities_per_activation: options.max_activities_per_activation,
             },
         );
-        drop(azure.activities);
-        drop(directory.activities);
+        lap("correlate");
 
         let mut reports = Vec::with_capacity(activations.len());
         for (
@@ -251,6 +264,7 @@ impl Auditor {
             ));
         }
 
+        lap("assess");
         if self.assessor.is_none() {
             warnings.push(
                 "No model is configured: verdicts come from the deterministic rules engine alone."
@@ -258,7 +272,11 @@ impl Auditor {
             );
         }
         let summary = ReportSummary::compute(&reports, problems.len());
-        debug!(queries, "scan finished");
+        debug!(
+            queries,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "scan finished"
+        );
         let mut assessors = vec![AssessorKind::Rules.to_string()];
         if let Some(a) = &self.assessor {
             assessors.push(a.name().to_owned());
@@ -426,8 +444,11 @@ impl Auditor {
                         fetch.partial = true;
                     }
                     let t = take_table(outcome, source_name, problems, warnings);
+                    let parse_started = std::time::Instant::now();
                     let parsed = parse(&t, source_name);
-                    debug!(query = %query.label, rows = parsed.rows_read, activities = parsed.activities.len(), "activity parsed");
+                    let parse_ms = parse_started.elapsed().as_millis() as u64;
+                    drop(t);
+                    debug!(query = %query.label, rows = parsed.rows_read, activities = parsed.activities.len(), parse_ms, drop_ms = (parse_started.elapsed().as_millis() as u64).saturating_sub(parse_ms), "activity parsed");
                     problems.extend(parsed.problems);
                     fetch.activities.extend(parsed.activities);
                 }

@@ -69,6 +69,90 @@ pub fn correlate(
     directory: &[Activity],
     options: &CorrelateOptions,
 ) -> Vec<Correlated> {
+    matches(activations, azure, directory, options)
+        .into_iter()
+        .map(|m| Correlated {
+            activities: m
+                .kept
+                .iter()
+                .map(|&(src, i)| pick(azure, directory, src, i).clone())
+                .collect(),
+            total: m.total,
+            truncated: m.truncated,
+        })
+        .collect()
+}
+
+/// [`correlate`] for callers that no longer need the activity lists: each activity is moved
+/// into the first window that keeps it and cloned only for further (overlapping) windows, so
+/// correlating a large scan allocates about nothing beyond what parsing did.
+pub fn correlate_owned(
+    activations: &[Activation],
+    azure: Vec<Activity>,
+    directory: Vec<Activity>,
+    options: &CorrelateOptions,
+) -> Vec<Correlated> {
+    let found = matches(activations, &azure, &directory, options);
+    // How many windows still need each activity; the last one takes it.
+    let mut uses = [vec![0u32; azure.len()], vec![0u32; directory.len()]];
+    for m in &found {
+        for &(src, i) in &m.kept {
+            uses[usize::from(src)][i as usize] += 1;
+        }
+    }
+    let mut pools: [Vec<Option<Activity>>; 2] = [
+        azure.into_iter().map(Some).collect(),
+        directory.into_iter().map(Some).collect(),
+    ];
+    found
+        .into_iter()
+        .map(|m| {
+            let activities = m
+                .kept
+                .iter()
+                .filter_map(|&(src, i)| {
+                    let (s, i) = (usize::from(src), i as usize);
+                    let left = uses[s].get_mut(i)?;
+                    *left = left.saturating_sub(1);
+                    let slot = pools[s].get_mut(i)?;
+                    if *left == 0 {
+                        slot.take()
+                    } else {
+                        slot.clone()
+                    }
+                })
+                .collect();
+            Correlated {
+                activities,
+                total: m.total,
+                truncated: m.truncated,
+            }
+        })
+        .collect()
+}
+
+/// The activities one window keeps, as (source, index) pairs: source 0 is `azure`, 1 is
+/// `directory`.
+struct Match {
+    kept: Vec<(u8, u32)>,
+    total: usize,
+    truncated: bool,
+}
+
+fn pick<'a>(azure: &'a [Activity], directory: &'a [Activity], src: u8, i: u32) -> &'a Activity {
+    if src == 0 {
+        &azure[i as usize]
+    } else {
+        &directory[i as usize]
+    }
+}
+
+fn matches(
+    activations: &[Activation],
+    azure: &[Activity],
+    directory: &[Activity],
+    options: &CorrelateOptions,
+) -> Vec<Match> {
     let wanted: HashSet<String> = activations.iter().flat_map(identity_keys).collect();
     let azure_index = Index::build(azure, &wanted);
     let directory_index = Index::build(directory, &wanted);
@@ -110,19 +194,8 @@ pub fn correlate(
             hits.dedup();
             let total = hits.len();
             let cap = options.max_activities_per_activation;
-            let activities = hits
-                .iter()
-                .take(cap)
-                .map(|&(_, src, i)| {
-                    if src == 0 {
-                        azure[i as usize].clone()
-                    } else {
-                        directory[i as usize].clone()
-                    }
-                })
-                .collect();
-            Correlated {
-                activities,
+            Match {
+                kept: hits.iter().take(cap).map(|&(_, src, i)| (src, i)).collect(),
                 total,
                 truncated: total > cap,
             }
@@ -164,8 +237,12 @@ impl Index {
             let caller = a.caller.as_deref().map(lower);
             let oid = a.caller_object_id.as_deref().map(lower);
             for key in caller.iter().chain(oid.iter()) {
-                if let Some(owned) = wanted.get(key.as_ref()) {
-                    by_key.entry(owned.clone()).or_default().push(i);
+                // Look up before inserting: cloning the key for every hit would allocate once
+                // per activity.
+                if let Some(list) = by_key.get_mut(key.as_ref()) {
+                    list.push(i);
+                } else if let Some(owned) = wanted.get(key.as_ref()) {
+                    by_key.insert(owned.clone(), vec![i]);
                 }
             }
         }
@@ -307,8 +384,21 @@ mod tests {
         c.activities.iter().map(|a| a.operation.as_str()).collect()
     }
 
+    /// Runs both entry points and checks they agree, so every test below covers both.
     fn run(acts: &[Activation], azure: &[Activity], dir: &[Activity]) -> Vec<Correlated> {
-        correlate(acts, azure, dir, &CorrelateOptions::default())
+        run_with(acts, azure, dir, &CorrelateOptions::default())
+    }
+
+    fn run_with(
+        acts: &[Activation],
+        azure: &[Activity],
+        dir: &[Activity],
+        options: &CorrelateOptions,
+    ) -> Vec<Correlated> {
+        let borrowed = correlate(acts, azure, dir, options);
+        let owned = correlate_owned(acts, azure.to_vec(), dir.to_vec(), options);
+        assert_eq!(borrowed, owned, "correlate and correlate_owned disagree");
+        borrowed
     }
 
     #[test]
@@ -439,7 +529,7 @@ mod tests {
             .rev()
             .map(|m| az("jane@contoso.com", m, &format!("op{m}")))
             .collect();
-        let r = correlate(
+        let r = run_with(
             &[a],
             &azure,
             &[],
@@ -532,7 +622,7 @@ mod tests {
             })
             .collect();
         let start = std::time::Instant::now();
-        let r = correlate(&acts, &azure, &[], &CorrelateOptions::default());
+        let r = run_with(&acts, &azure, &[], &CorrelateOptions::default());
         let took = start.elapsed();
         assert_eq!(r.len(), 5_000);
         assert!(r.iter().all(|c| c.total == 61));

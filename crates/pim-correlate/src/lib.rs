@@ -56,6 +56,7 @@ mod test_support;
 pub use azure::{OBJECT_ID_CLAIM, ParsedActivities, parse_azure_activity};
 pub use correlate::{
     CorrelateOptions, Correlated, DEFAULT_MAX_ACTIVITIES, ELEVATE_ACCESS_OPERATION, correlate,
+    correlate_owned,
 };
 pub use directory::parse_directory_activity;
 pub use pim::{

@@ -93,6 +93,7 @@ impl LogAnalytics for ExportDir {
         let path = self.file_for(table)?;
         // Local files: a blocking read here is simpler than a tokio::fs dependency and costs
         // the same for one file per query.
+        let started = std::time::Instant::now();
         let bytes = std::fs::read(&path).map_err(|source| Error::Io {
             path: path.clone(),
             source,
@@ -101,9 +102,17 @@ impl LogAnalytics for ExportDir {
             || table.file_name().to_owned(),
             |n| n.to_string_lossy().into_owned(),
         );
+        let read_ms = started.elapsed().as_millis() as u64;
         let parsed = parse_export(&bytes, &source_name, table)?;
         drop(bytes);
-        debug!(query = %query.label, file = %path.display(), rows = parsed.table.rows.len(), "export read");
+        debug!(
+            query = %query.label,
+            file = %path.display(),
+            rows = parsed.table.rows.len(),
+            read_ms,
+            total_ms = started.elapsed().as_millis() as u64,
+            "export read"
+        );
         Ok(QueryOutcome {
             tables: vec![parsed.table],
             partial_error: parsed.partial_error,
