@@ -16,6 +16,11 @@ use tracing::info;
 
 use crate::args::{Cli, Format};
 
+// A scan allocates millions of small strings (one per log cell) and frees them again; mimalloc
+// does that several times faster than the system allocator (see docs/performance.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Exit code when the scan could not be completed.
 const EXIT_FAILURE: u8 = 1;
 /// Exit code when a finding meets `--fail-on`.
