@@ -165,8 +165,10 @@ pub fn parse_azure_activity(table: &Table, source: &str, include_failed: bool) -
     let cols = Cols::new(table);
     let mut problems = Problems::new(source);
     let mut row_problems = Vec::new();
-    let mut groups: Vec<OpState> = Vec::new();
-    let mut index: HashMap<OpKey<'_>, usize> = HashMap::new();
+    // Most operations log a Start and an end row: size for that once instead of rehashing a
+    // growing map half a million times.
+    let mut groups: Vec<OpState> = Vec::with_capacity(table.len() / 2 + 1);
+    let mut index: HashMap<OpKey<'_>, usize> = HashMap::with_capacity(table.len() / 2 + 1);
     let missing: Vec<&str> = [
         ("TimeGenerated", cols.time.is_some()),
         (

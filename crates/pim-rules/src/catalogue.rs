@@ -394,26 +394,36 @@ const ARM_BOOKKEEPING: &[&str] = &["microsoft.authorization/roleassignmentschedu
 /// ```
 pub fn classify(activity: &Activity, config: &RulesConfig) -> Option<CatalogueMatch> {
     let op = normalise_operation(&activity.operation);
-    let (rule, entry_risk) = if is_arm_operation(&op) {
+    let entry = if is_arm_operation(&op) {
         classify_arm(&op)?
     } else {
         classify_directory(&op, activity, config)?
     };
-    let failed = activity.status == ActivityStatus::Failed;
+    Some(occurrence(entry, activity.status))
+}
+
+/// The match for one occurrence of a catalogue entry: failed attempts are one level lower.
+pub(crate) fn occurrence(
+    (rule, entry_risk): (&'static str, Risk),
+    status: ActivityStatus,
+) -> CatalogueMatch {
+    let failed = status == ActivityStatus::Failed;
     let risk = if failed {
         lower(entry_risk)
     } else {
         entry_risk
     };
-    Some(CatalogueMatch {
+    CatalogueMatch {
         rule,
         risk,
         entry_risk,
         failed,
-    })
+    }
 }
 
-fn classify_arm(op: &str) -> Option<(&'static str, Risk)> {
+/// The catalogue entry of a normalised ARM operation. For ARM operations the entry depends on
+/// the name alone, which is what lets the engine look each distinct name up only once.
+pub(crate) fn classify_arm(op: &str) -> Option<(&'static str, Risk)> {
     if ARM_IGNORED
         .iter()
         .chain(ARM_BOOKKEEPING)
@@ -426,7 +436,9 @@ fn classify_arm(op: &str) -> Option<(&'static str, Risk)> {
         .map(|e| (e.rule, e.risk))
 }
 
-fn classify_directory(
+/// The catalogue entry of a normalised directory operation; it may depend on the activity's
+/// targets and caller.
+pub(crate) fn classify_directory(
     op: &str,
     activity: &Activity,
     config: &RulesConfig,
@@ -514,11 +526,15 @@ fn classify_directory(
 /// Whether the activity is the activation's own record rather than work done with it (see the
 /// [module docs](self)).
 pub fn is_elevation_bookkeeping(activity: &Activity) -> bool {
-    let op = normalise_operation(&activity.operation);
-    if is_arm_operation(&op) {
-        ARM_BOOKKEEPING.iter().any(|p| glob_match(p, &op))
+    is_bookkeeping_operation(&normalise_operation(&activity.operation))
+}
+
+/// [`is_elevation_bookkeeping`] on a normalised operation: it depends on the name alone.
+pub(crate) fn is_bookkeeping_operation(op: &str) -> bool {
+    if is_arm_operation(op) {
+        ARM_BOOKKEEPING.iter().any(|p| glob_match(p, op))
     } else {
-        is_directory_bookkeeping(&op)
+        is_directory_bookkeeping(op)
     }
 }
 
@@ -537,6 +553,17 @@ pub fn is_read_only(activity: &Activity, config: &RulesConfig) -> bool {
     if !is_arm_operation(&op) || classify(activity, config).is_some() {
         return false;
     }
+    has_read_verb(&op)
+}
+
+/// [`is_read_only`] on a normalised operation. Only ARM operations can be read-only, and their
+/// catalogue entry depends on the name alone, so this depends on the name alone too.
+pub(crate) fn is_read_only_operation(op: &str) -> bool {
+    is_arm_operation(op) && classify_arm(op).is_none() && has_read_verb(op)
+}
+
+/// Whether a normalised ARM operation's verb only reads: `*/read`, or a `list…`/`get…` action.
+fn has_read_verb(op: &str) -> bool {
     if op.ends_with("/read") {
         return true;
     }

@@ -63,6 +63,9 @@
 //! does not explain a restart of `db01`. Names that match nothing constrain nothing (a ticket
 //! number such as `INC0012345` is never a resource).
 
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
 use pim_domain::Activity;
 
 use crate::catalogue::{glob_match, normalise_operation};
@@ -649,10 +652,37 @@ fn phrase_at(forms: &[Vec<String>], at: usize, phrase: &[&str]) -> bool {
     forms.get(at).is_some_and(|f| f.iter().any(|x| x == first)) && phrase_at(forms, at + 1, rest)
 }
 
-fn has_phrase(forms: &[Vec<String>], trigger: &str) -> bool {
-    let phrase: Vec<&str> = trigger.split(' ').filter(|w| !w.is_empty()).collect();
-    !phrase.is_empty() && (0..forms.len()).any(|at| phrase_at(forms, at, &phrase))
+/// A trigger's words (empty when the trigger is blank, which then never matches).
+fn phrase(trigger: &'static str) -> Vec<&'static str> {
+    trigger.split(' ').filter(|w| !w.is_empty()).collect()
 }
+
+/// Every trigger split into its words and indexed by its first word, so reading a justification
+/// tries at each word only the triggers that can start there, instead of every trigger.
+struct TriggerIndex {
+    /// First word → (index in [`INTENTS`], the trigger's words).
+    by_first: HashMap<&'static str, Vec<(usize, Vec<&'static str>)>>,
+    /// Triggers that start with a gap, tried at every word.
+    gapped: Vec<(usize, Vec<&'static str>)>,
+}
+
+static TRIGGERS: LazyLock<TriggerIndex> = LazyLock::new(|| {
+    let mut index = TriggerIndex {
+        by_first: HashMap::new(),
+        gapped: Vec::new(),
+    };
+    for (i, intent) in INTENTS.iter().enumerate() {
+        for trigger in intent.triggers {
+            let words = phrase(trigger);
+            match words.first() {
+                None => {}
+                Some(&"*") => index.gapped.push((i, words)),
+                Some(&first) => index.by_first.entry(first).or_default().push((i, words)),
+            }
+        }
+    }
+    index
+});
 
 /// The intents the justification announces, in [`INTENTS`] order.
 ///
@@ -662,11 +692,52 @@ fn has_phrase(forms: &[Vec<String>], trigger: &str) -> bool {
 /// assert_eq!(names, ["restart", "virtual machine"]);
 /// ```
 pub fn intents(justification: &str) -> Vec<&'static Intent> {
+    intents_in(intent_mask(justification))
+}
+
+// Sets of intents are bit masks over `INTENTS` indices, so the engine can precompute which
+// intents explain an operation name once and test a case's intents with one `&`.
+const _: () = assert!(INTENTS.len() <= 64, "intent sets are held in a u64");
+
+/// The intents the justification announces, as a bit set over [`INTENTS`] indices.
+pub(crate) fn intent_mask(justification: &str) -> u64 {
     let all_forms: Vec<Vec<String>> = words(justification).iter().map(|w| forms(w)).collect();
+    let triggers = &*TRIGGERS;
+    let mut mask = 0u64;
+    for (at, word_forms) in all_forms.iter().enumerate() {
+        for form in word_forms {
+            for (i, words) in triggers.by_first.get(form.as_str()).into_iter().flatten() {
+                if (mask >> i) & 1 == 0 && phrase_at(&all_forms, at, words) {
+                    mask |= 1 << i;
+                }
+            }
+        }
+    }
+    for (i, words) in &triggers.gapped {
+        if (0..all_forms.len()).any(|at| phrase_at(&all_forms, at, words)) {
+            mask |= 1 << i;
+        }
+    }
+    mask
+}
+
+/// The intents in a bit set from [`intent_mask`], in [`INTENTS`] order.
+pub(crate) fn intents_in(mask: u64) -> Vec<&'static Intent> {
     INTENTS
         .iter()
-        .filter(|intent| intent.triggers.iter().any(|t| has_phrase(&all_forms, t)))
+        .enumerate()
+        .filter(|(i, _)| (mask >> i) & 1 == 1)
+        .map(|(_, intent)| intent)
         .collect()
+}
+
+/// The intents that explain a normalised operation, as a bit set over [`INTENTS`] indices.
+pub(crate) fn explaining_mask(normalised: &str) -> u64 {
+    INTENTS
+        .iter()
+        .enumerate()
+        .filter(|(_, intent)| intent.explains_operation(normalised))
+        .fold(0, |mask, (i, _)| mask | (1 << i))
 }
 
 /// Words of the justification that look like resource names (see the [module docs](self)),
@@ -696,7 +767,15 @@ pub fn resource_name_candidates(justification: &str, exclude: &[String]) -> Vec<
 /// The lower-cased names an activity touches: every segment of its resource id, its resource
 /// group, and its directory targets' names and ids.
 pub fn touched_names(activity: &Activity) -> Vec<String> {
-    let mut names: Vec<String> = activity
+    let mut names: Vec<String> = touched_segments(activity).map(str::to_lowercase).collect();
+    names.sort_unstable();
+    names.dedup();
+    names
+}
+
+/// The names of [`touched_names`] before lower-casing, borrowed, possibly repeated.
+fn touched_segments(activity: &Activity) -> impl Iterator<Item = &str> {
+    activity
         .resource_id
         .iter()
         .flat_map(|id| id.split('/'))
@@ -707,12 +786,25 @@ pub fn touched_names(activity: &Activity) -> Vec<String> {
                 .iter()
                 .flat_map(|t| t.name.as_deref().into_iter().chain(t.id.as_deref())),
         )
-        .map(|s| s.trim().to_lowercase())
+        .map(str::trim)
         .filter(|s| !s.is_empty())
-        .collect();
-    names.sort_unstable();
-    names.dedup();
-    names
+}
+
+/// `name` lower-cased, exactly as [`str::to_lowercase`] would, but borrowed when it already is
+/// lower case and written into `buf` otherwise: this runs for every segment of every resource
+/// id, and ids are usually logged in lower case.
+fn lowered<'s>(name: &'s str, buf: &'s mut String) -> &'s str {
+    if crate::engine::is_ascii_lower(name) {
+        return name;
+    }
+    if name.is_ascii() {
+        buf.clear();
+        buf.push_str(name);
+        buf.make_ascii_lowercase();
+    } else {
+        *buf = name.to_lowercase();
+    }
+    buf
 }
 
 /// The candidates (from [`resource_name_candidates`]) that name something in the activities,
@@ -722,19 +814,36 @@ pub fn named_resources(
     exclude: &[String],
     activities: &[Activity],
 ) -> Vec<String> {
-    let candidates = resource_name_candidates(justification, exclude);
+    let mut candidates = resource_name_candidates(justification, exclude);
     if candidates.is_empty() {
         return Vec::new();
     }
-    let mut touched: Vec<String> = activities.iter().flat_map(touched_names).collect();
-    touched.sort_unstable();
-    touched.dedup();
-    let mut named: Vec<String> = candidates
+    // Candidates are unique, so after sorting each touched name finds at most one; looking the
+    // touched names up in the candidates (rather than the other way round) needs no set of
+    // touched names and stays O(names × log candidates) for hostile justifications.
+    candidates.sort_unstable();
+    let mut found = vec![false; candidates.len()];
+    let mut missing = candidates.len();
+    let mut buf = String::new();
+    'activities: for activity in activities {
+        for segment in touched_segments(activity) {
+            let name = lowered(segment, &mut buf);
+            if let Ok(i) = candidates.binary_search_by(|c| c.as_str().cmp(name))
+                && !found[i]
+            {
+                found[i] = true;
+                missing -= 1;
+                if missing == 0 {
+                    break 'activities;
+                }
+            }
+        }
+    }
+    candidates
         .into_iter()
-        .filter(|c| touched.binary_search(c).is_ok())
-        .collect();
-    named.sort_unstable();
-    named
+        .zip(found)
+        .filter_map(|(c, f)| f.then_some(c))
+        .collect()
 }
 
 /// Whether the activity touches any of the named resources.
@@ -743,13 +852,18 @@ pub fn named_resources(
 /// dependent resources are named after what they serve (`payments-api-7.3` deploys
 /// `payments-api`, `web01-osdisk` is `web01`'s disk), and a justification names the service.
 pub fn touches_any(activity: &Activity, named: &[String]) -> bool {
-    let touched = touched_names(activity);
-    named.iter().any(|n| {
-        touched.binary_search(n).is_ok()
-            || touched.iter().any(|t| {
-                t.strip_prefix(n.as_str())
+    if named.is_empty() {
+        return false;
+    }
+    let mut buf = String::new();
+    touched_segments(activity).any(|segment| {
+        let touched = lowered(segment, &mut buf);
+        named.iter().any(|n| {
+            touched == n
+                || touched
+                    .strip_prefix(n.as_str())
                     .is_some_and(|rest| rest.starts_with(['-', '_', '.']))
-            })
+        })
     })
 }
 

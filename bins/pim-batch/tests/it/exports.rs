@@ -49,6 +49,10 @@ fn malformed_rows_are_reported_precisely_and_lose_nothing() {
     assert!(problems.contains("AdditionalDetails"));
     assert!(problems.contains("TimeGenerated"));
     assert!(problems.contains("AzureActivity.json"));
+    // A bad AuditLogs row is read by two queries but reported once.
+    let list = report["problems"].as_array().unwrap();
+    let unique: std::collections::BTreeSet<String> = list.iter().map(|p| p.to_string()).collect();
+    assert_eq!(unique.len(), list.len(), "duplicate problems: {list:?}");
     // Every activation of the demo (but the generated bulk one) is still reported.
     let demo = json_report(&["--demo"]);
     assert_eq!(activations(&report).len(), activations(&demo).len());
