@@ -2,7 +2,7 @@
 //!
 //! ```sh
 //! cargo run --release -p pim-examples --example bench_pipeline            # generate, then measure
-//! cargo run --release -p pim-examples --example bench_pipeline -- --rows 100000 --activations 1000
+//! cargo run --release -p pim-examples --example bench_pipeline -- --rows 100000 --activations 1000 --runs 3
 //! ```
 //!
 //! The export is generated once into a temporary folder (query API response shape, realistic
@@ -61,8 +61,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         rows,
         size as f64 / 1e6
     );
-    // Three measured runs; each is a fresh process.
-    for run in 1..=3 {
+    // Measured runs, each a fresh process; the first also pays for reading the export into the
+    // page cache when it is not there yet.
+    let runs = value("--runs", 5)?;
+    let mut walls = Vec::with_capacity(runs);
+    let mut peaks = Vec::with_capacity(runs);
+    for run in 1..=runs {
         let out = Command::new(std::env::current_exe()?)
             .arg("--measure")
             .arg(&dir)
@@ -72,7 +76,26 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 format!("run {run} failed: {}", String::from_utf8_lossy(&out.stderr)).into(),
             );
         }
-        print!("run {run}: {}", String::from_utf8_lossy(&out.stdout));
+        let line = String::from_utf8_lossy(&out.stdout).into_owned();
+        print!("run {run}: {line}");
+        let field = |name: &str| -> Option<f64> {
+            line.split(", ")
+                .find_map(|part| part.strip_prefix(name))
+                .and_then(|v| v.split_whitespace().next())
+                .and_then(|v| v.parse().ok())
+        };
+        walls.extend(field("wall "));
+        peaks.extend(field("peak RSS "));
+    }
+    walls.sort_by(f64::total_cmp);
+    peaks.sort_by(f64::total_cmp);
+    if let (Some(min), Some(max)) = (walls.first(), walls.last()) {
+        println!(
+            "wall over {} runs: min {min:.3} s, median {:.3} s, max {max:.3} s; peak RSS max {:.0} MB (targets: < 2 s, < 1024 MB)",
+            walls.len(),
+            walls[walls.len() / 2],
+            peaks.last().copied().unwrap_or(0.0)
+        );
     }
     Ok(())
 }

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use pim_correlate::{
-    Activations, CorrelateOptions, Correlated, ParsedActivities, WindowOptions, build_activations,
+    Activations, CorrelateOptions, ParsedActivities, WindowOptions, build_activations,
     correlate_owned, parse_azure_activity, parse_directory_activity, parse_pim_events,
 };
 use pim_domain::{
@@ -227,42 +227,56 @@ impl Auditor {
         );
         lap("correlate");
 
-        let mut reports = Vec::with_capacity(activations.len());
-        for (
-            activation,
-            Correlated {
-                activities,
-                total,
-                truncated,
-            },
-        ) in activations.into_iter().zip(correlated)
-        {
-            // Azure roles and groups are judged on AzureActivity, directory roles and groups on
-            // the AuditLogs directory changes. A directory role reads AzureActivity only for
-            // elevateAccess: losing that source leaves its verdict standing but incomplete.
-            let kind = activation.role.kind;
-            let needs_azure = kind != RoleKind::EntraDirectory;
-            let needs_directory = kind != RoleKind::AzureResource;
-            let unassessable = unassessable_reason(
-                &activation,
-                azure.failure.as_ref().filter(|_| needs_azure),
-                directory.failure.as_ref().filter(|_| needs_directory),
-            );
-            let partial = azure.partial
-                || (needs_directory && directory.partial)
-                || (!needs_azure && azure.failure.is_some());
-            let case = Case {
-                activation: &activation,
-                activities: &activities,
-                activity_total: total,
-                truncated: truncated || partial,
-                unassessable,
-            };
-            let assessment = self.assess(&case).await;
-            reports.push(ActivationReport::new(
-                activation, activities, total, assessment,
-            ));
+        // The facts each case needs, computed once: which sources it depends on and whether
+        // one of them failed or came back partial.
+        let facts: Vec<(Option<String>, bool)> = activations
+            .iter()
+            .zip(&correlated)
+            .map(|(activation, c)| {
+                // Azure roles and groups are judged on AzureActivity, directory roles and groups
+                // on the AuditLogs directory changes. A directory role reads AzureActivity only
+                // for elevateAccess: losing that source leaves its verdict standing but
+                // incomplete.
+                let kind = activation.role.kind;
+                let needs_azure = kind != RoleKind::EntraDirectory;
+                let needs_directory = kind != RoleKind::AzureResource;
+                let unassessable = unassessable_reason(
+                    activation,
+                    azure.failure.as_ref().filter(|_| needs_azure),
+                    directory.failure.as_ref().filter(|_| needs_directory),
+                );
+                let partial = azure.partial
+                    || (needs_directory && directory.partial)
+                    || (!needs_azure && azure.failure.is_some());
+                (unassessable, c.truncated || partial)
+            })
+            .collect();
+        let cases: Vec<Case<'_>> = activations
+            .iter()
+            .zip(&correlated)
+            .zip(&facts)
+            .map(|((activation, c), (unassessable, truncated))| Case {
+                activation,
+                activities: &c.activities,
+                activity_total: c.total,
+                truncated: *truncated,
+                unassessable: unassessable.clone(),
+            })
+            .collect();
+        let rules = assess_rules_parallel(&self.rules, &cases);
+        let mut assessments = Vec::with_capacity(cases.len());
+        for (case, rules) in cases.iter().zip(rules) {
+            assessments.push(self.with_model(case, rules).await);
         }
+        drop(cases);
+        let reports: Vec<ActivationReport> = activations
+            .into_iter()
+            .zip(correlated)
+            .zip(assessments)
+            .map(|((activation, c), assessment)| {
+                ActivationReport::new(activation, c.activities, c.total, assessment)
+            })
+            .collect();
 
         lap("assess");
         if self.assessor.is_none() {
@@ -312,11 +326,10 @@ impl Auditor {
         })
     }
 
-    /// The rules engine always runs; a model assessor, when present, is combined under the
-    /// guardrails. A failing model never drops the activation: the rules' assessment stands and
+    /// The rules engine's assessment stands alone, or, with a model assessor, is combined with
+    /// the model's answer under the guardrails. A failing model never drops the activation: the rules' assessment stands and
     /// the failure is recorded.
-    async fn assess(&self, case: &Case<'_>) -> Assessment {
-        let rules = self.rules.assess(case);
+    async fn with_model(&self, case: &Case<'_>, rules: Assessment) -> Assessment {
         let Some(model) = &self.assessor else {
             return rules;
         };
@@ -470,6 +483,43 @@ impl Auditor {
         }
         fetch
     }
+}
+
+/// Runs the rules engine over every case, on as many threads as the machine has cores: the
+/// rules are pure CPU work over borrowed data, and a large scan has thousands of cases.
+fn assess_rules_parallel(rules: &RulesEngine, cases: &[Case<'_>]) -> Vec<Assessment> {
+    const MIN_PER_THREAD: usize = 256;
+    let threads = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZeroUsize::get)
+        .min(cases.len() / MIN_PER_THREAD)
+        .max(1);
+    if threads == 1 {
+        return cases.iter().map(|c| rules.assess(c)).collect();
+    }
+    let chunk = cases.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = cases
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || part.iter().map(|c| rules.assess(c)).collect::<Vec<_>>())
+            })
+            .collect();
+        let mut out = Vec::with_capacity(cases.len());
+        for (handle, part) in handles.into_iter().zip(cases.chunks(chunk)) {
+            match handle.join() {
+                Ok(done) => out.extend(done),
+                // A panic in the rules engine is a bug; its activations stay in the report,
+                // marked unknown, instead of taking the scan down with them.
+                Err(_) => out.extend(part.iter().map(|_| {
+                    Assessment::unknown(
+                        AssessorKind::Rules,
+                        "internal error: the rules engine failed on this activation",
+                    )
+                })),
+            }
+        }
+        out
+    })
 }
 
 fn fail(warnings: &mut Vec<String>, reason: String) -> ActivityFetch {

@@ -602,17 +602,16 @@ mod tests {
         assert_eq!(oid_from_text(r#"{"oid""#), None);
     }
 
-    /// 500,000 rows: run with `cargo test --release -p pim-correlate -- --ignored`.
+    /// Correctness at the benchmark's scale (500,000 rows collapse into 166,666 operations);
+    /// the timing is measured by `examples/bench_pipeline.rs`, not here. Run with
+    /// `cargo test --release -p pim-correlate -- --ignored`.
     #[test]
-    #[ignore = "performance check; run in release"]
-    fn half_a_million_rows_parse_fast() {
+    #[ignore = "slow in debug builds; a scale check, run in release"]
+    fn half_a_million_rows_collapse_correctly() {
         let t = big_table(500_000);
-        let start = std::time::Instant::now();
         let p = parse_azure_activity(&t, "S", false);
-        let took = start.elapsed();
         assert_eq!(p.activities.len(), 500_000 / 3);
-        assert!(took < std::time::Duration::from_secs(2), "{took:?}");
-        eprintln!("parsed 500k rows in {took:?}");
+        assert!(p.problems.is_empty());
     }
 
     pub(crate) fn big_table(rows: usize) -> Table {

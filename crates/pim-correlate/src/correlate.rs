@@ -594,10 +594,11 @@ mod tests {
         assert_eq!(r[0], Correlated::default());
     }
 
-    /// 5,000 activations × 500,000 activities: run with
+    /// Correctness at the benchmark's scale (5,000 activations × 500,000 activities); the
+    /// timing is measured by `examples/bench_pipeline.rs`, not here. Run with
     /// `cargo test --release -p pim-correlate -- --ignored`.
     #[test]
-    #[ignore = "performance check; run in release"]
+    #[ignore = "slow in debug builds; a scale check, run in release"]
     fn scales_to_thousands_of_activations() {
         let users = 1_000;
         let azure: Vec<Activity> = (0..500_000)
@@ -621,12 +622,8 @@ mod tests {
                 )
             })
             .collect();
-        let start = std::time::Instant::now();
         let r = run_with(&acts, &azure, &[], &CorrelateOptions::default());
-        let took = start.elapsed();
         assert_eq!(r.len(), 5_000);
         assert!(r.iter().all(|c| c.total == 61));
-        eprintln!("correlated in {took:?}");
-        assert!(took < std::time::Duration::from_secs(1), "{took:?}");
     }
 }

@@ -75,6 +75,11 @@ impl std::error::Error for TimestampError {}
 /// ```
 pub fn parse_timestamp(input: &str) -> Result<OffsetDateTime, TimestampError> {
     let s = input.trim();
+    // Nearly every cell of a large export has the one shape Log Analytics writes; reading it
+    // directly is several times faster than the general parser, which handles the rest.
+    if let Some(t) = parse_utc_fast(s.as_bytes()) {
+        return Ok(t);
+    }
     let err = || TimestampError {
         input: s.chars().take(64).collect(),
     };
@@ -106,6 +111,42 @@ pub fn parse_timestamp(input: &str) -> Result<OffsetDateTime, TimestampError> {
         return parse_without_offset(text).ok_or_else(err);
     }
     parse_without_offset(text).ok_or_else(err)
+}
+
+/// `YYYY-MM-DDTHH:MM:SS[.f{1,9}]Z` only; `None` for anything else (the general parser decides).
+fn parse_utc_fast(b: &[u8]) -> Option<OffsetDateTime> {
+    if b.len() < 20 || b.len() > 30 || b[b.len() - 1] != b'Z' {
+        return None;
+    }
+    if b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<u32> {
+        b.get(r)?.iter().try_fold(0u32, |acc, &c| {
+            c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0'))
+        })
+    };
+    let year = i32::try_from(num(0..4)?).ok()?;
+    let month = time::Month::try_from(u8::try_from(num(5..7)?).ok()?).ok()?;
+    let day = u8::try_from(num(8..10)?).ok()?;
+    let hour = u8::try_from(num(11..13)?).ok()?;
+    let minute = u8::try_from(num(14..16)?).ok()?;
+    let second = u8::try_from(num(17..19)?).ok()?;
+    let nanos = match &b[19..b.len() - 1] {
+        [] => 0,
+        [b'.', digits @ ..] if (1..=9).contains(&digits.len()) => {
+            let value = num(20..20 + digits.len())?;
+            value * 10u32.pow(9 - digits.len() as u32)
+        }
+        _ => return None,
+    };
+    // RFC 3339 allows a leap second (:60); leave that rare case to the general parser.
+    if second > 59 {
+        return None;
+    }
+    let date = time::Date::from_calendar_date(year, month, day).ok()?;
+    let clock = time::Time::from_hms_nano(hour, minute, second, nanos).ok()?;
+    Some(PrimitiveDateTime::new(date, clock).assume_utc())
 }
 
 fn parse_without_offset(text: &str) -> Option<OffsetDateTime> {
@@ -188,5 +229,38 @@ mod tests {
             r.to_iso_interval(),
             "2026-11-20T00:00:00Z/2026-11-21T00:00:00Z"
         );
+    }
+
+    #[test]
+    fn fast_path_agrees_with_the_general_parser() {
+        let cases = [
+            "2026-11-20T09:13:58Z",
+            "2026-11-20T09:13:58.1Z",
+            "2026-11-20T09:13:58.1234567Z",
+            "2026-11-20T09:13:58.123456789Z",
+            "2026-02-28T23:59:59.999Z",
+            "2024-02-29T00:00:00Z",
+            "0001-01-01T00:00:00Z",
+            "9999-12-31T23:59:59.9999999Z",
+        ];
+        for c in cases {
+            let fast = parse_utc_fast(c.as_bytes()).unwrap();
+            let general = OffsetDateTime::parse(c, &Rfc3339).unwrap();
+            assert_eq!(fast, general, "{c}");
+        }
+        // Shapes the fast path must leave to the general parser (or reject).
+        for c in [
+            "2026-02-30T00:00:00Z",
+            "2026-11-20T24:00:00Z",
+            "2026-11-20T09:13:58.Z",
+            "2026-11-20T09:13:58.1234567890Z",
+            "2026-11-20T09:13:58+00:00",
+            "2026-11-20 09:13:58Z",
+            "2026-1a-20T09:13:58Z",
+            "2026-11-20T09:13:60Z",
+        ] {
+            assert!(parse_utc_fast(c.as_bytes()).is_none(), "{c}");
+        }
+        assert!(parse_timestamp("2026-02-30T00:00:00Z").is_err());
     }
 }

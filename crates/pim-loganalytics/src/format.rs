@@ -847,11 +847,12 @@ mod tests {
         assert!(m.contains("name"), "{m}");
     }
 
-    /// A 500,000-row, ~150 MB AzureActivity export in both shapes. Run in release mode:
+    /// Correctness at the benchmark's scale: a 500,000-row, ~150 MB AzureActivity export in
+    /// both shapes. The timing is measured by `examples/bench_pipeline.rs`, not here. Run with
     /// `cargo test --release -p pim-loganalytics -- --ignored large_exports`.
     #[test]
-    #[ignore = "slow in debug builds; run in release mode"]
-    fn large_exports_load_fast() {
+    #[ignore = "slow in debug builds; a scale check, run in release"]
+    fn large_exports_load_completely() {
         let claims = r#"{\"http://schemas.microsoft.com/identity/claims/objectidentifier\":\"3f1e0000-0000-4000-8000-000000000001\"}"#;
         let row = |i: usize| {
             format!(
@@ -906,37 +907,15 @@ mod tests {
         api.push_str("]}]}");
         objects.push(']');
         for (shape, text) in [("api", &api), ("objects", &objects)] {
-            let mut took = std::time::Duration::MAX;
-            let mut p = None;
-            // Best of three: the build machine is shared, single runs are noisy.
-            for _ in 0..3 {
-                drop(p.take());
-                let start = std::time::Instant::now();
-                p = Some(
-                    parse_export(
-                        text.as_bytes(),
-                        "AzureActivity.json",
-                        LogTable::AzureActivity,
-                    )
-                    .unwrap(),
-                );
-                took = took.min(start.elapsed());
-            }
-            let p = p.unwrap();
-            eprintln!(
-                "{shape}: {} MB, {} rows in {took:?}",
-                text.len() / 1_000_000,
-                p.table.rows.len()
-            );
-            assert_eq!(p.table.rows.len(), n);
-            assert_eq!(p.table.columns.len(), names.len());
-            assert!(p.problems.is_empty());
-            if !cfg!(debug_assertions) {
-                assert!(
-                    took < std::time::Duration::from_secs(1),
-                    "{shape}: {took:?}"
-                );
-            }
+            let p = parse_export(
+                text.as_bytes(),
+                "AzureActivity.json",
+                LogTable::AzureActivity,
+            )
+            .unwrap();
+            assert_eq!(p.table.rows.len(), n, "{shape}");
+            assert_eq!(p.table.columns.len(), names.len(), "{shape}");
+            assert!(p.problems.is_empty(), "{shape}");
         }
     }
 
