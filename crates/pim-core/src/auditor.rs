@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use pim_correlate::{
-    Activations, CorrelateOptions, ParsedActivities, WindowOptions, build_activations,
-    correlate_owned, parse_azure_activity, parse_directory_activity, parse_pim_events,
+    Activations, CorrelateOptions, WindowOptions, build_activations, correlate_owned,
+    parse_azure_activity, parse_directory_activity, parse_pim_events,
 };
 use pim_domain::{
     Activation, ActivationReport, Activity, Assessment, AssessorKind, DataProblem,
@@ -136,9 +136,7 @@ impl Auditor {
             end,
         );
         let live = info.kind == SourceKind::LogAnalytics;
-        let mut problems: Vec<DataProblem> = Vec::new();
-        let mut warnings: Vec<String> = Vec::new();
-        let mut queries = 0usize;
+        let mut log = ScanLog::default();
 
         // 1. PIM activations, expiries and deactivations (one query).
         let pim_query = LogQuery {
@@ -147,14 +145,14 @@ impl Auditor {
             kql: pim_kql::pim_events_query(pim_range),
             timespan: pim_range,
         };
-        queries += 1;
+        log.queries += 1;
         let outcome = self
             .source
             .query(&pim_query)
             .await
             .map_err(|source| Error::PimQuery { source })?;
         let audit_name = table_source_name(LogTable::AuditLogs, info.kind);
-        let pim_table = take_table(outcome, &audit_name, &mut problems, &mut warnings);
+        let pim_table = log.take_table(outcome, &audit_name);
         let events = parse_pim_events(&pim_table, &audit_name);
         drop(pim_table);
         let Activations {
@@ -167,11 +165,12 @@ impl Auditor {
                 default_duration: Duration::hours(i64::from(options.default_window_hours)),
             },
         );
-        problems.extend(window_problems);
+        log.problems.extend(window_problems);
         info!(
             activations = activations.len(),
             "PIM activations in the scan window"
         );
+        lap("pim-events");
 
         // 2. What the activated identities did, across the union of their windows.
         let chunk = if live {
@@ -189,27 +188,25 @@ impl Auditor {
                 .filter(|a| a.role.kind != RoleKind::AzureResource)
                 .collect();
             let azure = self
-                .fetch_azure(
+                .fetch_activity(
+                    LogTable::AzureActivity,
                     &all,
                     span,
                     options,
                     chunk,
                     info.kind,
-                    &mut problems,
-                    &mut warnings,
-                    &mut queries,
+                    &mut log,
                 )
                 .await;
             let directory = self
-                .fetch_directory(
+                .fetch_activity(
+                    LogTable::AuditLogs,
                     &dir,
                     span,
                     options,
                     chunk,
                     info.kind,
-                    &mut problems,
-                    &mut warnings,
-                    &mut queries,
+                    &mut log,
                 )
                 .await;
             (azure, directory)
@@ -279,6 +276,11 @@ impl Auditor {
             .collect();
 
         lap("assess");
+        let ScanLog {
+            mut problems,
+            mut warnings,
+            queries,
+        } = log;
         if self.assessor.is_none() {
             warnings.push(
                 "No model is configured: verdicts come from the deterministic rules engine alone."
@@ -349,98 +351,47 @@ impl Auditor {
         }
     }
 
+    /// Fetches and parses the activity of `activations` from one table: AzureActivity
+    /// operations, or the directory changes they initiated in AuditLogs. A failed query makes
+    /// the fetch a failure (the activations that depend on it become `unknown`), never an empty
+    /// result.
     #[allow(clippy::too_many_arguments)]
-    async fn fetch_azure(
+    async fn fetch_activity(
         &self,
+        table: LogTable,
         activations: &[&Activation],
         span: TimeRange,
         options: &ScanOptions,
         chunk: usize,
         kind: SourceKind,
-        problems: &mut Vec<DataProblem>,
-        warnings: &mut Vec<String>,
-        queries: &mut usize,
-    ) -> ActivityFetch {
-        let identities = identities(activations);
-        let texts =
-            match pim_kql::azure_activity_queries(&identities, span, options.include_failed, chunk)
-            {
-                Ok(t) => t,
-                Err(e) => {
-                    return fail(
-                        warnings,
-                        format!("the AzureActivity query could not be built: {e}"),
-                    );
-                }
-            };
-        let name = table_source_name(LogTable::AzureActivity, kind);
-        self.run_activity(
-            texts,
-            LogTable::AzureActivity,
-            "azure-activity",
-            span,
-            &name,
-            problems,
-            warnings,
-            queries,
-            |t, n| parse_azure_activity(t, n, options.include_failed),
-        )
-        .await
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    async fn fetch_directory(
-        &self,
-        activations: &[&Activation],
-        span: TimeRange,
-        options: &ScanOptions,
-        chunk: usize,
-        kind: SourceKind,
-        problems: &mut Vec<DataProblem>,
-        warnings: &mut Vec<String>,
-        queries: &mut usize,
+        log: &mut ScanLog,
     ) -> ActivityFetch {
         if activations.is_empty() {
             return ActivityFetch::empty();
         }
         let identities = identities(activations);
-        let texts = match pim_kql::directory_activity_queries(&identities, span, chunk) {
+        let directory = table == LogTable::AuditLogs;
+        let (label, built) = if directory {
+            (
+                "directory-activity",
+                pim_kql::directory_activity_queries(&identities, span, chunk),
+            )
+        } else {
+            (
+                "azure-activity",
+                pim_kql::azure_activity_queries(&identities, span, options.include_failed, chunk),
+            )
+        };
+        let texts = match built {
             Ok(t) => t,
             Err(e) => {
                 return fail(
-                    warnings,
-                    format!("the directory activity query could not be built: {e}"),
+                    &mut log.warnings,
+                    format!("the {label} query could not be built: {e}"),
                 );
             }
         };
-        let name = table_source_name(LogTable::AuditLogs, kind);
-        self.run_activity(
-            texts,
-            LogTable::AuditLogs,
-            "directory-activity",
-            span,
-            &name,
-            problems,
-            warnings,
-            queries,
-            |t, n| parse_directory_activity(t, n, options.include_failed),
-        )
-        .await
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    async fn run_activity(
-        &self,
-        texts: Vec<String>,
-        table: LogTable,
-        label: &str,
-        span: TimeRange,
-        source_name: &str,
-        problems: &mut Vec<DataProblem>,
-        warnings: &mut Vec<String>,
-        queries: &mut usize,
-        parse: impl Fn(&Table, &str) -> ParsedActivities,
-    ) -> ActivityFetch {
+        let source_name = table_source_name(table, kind);
         let mut fetch = ActivityFetch::empty();
         let n = texts.len();
         for (i, kql) in texts.into_iter().enumerate() {
@@ -454,25 +405,36 @@ impl Auditor {
                 kql,
                 timespan: span,
             };
-            *queries += 1;
+            log.queries += 1;
             match self.source.query(&query).await {
                 Ok(outcome) => {
                     if outcome.partial_error.is_some() {
                         fetch.partial = true;
                     }
-                    let t = take_table(outcome, source_name, problems, warnings);
+                    let t = log.take_table(outcome, &source_name);
                     let parse_started = std::time::Instant::now();
-                    let parsed = parse(&t, source_name);
+                    let parsed = if directory {
+                        parse_directory_activity(&t, &source_name, options.include_failed)
+                    } else {
+                        parse_azure_activity(&t, &source_name, options.include_failed)
+                    };
                     let parse_ms = parse_started.elapsed().as_millis() as u64;
                     drop(t);
-                    debug!(query = %query.label, rows = parsed.rows_read, activities = parsed.activities.len(), parse_ms, drop_ms = (parse_started.elapsed().as_millis() as u64).saturating_sub(parse_ms), "activity parsed");
-                    problems.extend(parsed.problems);
+                    debug!(
+                        query = %query.label,
+                        rows = parsed.rows_read,
+                        activities = parsed.activities.len(),
+                        parse_ms,
+                        drop_ms = (parse_started.elapsed().as_millis() as u64).saturating_sub(parse_ms),
+                        "activity parsed"
+                    );
+                    log.problems.extend(parsed.problems);
                     fetch.activities.extend(parsed.activities);
                 }
                 Err(e) => {
                     let reason = format!("the {} query failed: {e}", query.label);
                     warn!(query = %query.label, error = %e, "activity query failed");
-                    warnings.push(format!(
+                    log.warnings.push(format!(
                         "{reason}. Activations that depend on {} are marked unknown.",
                         table.name()
                     ));
@@ -482,6 +444,33 @@ impl Auditor {
             }
         }
         fetch
+    }
+}
+
+/// What a scan collects besides activations: input problems, warnings, and the query count.
+#[derive(Debug, Default)]
+struct ScanLog {
+    problems: Vec<DataProblem>,
+    warnings: Vec<String>,
+    queries: usize,
+}
+
+impl ScanLog {
+    /// Keeps the first table of a query outcome, recording partial errors and adapter problems.
+    fn take_table(&mut self, outcome: QueryOutcome, source_name: &str) -> Table {
+        let QueryOutcome {
+            tables,
+            partial_error,
+            problems,
+            ..
+        } = outcome;
+        self.problems.extend(problems);
+        if let Some(message) = partial_error {
+            self.warnings.push(format!(
+                "{source_name}: the source returned a partial result ({message}); activity may be incomplete and affected activations are flagged activity_truncated."
+            ));
+        }
+        tables.into_iter().next().unwrap_or_default()
     }
 }
 
@@ -591,26 +580,4 @@ fn table_source_name(table: LogTable, kind: SourceKind) -> String {
         SourceKind::Export => format!("{}.json", table.name()),
         _ => table.name().to_owned(),
     }
-}
-
-/// Keeps the first table of a query outcome, recording partial errors and adapter problems.
-fn take_table(
-    outcome: QueryOutcome,
-    source_name: &str,
-    problems: &mut Vec<DataProblem>,
-    warnings: &mut Vec<String>,
-) -> Table {
-    let QueryOutcome {
-        tables,
-        partial_error,
-        problems: adapter_problems,
-        ..
-    } = outcome;
-    problems.extend(adapter_problems);
-    if let Some(message) = partial_error {
-        warnings.push(format!(
-            "{source_name}: the source returned a partial result ({message}); activity may be incomplete and affected activations are flagged activity_truncated."
-        ));
-    }
-    tables.into_iter().next().unwrap_or_default()
 }
