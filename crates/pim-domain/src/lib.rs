@@ -27,6 +27,7 @@ mod activity;
 mod assessment;
 mod problem;
 mod report;
+pub mod retry;
 mod table;
 pub mod timestamp;
 

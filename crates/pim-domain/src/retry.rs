@@ -1,0 +1,180 @@
+//! Retry policy shared by the Azure adapters: bounded attempts, bounded total time, jittered
+//! exponential backoff that honours the server's `Retry-After`.
+//!
+//! Pure computation: adapters measure elapsed time and supply the jitter, so the policy is
+//! testable without clocks or randomness.
+
+use std::time::Duration;
+
+/// How often and how long to retry a throttled or transiently failing call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Most attempts in all, the first included (1 = never retry).
+    pub max_attempts: u32,
+    /// Delay before the first retry when the server names none; doubles per retry.
+    pub initial_delay: Duration,
+    /// Longest delay between two attempts (a larger `Retry-After` is capped to this).
+    pub max_delay: Duration,
+    /// Longest time from the first attempt to the start of the last one.
+    pub max_total: Duration,
+}
+
+impl Default for RetryPolicy {
+    /// 5 attempts, 1 s doubling up to 30 s, at most 2 minutes in all.
+    fn default() -> Self {
+        Self {
+            max_attempts: 5,
+            initial_delay: Duration::from_secs(1),
+            max_delay: Duration::from_secs(30),
+            max_total: Duration::from_secs(120),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// A policy that never retries.
+    pub fn none() -> Self {
+        Self {
+            max_attempts: 1,
+            ..Self::default()
+        }
+    }
+
+    /// The delay before attempt `attempt + 1` after attempt `attempt` (1-based) failed, or
+    /// `None` when no retry is allowed: attempts used up, or the delay would pass `max_total`.
+    ///
+    /// `retry_after` is what the server asked for (`retry-after-ms` / `Retry-After`); it is
+    /// honoured (capped at `max_delay`) and not shortened by jitter. Otherwise the delay is
+    /// `initial_delay * 2^(attempt-1)`, capped, scaled by `jitter` in `[0.5, 1.0]` (a `jitter`
+    /// of `0.0..=1.0` from the caller's random source maps onto that range), so that many
+    /// clients throttled together do not retry together.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use pim_domain::retry::RetryPolicy;
+    ///
+    /// let p = RetryPolicy::default();
+    /// assert_eq!(p.delay(1, None, 1.0, Duration::ZERO), Some(Duration::from_secs(1)));
+    /// assert_eq!(p.delay(2, None, 1.0, Duration::ZERO), Some(Duration::from_secs(2)));
+    /// assert_eq!(p.delay(1, Some(Duration::from_secs(7)), 0.0, Duration::ZERO), Some(Duration::from_secs(7)));
+    /// assert_eq!(p.delay(5, None, 1.0, Duration::ZERO), None);
+    /// ```
+    pub fn delay(
+        &self,
+        attempt: u32,
+        retry_after: Option<Duration>,
+        jitter: f64,
+        elapsed: Duration,
+    ) -> Option<Duration> {
+        if attempt >= self.max_attempts {
+            return None;
+        }
+        let delay = match retry_after {
+            Some(asked) => asked.min(self.max_delay),
+            None => {
+                let exp = attempt.saturating_sub(1).min(30);
+                let base = self
+                    .initial_delay
+                    .saturating_mul(1u32 << exp)
+                    .min(self.max_delay);
+                let jitter = if jitter.is_finite() {
+                    jitter.clamp(0.0, 1.0)
+                } else {
+                    1.0
+                };
+                base.mul_f64(0.5 + jitter / 2.0)
+            }
+        };
+        (elapsed.saturating_add(delay) <= self.max_total).then_some(delay)
+    }
+}
+
+/// Reads a `Retry-After`-style header value: `retry-after-ms` (milliseconds) when given, else
+/// `retry-after` as whole or fractional seconds. HTTP-date forms are not used by the Azure
+/// services we call and read as `None`.
+///
+/// ```
+/// use std::time::Duration;
+/// use pim_domain::retry::parse_retry_after;
+/// assert_eq!(parse_retry_after(Some("1500"), Some("9")), Some(Duration::from_millis(1500)));
+/// assert_eq!(parse_retry_after(None, Some("2")), Some(Duration::from_secs(2)));
+/// assert_eq!(parse_retry_after(None, Some("soon")), None);
+/// ```
+pub fn parse_retry_after(
+    retry_after_ms: Option<&str>,
+    retry_after: Option<&str>,
+) -> Option<Duration> {
+    let ms = retry_after_ms
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|v| v.is_finite() && *v >= 0.0)
+        .map(|v| Duration::from_secs_f64((v / 1000.0).min(86_400.0)));
+    ms.or_else(|| {
+        retry_after
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .filter(|v| v.is_finite() && *v >= 0.0)
+            .map(|v| Duration::from_secs_f64(v.min(86_400.0)))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_caps_and_jitters_downwards_only() {
+        let p = RetryPolicy {
+            max_attempts: 10,
+            initial_delay: Duration::from_secs(1),
+            max_delay: Duration::from_secs(8),
+            max_total: Duration::from_secs(1000),
+        };
+        let full: Vec<_> = (1..=6)
+            .map(|a| p.delay(a, None, 1.0, Duration::ZERO).unwrap())
+            .collect();
+        assert_eq!(full, [1, 2, 4, 8, 8, 8].map(Duration::from_secs));
+        assert_eq!(
+            p.delay(3, None, 0.0, Duration::ZERO),
+            Some(Duration::from_secs(2))
+        );
+        assert_eq!(
+            p.delay(3, None, f64::NAN, Duration::ZERO),
+            Some(Duration::from_secs(4))
+        );
+    }
+
+    #[test]
+    fn retry_after_is_honoured_but_capped_and_total_time_is_bounded() {
+        let p = RetryPolicy::default();
+        assert_eq!(
+            p.delay(1, Some(Duration::from_secs(300)), 0.5, Duration::ZERO),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(
+            p.delay(
+                1,
+                Some(Duration::from_secs(10)),
+                0.5,
+                Duration::from_secs(115)
+            ),
+            None
+        );
+        assert_eq!(
+            RetryPolicy::none().delay(1, None, 1.0, Duration::ZERO),
+            None
+        );
+    }
+
+    #[test]
+    fn retry_after_headers() {
+        assert_eq!(
+            parse_retry_after(Some("abc"), Some("3")),
+            Some(Duration::from_secs(3))
+        );
+        assert_eq!(parse_retry_after(Some("-5"), None), None);
+        assert_eq!(parse_retry_after(None, Some("1e400")), None);
+        assert_eq!(
+            parse_retry_after(None, Some("0.25")),
+            Some(Duration::from_millis(250))
+        );
+    }
+}
