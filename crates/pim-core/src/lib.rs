@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 mod auditor;
+pub mod config;
 mod error;
 mod options;
 mod render;
