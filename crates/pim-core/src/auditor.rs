@@ -17,7 +17,10 @@ use pim_rules::{Assessor, Case, RulesConfig, RulesEngine};
 use time::{Duration, OffsetDateTime};
 use tracing::{debug, info, warn};
 
+use crate::budget::CallBudget;
+use crate::config::ModelLimits;
 use crate::{Error, Result, ScanOptions};
+use futures_util::StreamExt;
 
 /// Identities per activity query against a live workspace: keeps the KQL text well under the
 /// query API's size limits while still making a handful of queries for thousands of users.
@@ -31,6 +34,7 @@ pub struct Auditor {
     source: Arc<dyn LogAnalytics>,
     rules: Arc<RulesEngine>,
     assessor: Option<Arc<dyn Assessor>>,
+    limits: ModelLimits,
 }
 
 /// Builds an [`Auditor`].
@@ -39,6 +43,7 @@ pub struct AuditorBuilder {
     source: Arc<dyn LogAnalytics>,
     rules: RulesConfig,
     assessor: Option<Arc<dyn Assessor>>,
+    limits: ModelLimits,
 }
 
 impl AuditorBuilder {
@@ -55,12 +60,20 @@ impl AuditorBuilder {
         self
     }
 
+    /// Limits on model calls: assessments in flight at once (default 8) and optional
+    /// requests-per-minute and tokens-per-minute budgets.
+    pub fn model_limits(mut self, limits: ModelLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
     /// Finishes the builder.
     pub fn build(self) -> Auditor {
         Auditor {
             source: self.source,
             rules: Arc::new(RulesEngine::new(self.rules)),
             assessor: self.assessor,
+            limits: self.limits,
         }
     }
 }
@@ -91,6 +104,7 @@ impl Auditor {
             source,
             rules: RulesConfig::default(),
             assessor: None,
+            limits: ModelLimits::default(),
         }
     }
 
@@ -261,10 +275,22 @@ impl Auditor {
             })
             .collect();
         let rules = assess_rules_parallel(&self.rules, &cases);
-        let mut assessments = Vec::with_capacity(cases.len());
-        for (case, rules) in cases.iter().zip(rules) {
-            assessments.push(self.with_model(case, rules).await);
-        }
+        let assessments: Vec<Assessment> = if self.assessor.is_some() {
+            // Model calls are I/O-bound: up to `concurrency` in flight, each spending the
+            // per-minute budget first. `buffered` keeps the results in case order.
+            let budget = CallBudget::new(
+                self.limits.requests_per_minute,
+                self.limits.tokens_per_minute,
+            );
+            let budget = &budget;
+            futures_util::stream::iter(cases.iter().zip(rules))
+                .map(|(case, rules)| self.with_model(case, rules, budget))
+                .buffered(self.limits.concurrency.max(1))
+                .collect()
+                .await
+        } else {
+            rules
+        };
         drop(cases);
         let reports: Vec<ActivationReport> = activations
             .into_iter()
@@ -331,13 +357,19 @@ impl Auditor {
     /// The rules engine's assessment stands alone, or, with a model assessor, is combined with
     /// the model's answer under the guardrails. A failing model never drops the activation: the rules' assessment stands and
     /// the failure is recorded.
-    async fn with_model(&self, case: &Case<'_>, rules: Assessment) -> Assessment {
+    async fn with_model(
+        &self,
+        case: &Case<'_>,
+        rules: Assessment,
+        budget: &CallBudget,
+    ) -> Assessment {
         let Some(model) = &self.assessor else {
             return rules;
         };
         if case.unassessable.is_some() {
             return rules;
         }
+        budget.acquire(self.limits.estimated_tokens_per_call).await;
         match model.assess(case, &rules).await {
             Ok(answer) => pim_rules::guardrails::combine(&rules, answer),
             Err(e) => {

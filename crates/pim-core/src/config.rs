@@ -136,6 +136,9 @@ pub struct ModelLimits {
     pub requests_per_minute: Option<u32>,
     /// Tokens per minute, if budgeted.
     pub tokens_per_minute: Option<u32>,
+    /// Tokens one assessment is charged against the per-minute budget: the prompt budget plus
+    /// the answer cap, as the service itself estimates a request on arrival.
+    pub estimated_tokens_per_call: u32,
 }
 
 impl Default for ModelLimits {
@@ -144,6 +147,7 @@ impl Default for ModelLimits {
             concurrency: DEFAULT_MODEL_CONCURRENCY,
             requests_per_minute: None,
             tokens_per_minute: None,
+            estimated_tokens_per_call: 3_600,
         }
     }
 }

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 mod auditor;
+mod budget;
 pub mod config;
 mod error;
 mod options;
@@ -11,6 +12,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 pub use auditor::{Auditor, AuditorBuilder};
+pub use budget::CallBudget;
 pub use error::{Error, Result};
 pub use options::{
     DEFAULT_HOURS, DEFAULT_LOOKBACK_HOURS, DEFAULT_MAX_ACTIVITIES, DEFAULT_WINDOW_HOURS,

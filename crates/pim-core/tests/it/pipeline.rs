@@ -183,3 +183,122 @@ async fn an_empty_source_gives_an_empty_report() {
     assert_eq!(report.summary.activations, 0);
     assert!(report.warnings.iter().any(|w| w.contains("rules engine")));
 }
+
+/// A model stand-in: answers "aligned, low" to everything after a short pause, counting how
+/// many calls are in flight at once; fails for the activation ids it is told to.
+#[derive(Debug, Default)]
+struct CountingModel {
+    in_flight: std::sync::atomic::AtomicUsize,
+    max_in_flight: std::sync::atomic::AtomicUsize,
+    calls: std::sync::atomic::AtomicUsize,
+    fail_for: Vec<String>,
+}
+
+#[async_trait]
+impl pim_rules::Assessor for CountingModel {
+    fn name(&self) -> &str {
+        "model"
+    }
+
+    async fn assess<'c>(
+        &self,
+        case: &pim_rules::Case<'c>,
+        baseline: &pim_core::domain::Assessment,
+    ) -> Result<pim_core::domain::Assessment, pim_rules::Error> {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.calls.fetch_add(1, SeqCst);
+        let now = self.in_flight.fetch_add(1, SeqCst) + 1;
+        self.max_in_flight.fetch_max(now, SeqCst);
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        self.in_flight.fetch_sub(1, SeqCst);
+        if self.fail_for.contains(&case.activation.id) {
+            return Err(pim_rules::Error::Timeout(std::time::Duration::from_secs(
+                60,
+            )));
+        }
+        let mut a = baseline.clone();
+        a.verdict = Verdict::Aligned;
+        a.risk = pim_core::domain::Risk::Low;
+        a.flags.clear();
+        a.assessor = pim_core::domain::AssessorKind::Model;
+        a.rationale = "Looks fine to me.".into();
+        Ok(a)
+    }
+}
+
+#[tokio::test]
+async fn model_calls_run_concurrently_within_the_limit_and_never_beat_the_rules() {
+    let source = demo_source().unwrap();
+    let mallory = "PIM_1bf1f14e-4a57-5f4c-ae00-e0f9d7b27665_mallory".to_owned();
+    let raj_id_part = "_raj".to_owned();
+    let model = Arc::new(CountingModel::default());
+    let limits = pim_core::config::ModelLimits {
+        concurrency: 3,
+        ..Default::default()
+    };
+    let report = Auditor::builder(source)
+        .assessor(model.clone())
+        .model_limits(limits)
+        .build()
+        .scan(&ScanOptions::new(END), END)
+        .await
+        .unwrap();
+    use std::sync::atomic::Ordering::SeqCst;
+    // Every assessable activation was sent (the one without a user is not), never more than 3 at
+    // once, and more than one at a time.
+    assert_eq!(model.calls.load(SeqCst), report.activations.len() - 1);
+    assert_eq!(model.max_in_flight.load(SeqCst), 3);
+    assert!(report.settings.assessors.contains(&"model".to_owned()));
+    // The model said "aligned, low" to everything; the guardrails keep the rules' findings.
+    let m = report.activations.iter().find(|a| a.id == mallory).unwrap();
+    assert_ne!(m.assessment.verdict, Verdict::Aligned);
+    assert_eq!(m.assessment.risk, pim_core::domain::Risk::Critical);
+    assert!(m.assessment.has_flag(Flag::PromptInjectionSuspected));
+    assert!(!m.assessment.disagreements.is_empty());
+    let raj = report
+        .activations
+        .iter()
+        .find(|a| a.id.ends_with(&raj_id_part))
+        .unwrap();
+    assert_eq!(raj.assessment.risk, pim_core::domain::Risk::Critical);
+    assert!(
+        !report
+            .warnings
+            .iter()
+            .any(|w| w.contains("No model is configured"))
+    );
+}
+
+#[tokio::test]
+async fn a_failed_model_call_keeps_the_rules_verdict_and_says_so() {
+    let source = demo_source().unwrap();
+    let rules_only = Auditor::builder(demo_source().unwrap())
+        .build()
+        .scan(&ScanOptions::new(END), END)
+        .await
+        .unwrap();
+    let target = rules_only.activations[0].id.clone();
+    let failing = Arc::new(CountingModel {
+        fail_for: vec![target.clone()],
+        ..CountingModel::default()
+    });
+    let report = Auditor::builder(source)
+        .assessor(failing)
+        .build()
+        .scan(&ScanOptions::new(END), END)
+        .await
+        .unwrap();
+    let a = report.activations.iter().find(|a| a.id == target).unwrap();
+    let before = rules_only
+        .activations
+        .iter()
+        .find(|a| a.id == target)
+        .unwrap();
+    assert_eq!(a.assessment.verdict, before.assessment.verdict);
+    assert!(
+        a.assessment
+            .disagreements
+            .iter()
+            .any(|d| d.contains("model assessment failed"))
+    );
+}
