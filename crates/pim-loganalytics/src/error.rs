@@ -52,21 +52,30 @@ pub enum Error {
         /// What was asked and what is needed instead.
         message: String,
     },
-    /// The service answered with an HTTP error status (REST adapter).
-    #[error("log analytics returned HTTP {status}{}: {message}", code.as_deref().map(|c| format!(" ({c})")).unwrap_or_default())]
+    /// The service answered with an HTTP error status that has no more specific variant:
+    /// throttling (429), server failures (500, 502, 503, 504) and unexpected statuses.
+    #[error("log analytics returned HTTP {status}{}: {message}", code_suffix(code.as_deref()))]
     Http {
         /// HTTP status code.
         status: u16,
-        /// The API error code, e.g. `InsufficientAccessError`.
+        /// The API error code, e.g. `ServiceUnavailable`.
         code: Option<String>,
-        /// The innermost error message, or the raw body when it was not an API error.
+        /// The innermost error message, or the start of the raw body when it was not an API
+        /// error.
         message: String,
         /// The `Retry-After` delay, when the service sent one.
         retry_after: Option<Duration>,
     },
-    /// The service rejected the KQL (HTTP 400 `BadArgumentError`): syntax or semantic errors,
-    /// including a table that does not exist in the workspace.
-    #[error("the query was rejected{}: {message}", location(*line, *pos))]
+    /// The service rejected the KQL (HTTP 400, usually `BadArgumentError`): a syntax error, or a
+    /// semantic one such as a table or column that does not exist in the workspace. The fields
+    /// come from the innermost entry of the `innererror` chain, so that a repair loop can show a
+    /// model exactly where the query broke.
+    #[error(
+        "the query was rejected{}{}: {message}{}",
+        location(*line, *pos),
+        near(token.as_deref()),
+        semantic_hint(*semantic)
+    )]
     BadQuery {
         /// The innermost error code, e.g. `SYN0002` or `SEM0100`.
         code: Option<String>,
@@ -76,9 +85,98 @@ pub enum Error {
         line: Option<u32>,
         /// Position within that line, when given.
         pos: Option<u32>,
+        /// The query text the parser stopped at (a KQL token, not a credential), when given.
+        token: Option<String>,
+        /// A semantic error (`SemanticError` / `SEMxxxx`): the query parsed, but names something
+        /// the workspace does not have, most often a table that receives no data there.
+        semantic: bool,
     },
-    /// The request never got an HTTP answer (connection, TLS, timeout) or the token could not be
-    /// obtained.
+    /// The service refused the caller (HTTP 401 or 403). The message says which identity needs
+    /// which role on which resource; it never contains the token.
+    #[error(
+        "log analytics denied access to workspace {workspace} (HTTP {status}{}: {message}); {}",
+        code_suffix(code.as_deref()),
+        access_advice(*status, code.as_deref())
+    )]
+    AccessDenied {
+        /// 401 or 403.
+        status: u16,
+        /// The API error code, e.g. `InsufficientAccessError` or
+        /// `InvalidAuthenticationTokenAudience`.
+        code: Option<String>,
+        /// The innermost error message.
+        message: String,
+        /// The workspace (or comma-separated workspaces) the query was sent to.
+        workspace: String,
+    },
+    /// The service does not know the workspace or path (HTTP 404).
+    #[error(
+        "log analytics workspace {workspace} was not found at {endpoint} (HTTP 404{}: {message}); check the workspace id (its GUID, or the full ARM resource id) and the endpoint",
+        code_suffix(code.as_deref())
+    )]
+    WorkspaceNotFound {
+        /// The workspace id the request was sent to.
+        workspace: String,
+        /// The API endpoint, e.g. `https://api.loganalytics.azure.com`.
+        endpoint: String,
+        /// The API error code, e.g. `PathNotFoundError`.
+        code: Option<String>,
+        /// The innermost error message.
+        message: String,
+    },
+    /// No answer arrived within the request timeout. The service may be slow or the query
+    /// heavy; a retry may succeed.
+    #[error(
+        "log analytics did not answer within {} (the request timeout)",
+        seconds(*after)
+    )]
+    Timeout {
+        /// The request timeout that expired.
+        after: Duration,
+    },
+    /// The service answered with a success status but a body this adapter cannot read (not
+    /// JSON, no `tables`, wrong types, or empty).
+    #[error("log analytics sent an unreadable answer (HTTP {status}): {message}")]
+    InvalidResponse {
+        /// The HTTP status of the answer.
+        status: u16,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The credential could not produce a token. The credential retries transient failures
+    /// itself, so this adapter does not retry it again.
+    #[error("cannot get a token for {scope}: {message}")]
+    Credential {
+        /// The scope asked for.
+        scope: String,
+        /// The credential's error, as text (its `Debug` may be long and is not kept).
+        message: String,
+    },
+    /// The adapter was configured with unusable settings (no workspace, a malformed id, a bad
+    /// endpoint or wait time).
+    #[error("invalid log analytics settings: {message}")]
+    InvalidConfig {
+        /// What is wrong and what is expected.
+        message: String,
+    },
+    /// A transient failure persisted through every attempt the retry policy allowed. The retry
+    /// budget of this call is spent: a caller that retries again should wait first.
+    #[error(
+        "log analytics query failed after {attempts} attempt{} over {}: {last}",
+        if *attempts == 1 { "" } else { "s" },
+        seconds(*elapsed)
+    )]
+    RetriesExhausted {
+        /// Attempts made, the first included.
+        attempts: u32,
+        /// Time from the first attempt to the last failure.
+        elapsed: Duration,
+        /// The last attempt's error (its status, code and message).
+        #[source]
+        last: Box<Error>,
+    },
+    /// The request never got an HTTP answer (connection refused, DNS, TLS, a broken
+    /// connection).
     #[error("{context}: {source}")]
     Transport {
         /// What was being done.
@@ -87,6 +185,51 @@ pub enum Error {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+}
+
+fn code_suffix(code: Option<&str>) -> String {
+    code.map(|c| format!(" {c}")).unwrap_or_default()
+}
+
+fn near(token: Option<&str>) -> String {
+    token
+        .filter(|t| !t.is_empty())
+        .map(|t| format!(" near '{t}'"))
+        .unwrap_or_default()
+}
+
+fn semantic_hint(semantic: bool) -> &'static str {
+    if semantic {
+        " (a table or column the query names may not exist in this workspace, e.g. because no diagnostic setting sends that table there)"
+    } else {
+        ""
+    }
+}
+
+fn seconds(d: Duration) -> String {
+    if d < Duration::from_secs(1) {
+        format!("{} ms", d.as_millis())
+    } else {
+        format!("{:.1} s", d.as_secs_f64())
+    }
+}
+
+/// What to do about a 401/403, keyed on the service's error code.
+fn access_advice(status: u16, code: Option<&str>) -> &'static str {
+    match code {
+        Some(c) if c.eq_ignore_ascii_case("InvalidAuthenticationTokenAudience") => {
+            "the token was requested for the wrong resource: it must be issued for the scope https://api.loganalytics.io/.default"
+        }
+        Some(c) if c.eq_ignore_ascii_case("InvalidAuthenticationToken") => {
+            "the token is invalid or expired: sign in again (e.g. `az login`) or check the credential's tenant"
+        }
+        _ if status == 401 => {
+            "the service did not accept the identity's token: check that the credential signs in to the workspace's tenant and requests the scope https://api.loganalytics.io/.default"
+        }
+        _ => {
+            "grant the role Log Analytics Reader (or Reader) on each workspace queried to the identity the tool runs as (user, service principal or managed identity); role assignments can take a few minutes to apply"
+        }
+    }
 }
 
 fn location(line: Option<u32>, pos: Option<u32>) -> String {
@@ -99,16 +242,33 @@ fn location(line: Option<u32>, pos: Option<u32>) -> String {
 
 impl Error {
     /// Whether the same request may succeed if sent again later: throttling (429), server-side
-    /// failures and timeouts (500, 502, 503, 504) and transport errors. Offline errors never are.
+    /// failures and timeouts (500, 502, 503, 504), request timeouts and transport errors, and
+    /// [`Error::RetriesExhausted`] wrapping one of those. Offline errors, rejected queries,
+    /// access and configuration problems never are.
     pub fn is_retryable(&self) -> bool {
         match self {
-            Error::Http { status, .. } => matches!(status, 429 | 500 | 502 | 503 | 504),
-            Error::Transport { .. } => true,
+            Error::Http { status, .. } => is_retryable_status(*status),
+            Error::Transport { .. } | Error::Timeout { .. } => true,
+            Error::RetriesExhausted { last, .. } => last.is_retryable(),
             Error::Io { .. }
             | Error::Format { .. }
             | Error::MissingTable { .. }
             | Error::Unsupported { .. }
-            | Error::BadQuery { .. } => false,
+            | Error::BadQuery { .. }
+            | Error::AccessDenied { .. }
+            | Error::WorkspaceNotFound { .. }
+            | Error::InvalidResponse { .. }
+            | Error::Credential { .. }
+            | Error::InvalidConfig { .. } => false,
+        }
+    }
+
+    /// The delay the service asked for before a retry (`Retry-After`), when it named one.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Error::Http { retry_after, .. } => *retry_after,
+            Error::RetriesExhausted { last, .. } => last.retry_after(),
+            _ => None,
         }
     }
 
@@ -119,6 +279,11 @@ impl Error {
             message: message.into(),
         }
     }
+}
+
+/// The statuses worth retrying: throttling and transient server-side failures.
+pub(crate) fn is_retryable_status(status: u16) -> bool {
+    matches!(status, 429 | 500 | 502 | 503 | 504)
 }
 
 /// The result type of this crate.
@@ -156,10 +321,12 @@ mod tests {
             message: "Query could not be parsed at 'string'".into(),
             line: Some(1),
             pos: Some(4),
+            token: Some("string".into()),
+            semantic: false,
         };
         assert_eq!(
             e.to_string(),
-            "the query was rejected at line 1, position 4: Query could not be parsed at 'string'"
+            "the query was rejected at line 1, position 4 near 'string': Query could not be parsed at 'string'"
         );
         let e = Error::Format {
             source_name: "AuditLogs.json".into(),
@@ -167,5 +334,103 @@ mod tests {
             message: "bad".into(),
         };
         assert_eq!(e.to_string(), "AuditLogs.json row 3: bad");
+    }
+
+    #[test]
+    fn adapter_errors_are_retryable_only_when_transient() {
+        let timeout = Error::Timeout {
+            after: Duration::from_secs(200),
+        };
+        assert!(timeout.is_retryable());
+        assert_eq!(
+            timeout.to_string(),
+            "log analytics did not answer within 200.0 s (the request timeout)"
+        );
+        let exhausted = |last: Error| Error::RetriesExhausted {
+            attempts: 1,
+            elapsed: Duration::from_millis(5),
+            last: Box::new(last),
+        };
+        let throttled = Error::Http {
+            status: 429,
+            code: None,
+            message: "slow down".into(),
+            retry_after: Some(Duration::from_secs(3)),
+        };
+        let e = exhausted(throttled);
+        assert!(e.is_retryable());
+        assert_eq!(e.retry_after(), Some(Duration::from_secs(3)));
+        assert_eq!(
+            e.to_string(),
+            "log analytics query failed after 1 attempt over 5 ms: log analytics returned HTTP 429: slow down"
+        );
+        for e in [
+            Error::AccessDenied {
+                status: 403,
+                code: None,
+                message: String::new(),
+                workspace: "w".into(),
+            },
+            Error::WorkspaceNotFound {
+                workspace: "w".into(),
+                endpoint: "e".into(),
+                code: None,
+                message: String::new(),
+            },
+            Error::InvalidResponse {
+                status: 200,
+                message: String::new(),
+            },
+            Error::Credential {
+                scope: "s".into(),
+                message: String::new(),
+            },
+            Error::InvalidConfig {
+                message: String::new(),
+            },
+            exhausted(Error::InvalidConfig {
+                message: String::new(),
+            }),
+        ] {
+            assert!(!e.is_retryable(), "{e}");
+            assert_eq!(e.retry_after(), None);
+        }
+    }
+
+    #[test]
+    fn access_advice_depends_on_status_and_code() {
+        let denied = |status, code: Option<&str>| {
+            Error::AccessDenied {
+                status,
+                code: code.map(str::to_owned),
+                message: "m".into(),
+                workspace: "ws-1".into(),
+            }
+            .to_string()
+        };
+        assert!(denied(403, None).contains("grant the role Log Analytics Reader (or Reader)"));
+        assert!(denied(403, Some("InvalidAuthenticationTokenAudience")).contains("wrong resource"));
+        assert!(denied(401, Some("InvalidAuthenticationToken")).contains("invalid or expired"));
+        assert!(denied(401, None).contains("did not accept the identity's token"));
+        assert!(
+            denied(403, None)
+                .starts_with("log analytics denied access to workspace ws-1 (HTTP 403: m)")
+        );
+    }
+
+    #[test]
+    fn semantic_errors_hint_at_a_missing_table() {
+        let e = Error::BadQuery {
+            code: Some("SEM0100".into()),
+            message: "Failed to resolve table or column expression named 'AzureActivity'".into(),
+            line: None,
+            pos: None,
+            token: None,
+            semantic: true,
+        };
+        assert_eq!(
+            e.to_string(),
+            "the query was rejected: Failed to resolve table or column expression named 'AzureActivity' (a table or column the query names may not exist in this workspace, e.g. because no diagnostic setting sends that table there)"
+        );
     }
 }

@@ -7,6 +7,8 @@
 //! - [`LogAnalytics`]: the port, held as `Arc<dyn LogAnalytics>` by `pim-core`;
 //! - [`ExportDir`]: a directory of exported query results (`--from-dir`);
 //! - [`DemoTenant`]: a small embedded tenant with a generated runaway script (`--demo`);
+//! - `LogAnalyticsClient` (feature `azure`, on by default): the Log Analytics query REST API,
+//!   with typed errors and retries of throttling and transient failures;
 //! - [`format::parse_export`]: reads both export shapes (query API response, `az ... -o json`
 //!   row objects), fast enough for a 500,000-row export;
 //! - [`Error`]: what failed and whether a retry can help ([`Error::is_retryable`]).
@@ -42,10 +44,14 @@ mod error;
 mod export_dir;
 pub mod format;
 mod offline;
+#[cfg(feature = "azure")]
+mod rest;
 
 pub use demo::DemoTenant;
 pub use error::{Error, Result};
 pub use export_dir::ExportDir;
+#[cfg(feature = "azure")]
+pub use rest::{DEFAULT_ENDPOINT, LOG_ANALYTICS_SCOPE, LogAnalyticsClient, LogAnalyticsOptions};
 
 use pim_domain::{DataProblem, Table, TimeRange};
 use time::OffsetDateTime;
@@ -171,9 +177,15 @@ pub trait LogAnalytics: Send + Sync + std::fmt::Debug {
     /// - [`Error::MissingTable`]: the source has no data for the table. Not retryable; results
     ///   that depend on it are unknown.
     /// - [`Error::Io`], [`Error::Format`]: an export could not be read or parsed. Not retryable.
-    /// - [`Error::BadQuery`]: the service rejected the KQL. Not retryable.
+    /// - [`Error::BadQuery`]: the service rejected the KQL (innermost message, line, position,
+    ///   token). Not retryable.
+    /// - [`Error::AccessDenied`] (401/403, with the role to grant), [`Error::WorkspaceNotFound`]
+    ///   (404), [`Error::InvalidResponse`], [`Error::Credential`] (no token could be had; the
+    ///   credential retries on its own), [`Error::InvalidConfig`]: not retryable.
     /// - [`Error::Http`]: retryable for 429 and 500/502/503/504, otherwise not.
-    /// - [`Error::Transport`] (no HTTP answer, or no token): retryable.
+    /// - [`Error::Transport`] (no HTTP answer) and [`Error::Timeout`]: retryable.
+    /// - [`Error::RetriesExhausted`]: the adapter already retried within its policy; the last
+    ///   failure is inside.
     ///
     /// [`Error::is_retryable`] encodes exactly this.
     async fn query(&self, query: &LogQuery) -> Result<QueryOutcome>;
