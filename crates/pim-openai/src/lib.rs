@@ -5,6 +5,12 @@
 //! OpenAI-compatible endpoints, authentication, retries) left to adapters. [`ScriptedChatModel`]
 //! answers from a queue and records every request, for tests and offline demos.
 //!
+//! With the `azure` feature (on by default) the crate also has the HTTP adapters:
+//! [`AzureOpenAi`] (the deployment path with a dated [`ApiVersion`], or the `v1` path; an
+//! [`OpenAiAuth`] api key or Entra token) and [`OpenAiCompatible`] (self-hosted servers that
+//! speak OpenAI's chat-completions API). Both retry throttling, 5xx and timeouts per
+//! `pim_domain::retry::RetryPolicy`, and never show a key or token in `Debug`, errors or logs.
+//!
 //! ```
 //! use pim_openai::{ChatModel, ChatRequest, ChatMessage, ScriptedChatModel};
 //!
@@ -20,12 +26,25 @@
 //! # }
 //! ```
 
+#[cfg(feature = "azure")]
+mod azure;
+#[cfg(feature = "azure")]
+mod compatible;
 mod scripted;
+#[cfg(feature = "azure")]
+mod wire;
 
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+#[cfg(feature = "azure")]
+pub use azure::{
+    ApiVersion, AzureOpenAi, AzureOpenAiOptions, COGNITIVE_SERVICES_SCOPE, DEFAULT_API_VERSION,
+    OpenAiAuth,
+};
+#[cfg(feature = "azure")]
+pub use compatible::{OpenAiCompatible, OpenAiCompatibleOptions};
 pub use scripted::ScriptedChatModel;
 
 /// Who wrote a message.
@@ -190,6 +209,15 @@ pub enum Error {
     /// The connection failed.
     #[error("could not reach the model service")]
     Transport(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// An adapter's settings are unusable (endpoint, deployment, api version, key shape).
+    #[error("invalid model configuration: {0}")]
+    Config(String),
+    /// No token could be obtained from the Entra credential.
+    #[error("could not authenticate to the model service: {0}")]
+    Credential(String),
+    /// The request could not be encoded.
+    #[error("the model request could not be encoded: {0}")]
+    InvalidRequest(String),
     /// A scripted model ran out of answers.
     #[error("the scripted model has no answer left for request {0}")]
     ScriptExhausted(usize),
@@ -207,9 +235,12 @@ impl Error {
         match self {
             Self::RateLimited { .. } | Self::Timeout(_) | Self::Transport(_) => true,
             Self::Http { status, .. } => *status >= 500,
-            Self::ContentFilter { .. } | Self::InvalidResponse(_) | Self::ScriptExhausted(_) => {
-                false
-            }
+            Self::ContentFilter { .. }
+            | Self::InvalidResponse(_)
+            | Self::ScriptExhausted(_)
+            | Self::Config(_)
+            | Self::Credential(_)
+            | Self::InvalidRequest(_) => false,
         }
     }
 }
