@@ -1,1 +1,64 @@
-//! Loopback fake Azure servers for tests and benchmarks: Log Analytics query API, Azure OpenAI (deployment and v1 paths), App Service managed-identity token endpoint.
+//! Loopback fake Azure servers for tests and benchmarks.
+//!
+//! Each fake is a [`wiremock`] server on 127.0.0.1 that speaks the real wire format (see
+//! `shared/azure-reference.md` §3, §4, §5.5), records what it received, and can inject the
+//! failures real services produce:
+//!
+//! - [`LogAnalyticsFake`]: `POST /v1/workspaces/{id}/query`, tables chosen by KQL text
+//!   ([`LogAnalyticsFake::with_table_for`], [`LogAnalyticsFake::with_demo_tenant`]), failures
+//!   from [`Failure`] (429 with `Retry-After`, 5xx, `PartialError`, `SYN0002` bad query, …);
+//! - [`OpenAiFake`]: Azure OpenAI chat completions on both URL styles, answers from a
+//!   [`Responder`] ([`aligned_responder`], [`injection_obeying_responder`], [`scripted`]) as
+//!   [`FakeReply`]s;
+//! - [`ManagedIdentityFake`]: the App Service token endpoint for `IDENTITY_ENDPOINT`, issuing
+//!   [`token_for`] tokens.
+//!
+//! Every fake keeps a log of [`RecordedRequest`]s so tests can assert on path, headers and body,
+//! and that a secret did not travel where it must not. Configuration methods take `&self`, so
+//! failures can be injected while the code under test holds the URL.
+//!
+//! ```
+//! use pim_testkit::{Failure, LogAnalyticsFake, token_for};
+//!
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! let la = LogAnalyticsFake::start().await;
+//! la.with_demo_tenant().await.unwrap()
+//!     .fail_next(1, Failure::TooManyRequests { retry_after_secs: 1 });
+//! let endpoint = la.uri(); // hand this to the Log Analytics adapter
+//! assert!(endpoint.starts_with("http://127.0.0.1:"));
+//! assert!(la.requests().is_empty());
+//! assert_ne!(token_for("https://api.loganalytics.io"), token_for("https://cognitiveservices.azure.com"));
+//! # });
+//! ```
+
+mod common;
+mod loganalytics;
+mod msi;
+mod openai;
+
+pub use common::{RecordedRequest, token_for};
+pub use loganalytics::{
+    DynamicCells, Failure, KqlMatcher, LogAnalyticsFake, QueryCall, demo_tables, reads_table,
+};
+pub use msi::{ManagedIdentityFake, MsiFailure};
+pub use openai::{
+    ChatAuth, ChatCall, ChatMessage, ChatRoute, FakeReply, OpenAiFake, Responder,
+    aligned_responder, assessment_json, injection_obeying_responder, scripted,
+};
+
+/// What can go wrong while setting up a fake.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The embedded demo tenant could not be loaded or queried.
+    #[error("demo tenant unavailable: {0}")]
+    Demo(#[from] pim_loganalytics::Error),
+    /// The demo tenant answered a table query with no table.
+    #[error("demo tenant returned no {table} table")]
+    DemoEmpty {
+        /// The table that was asked for.
+        table: &'static str,
+    },
+}
+
+/// This crate's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

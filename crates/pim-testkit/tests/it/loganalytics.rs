@@ -1,0 +1,334 @@
+use std::time::{Duration, Instant};
+
+use pim_domain::{Column, Table};
+use pim_testkit::{DynamicCells, Failure, LogAnalyticsFake, reads_table, token_for};
+use serde_json::{Value, json};
+
+fn la_token() -> String {
+    token_for("https://api.loganalytics.io")
+}
+
+async fn post(fake: &LogAnalyticsFake, kql: &str) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(format!("{}/v1/workspaces/ws-1/query", fake.uri()))
+        .bearer_auth(la_token())
+        .header("prefer", "wait=600")
+        .json(&json!({"query": kql, "timespan": "2026-11-20T00:00:00Z/2026-11-21T00:00:00Z"}))
+        .send()
+        .await
+        .unwrap()
+}
+
+fn small_table() -> Table {
+    Table {
+        name: "AzureActivity".into(),
+        columns: vec![
+            Column {
+                name: "Caller".into(),
+                kind: "string".into(),
+            },
+            Column {
+                name: "Properties_d".into(),
+                kind: "dynamic".into(),
+            },
+        ],
+        rows: vec![vec![json!("ju@contoso.com"), json!({"statusCode": "OK"})]],
+    }
+}
+
+async fn fake_with_table() -> LogAnalyticsFake {
+    let fake = LogAnalyticsFake::start().await;
+    fake.with_table_for(|kql| kql.contains("AzureActivity"), small_table());
+    fake
+}
+
+#[tokio::test]
+async fn happy_path_serves_primary_result_and_records_the_query() {
+    let fake = fake_with_table().await;
+    let resp = post(&fake, "AzureActivity | take 1").await;
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(
+        body,
+        json!({"tables": [{"name": "PrimaryResult",
+            "columns": [{"name": "Caller", "type": "string"}, {"name": "Properties_d", "type": "dynamic"}],
+            "rows": [["ju@contoso.com", "{\"statusCode\":\"OK\"}"]]}]})
+    );
+    let reqs = fake.requests();
+    assert_eq!(reqs.len(), 1);
+    assert_eq!(reqs[0].method, "POST");
+    assert_eq!(reqs[0].path, "/v1/workspaces/ws-1/query");
+    assert_eq!(
+        reqs[0].header("authorization"),
+        Some(format!("Bearer {}", la_token()).as_str())
+    );
+    let q = &fake.queries()[0];
+    assert_eq!(q.workspace, "ws-1");
+    assert_eq!(q.kql, "AzureActivity | take 1");
+    assert_eq!(
+        q.timespan.as_deref(),
+        Some("2026-11-20T00:00:00Z/2026-11-21T00:00:00Z")
+    );
+    assert_eq!(q.prefer.as_deref(), Some("wait=600"));
+    assert_eq!(fake.received_requests().await.len(), 1);
+
+    fake.set_dynamic_cells(DynamicCells::Nested);
+    let body: Value = post(&fake, "AzureActivity").await.json().await.unwrap();
+    assert_eq!(body["tables"][0]["rows"][0][1], json!({"statusCode": "OK"}));
+}
+
+#[tokio::test]
+async fn unmatched_query_gets_sem0100_and_auth_is_checked() {
+    let fake = fake_with_table().await;
+    let resp = post(&fake, "SigninLogs | take 1").await;
+    assert_eq!(resp.status(), 400);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "BadArgumentError");
+    assert_eq!(body["error"]["innererror"]["code"], "SemanticError");
+    assert_eq!(body["error"]["innererror"]["innererror"]["code"], "SEM0100");
+    assert!(
+        body["error"]["innererror"]["innererror"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("'SigninLogs'")
+    );
+
+    let url = format!("{}/v1/workspaces/ws-1/query", fake.uri());
+    let resp = reqwest::Client::new()
+        .post(&url)
+        .json(&json!({"query": "AzureActivity"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "AuthenticationFailed");
+
+    fake.expect_token(la_token());
+    let resp = reqwest::Client::new()
+        .post(&url)
+        .bearer_auth(token_for("https://management.azure.com"))
+        .json(&json!({"query": "AzureActivity"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+    assert_eq!(post(&fake, "AzureActivity").await.status(), 200);
+    // Without a JSON content type the real API answers an empty 200.
+    let resp = reqwest::Client::new()
+        .post(&url)
+        .bearer_auth(la_token())
+        .body("query=x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(resp.text().await.unwrap().is_empty());
+    // Only the well-formed, authenticated queries are parsed; every request is recorded.
+    assert_eq!(fake.queries().len(), 2);
+    assert_eq!(fake.requests().len(), 5);
+}
+
+#[tokio::test]
+async fn throttling_and_server_errors_have_the_documented_shape() {
+    let fake = fake_with_table().await;
+    fake.fail_next(
+        2,
+        Failure::TooManyRequests {
+            retry_after_secs: 7,
+        },
+    )
+    .fail_next(
+        1,
+        Failure::ServiceUnavailable {
+            retry_after_secs: Some(3),
+        },
+    )
+    .fail_next(1, Failure::InternalError)
+    .fail_next(1, Failure::GatewayTimeout);
+    for _ in 0..2 {
+        let resp = post(&fake, "AzureActivity").await;
+        assert_eq!(resp.status(), 429);
+        assert_eq!(resp.headers()["retry-after"], "7");
+        let body: Value = resp.json().await.unwrap();
+        assert!(body["error"]["code"].is_string() && body["error"]["message"].is_string());
+    }
+    let resp = post(&fake, "AzureActivity").await;
+    assert_eq!(resp.status(), 503);
+    assert_eq!(resp.headers()["retry-after"], "3");
+    let resp = post(&fake, "AzureActivity").await;
+    assert_eq!(resp.status(), 500);
+    assert!(resp.headers().get("retry-after").is_none());
+    let resp = post(&fake, "AzureActivity").await;
+    assert_eq!(resp.status(), 504);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(
+        body["error"]["innererror"]["message"],
+        "Kusto query timed out"
+    );
+    // The injections are used up.
+    assert_eq!(post(&fake, "AzureActivity").await.status(), 200);
+}
+
+#[tokio::test]
+async fn partial_error_is_200_with_tables_and_error() {
+    let fake = fake_with_table().await;
+    fake.fail_next(
+        1,
+        Failure::PartialError {
+            message: "Query exceeded limits".into(),
+        },
+    );
+    let resp = post(&fake, "AzureActivity").await;
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["tables"][0]["rows"].as_array().unwrap().len(), 1);
+    assert_eq!(body["error"]["code"], "PartialError");
+    assert!(body["error"]["message"].is_string());
+    assert_eq!(
+        body["error"]["details"][0]["innererror"]["message"],
+        "Query exceeded limits"
+    );
+}
+
+#[tokio::test]
+async fn bad_query_nests_syn0002_with_line_pos_token() {
+    let fake = fake_with_table().await;
+    fake.fail_kql_containing(
+        "strng",
+        Failure::BadQuery {
+            line: 1,
+            pos: 4,
+            token: "string".into(),
+        },
+    );
+    let resp = post(&fake, "AzureActivity | where strng").await;
+    assert_eq!(resp.status(), 400);
+    let body: Value = resp.json().await.unwrap();
+    let e = &body["error"];
+    assert_eq!(e["code"], "BadArgumentError");
+    assert_eq!(e["message"], "The request had some invalid properties");
+    assert_eq!(e["innererror"]["code"], "SyntaxError");
+    let inner = &e["innererror"]["innererror"];
+    assert_eq!(
+        inner,
+        &json!({"code": "SYN0002", "message": "Query could not be parsed at 'string' on line [1,4]",
+                "line": 1, "pos": 4, "token": "string"})
+    );
+    // Other queries are untouched; the rule stays for the next matching one.
+    assert_eq!(post(&fake, "AzureActivity").await.status(), 200);
+    assert_eq!(
+        post(&fake, "AzureActivity | where strng").await.status(),
+        400
+    );
+}
+
+#[tokio::test]
+async fn auth_no_content_and_malformed_injections() {
+    let fake = fake_with_table().await;
+    fake.fail_next(1, Failure::Unauthorized)
+        .fail_next(1, Failure::Forbidden)
+        .fail_next(1, Failure::WrongAudience)
+        .fail_next(1, Failure::NoContent)
+        .fail_next(1, Failure::Malformed("{\"tables\": [".into()))
+        .fail_next(
+            1,
+            Failure::SemanticError {
+                name: "AzureActivity".into(),
+            },
+        );
+    let resp = post(&fake, "AzureActivity").await;
+    assert_eq!(resp.status(), 401);
+    assert_eq!(
+        resp.json::<Value>().await.unwrap()["error"]["code"],
+        "AuthenticationFailed"
+    );
+    let resp = post(&fake, "AzureActivity").await;
+    assert_eq!(resp.status(), 403);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "InsufficientAccessError");
+    assert_eq!(body["error"]["innererror"]["code"], "UnauthorizedClient");
+    let resp = post(&fake, "AzureActivity").await;
+    assert_eq!(resp.status(), 403);
+    assert_eq!(
+        resp.json::<Value>().await.unwrap()["error"]["code"],
+        "InvalidAuthenticationTokenAudience"
+    );
+    let resp = post(&fake, "AzureActivity").await;
+    assert_eq!(resp.status(), 204);
+    assert!(resp.text().await.unwrap().is_empty());
+    let resp = post(&fake, "AzureActivity").await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "application/json");
+    assert_eq!(resp.text().await.unwrap(), "{\"tables\": [");
+    let resp = post(&fake, "AzureActivity").await;
+    assert_eq!(resp.status(), 400);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["innererror"]["innererror"]["code"], "SEM0100");
+}
+
+#[tokio::test]
+async fn latency_applies_globally_and_per_injection() {
+    let fake = fake_with_table().await;
+    fake.set_latency(Duration::from_millis(60));
+    let t = Instant::now();
+    assert_eq!(post(&fake, "AzureActivity").await.status(), 200);
+    assert!(t.elapsed() >= Duration::from_millis(60));
+    fake.set_latency(Duration::ZERO)
+        .fail_always(Failure::Delay(Duration::from_millis(80)));
+    let t = Instant::now();
+    assert_eq!(post(&fake, "AzureActivity").await.status(), 200);
+    assert!(t.elapsed() >= Duration::from_millis(80));
+    fake.clear_failures();
+    let t = Instant::now();
+    post(&fake, "AzureActivity").await;
+    assert!(t.elapsed() < Duration::from_millis(80));
+}
+
+#[tokio::test]
+async fn demo_tenant_is_served_by_table() {
+    let fake = LogAnalyticsFake::start().await;
+    fake.with_demo_tenant().await.unwrap();
+    let (audit, activity) = pim_testkit::demo_tables().await.unwrap();
+    assert!(!audit.is_empty() && !activity.is_empty());
+
+    let body: Value = post(&fake, "AuditLogs\n| where LoggedByService == \"PIM\"")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let t = &body["tables"][0];
+    assert_eq!(t["name"], "PrimaryResult");
+    assert_eq!(t["rows"].as_array().unwrap().len(), audit.len());
+    assert!(
+        t["columns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["name"] == "InitiatedBy")
+    );
+    // Dynamic cells go out as JSON strings.
+    let idx = t["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .position(|c| c["name"] == "InitiatedBy")
+        .unwrap();
+    assert!(t["rows"][0][idx].is_string());
+
+    let body: Value = post(&fake, "AzureActivity\n| where Caller in (\"x\")")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let t = &body["tables"][0];
+    assert_eq!(t["rows"].as_array().unwrap().len(), activity.len());
+    assert!(
+        t["columns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["name"] == "OperationNameValue")
+    );
+    assert!(reads_table("AuditLogs")("AuditLogs | take 1"));
+}
