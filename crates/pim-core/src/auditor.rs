@@ -9,7 +9,7 @@ use pim_correlate::{
 use pim_domain::{
     Activation, ActivationReport, Activity, Assessment, AssessorKind, DataProblem,
     REPORT_SCHEMA_VERSION, Report, ReportSource, ReportSummary, ReportWindow, RoleKind,
-    ScanSettings, Table, TimeRange,
+    ScanSettings, Table, TimeRange, Verdict,
 };
 use pim_kql::Identity;
 use pim_loganalytics::{LogAnalytics, LogQuery, LogTable, QueryOutcome, SourceKind};
@@ -366,19 +366,30 @@ impl Auditor {
         let Some(model) = &self.assessor else {
             return rules;
         };
-        if case.unassessable.is_some() {
+        // Where the rules' verdict stands whatever a model says (nothing to judge, or nothing
+        // could be read), the guardrails would discard the answer: do not pay for it.
+        if case.unassessable.is_some()
+            || matches!(rules.verdict, Verdict::NoActivity | Verdict::Unknown)
+        {
             return rules;
         }
         budget.acquire(self.limits.estimated_tokens_per_call).await;
         match model.assess(case, &rules).await {
             Ok(answer) => pim_rules::guardrails::combine(&rules, answer),
             Err(e) => {
-                warn!(activation = %case.activation.id, error = %e, "model assessment failed; rules verdict kept");
-                let mut kept = rules;
-                kept.disagreements.push(format!(
-                    "The model assessment failed ({e}); the rules engine's verdict is shown."
+                // The configured assessment did not happen: say so with `unknown` (so that
+                // `--fail-on unknown` catches it), keeping everything the rules found — their
+                // risk, flags and evidence never depend on the model.
+                warn!(activation = %case.activation.id, error = %e, "model assessment failed");
+                let mut failed = rules;
+                let rules_verdict = failed.verdict;
+                failed.verdict = Verdict::Unknown;
+                failed.assessor = AssessorKind::ModelAndRules;
+                failed.error = Some(format!("the model assessment failed: {e}"));
+                failed.disagreements.push(format!(
+                    "The model assessment failed ({e}); the rules engine alone found {rules_verdict}."
                 ));
-                kept
+                failed
             }
         }
     }
