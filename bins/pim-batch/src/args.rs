@@ -69,12 +69,18 @@ pub struct Cli {
     #[arg(long, value_delimiter = ',', value_name = "VERDICT_OR_RISK")]
     pub fail_on: Vec<String>,
 
+    /// Pin one credential instead of trying the chain: env, workload-identity,
+    /// managed-identity, cli, azd (or auto).
+    #[arg(long, env = "PIM_AUTH", value_name = "METHOD")]
+    pub auth: Option<String>,
+
     /// Log level: error, warn, info, debug or trace (or a tracing filter directive).
     #[arg(long, env = "LOG_LEVEL", default_value = "info")]
     pub log_level: String,
 }
 
-/// Where the logs come from.
+/// Where the logs come from. With neither flag, the Log Analytics workspace(s) in
+/// LOG_ANALYTICS_WORKSPACE_ID are scanned.
 #[derive(Debug, Args)]
 #[group(multiple = false)]
 pub struct SourceArgs {

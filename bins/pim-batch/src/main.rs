@@ -3,14 +3,16 @@
 
 mod args;
 
+use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::Parser;
+use pim_core::config::Settings;
 use pim_core::domain::timestamp::parse_timestamp;
 use pim_core::domain::{Report, Risk, Verdict};
-use pim_core::{Auditor, MarkdownOptions, ReportFormat, RulesConfig, ScanOptions};
+use pim_core::{Auditor, MarkdownOptions, ReportFormat, RulesConfig, ScanOptions, live};
 use time::OffsetDateTime;
 use tracing::info;
 
@@ -85,17 +87,56 @@ fn parse_fail_on(values: &[String]) -> anyhow::Result<Vec<FailOn>> {
         .collect()
 }
 
+/// The environment: the process's own variables over a `.env` file in the working directory.
+fn environment() -> anyhow::Result<BTreeMap<String, String>> {
+    let mut env = BTreeMap::new();
+    let dotenv = std::path::Path::new(".env");
+    if dotenv.is_file() {
+        let text = std::fs::read_to_string(dotenv).context("reading .env")?;
+        match pim_core::config::parse_dotenv(&text) {
+            Ok(map) => env.extend(map),
+            Err(lines) => bail!(
+                ".env: lines {} are not KEY=VALUE assignments",
+                lines
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }
+    }
+    env.extend(std::env::vars());
+    Ok(env)
+}
+
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let fail_on = parse_fail_on(&cli.fail_on)?;
+    let env = environment()?;
+    let settings = Settings::from_env(&env).context("configuration")?;
+    // The credential chain is built only when something live needs it (no token is fetched
+    // until a request is made).
+    let needs_azure =
+        !(cli.source.demo || cli.source.from_dir.is_some()) || settings.model.is_some();
+    let credential = if needs_azure {
+        Some(live::credential(&env, cli.auth.as_deref()).context("credentials")?)
+    } else {
+        None
+    };
     let source = if cli.source.demo {
         pim_core::demo_source().context("loading the demo tenant")?
     } else if let Some(dir) = &cli.source.from_dir {
         pim_core::export_source(dir.clone())
             .with_context(|| format!("opening exports in {}", dir.display()))?
+    } else if let (false, Some(credential)) = (settings.workspaces.is_empty(), &credential) {
+        live::log_analytics(&settings, credential.clone()).context("Log Analytics")?
     } else {
         bail!(
-            "no data source: pass --demo to scan the bundled demo tenant, or --from-dir DIR to scan AuditLogs.json and AzureActivity.json exports"
+            "no data source: pass --demo to scan the bundled demo tenant, --from-dir DIR to scan AuditLogs.json and AzureActivity.json exports, or set LOG_ANALYTICS_WORKSPACE_ID to scan a workspace"
         );
+    };
+    let model = match &credential {
+        Some(credential) => live::chat_model(&settings, credential.clone()).context("model")?,
+        None => None,
     };
     let info = source.info();
     let now = OffsetDateTime::now_utc();
@@ -122,7 +163,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         rules.privileged_name_patterns = patterns;
     }
-    let auditor = Auditor::builder(source).rules(rules).build();
+    let mut builder = Auditor::builder(source).rules(rules);
+    let mut assessor = None;
+    if let Some(model) = model {
+        info!(model = %model.describe(), "model-backed assessment on");
+        let (a, limits) = live::model_assessor(model, settings.model_limits);
+        builder = builder.assessor(a.clone()).model_limits(limits);
+        assessor = Some(a);
+    }
+    let auditor = builder.build();
 
     info!(source = %info.description, kind = info.kind.as_str(), hours = options.hours, "scanning");
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -134,6 +183,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         .context("scan failed")?;
     for w in &report.warnings {
         tracing::warn!("{w}");
+    }
+    if let Some(a) = &assessor {
+        let u = a.usage();
+        info!(
+            calls = u.calls,
+            retries = u.retries,
+            failures = u.failures,
+            prompt_tokens = u.prompt_tokens,
+            completion_tokens = u.completion_tokens,
+            "model usage"
+        );
     }
     info!(
         activations = report.summary.activations,

@@ -17,6 +17,15 @@ pub enum Error {
         #[source]
         source: pim_loganalytics::Error,
     },
+    /// A setting is missing or malformed.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// The credential chain could not be set up.
+    #[error("could not set up Azure credentials")]
+    Auth(#[source] pim_auth::Error),
+    /// The model client could not be set up.
+    #[error("could not set up the model client")]
+    Model(#[source] pim_openai::Error),
     /// The report could not be rendered.
     #[error("could not render the report")]
     Render(#[from] pim_report::Error),

@@ -4,6 +4,7 @@ mod auditor;
 mod budget;
 pub mod config;
 mod error;
+pub mod live;
 mod options;
 mod render;
 mod report_id;

@@ -15,3 +15,6 @@ mod exports;
 
 // Arguments, exit codes and output options.
 mod cli;
+
+// Live Azure, against the loopback fakes of pim-testkit.
+mod live;
