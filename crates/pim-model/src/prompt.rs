@@ -478,33 +478,10 @@ enum RulesView {
     Mixed,
 }
 
-/// The resource an evidence list shows for an operation: an ARM id, else the directory targets'
-/// names, else whatever id was logged. Mirrors the rules engine so that its evidence and
-/// findings can be matched to our groups.
+/// The resource an evidence list shows for an operation: the rules engine's own label, so that
+/// its evidence and findings match our groups.
 pub(crate) fn resource_label(activity: &Activity) -> Option<String> {
-    if let Some(id) = activity
-        .resource_id
-        .as_deref()
-        .filter(|id| id.starts_with('/'))
-    {
-        return Some(id.to_owned());
-    }
-    let names: Vec<&str> = activity
-        .targets
-        .iter()
-        .filter_map(|t| t.name.as_deref())
-        .map(str::trim)
-        .filter(|n| !n.is_empty())
-        .collect();
-    if names.is_empty() {
-        activity
-            .resource_id
-            .as_deref()
-            .filter(|id| !id.trim().is_empty())
-            .map(str::to_owned)
-    } else {
-        Some(names.join(", "))
-    }
+    pim_rules::engine::resource_label(activity).map(std::borrow::Cow::into_owned)
 }
 
 pub(crate) fn group_key(operation: &str, resource: Option<&str>) -> (String, String) {

@@ -485,8 +485,9 @@ fn risk(
 }
 
 /// The resource an operation touched, as shown in evidence: the ARM id, else the directory
-/// targets' names, else the logged resource id.
-fn resource_label(activity: &Activity) -> Option<Cow<'_, str>> {
+/// targets' names, else the logged resource id. Public so that other assessors label and group
+/// operations exactly as the rules' evidence does.
+pub fn resource_label(activity: &Activity) -> Option<Cow<'_, str>> {
     if let Some(id) = activity
         .resource_id
         .as_deref()
