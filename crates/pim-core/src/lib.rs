@@ -5,6 +5,7 @@ mod budget;
 pub mod config;
 mod error;
 pub mod live;
+pub mod preflight;
 mod options;
 mod render;
 mod report_id;

@@ -1,0 +1,1 @@
+//! Preflight checks for `pim-batch --check`.

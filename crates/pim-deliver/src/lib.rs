@@ -1,0 +1,1 @@
+//! Delivery of PIM audit findings: the Azure Monitor Logs Ingestion API and webhooks.
