@@ -2,10 +2,12 @@
 //! `pim-core` does the work, the report out.
 
 mod args;
+mod progress;
 
 use std::collections::BTreeMap;
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use clap::Parser;
@@ -16,7 +18,7 @@ use pim_core::{Auditor, MarkdownOptions, ReportFormat, RulesConfig, ScanOptions,
 use time::OffsetDateTime;
 use tracing::info;
 
-use crate::args::{Cli, Format};
+use crate::args::{Cli, Format, LogFormat};
 
 // A scan allocates millions of small strings (one per log cell) and frees them again; mimalloc
 // does that several times faster than the system allocator (see docs/performance.md).
@@ -30,11 +32,14 @@ const EXIT_FINDINGS: u8 = 3;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Err(e) = init_logging(&cli.log_level) {
+    let progress = Arc::new(progress::TerminalProgress::new());
+    if let Err(e) =
+        progress::init_logging(&cli.log_level, cli.log_format == LogFormat::Json, &progress)
+    {
         eprintln!("pim-batch: {e:#}");
         return ExitCode::from(EXIT_FAILURE);
     }
-    match run(cli) {
+    match run(cli, progress) {
         Ok(code) => code,
         Err(e) => {
             // A closed pipe (`pim-batch … | head`) is the reader's choice, not a failure.
@@ -48,18 +53,6 @@ fn main() -> ExitCode {
             ExitCode::from(EXIT_FAILURE)
         }
     }
-}
-
-fn init_logging(level: &str) -> anyhow::Result<()> {
-    let filter = tracing_subscriber::EnvFilter::try_new(level)
-        .with_context(|| format!("invalid --log-level / LOG_LEVEL {level:?}"))?;
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_target(false)
-        .init();
-    Ok(())
 }
 
 /// One `--fail-on` condition.
@@ -109,7 +102,7 @@ fn environment() -> anyhow::Result<BTreeMap<String, String>> {
     Ok(env)
 }
 
-fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+fn run(cli: Cli, progress: Arc<progress::TerminalProgress>) -> anyhow::Result<ExitCode> {
     let fail_on = parse_fail_on(&cli.fail_on)?;
     let env = environment()?;
     let settings = Settings::from_env(&env).context("configuration")?;
@@ -163,7 +156,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         rules.privileged_name_patterns = patterns;
     }
-    let mut builder = Auditor::builder(source).rules(rules);
+    let mut builder = Auditor::builder(source).rules(rules).observer(progress);
     let mut assessor = None;
     if let Some(model) = model {
         info!(model = %model.describe(), "model-backed assessment on");

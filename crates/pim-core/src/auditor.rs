@@ -1,6 +1,7 @@
 //! The scan pipeline: query, parse, build windows, correlate, assess, assemble the report.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use pim_correlate::{
     Activations, CorrelateOptions, WindowOptions, build_activations, correlate_owned,
@@ -8,7 +9,7 @@ use pim_correlate::{
 };
 use pim_domain::{
     Activation, ActivationReport, Activity, Assessment, AssessorKind, DataProblem,
-    REPORT_SCHEMA_VERSION, Report, ReportSource, ReportSummary, ReportWindow, RoleKind,
+    REPORT_SCHEMA_VERSION, Report, ReportSource, ReportSummary, ReportWindow, RoleKind, RunSummary,
     ScanSettings, Table, TimeRange, Verdict,
 };
 use pim_kql::Identity;
@@ -19,6 +20,7 @@ use tracing::{debug, info, warn};
 
 use crate::budget::CallBudget;
 use crate::config::ModelLimits;
+use crate::observer::{ObserverHandle, ScanObserver, ScanStage};
 use crate::{Error, Result, ScanOptions};
 use futures_util::StreamExt;
 
@@ -35,6 +37,7 @@ pub struct Auditor {
     rules: Arc<RulesEngine>,
     assessor: Option<Arc<dyn Assessor>>,
     limits: ModelLimits,
+    observer: ObserverHandle,
 }
 
 /// Builds an [`Auditor`].
@@ -44,6 +47,7 @@ pub struct AuditorBuilder {
     rules: RulesConfig,
     assessor: Option<Arc<dyn Assessor>>,
     limits: ModelLimits,
+    observer: ObserverHandle,
 }
 
 impl AuditorBuilder {
@@ -67,6 +71,13 @@ impl AuditorBuilder {
         self
     }
 
+    /// Reports the progress of every scan to `observer` (stages, and activations assessed so
+    /// far). Without one, progress is only logged.
+    pub fn observer(mut self, observer: Arc<dyn ScanObserver>) -> Self {
+        self.observer = ObserverHandle(observer);
+        self
+    }
+
     /// Finishes the builder.
     pub fn build(self) -> Auditor {
         Auditor {
@@ -74,6 +85,7 @@ impl AuditorBuilder {
             rules: Arc::new(RulesEngine::new(self.rules)),
             assessor: self.assessor,
             limits: self.limits,
+            observer: self.observer,
         }
     }
 }
@@ -105,6 +117,7 @@ impl Auditor {
             rules: RulesConfig::default(),
             assessor: None,
             limits: ModelLimits::default(),
+            observer: ObserverHandle::default(),
         }
     }
 
@@ -118,6 +131,13 @@ impl Auditor {
     /// `generated_at` is the report's timestamp: the caller passes the clock so that library code
     /// never reads it (and reports of fixed inputs are reproducible).
     ///
+    /// The report's [`run`](Report::run) block says how the scan went: its duration, the
+    /// queries and rows read, and what the model assessor used during this scan (the difference
+    /// of its [`usage`](Assessor::usage) before and after; scans sharing an assessor at the same
+    /// time each see the other's calls too). The same numbers are logged at info level as
+    /// `scan summary`. The observer, if any, hears every stage and ends with
+    /// [`ScanStage::Done`] whether the scan succeeds or fails.
+    ///
     /// # Errors
     /// Fails only when the scan cannot produce a meaningful report: invalid options, or the query
     /// for PIM activations failing. Failures of the activity queries do not fail the scan: the
@@ -128,10 +148,21 @@ impl Auditor {
         options: &ScanOptions,
         generated_at: OffsetDateTime,
     ) -> Result<Report> {
-        options.validate()?;
-        // Stage timings at debug level, for operators chasing a slow scan (monotonic timer,
-        // not the wall clock).
+        let result = self.scan_inner(options, generated_at).await;
+        self.observer.stage(ScanStage::Done);
+        result
+    }
+
+    async fn scan_inner(
+        &self,
+        options: &ScanOptions,
+        generated_at: OffsetDateTime,
+    ) -> Result<Report> {
+        // Monotonic timer, not the wall clock: for the run summary and the stage timings at
+        // debug level, for operators chasing a slow scan.
         let started = std::time::Instant::now();
+        let usage_before = self.assessor.as_ref().and_then(|a| a.usage());
+        options.validate()?;
         let mut stage = started;
         let mut lap = |name: &str| {
             let now = std::time::Instant::now();
@@ -160,6 +191,9 @@ impl Auditor {
             timespan: pim_range,
         };
         log.queries += 1;
+        self.observer.stage(ScanStage::Querying {
+            what: LogTable::AuditLogs.name().to_owned(),
+        });
         let outcome = self
             .source
             .query(&pim_query)
@@ -228,6 +262,7 @@ impl Auditor {
         lap("activity");
 
         // 3. Correlate and assess.
+        self.observer.stage(ScanStage::Correlating);
         let correlated = correlate_owned(
             &activations,
             azure.activities,
@@ -274,7 +309,12 @@ impl Auditor {
                 unassessable: unassessable.clone(),
             })
             .collect();
-        let rules = assess_rules_parallel(&self.rules, &cases);
+        let total = cases.len();
+        self.observer.stage(ScanStage::Assessing { total });
+        // With a model, an activation's assessment is final only once the model has answered:
+        // progress counts those, not the (near-instant) rules pass.
+        let rules_progress = self.assessor.is_none().then_some(&*self.observer);
+        let rules = assess_rules_parallel(&self.rules, &cases, rules_progress);
         let assessments: Vec<Assessment> = if self.assessor.is_some() {
             // Model calls are I/O-bound: up to `concurrency` in flight, each spending the
             // per-minute budget first. `buffered` keeps the results in case order.
@@ -283,8 +323,20 @@ impl Auditor {
                 self.limits.tokens_per_minute,
             );
             let budget = &budget;
-            futures_util::stream::iter(cases.iter().zip(rules))
-                .map(|(case, rules)| self.with_model(case, rules, budget))
+            // The stream is polled by this task alone, so increments and calls never race and
+            // the count rises by one per completed assessment. (Atomic rather than a `Cell` only
+            // to keep the scan's future `Send`.)
+            let done = AtomicUsize::new(0);
+            let done = &done;
+            // The futures are made up front, not in a closure inside the stream: a closure
+            // over `&Case<'_>` there leaves the scan's future not `Send` (a higher-ranked
+            // lifetime limitation of the compiler), and embedders spawn scans on thread pools.
+            let pending: Vec<_> = cases
+                .iter()
+                .zip(rules)
+                .map(|(case, rules)| self.with_model_counted(case, rules, budget, done, total))
+                .collect();
+            futures_util::stream::iter(pending)
                 .buffered(self.limits.concurrency.max(1))
                 .collect()
                 .await
@@ -306,6 +358,7 @@ impl Auditor {
             mut problems,
             mut warnings,
             queries,
+            rows: query_rows,
         } = log;
         if self.assessor.is_none() {
             warnings.push(
@@ -318,11 +371,18 @@ impl Auditor {
         let mut seen = std::collections::HashSet::new();
         problems.retain(|p| seen.insert(p.clone()));
         let summary = ReportSummary::compute(&reports, problems.len());
-        debug!(
+        let mut run = RunSummary {
+            duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
             queries,
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "scan finished"
-        );
+            query_rows,
+            activations: summary.activations,
+            findings: summary.findings,
+            ..RunSummary::default()
+        };
+        if let Some(after) = self.assessor.as_ref().and_then(|a| a.usage()) {
+            run.set_model_usage(after.since(&usage_before.unwrap_or_default()));
+        }
+        log_run(&run);
         let mut assessors = vec![AssessorKind::Rules.to_string()];
         if let Some(a) = &self.assessor {
             assessors.push(a.name().to_owned());
@@ -348,10 +408,26 @@ impl Auditor {
                 assessors,
             },
             summary,
+            run,
             problems,
             warnings,
             activations: reports,
         })
+    }
+
+    /// [`with_model`](Self::with_model), then counts the activation off to the observer.
+    async fn with_model_counted(
+        &self,
+        case: &Case<'_>,
+        rules: Assessment,
+        budget: &CallBudget,
+        done: &AtomicUsize,
+        total: usize,
+    ) -> Assessment {
+        let assessment = self.with_model(case, rules, budget).await;
+        let n = done.fetch_add(1, Ordering::Relaxed) + 1;
+        self.observer.assessed(n, total);
+        assessment
     }
 
     /// The rules engine's assessment stands alone, or, with a model assessor, is combined with
@@ -449,6 +525,13 @@ impl Auditor {
                 timespan: span,
             };
             log.queries += 1;
+            self.observer.stage(ScanStage::Querying {
+                what: if n > 1 {
+                    format!("{} {}/{n}", table.name(), i + 1)
+                } else {
+                    table.name().to_owned()
+                },
+            });
             match self.source.query(&query).await {
                 Ok(outcome) => {
                     if outcome.partial_error.is_some() {
@@ -490,12 +573,15 @@ impl Auditor {
     }
 }
 
-/// What a scan collects besides activations: input problems, warnings, and the query count.
+/// What a scan collects besides activations: input problems, warnings, and the query and row
+/// counts.
 #[derive(Debug, Default)]
 struct ScanLog {
     problems: Vec<DataProblem>,
     warnings: Vec<String>,
     queries: usize,
+    /// Rows of the tables the parsers read.
+    rows: usize,
 }
 
 impl ScanLog {
@@ -508,33 +594,71 @@ impl ScanLog {
             ..
         } = outcome;
         self.problems.extend(problems);
+        let table = tables.into_iter().next().unwrap_or_default();
+        self.rows += table.len();
         if let Some(message) = partial_error {
             self.warnings.push(format!(
                 "{source_name}: the source returned a partial result ({message}); activity may be incomplete and affected activations are flagged activity_truncated."
             ));
         }
-        tables.into_iter().next().unwrap_or_default()
+        table
     }
+}
+
+/// Logs the run summary: one info line with every count, for log searches and dashboards.
+fn log_run(run: &RunSummary) {
+    info!(
+        duration_ms = run.duration_ms,
+        queries = run.queries,
+        query_rows = run.query_rows,
+        activations = run.activations,
+        findings = run.findings,
+        model_calls = run.model_calls,
+        model_retries = run.model_retries,
+        model_failures = run.model_failures,
+        prompt_tokens = run.prompt_tokens,
+        completion_tokens = run.completion_tokens,
+        "scan summary"
+    );
 }
 
 /// Runs the rules engine over every case, on as many threads as the machine has cores: the
 /// rules are pure CPU work over borrowed data, and a large scan has thousands of cases.
-fn assess_rules_parallel(rules: &RulesEngine, cases: &[Case<'_>]) -> Vec<Assessment> {
+///
+/// With `progress`, each finished case is counted off to it. The count and the call share one
+/// lock, so the observer hears 1, 2, ... `cases.len()` in order and never from two threads at
+/// once, as [`ScanObserver`] promises.
+fn assess_rules_parallel(
+    rules: &RulesEngine,
+    cases: &[Case<'_>],
+    progress: Option<&dyn ScanObserver>,
+) -> Vec<Assessment> {
     const MIN_PER_THREAD: usize = 256;
+    let total = cases.len();
+    let done = Mutex::new(0usize);
+    let assess = |c: &Case<'_>| {
+        let assessment = rules.assess(c);
+        if let Some(observer) = progress {
+            // A poisoned count only means an observer panicked earlier; keep counting.
+            let mut n = done.lock().unwrap_or_else(PoisonError::into_inner);
+            *n += 1;
+            observer.assessed(*n, total);
+        }
+        assessment
+    };
     let threads = std::thread::available_parallelism()
         .map_or(1, std::num::NonZeroUsize::get)
         .min(cases.len() / MIN_PER_THREAD)
         .max(1);
     if threads == 1 {
-        return cases.iter().map(|c| rules.assess(c)).collect();
+        return cases.iter().map(assess).collect();
     }
     let chunk = cases.len().div_ceil(threads);
     std::thread::scope(|scope| {
+        let assess = &assess;
         let handles: Vec<_> = cases
             .chunks(chunk)
-            .map(|part| {
-                scope.spawn(move || part.iter().map(|c| rules.assess(c)).collect::<Vec<_>>())
-            })
+            .map(|part| scope.spawn(move || part.iter().map(assess).collect::<Vec<_>>()))
             .collect();
         let mut out = Vec::with_capacity(cases.len());
         for (handle, part) in handles.into_iter().zip(cases.chunks(chunk)) {
@@ -548,6 +672,14 @@ fn assess_rules_parallel(rules: &RulesEngine, cases: &[Case<'_>]) -> Vec<Assessm
                         "internal error: the rules engine failed on this activation",
                     )
                 })),
+            }
+        }
+        // A panicked thread never counted the rest of its cases; they are assessed now (as
+        // unknown), so the observer still hears the end.
+        if let Some(observer) = progress {
+            let n = done.lock().unwrap_or_else(PoisonError::into_inner);
+            if *n < total {
+                observer.assessed(total, total);
             }
         }
         out
@@ -622,5 +754,291 @@ fn table_source_name(table: LogTable, kind: SourceKind) -> String {
     match kind {
         SourceKind::Export => format!("{}.json", table.name()),
         _ => table.name().to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicU64;
+
+    use async_trait::async_trait;
+    use pim_domain::ModelUsage;
+
+    use super::*;
+
+    /// Passes the demo tenant through, counting the rows of the tables it hands out.
+    #[derive(Debug)]
+    struct RowCounting {
+        demo: Arc<dyn LogAnalytics>,
+        rows: AtomicUsize,
+        fail: bool,
+    }
+
+    impl RowCounting {
+        fn new(fail: bool) -> Self {
+            Self {
+                demo: crate::demo_source().unwrap(),
+                rows: AtomicUsize::new(0),
+                fail,
+            }
+        }
+    }
+
+    #[async_trait]
+    impl LogAnalytics for RowCounting {
+        fn info(&self) -> pim_loganalytics::SourceInfo {
+            self.demo.info()
+        }
+
+        async fn query(&self, query: &LogQuery) -> pim_loganalytics::Result<QueryOutcome> {
+            if self.fail {
+                return Err(pim_loganalytics::Error::Unsupported {
+                    message: "injected failure".into(),
+                });
+            }
+            let outcome = self.demo.query(query).await?;
+            let first = outcome.tables.first().map_or(0, Table::len);
+            self.rows.fetch_add(first, Ordering::Relaxed);
+            Ok(outcome)
+        }
+    }
+
+    /// An assessor that agrees with the rules and counts like a model: one call, 100 prompt
+    /// and 10 completion tokens per assessment.
+    #[derive(Debug, Default)]
+    struct Counting {
+        calls: AtomicU64,
+        report_usage: bool,
+    }
+
+    #[async_trait]
+    impl Assessor for Counting {
+        fn name(&self) -> &str {
+            "counting"
+        }
+
+        async fn assess<'c>(
+            &self,
+            _case: &Case<'c>,
+            baseline: &Assessment,
+        ) -> std::result::Result<Assessment, pim_rules::Error> {
+            self.calls.fetch_add(1, Ordering::Relaxed);
+            Ok(baseline.clone())
+        }
+
+        fn usage(&self) -> Option<ModelUsage> {
+            let calls = self.calls.load(Ordering::Relaxed);
+            self.report_usage.then_some(ModelUsage {
+                calls,
+                retries: 0,
+                failures: 0,
+                prompt_tokens: calls * 100,
+                completion_tokens: calls * 10,
+            })
+        }
+    }
+
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    enum Event {
+        Stage(ScanStage),
+        Assessed(usize, usize),
+    }
+
+    #[derive(Default)]
+    struct Recording(Mutex<Vec<Event>>);
+
+    impl ScanObserver for Recording {
+        fn stage(&self, stage: ScanStage) {
+            self.0.lock().unwrap().push(Event::Stage(stage));
+        }
+
+        fn assessed(&self, done: usize, total: usize) {
+            self.0.lock().unwrap().push(Event::Assessed(done, total));
+        }
+    }
+
+    impl Recording {
+        fn events(&self) -> Vec<Event> {
+            self.0.lock().unwrap().clone()
+        }
+    }
+
+    fn demo_end() -> OffsetDateTime {
+        crate::demo_source().unwrap().info().default_end.unwrap()
+    }
+
+    fn querying(what: &str) -> Event {
+        Event::Stage(ScanStage::Querying { what: what.into() })
+    }
+
+    /// The events a demo scan must produce, assessment counted off one by one.
+    fn expected_events(total: usize) -> Vec<Event> {
+        let mut want = vec![
+            querying("AuditLogs"),
+            querying("AzureActivity"),
+            querying("AuditLogs"),
+            Event::Stage(ScanStage::Correlating),
+            Event::Stage(ScanStage::Assessing { total }),
+        ];
+        want.extend((1..=total).map(|n| Event::Assessed(n, total)));
+        want.push(Event::Stage(ScanStage::Done));
+        want
+    }
+
+    #[tokio::test]
+    async fn the_run_summary_counts_queries_rows_activations_and_findings() {
+        let source = Arc::new(RowCounting::new(false));
+        let end = demo_end();
+        let report = Auditor::builder(source.clone())
+            .build()
+            .scan(&ScanOptions::new(end), end)
+            .await
+            .unwrap();
+        let run = report.run;
+        assert_eq!(run.queries, 3);
+        let rows = source.rows.load(Ordering::Relaxed);
+        assert!(rows > report.summary.activations, "{rows}");
+        assert_eq!(run.query_rows, rows);
+        assert!(run.activations >= 12);
+        assert_eq!(run.activations, report.summary.activations);
+        assert_eq!(run.activations, report.activations.len());
+        let findings = report.activations.iter().filter(|a| a.is_finding()).count();
+        assert!(findings > 0);
+        assert_eq!(run.findings, findings);
+        // No model: no model usage.
+        assert_eq!(
+            (run.model_calls, run.prompt_tokens, run.completion_tokens),
+            (0, 0, 0)
+        );
+        assert_eq!(report.schema_version, "1.1");
+    }
+
+    #[tokio::test]
+    async fn model_usage_is_counted_per_scan_on_a_shared_assessor() {
+        let model = Arc::new(Counting {
+            report_usage: true,
+            ..Counting::default()
+        });
+        let end = demo_end();
+        let auditor = Auditor::builder(crate::demo_source().unwrap())
+            .assessor(model.clone())
+            .build();
+        let first = auditor.scan(&ScanOptions::new(end), end).await.unwrap().run;
+        let second = auditor.scan(&ScanOptions::new(end), end).await.unwrap().run;
+        let total = model.calls.load(Ordering::Relaxed);
+        assert!(first.model_calls > 0);
+        assert_eq!(first.model_calls, second.model_calls);
+        assert_eq!(first.model_calls + second.model_calls, total);
+        assert_eq!(second.prompt_tokens, 100 * second.model_calls);
+        assert_eq!(second.completion_tokens, 10 * second.model_calls);
+        assert_eq!((second.model_retries, second.model_failures), (0, 0));
+
+        // An assessor that does not count reports no usage.
+        let silent = Arc::new(Counting::default());
+        let run = Auditor::builder(crate::demo_source().unwrap())
+            .assessor(silent.clone())
+            .build()
+            .scan(&ScanOptions::new(end), end)
+            .await
+            .unwrap()
+            .run;
+        assert!(silent.calls.load(Ordering::Relaxed) > 0);
+        assert_eq!((run.model_calls, run.prompt_tokens), (0, 0));
+    }
+
+    #[tokio::test]
+    async fn the_observer_hears_every_stage_in_order_and_every_assessment() {
+        let end = demo_end();
+        for with_model in [false, true] {
+            let observer = Arc::new(Recording::default());
+            let mut builder =
+                Auditor::builder(crate::demo_source().unwrap()).observer(observer.clone());
+            if with_model {
+                builder = builder.assessor(Arc::new(Counting::default()));
+            }
+            let report = builder
+                .build()
+                .scan(&ScanOptions::new(end), end)
+                .await
+                .unwrap();
+            let total = report.summary.activations;
+            assert!(total >= 12);
+            assert_eq!(
+                observer.events(),
+                expected_events(total),
+                "with_model={with_model}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_scan_future_is_send() {
+        // Binaries and embedders spawn scans on multi-threaded runtimes.
+        fn assert_send<T: Send>(_: &T) {}
+        let end = demo_end();
+        let auditor = Auditor::builder(crate::demo_source().unwrap())
+            .assessor(Arc::new(Counting::default()))
+            .build();
+        let options = ScanOptions::new(end);
+        let future = auditor.scan(&options, end);
+        assert_send(&future);
+    }
+
+    #[tokio::test]
+    async fn a_failed_scan_still_ends_with_done() {
+        let observer = Arc::new(Recording::default());
+        let end = demo_end();
+        let result = Auditor::builder(Arc::new(RowCounting::new(true)))
+            .observer(observer.clone())
+            .build()
+            .scan(&ScanOptions::new(end), end)
+            .await;
+        assert!(matches!(result, Err(Error::PimQuery { .. })));
+        assert_eq!(
+            observer.events(),
+            [querying("AuditLogs"), Event::Stage(ScanStage::Done)]
+        );
+    }
+
+    #[tokio::test]
+    async fn parallel_rules_count_off_in_order_from_one_thread_at_a_time() {
+        let end = demo_end();
+        let report = Auditor::builder(crate::demo_source().unwrap())
+            .build()
+            .scan(&ScanOptions::new(end), end)
+            .await
+            .unwrap();
+        let a = &report.activations[0];
+        let activation = Activation {
+            id: a.id.clone(),
+            activated_at: a.activated_at,
+            principal: a.principal.clone(),
+            role: a.role.clone(),
+            scope: a.scope.clone(),
+            justification: a.justification.clone(),
+            tickets: a.tickets.clone(),
+            window: a.window.clone(),
+            request_id: a.request_id.clone(),
+            correlation_id: a.correlation_id.clone(),
+            problems: Vec::new(),
+        };
+        // Enough cases for several threads on any machine with more than one core.
+        let cases: Vec<Case<'_>> = (0..1_000)
+            .map(|_| Case {
+                activation: &activation,
+                activities: &[],
+                activity_total: 0,
+                truncated: false,
+                unassessable: None,
+            })
+            .collect();
+        let observer = Recording::default();
+        let rules = RulesEngine::new(RulesConfig::default());
+        let out = assess_rules_parallel(&rules, &cases, Some(&observer));
+        assert_eq!(out.len(), 1_000);
+        let want: Vec<Event> = (1..=1_000).map(|n| Event::Assessed(n, 1_000)).collect();
+        assert_eq!(observer.events(), want);
+        // Without an observer nothing is counted, and the result is the same.
+        assert_eq!(assess_rules_parallel(&rules, &cases, None), out);
     }
 }

@@ -5,8 +5,9 @@ mod budget;
 pub mod config;
 mod error;
 pub mod live;
-pub mod preflight;
+mod observer;
 mod options;
+pub mod preflight;
 mod render;
 mod report_id;
 
@@ -16,6 +17,7 @@ use std::sync::Arc;
 pub use auditor::{Auditor, AuditorBuilder};
 pub use budget::CallBudget;
 pub use error::{Error, Result};
+pub use observer::{ScanObserver, ScanStage};
 pub use options::{
     DEFAULT_HOURS, DEFAULT_LOOKBACK_HOURS, DEFAULT_MAX_ACTIVITIES, DEFAULT_WINDOW_HOURS,
     ScanOptions,

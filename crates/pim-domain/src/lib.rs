@@ -40,8 +40,8 @@ pub use assessment::{
 };
 pub use problem::DataProblem;
 pub use report::{
-    ActivationReport, REPORT_SCHEMA_VERSION, Report, ReportSource, ReportSummary, ReportWindow,
-    ScanSettings,
+    ActivationReport, ModelUsage, REPORT_SCHEMA_VERSION, Report, ReportSource, ReportSummary,
+    ReportWindow, RunSummary, ScanSettings,
 };
 pub use table::{Column, Table};
 pub use timestamp::TimeRange;

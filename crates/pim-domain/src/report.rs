@@ -15,7 +15,11 @@ use crate::{
 };
 
 /// Version of the JSON report schema. Bumped on any incompatible change.
-pub const REPORT_SCHEMA_VERSION: &str = "1.0";
+///
+/// History: `1.0` first release; `1.1` adds the [`Report::run`] block (additive: a `1.0` reader
+/// that ignores unknown fields reads `1.1`, and a `1.1` reader fills `run` with zeros when it
+/// reads `1.0`).
+pub const REPORT_SCHEMA_VERSION: &str = "1.1";
 
 /// The time range a scan covers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -67,6 +71,89 @@ pub struct ReportSummary {
     pub activities: usize,
     /// Number of input problems recorded.
     pub problems: usize,
+}
+
+/// What a model-backed assessor used: calls, retries, failures and tokens.
+///
+/// Counters only ever grow over an assessor's life; a scan reports the difference between two
+/// readings ([`ModelUsage::since`]), so an assessor shared by many scans is counted per scan.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelUsage {
+    /// Requests sent to the model, retries included.
+    pub calls: u64,
+    /// Requests that were retries of an earlier one (an answer cut off, or unusable).
+    pub retries: u64,
+    /// Assessments that ended in an error (the rules' assessment stood instead).
+    pub failures: u64,
+    /// Prompt tokens the service reported.
+    pub prompt_tokens: u64,
+    /// Answer (completion) tokens the service reported.
+    pub completion_tokens: u64,
+}
+
+impl ModelUsage {
+    /// What was used between `earlier` and `self`, two readings of the same counters. Saturates
+    /// at zero, so readings taken in the wrong order (or of a reset counter) never underflow.
+    ///
+    /// ```
+    /// use pim_domain::ModelUsage;
+    ///
+    /// let before = ModelUsage { calls: 3, prompt_tokens: 900, ..ModelUsage::default() };
+    /// let after = ModelUsage { calls: 5, prompt_tokens: 1_500, ..ModelUsage::default() };
+    /// assert_eq!(after.since(&before).calls, 2);
+    /// assert_eq!(after.since(&before).prompt_tokens, 600);
+    /// assert_eq!(before.since(&after), ModelUsage::default());
+    /// ```
+    #[must_use]
+    pub fn since(&self, earlier: &Self) -> Self {
+        Self {
+            calls: self.calls.saturating_sub(earlier.calls),
+            retries: self.retries.saturating_sub(earlier.retries),
+            failures: self.failures.saturating_sub(earlier.failures),
+            prompt_tokens: self.prompt_tokens.saturating_sub(earlier.prompt_tokens),
+            completion_tokens: self
+                .completion_tokens
+                .saturating_sub(earlier.completion_tokens),
+        }
+    }
+}
+
+/// How one scan ran: time taken, data read and model usage. Operational facts for the people who
+/// run the tool, not part of the judgement (and the only part of a report that differs between
+/// two runs over the same data).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunSummary {
+    /// Wall time of the scan in milliseconds, measured with a monotonic clock.
+    pub duration_ms: u64,
+    /// Log Analytics queries sent (or, for offline sources, tables read).
+    pub queries: usize,
+    /// Rows the queries returned, over all queries.
+    pub query_rows: usize,
+    /// Requests sent to the model, retries included; 0 without a model.
+    pub model_calls: u64,
+    /// Model requests that were retries of an earlier one.
+    pub model_retries: u64,
+    /// Model assessments that failed (those activations are `unknown`, with the rules' findings).
+    pub model_failures: u64,
+    /// Prompt tokens the model service reported.
+    pub prompt_tokens: u64,
+    /// Answer (completion) tokens the model service reported.
+    pub completion_tokens: u64,
+    /// Activations in the report (as [`ReportSummary::activations`]).
+    pub activations: usize,
+    /// Activations that need a human look (as [`ReportSummary::findings`]).
+    pub findings: usize,
+}
+
+impl RunSummary {
+    /// Copies the model counters of `usage` into this summary.
+    pub fn set_model_usage(&mut self, usage: ModelUsage) {
+        self.model_calls = usage.calls;
+        self.model_retries = usage.retries;
+        self.model_failures = usage.failures;
+        self.prompt_tokens = usage.prompt_tokens;
+        self.completion_tokens = usage.completion_tokens;
+    }
 }
 
 /// The window block of one activation in the report.
@@ -168,6 +255,10 @@ pub struct Report {
     pub settings: ScanSettings,
     /// Counts.
     pub summary: ReportSummary,
+    /// How the scan ran (duration, queries, rows, model usage). Added in schema `1.1`; reading
+    /// a `1.0` report leaves it all zero.
+    #[serde(default)]
+    pub run: RunSummary,
     /// Problems with the input that are not tied to one activation (bad files, bad rows).
     pub problems: Vec<DataProblem>,
     /// Warnings about the scan as a whole (partial results, no model configured, ...).

@@ -280,6 +280,19 @@ impl Assessor for ModelAssessor {
             }
         }
     }
+
+    fn usage(&self) -> Option<pim_domain::ModelUsage> {
+        // The inherent `usage` (the full totals); the trait's view drops `total_tokens`, which
+        // the run summary derives from prompt + completion if it needs it.
+        let totals = ModelAssessor::usage(self);
+        Some(pim_domain::ModelUsage {
+            calls: totals.calls,
+            retries: totals.retries,
+            failures: totals.failures,
+            prompt_tokens: totals.prompt_tokens,
+            completion_tokens: totals.completion_tokens,
+        })
+    }
 }
 
 #[cfg(test)]
@@ -601,6 +614,42 @@ mod tests {
                 total_tokens: 3_150,
                 retries: 1,
                 failures: 1
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn trait_usage_reflects_calls_through_arc_dyn() {
+        let model = ScriptedChatModel::default();
+        model.push(Ok(reply(Some("nope"), FinishReason::Stop)));
+        model.push(Ok(reply(Some(&valid("aligned")), FinishReason::Stop)));
+        model.push(Err(pim_openai::Error::Timeout(Duration::from_secs(1))));
+        let shared: Arc<dyn Assessor> = Arc::new(assessor(&model));
+        assert_eq!(shared.usage(), Some(pim_domain::ModelUsage::default()));
+        let f = testing::restart();
+        shared.assess(&f.case(), &f.baseline()).await.unwrap();
+        let after_one = shared.usage().unwrap();
+        assert_eq!(
+            after_one,
+            pim_domain::ModelUsage {
+                calls: 2,
+                retries: 1,
+                failures: 0,
+                prompt_tokens: 2_000,
+                completion_tokens: 100,
+            }
+        );
+        assert!(shared.assess(&f.case(), &f.baseline()).await.is_err());
+        let after_two = shared.usage().unwrap();
+        // A failed call that returned no usage still counts as a call and a failure.
+        assert_eq!(
+            after_two.since(&after_one),
+            pim_domain::ModelUsage {
+                calls: 1,
+                retries: 0,
+                failures: 1,
+                prompt_tokens: 0,
+                completion_tokens: 0,
             }
         );
     }

@@ -39,6 +39,33 @@ pub fn mermaid(t: OffsetDateTime) -> String {
     )
 }
 
+/// The duration of a scan from milliseconds: `850 ms` under a second, `12.4 s` under a minute,
+/// then `3m 07s` and `2h 05m`.
+///
+/// ```
+/// use pim_report::format::run_duration;
+/// assert_eq!(run_duration(0), "0 ms");
+/// assert_eq!(run_duration(12_449), "12.4 s");
+/// assert_eq!(run_duration(187_000), "3m 07s");
+/// assert_eq!(run_duration(7_500_000), "2h 05m");
+/// ```
+pub fn run_duration(ms: u64) -> String {
+    if ms < 1_000 {
+        return format!("{ms} ms");
+    }
+    if ms < 60_000 {
+        // Tenths, truncated: `59.99 s` must not round up to a misleading `60.0 s`.
+        return format!("{}.{} s", ms / 1_000, (ms % 1_000) / 100);
+    }
+    let secs = ms / 1_000;
+    let (h, m, s) = (secs / 3_600, (secs % 3_600) / 60, secs % 60);
+    if h > 0 {
+        format!("{h}h {m:02}m")
+    } else {
+        format!("{m}m {s:02}s")
+    }
+}
+
 /// A human duration: `45s`, `12m`, `3h 12m` (hours keep counting past a day, as elevation
 /// windows are read in hours).
 ///

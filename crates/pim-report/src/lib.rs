@@ -10,7 +10,10 @@
 //!   the time and duration formats.
 //!
 //! ```
-//! use pim_domain::{REPORT_SCHEMA_VERSION, Report, ReportSource, ReportSummary, ReportWindow, ScanSettings};
+//! use pim_domain::{
+//!     REPORT_SCHEMA_VERSION, Report, ReportSource, ReportSummary, ReportWindow, RunSummary,
+//!     ScanSettings,
+//! };
 //! use pim_report::{MarkdownOptions, Renderer, render_json};
 //! use time::macros::datetime;
 //!
@@ -29,6 +32,7 @@
 //!         assessors: vec!["rules".to_owned()],
 //!     },
 //!     summary: ReportSummary::compute(&[], 0),
+//!     run: RunSummary { duration_ms: 850, queries: 1, query_rows: 40, ..RunSummary::default() },
 //!     problems: vec![],
 //!     warnings: vec![],
 //!     activations: vec![],
@@ -36,6 +40,7 @@
 //! let markdown = Renderer::new()?.render_markdown(&report, &MarkdownOptions::default())?;
 //! assert!(markdown.starts_with("# PIM Activity Audit Report"));
 //! assert!(markdown.contains(r"demo \<tenant\>"));
+//! assert!(markdown.contains("- **Run:** 850 ms; 1 query, 40 rows read; no model calls\n"));
 //! assert!(render_json(&report)?.ends_with("}\n"));
 //! # Ok::<(), pim_report::Error>(())
 //! ```

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use pim_domain::{
     ActivationReport, Activity, DataProblem, EndReason, OperationRef, Report, Risk, RiskFinding,
-    Verdict,
+    RunSummary, Verdict,
 };
 use serde::Serialize;
 
@@ -29,11 +29,40 @@ pub(crate) struct ReportView<'a> {
     rules_only: bool,
     include_failed: bool,
     max_activities_per_activation: usize,
+    run: RunView,
     warnings: Vec<&'a str>,
     problems: Capped<ProblemView<'a>>,
     summary: SummaryView,
     timeline: Vec<GanttSection<'a>>,
     activations: Vec<ActivationView<'a>>,
+}
+
+/// The run summary, formatted for the header's "Run" line.
+#[derive(Debug, Serialize)]
+struct RunView {
+    duration: String,
+    queries: usize,
+    rows: usize,
+    model_calls: u64,
+    model_retries: u64,
+    model_failures: u64,
+    prompt_tokens: u64,
+    completion_tokens: u64,
+}
+
+impl RunView {
+    fn new(run: &RunSummary) -> Self {
+        Self {
+            duration: format::run_duration(run.duration_ms),
+            queries: run.queries,
+            rows: run.query_rows,
+            model_calls: run.model_calls,
+            model_retries: run.model_retries,
+            model_failures: run.model_failures,
+            prompt_tokens: run.prompt_tokens,
+            completion_tokens: run.completion_tokens,
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -287,6 +316,7 @@ impl<'a> ReportView<'a> {
             rules_only,
             include_failed: report.settings.include_failed,
             max_activities_per_activation: report.settings.max_activities_per_activation,
+            run: RunView::new(&report.run),
             warnings: report.warnings.iter().map(String::as_str).collect(),
             problems: Capped::new(
                 report.problems.iter().map(ProblemView::from),

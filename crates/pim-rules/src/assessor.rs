@@ -1,6 +1,6 @@
 //! The seam for a model-backed assessor.
 
-use pim_domain::Assessment;
+use pim_domain::{Assessment, ModelUsage};
 
 use crate::{AssessError, Case};
 
@@ -37,6 +37,15 @@ pub trait Assessor: Send + Sync + std::fmt::Debug {
         case: &Case<'c>,
         baseline: &Assessment,
     ) -> Result<Assessment, AssessError>;
+
+    /// What the assessor has used over its whole life so far (calls, retries, failures, tokens),
+    /// or `None` for an assessor that does not count (the default).
+    ///
+    /// The counters only grow; a scan reads them before and after and reports the difference
+    /// ([`ModelUsage::since`]), so an assessor shared between scans is counted per scan.
+    fn usage(&self) -> Option<ModelUsage> {
+        None
+    }
 }
 
 #[cfg(test)]
@@ -79,6 +88,8 @@ mod tests {
         let baseline = RulesEngine::new(RulesConfig::default()).assess(&case);
         let boxed: Box<dyn Assessor> = Box::new(Fixed(Verdict::Partial));
         assert_eq!(boxed.name(), "fixed");
+        // An assessor that does not count its usage says so.
+        assert_eq!(boxed.usage(), None);
         let answer = boxed.assess(&case, &baseline).await.unwrap();
         assert_eq!(answer.verdict, Verdict::Partial);
         assert_eq!(answer.assessor, AssessorKind::Model);

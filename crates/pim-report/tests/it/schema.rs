@@ -160,6 +160,8 @@ fn fully_populated_report_matches_schema() {
         "confidence",
         "disagreements",
         "\"problems\"",
+        "\"run\"",
+        "\"query_rows\"",
     ] {
         assert!(json.contains(key), "{key} not emitted");
     }

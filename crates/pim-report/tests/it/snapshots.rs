@@ -35,6 +35,44 @@ fn json_round_trips_exactly() {
 }
 
 #[test]
+fn header_has_the_run_line() {
+    let md = markdown(&MarkdownOptions::default());
+    assert!(
+        md.contains(
+            "- **Run:** 12.4 s; 3 queries, 5321 rows read; 4 model calls (1 retry, 1 failed), 9120 prompt + 610 completion tokens\n"
+        ),
+        "{md}"
+    );
+    // Without a model the line says so instead of listing zeros.
+    let mut r = fixture();
+    r.run.model_calls = 0;
+    r.run.queries = 1;
+    r.run.query_rows = 1;
+    r.run.duration_ms = 187_000;
+    let md = Renderer::new()
+        .unwrap()
+        .render_markdown(&r, &MarkdownOptions::default())
+        .unwrap();
+    assert!(
+        md.contains("- **Run:** 3m 07s; 1 query, 1 row read; no model calls\n"),
+        "{md}"
+    );
+}
+
+#[test]
+fn a_1_0_report_without_run_still_reads() {
+    let mut value: serde_json::Value =
+        serde_json::from_str(&render_json(&fixture()).unwrap()).unwrap();
+    assert_eq!(value["schema_version"], "1.1");
+    assert_eq!(value["run"]["query_rows"], 5321);
+    value["schema_version"] = "1.0".into();
+    value.as_object_mut().unwrap().remove("run");
+    let old: pim_domain::Report = serde_json::from_value(value).unwrap();
+    assert_eq!(old.run, pim_domain::RunSummary::default());
+    assert_eq!(old.activations, fixture().activations);
+}
+
+#[test]
 fn sections_appear_in_order() {
     let md = markdown(&MarkdownOptions::default());
     let positions: Vec<usize> = [

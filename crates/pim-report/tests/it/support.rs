@@ -2,7 +2,7 @@ use pim_domain::{
     ActivationReport, Activity, ActivitySource, ActivityStatus, ActivityTarget, Assessment,
     AssessorKind, DataProblem, ElevationWindow, EndReason, Evidence, Flag, OperationRef, Principal,
     REPORT_SCHEMA_VERSION, Report, ReportSource, ReportSummary, ReportWindow, Risk, RiskFinding,
-    Role, RoleKind, ScanSettings, Scope, ScopeKind, Verdict,
+    Role, RoleKind, RunSummary, ScanSettings, Scope, ScopeKind, Verdict,
 };
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
@@ -166,6 +166,18 @@ pub fn report(activations: Vec<ActivationReport>, problems: Vec<DataProblem>) ->
             assessors: vec!["model".to_owned(), "rules".to_owned()],
         },
         summary: ReportSummary::compute(&activations, problems.len()),
+        run: RunSummary {
+            duration_ms: 12_449,
+            queries: 3,
+            query_rows: 5_321,
+            model_calls: 4,
+            model_retries: 1,
+            model_failures: 1,
+            prompt_tokens: 9_120,
+            completion_tokens: 610,
+            activations: activations.len(),
+            findings: activations.iter().filter(|a| a.is_finding()).count(),
+        },
         problems,
         warnings: Vec::new(),
         activations,
