@@ -9,3 +9,6 @@ mod snapshots;
 
 // The pipeline against scripted sources: query count, failures, partial results.
 mod pipeline;
+
+// `--check` preflight against the loopback fakes: passes, each failure's remedy, skips, secrets.
+mod preflight;
