@@ -1,1 +1,47 @@
-//! Delivery of PIM audit findings: the Azure Monitor Logs Ingestion API and webhooks.
+//! Delivery of PIM audit findings to people: through an Azure Monitor Action Group, or a webhook.
+//!
+//! An application cannot post into an Action Group. The standard route (see
+//! `docs/alerting.md`) is to write one [`AuditRow`] per assessed activation into a custom table
+//! (`PimAudit_CL`) with the Logs Ingestion API ([`LogsIngestionClient`]), and let a log search
+//! alert rule on that table fire the group. For a Logic App or a Teams workflow,
+//! [`WebhookClient`] posts a [`FindingsSummary`] of the activations at or above a
+//! [`Threshold`].
+//!
+//! - [`rows`] turns a [`Report`](pim_domain::Report) into table rows ([`COLUMNS`] is the schema);
+//! - [`LogsIngestionClient::send`] batches them under the 1 MB call limit, splits a batch the
+//!   service calls too large (413), and retries throttling and transient failures with the
+//!   shared [`RetryPolicy`](pim_domain::retry::RetryPolicy);
+//! - [`findings_summary`] and [`WebhookClient::send`] do the same for a webhook, keeping the
+//!   URL's query string (its signature) out of every log, error and `Debug` output.
+//!
+//! ```
+//! use pim_deliver::{Threshold, WebhookClient};
+//!
+//! let hook = WebhookClient::new(
+//!     "https://prod-00.westeurope.logic.azure.com/workflows/abc/triggers/manual/paths/invoke?api-version=2016-10-01&sig=SECRET",
+//!     None,
+//! ).unwrap();
+//! assert!(!format!("{hook:?}").contains("SECRET"));
+//! assert_eq!("high".parse::<Threshold>().unwrap().to_string(), "high");
+//! assert!(pim_deliver::COLUMNS.iter().any(|(name, _)| *name == "IsFinding"));
+//! ```
+
+mod error;
+mod http;
+mod ingestion;
+mod row;
+mod webhook;
+
+pub use error::{Error, Result};
+pub use ingestion::{
+    API_VERSION, DEFAULT_MAX_BODY_BYTES, IngestionOptions, LogsIngestionClient, MIN_MAX_BODY_BYTES,
+    MONITOR_SCOPE, SERVICE_MAX_BODY_BYTES, SendSummary,
+};
+pub use row::{
+    AuditRow, COLUMNS, JUSTIFICATION_MAX_CHARS, RATIONALE_MAX_CHARS, TEXT_MAX_CHARS, TICKETS_MAX,
+    rows,
+};
+pub use webhook::{
+    Condition, FindingsSummary, MAX_LISTED, SummaryCounts, SummaryFinding, SummaryWindow,
+    Threshold, WebhookClient, WebhookOptions, findings_summary,
+};

@@ -32,11 +32,14 @@
 //! ```
 
 mod common;
+mod ingestion;
 mod loganalytics;
 mod msi;
 mod openai;
+mod webhook;
 
 pub use common::{RecordedRequest, token_for};
+pub use ingestion::{IngestionFailure, LogsIngestionFake, MONITOR_RESOURCE};
 pub use loganalytics::{
     DynamicCells, Failure, KqlMatcher, LogAnalyticsFake, QueryCall, demo_tables, reads_table,
 };
@@ -45,6 +48,7 @@ pub use openai::{
     ChatAuth, ChatCall, ChatMessage, ChatRoute, FakeReply, OpenAiFake, Responder,
     aligned_responder, assessment_json, injection_obeying_responder, scripted,
 };
+pub use webhook::{WebhookFailure, WebhookFake};
 
 /// What can go wrong while setting up a fake.
 #[derive(Debug, thiserror::Error)]
