@@ -69,6 +69,50 @@ pub struct Cli {
     #[arg(long, value_delimiter = ',', value_name = "VERDICT_OR_RISK")]
     pub fail_on: Vec<String>,
 
+    /// Send the findings on after the scan: `logs-ingestion` (Azure Monitor Logs Ingestion into
+    /// the PimAudit_CL table, for an alert rule and an Action Group: see docs/alerting.md),
+    /// `webhook` (the URL in PIM_WEBHOOK_URL) or `webhook=URL`. Repeat for several.
+    #[arg(long, value_name = "TARGET")]
+    pub send: Vec<String>,
+
+    /// Which activations a webhook summary lists: `findings` (default), verdicts, or risk
+    /// levels (that level or above), comma-separated.
+    #[arg(long, value_name = "LIST", default_value = "findings")]
+    pub send_threshold: String,
+
+    /// Logs Ingestion: the data collection endpoint (or the DCR's logs ingestion endpoint).
+    #[arg(long, env = "PIM_DCR_ENDPOINT", value_name = "URL")]
+    pub dcr_endpoint: Option<String>,
+
+    /// Logs Ingestion: the data collection rule's immutable id (dcr-…).
+    #[arg(long, env = "PIM_DCR_RULE_ID", value_name = "ID")]
+    pub dcr_rule_id: Option<String>,
+
+    /// Logs Ingestion: the stream declared in the rule.
+    #[arg(
+        long,
+        env = "PIM_DCR_STREAM",
+        value_name = "STREAM",
+        default_value = "Custom-PimAudit_CL"
+    )]
+    pub dcr_stream: String,
+
+    /// The webhook for `--send webhook` (kept out of the process list; its signature is never
+    /// logged).
+    #[arg(
+        long,
+        env = "PIM_WEBHOOK_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub webhook_url: Option<String>,
+
+    /// Check the set-up instead of scanning: configuration, a token for each scope and which
+    /// credential supplied it, the workspace and both tables, the model, the destinations.
+    /// One line per check; exit 0 when all pass, 1 otherwise.
+    #[arg(long)]
+    pub check: bool,
+
     /// Pin one credential instead of trying the chain: env, workload-identity,
     /// managed-identity, cli, azd (or auto).
     #[arg(long, env = "PIM_AUTH", value_name = "METHOD")]

@@ -102,19 +102,102 @@ fn environment() -> anyhow::Result<BTreeMap<String, String>> {
     Ok(env)
 }
 
+/// Where `--send` delivers the findings.
+enum Target {
+    LogsIngestion(pim_deliver::LogsIngestionClient),
+    Webhook(pim_deliver::WebhookClient),
+}
+
+impl Target {
+    fn name(&self) -> String {
+        match self {
+            Target::LogsIngestion(c) => format!("logs-ingestion {}", c.url()),
+            Target::Webhook(c) => c.display_url(),
+        }
+    }
+}
+
+/// Builds the `--send` destinations up front, so a misconfigured one stops the run before
+/// the scan rather than after it.
+fn targets(
+    cli: &Cli,
+    credential: Option<&Arc<pim_auth::ChainCredential>>,
+) -> anyhow::Result<Vec<Target>> {
+    let mut out = Vec::new();
+    for send in cli
+        .send
+        .iter()
+        .flat_map(|s| s.split(','))
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        if send.eq_ignore_ascii_case("logs-ingestion") {
+            let endpoint = cli.dcr_endpoint.as_deref().context(
+                "--send logs-ingestion needs the data collection endpoint: --dcr-endpoint or PIM_DCR_ENDPOINT",
+            )?;
+            let rule = cli.dcr_rule_id.as_deref().context(
+                "--send logs-ingestion needs the data collection rule's immutable id: --dcr-rule-id or PIM_DCR_RULE_ID",
+            )?;
+            let credential = credential.context("--send logs-ingestion needs Azure credentials")?;
+            let client = pim_deliver::LogsIngestionClient::new(
+                endpoint,
+                rule,
+                &cli.dcr_stream,
+                credential.clone(),
+                None,
+            )
+            .context("--send logs-ingestion")?;
+            out.push(Target::LogsIngestion(client));
+        } else if send.eq_ignore_ascii_case("webhook")
+            || send.to_ascii_lowercase().starts_with("webhook=")
+        {
+            let url = match send.split_once('=') {
+                Some((_, url)) => url.to_owned(),
+                None => cli
+                    .webhook_url
+                    .clone()
+                    .context("--send webhook needs the URL: PIM_WEBHOOK_URL, --webhook-url, or --send webhook=URL")?,
+            };
+            // Never echo the URL: its query may carry a signature.
+            let client = pim_deliver::WebhookClient::new(&url, None).context("--send webhook")?;
+            out.push(Target::Webhook(client));
+        } else {
+            bail!("--send {send:?}: expected logs-ingestion, webhook or webhook=URL");
+        }
+    }
+    Ok(out)
+}
+
 fn run(cli: Cli, progress: Arc<progress::TerminalProgress>) -> anyhow::Result<ExitCode> {
-    let fail_on = parse_fail_on(&cli.fail_on)?;
     let env = environment()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    if cli.check {
+        return runtime.block_on(check(&cli, &env));
+    }
+    let fail_on = parse_fail_on(&cli.fail_on)?;
+    let threshold: pim_deliver::Threshold = cli
+        .send_threshold
+        .parse()
+        .map_err(|e| anyhow::anyhow!("--send-threshold: {e}"))?;
     let settings = Settings::from_env(&env).context("configuration")?;
+    let sends_logs = cli
+        .send
+        .iter()
+        .any(|s| s.to_ascii_lowercase().contains("logs-ingestion"));
     // The credential chain is built only when something live needs it (no token is fetched
     // until a request is made).
-    let needs_azure =
-        !(cli.source.demo || cli.source.from_dir.is_some()) || settings.model.is_some();
+    let needs_azure = !(cli.source.demo || cli.source.from_dir.is_some())
+        || settings.model.is_some()
+        || sends_logs;
     let credential = if needs_azure {
         Some(live::credential(&env, cli.auth.as_deref()).context("credentials")?)
     } else {
         None
     };
+    let targets = targets(&cli, credential.as_ref())?;
     let source = if cli.source.demo {
         pim_core::demo_source().context("loading the demo tenant")?
     } else if let Some(dir) = &cli.source.from_dir {
@@ -145,7 +228,7 @@ fn run(cli: Cli, progress: Arc<progress::TerminalProgress>) -> anyhow::Result<Ex
     options.max_activities_per_activation = cli.max_activities;
 
     let mut rules = RulesConfig::default();
-    if let Some(patterns) = cli.privileged_patterns {
+    if let Some(patterns) = cli.privileged_patterns.clone() {
         let patterns: Vec<String> = patterns
             .into_iter()
             .map(|p| p.trim().to_owned())
@@ -157,43 +240,20 @@ fn run(cli: Cli, progress: Arc<progress::TerminalProgress>) -> anyhow::Result<Ex
         rules.privileged_name_patterns = patterns;
     }
     let mut builder = Auditor::builder(source).rules(rules).observer(progress);
-    let mut assessor = None;
     if let Some(model) = model {
         info!(model = %model.describe(), "model-backed assessment on");
         let (a, limits) = live::model_assessor(model, settings.model_limits);
-        builder = builder.assessor(a.clone()).model_limits(limits);
-        assessor = Some(a);
+        builder = builder.assessor(a).model_limits(limits);
     }
     let auditor = builder.build();
 
     info!(source = %info.description, kind = info.kind.as_str(), hours = options.hours, "scanning");
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
     let report = runtime
         .block_on(auditor.scan(&options, now))
         .context("scan failed")?;
     for w in &report.warnings {
         tracing::warn!("{w}");
     }
-    if let Some(a) = &assessor {
-        let u = a.usage();
-        info!(
-            calls = u.calls,
-            retries = u.retries,
-            failures = u.failures,
-            prompt_tokens = u.prompt_tokens,
-            completion_tokens = u.completion_tokens,
-            "model usage"
-        );
-    }
-    info!(
-        activations = report.summary.activations,
-        findings = report.summary.findings,
-        problems = report.summary.problems,
-        "scan complete"
-    );
 
     let format = match cli.format {
         Format::Markdown => ReportFormat::Markdown,
@@ -215,12 +275,99 @@ fn run(cli: Cli, progress: Arc<progress::TerminalProgress>) -> anyhow::Result<Ex
         }
     }
 
+    // Delivery comes after the report is safely written: a failed send must not lose it.
+    runtime.block_on(deliver(&targets, &report, &threshold))?;
+
     let met = findings_meeting(&report, &fail_on);
     if met > 0 {
         info!(activations = met, "--fail-on met");
         return Ok(ExitCode::from(EXIT_FINDINGS));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+async fn deliver(
+    targets: &[Target],
+    report: &Report,
+    threshold: &pim_deliver::Threshold,
+) -> anyhow::Result<()> {
+    for target in targets {
+        match target {
+            Target::LogsIngestion(client) => {
+                let rows = pim_deliver::rows(report);
+                let sent = client
+                    .send(&rows)
+                    .await
+                    .with_context(|| format!("sending to {}", target.name()))?;
+                info!(
+                    rows = sent.rows,
+                    batches = sent.batches,
+                    retries = sent.retries,
+                    "findings sent to Logs Ingestion"
+                );
+            }
+            Target::Webhook(client) => {
+                let summary = pim_deliver::findings_summary(report, threshold.clone());
+                if summary.is_empty() {
+                    info!(webhook = %client.display_url(), "no finding at the threshold; webhook not called");
+                    continue;
+                }
+                client
+                    .send(&summary)
+                    .await
+                    .with_context(|| format!("sending to {}", target.name()))?;
+                info!(webhook = %client.display_url(), findings = summary.findings.len(), "findings sent to the webhook");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `--check`: one line per check on stdout; exit 0 when all pass.
+async fn check(cli: &Cli, env: &BTreeMap<String, String>) -> anyhow::Result<ExitCode> {
+    use pim_core::preflight::{self, CredentialSource, Destination, PreflightInputs};
+    let settings = Settings::from_env(env);
+    let sends_logs = cli
+        .send
+        .iter()
+        .any(|s| s.to_ascii_lowercase().contains("logs-ingestion"));
+    let mut credential = None;
+    let mut chain = None;
+    if settings.is_ok() {
+        match live::credential(env, cli.auth.as_deref()) {
+            Ok(c) => {
+                chain = Some(c.clone());
+                credential = Some(CredentialSource::from(c));
+            }
+            Err(e) => credential = Some(CredentialSource::Unavailable(format!("{e:#}"))),
+        }
+    }
+    let mut inputs = PreflightInputs::new(settings.as_ref(), OffsetDateTime::now_utc());
+    if let (Ok(s), Some(c)) = (&settings, &chain) {
+        if !s.workspaces.is_empty() {
+            inputs.source = Some(live::log_analytics(s, c.clone()).context("Log Analytics")?);
+        }
+        inputs.model = live::chat_model(s, c.clone()).context("model")?;
+    }
+    inputs.credential = credential;
+    inputs.logs_ingestion = sends_logs;
+    for target in targets(cli, chain.as_ref())? {
+        let name = target.name();
+        inputs.destinations.push(match target {
+            Target::LogsIngestion(c) => Destination::new(name, async move { c.probe().await }),
+            Target::Webhook(c) => Destination::new(name, async move { c.probe().await }),
+        });
+    }
+    let results = preflight::run(inputs).await;
+    let mut out = std::io::stdout().lock();
+    for r in &results {
+        writeln!(out, "{r}").context("writing to stdout")?;
+    }
+    Ok(if preflight::all_passed(&results) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_FAILURE)
+    })
 }
 
 fn findings_meeting(report: &Report, fail_on: &[FailOn]) -> usize {

@@ -152,7 +152,9 @@ async fn a_live_scan_with_a_model_that_obeys_an_injection_still_flags_it() {
     ] {
         assert!(!stderr.contains(secret), "a secret reached the log");
     }
-    assert!(stderr.contains("model usage"), "{stderr}");
+    // The run summary counts the model calls, in the log and in the report.
+    assert!(stderr.contains("scan summary"), "{stderr}");
+    assert_eq!(report["run"]["model_calls"].as_u64(), Some(oai.calls().len() as u64));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -223,4 +225,140 @@ async fn a_bad_query_reports_the_innermost_error() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("line 1") || err.contains("[1,4]"), "{err}");
     assert!(!err.contains("panicked"));
+}
+
+const DCR: &str = "dcr-00112233445566778899aabbccddeeff";
+const STREAM: &str = "Custom-PimAudit_CL";
+const SIG: &str = "sig-secret-9d8c7b";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn findings_are_sent_to_logs_ingestion_and_a_webhook() {
+    let fakes = Fakes::start(None).await;
+    let ingestion = pim_testkit::LogsIngestionFake::start(DCR, STREAM).await;
+    let webhook = pim_testkit::WebhookFake::start(SIG).await;
+    let mut env = fakes.env();
+    env.push(("PIM_DCR_ENDPOINT".into(), ingestion.endpoint()));
+    env.push(("PIM_DCR_RULE_ID".into(), DCR.into()));
+    env.push(("PIM_WEBHOOK_URL".into(), webhook.url()));
+    let out = run_with(
+        env,
+        &[
+            "--demo",
+            "--format",
+            "json",
+            "--send",
+            "logs-ingestion",
+            "--send",
+            "webhook",
+            "--send-threshold",
+            "critical",
+        ],
+    )
+    .await;
+    let report = json(&out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // One row per activation, with the documented columns.
+    let rows = ingestion.rows();
+    assert_eq!(rows.len(), report["activations"].as_array().unwrap().len());
+    for column in [
+        "TimeGenerated",
+        "ReportId",
+        "PrincipalUpn",
+        "RoleName",
+        "Verdict",
+        "Risk",
+        "Flags",
+        "IsFinding",
+    ] {
+        assert!(
+            rows.iter().all(|r| r.get(column).is_some()),
+            "column {column}"
+        );
+    }
+    // The webhook got the critical findings only.
+    let payloads = webhook.payloads();
+    assert_eq!(payloads.len(), 1);
+    let listed = payloads[0]["findings"].as_array().unwrap();
+    assert!(!listed.is_empty());
+    assert!(listed.iter().all(|f| f["risk"] == "critical"), "{listed:?}");
+    // Neither the webhook's signature nor the Monitor token reaches the log.
+    assert!(
+        !stderr.contains(SIG),
+        "the webhook signature reached the log"
+    );
+    assert!(!stderr.contains(&pim_testkit::token_for("https://monitor.azure.com")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_send_fails_the_run_but_keeps_the_report() {
+    let fakes = Fakes::start(None).await;
+    let ingestion = pim_testkit::LogsIngestionFake::start(DCR, STREAM).await;
+    ingestion.fail_always(pim_testkit::IngestionFailure::Forbidden);
+    let mut env = fakes.env();
+    env.push(("PIM_DCR_ENDPOINT".into(), ingestion.endpoint()));
+    env.push(("PIM_DCR_RULE_ID".into(), DCR.into()));
+    let out = run_with(
+        env,
+        &["--demo", "--format", "json", "--send", "logs-ingestion"],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(1));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(report["activations"].as_array().unwrap().len() >= 12);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("Monitoring Metrics Publisher"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_reports_one_line_per_check_and_the_exit_code() {
+    let fakes = Fakes::start(Some(pim_testkit::aligned_responder())).await;
+    let out = fakes.run(&["--check"]).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for line in [
+        "PASS  configuration",
+        "PASS  token log-analytics",
+        "PASS  workspace",
+        "PASS  table AuditLogs",
+        "PASS  table AzureActivity",
+        "PASS  model",
+    ] {
+        assert!(stdout.contains(line), "{line} missing in:\n{stdout}");
+    }
+    assert!(
+        stdout.contains("managed identity (App Service)"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains(&token_for("https://api.loganalytics.io")));
+
+    fakes.la.fail_always(Failure::Forbidden);
+    let out = fakes.run(&["--check"]).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("FAIL") && l.contains("fix:")),
+        "{stdout}"
+    );
+}
+
+/// Runs pim-batch with exactly `env`.
+async fn run_with(env: Vec<(String, String)>, args: &[&str]) -> Output {
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_pim-batch"))
+            .args(&args)
+            .env_clear()
+            .envs(env)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap()
 }
