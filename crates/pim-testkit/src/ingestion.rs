@@ -18,7 +18,7 @@ pub const MONITOR_RESOURCE: &str = "https://monitor.azure.com";
 
 /// A failure the fake Logs Ingestion API can inject. Error bodies use the common data-plane
 /// shape `{"error":{"code","message"}}` and repeat the code in `x-ms-error-code`; the codes are
-/// **[constructed]**, as the reference names none.
+/// **\[constructed\]**, as the reference names none.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IngestionFailure {
     /// 413 `ContentLengthLimitExceeded`.

@@ -11,7 +11,10 @@
 //!   [`Responder`] ([`aligned_responder`], [`injection_obeying_responder`], [`scripted`]) as
 //!   [`FakeReply`]s;
 //! - [`ManagedIdentityFake`]: the App Service token endpoint for `IDENTITY_ENDPOINT`, issuing
-//!   [`token_for`] tokens.
+//!   [`token_for`] tokens;
+//! - [`LogsIngestionFake`]: the Azure Monitor Logs Ingestion API (data collection rule
+//!   streams), with 413/429/5xx/401/403 from [`IngestionFailure`];
+//! - [`WebhookFake`]: a Logic App / Teams workflow trigger URL with a signature.
 //!
 //! Every fake keeps a log of [`RecordedRequest`]s so tests can assert on path, headers and body,
 //! and that a secret did not travel where it must not. Configuration methods take `&self`, so
