@@ -154,7 +154,10 @@ async fn a_live_scan_with_a_model_that_obeys_an_injection_still_flags_it() {
     }
     // The run summary counts the model calls, in the log and in the report.
     assert!(stderr.contains("scan summary"), "{stderr}");
-    assert_eq!(report["run"]["model_calls"].as_u64(), Some(oai.calls().len() as u64));
+    assert_eq!(
+        report["run"]["model_calls"].as_u64(),
+        Some(oai.calls().len() as u64)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
