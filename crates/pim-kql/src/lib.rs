@@ -10,6 +10,9 @@
 //!   the scan queries. They only cut volume on the server and project raw columns; every row is
 //!   re-checked in Rust.
 //!
+//! [`check_query`] guards model-written KQL before it runs: read-only, only the
+//! [`QueryPolicy`]'s tables, with a row cap and a time filter added when missing.
+//!
 //! Identities (UPNs, object ids) are always written as obfuscated literals, so they stay out of
 //! Kusto's query telemetry.
 //!
@@ -26,9 +29,11 @@
 //! assert!(queries[0].contains(r#"Caller in~ (h"eve\" or 1==1 //@contoso.com")"#));
 //! ```
 
+pub mod check;
 mod literal;
 mod scan;
 
+pub use check::{CheckedQuery, QueryPolicy, QueryRejection, check_query};
 pub use literal::{datetime_literal, obfuscated_string_literal, string_list, string_literal};
 pub use scan::{
     ACTIVITY_COLUMNS, AUDIT_COLUMNS, DEFAULT_CHUNK, Identity, PIM_OPERATIONS,
