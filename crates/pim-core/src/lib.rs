@@ -2,6 +2,7 @@
 
 mod auditor;
 mod budget;
+pub mod chat;
 pub mod config;
 mod error;
 pub mod live;

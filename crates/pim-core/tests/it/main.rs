@@ -12,3 +12,6 @@ mod pipeline;
 
 // `--check` preflight against the loopback fakes: passes, each failure's remedy, skips, secrets.
 mod preflight;
+
+// The chat session: scripted conversations on the demo tenant, free-form KQL with repair.
+mod chat;
