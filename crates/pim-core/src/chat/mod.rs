@@ -29,11 +29,13 @@
 //!
 //! See: issue 4.
 
+mod cache;
 mod context;
 mod intent;
 mod nl;
 mod session;
 
+pub use cache::ScanCache;
 pub use context::{Listed, ResolveError, resolve};
 pub use intent::{Intent, UserRef, parse_intent};
 pub use nl::{extract_kql, format_table};

@@ -12,6 +12,7 @@ use pim_openai::{ChatMessage, ChatModel, ChatRequest};
 use time::{Duration, OffsetDateTime};
 use tracing::debug;
 
+use super::cache::ScanCache;
 use super::context::{Listed, resolve};
 use super::intent::{Intent, UserRef, parse_intent};
 use super::nl::{
@@ -52,12 +53,13 @@ pub struct Session {
     source: Arc<dyn LogAnalytics>,
     model: Option<Arc<dyn ChatModel>>,
     options: SessionOptions,
-    report: Option<Report>,
+    report: Option<Arc<Report>>,
     scan_hours: u32,
     listed: Vec<Listed>,
     current: Option<String>,
     last_kql: Option<String>,
     history: VecDeque<(String, String)>,
+    scans: Option<Arc<ScanCache>>,
 }
 
 impl Session {
@@ -81,7 +83,15 @@ impl Session {
             current: None,
             last_kql: None,
             history: VecDeque::new(),
+            scans: None,
         }
+    }
+
+    /// Shares identical scans with the other sessions holding `cache` (a bot or web service
+    /// hosting many analysts gives them all one cache).
+    pub fn with_scan_cache(mut self, cache: Arc<ScanCache>) -> Self {
+        self.scans = Some(cache);
+        self
     }
 
     /// Handles one line typed by the user. `now` is the caller's clock: it ends the scan window
@@ -165,11 +175,18 @@ impl Session {
             "{}\n// …then one AzureActivity query and one AuditLogs query for the activity of the identities found.",
             pim_kql::pim_events_query(pim_range)
         ));
-        let report = self
-            .auditor
-            .scan(&options, now)
-            .await
-            .map_err(|e| format!("The scan failed: {e}."))?;
+        let report = match &self.scans {
+            Some(cache) => cache
+                .scan(&self.auditor, &options, now)
+                .await
+                .map_err(|e| format!("The scan failed: {e}."))?,
+            None => Arc::new(
+                self.auditor
+                    .scan(&options, now)
+                    .await
+                    .map_err(|e| format!("The scan failed: {e}."))?,
+            ),
+        };
         self.scan_hours = hours;
         self.report = Some(report);
         Ok(())
@@ -270,7 +287,7 @@ impl Session {
             return Ok(found);
         }
         self.run_scan(self.scan_hours, now).await?;
-        Ok(self.report.as_ref().map(find).unwrap_or_default())
+        Ok(self.report.as_deref().map(find).unwrap_or_default())
     }
 
     /// Resolves `user`, makes them the user discussed, and finds their activations.

@@ -1,0 +1,201 @@
+//! Many chat sessions at once: 50 concurrent sessions, each running a scripted conversation
+//! against the loopback fakes, compared with one session alone.
+//!
+//! ```sh
+//! cargo run --release -p pim-examples --example bench_chat
+//! ```
+//!
+//! Every session shares one `Auditor`, one Log Analytics client and one model client (and so
+//! their connection pools and token caches), as a bot or web service hosting many analysts
+//! would. The fakes add 200 ms per query and 300 ms per model call. Target: the p95 turn
+//! latency with 50 sessions within 1.2x of a single session's.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use azure_core::credentials::Secret;
+use pim_auth::StaticTokenCredential;
+use pim_core::chat::{ScanCache, Session, SessionOptions};
+use pim_core::{Auditor, LogAnalytics};
+use pim_loganalytics::{LogAnalyticsClient, LogAnalyticsOptions};
+use pim_openai::{AzureOpenAi, ChatModel, OpenAiAuth};
+use pim_testkit::{FakeReply, LogAnalyticsFake, OpenAiFake, Responder};
+use time::OffsetDateTime;
+use time::macros::datetime;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+const END: OffsetDateTime = datetime!(2026-11-20 18:00 UTC);
+const SESSIONS: usize = 50;
+const QUERY_LATENCY: Duration = Duration::from_millis(200);
+const MODEL_LATENCY: Duration = Duration::from_millis(300);
+
+/// One analyst's conversation: a scan, follow-ups with pronouns and ordinals, a free-form
+/// question (model-written KQL, run, answered in words), and an assessment.
+const SCRIPT: &[&str] = &[
+    "scan",
+    "what did 2 do",
+    "does their activity align with the reason?",
+    "which users deleted resources yesterday?",
+    "assess the second one",
+];
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let la = LogAnalyticsFake::start().await;
+    let (audit, mut activity) = pim_testkit::demo_tables().await?;
+    if std::env::args().any(|a| a == "--no-bulk") {
+        let caller = activity.column_index("Caller").ok_or("no Caller column")?;
+        activity.rows.retain(|r| {
+            r.get(caller).and_then(|v| v.as_str()) != Some("ops.automation@contoso-demo.com")
+        });
+    }
+    // The fake runs no KQL: give the free-form question the small result its `summarize`
+    // would return, rather than the whole table (registered first, so it wins).
+    la.with_table_for(
+        |kql: &str| kql.contains("deletions = count()"),
+        pim_domain::Table {
+            name: "PrimaryResult".into(),
+            columns: vec![
+                pim_domain::Column {
+                    name: "Caller".into(),
+                    kind: "string".into(),
+                },
+                pim_domain::Column {
+                    name: "deletions".into(),
+                    kind: "long".into(),
+                },
+            ],
+            rows: vec![
+                vec!["jane.doe@contoso-demo.com".into(), 3.into()],
+                vec!["kim.lee@contoso-demo.com".into(), 1.into()],
+            ],
+        },
+    );
+    la.with_table_for(pim_testkit::reads_table("AuditLogs"), audit);
+    la.with_table_for(pim_testkit::reads_table("AzureActivity"), activity);
+    la.set_latency(QUERY_LATENCY);
+    // The KQL-writing call gets a query; the answer-in-words call gets a sentence.
+    let oai = OpenAiFake::start_with(Responder::new(|call| {
+        if call.system_text().contains("Kusto Query Language") {
+            FakeReply::Json(
+                "```kql\nAzureActivity\n| where OperationNameValue endswith \"/delete\"\n| summarize deletions = count() by Caller\n```".into(),
+            )
+        } else {
+            FakeReply::Json("Two identities deleted resources; the largest share was jane.doe.".into())
+        }
+    }))
+    .await;
+    oai.set_latency(MODEL_LATENCY);
+
+    let credential = Arc::new(StaticTokenCredential::new(
+        "bench-token",
+        OffsetDateTime::now_utc() + time::Duration::hours(1),
+    ));
+    let source: Arc<dyn LogAnalytics> = Arc::new(LogAnalyticsClient::new(
+        vec!["11111111-2222-4333-8444-555555555555".into()],
+        credential,
+        Some(LogAnalyticsOptions {
+            endpoint: la.uri(),
+            ..LogAnalyticsOptions::default()
+        }),
+    )?);
+    let model: Arc<dyn ChatModel> = Arc::new(AzureOpenAi::new(
+        &oai.uri(),
+        "gpt-4o",
+        OpenAiAuth::ApiKey(Secret::new("bench-key")),
+        None,
+    )?);
+    let auditor = Arc::new(Auditor::builder(source.clone()).build());
+
+    println!(
+        "conversation of {} turns; {} ms per query, {} ms per model call",
+        SCRIPT.len(),
+        QUERY_LATENCY.as_millis(),
+        MODEL_LATENCY.as_millis()
+    );
+    let single = run_sessions(1, &auditor, &source, &model, None).await?;
+    // A host gives all its sessions one scan cache (identical scans run once).
+    let cache = Arc::new(ScanCache::new(Duration::from_secs(60)));
+    let many = run_sessions(SESSIONS, &auditor, &source, &model, Some(cache)).await?;
+    let unshared = run_sessions(SESSIONS, &auditor, &source, &model, None).await?;
+    let (p50_1, p95_1) = percentiles(&single);
+    let (p50_n, p95_n) = percentiles(&many);
+    let (p50_u, p95_u) = percentiles(&unshared);
+    println!(
+        "1 session: {} turns, p50 {p50_1:.0} ms, p95 {p95_1:.0} ms",
+        single.len()
+    );
+    println!(
+        "{SESSIONS} sessions sharing a scan cache: {} turns, p50 {p50_n:.0} ms, p95 {p95_n:.0} ms; p95 ratio {:.3} (target <= 1.2)",
+        many.len(),
+        p95_n / p95_1
+    );
+    println!(
+        "{SESSIONS} sessions each scanning on its own: p50 {p50_u:.0} ms, p95 {p95_u:.0} ms; p95 ratio {:.3}",
+        p95_u / p95_1
+    );
+    println!(
+        "queries served: {}, model calls served: {}",
+        la.requests().len(),
+        oai.calls().len()
+    );
+    Ok(())
+}
+
+/// Runs `n` sessions at once, each through the whole script; returns every turn's latency.
+async fn run_sessions(
+    n: usize,
+    auditor: &Arc<Auditor>,
+    source: &Arc<dyn LogAnalytics>,
+    model: &Arc<dyn ChatModel>,
+    cache: Option<Arc<ScanCache>>,
+) -> Result<Vec<Duration>, Box<dyn std::error::Error>> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..n {
+        let options = SessionOptions {
+            end: Some(END),
+            ..SessionOptions::default()
+        };
+        let mut session = Session::new(
+            auditor.clone(),
+            source.clone(),
+            Some(model.clone()),
+            options,
+        );
+        if let Some(cache) = &cache {
+            session = session.with_scan_cache(cache.clone());
+        }
+        tasks.spawn(async move {
+            let mut turns = Vec::with_capacity(SCRIPT.len());
+            for line in SCRIPT {
+                let start = Instant::now();
+                let outcome = session.handle_line(line, END).await;
+                turns.push((start.elapsed(), outcome.text));
+            }
+            turns
+        });
+    }
+    let mut latencies = Vec::new();
+    while let Some(done) = tasks.join_next().await {
+        for (latency, text) in done? {
+            if text.contains("could not") {
+                return Err(format!("a turn failed: {text}").into());
+            }
+            latencies.push(latency);
+        }
+    }
+    Ok(latencies)
+}
+
+fn percentiles(latencies: &[Duration]) -> (f64, f64) {
+    let mut ms: Vec<f64> = latencies.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
+    ms.sort_by(f64::total_cmp);
+    let at = |q: f64| {
+        ms.get(((ms.len() as f64 - 1.0) * q).round() as usize)
+            .copied()
+            .unwrap_or(0.0)
+    };
+    (at(0.5), at(0.95))
+}
