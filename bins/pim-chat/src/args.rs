@@ -1,0 +1,98 @@
+//! Command-line arguments.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser};
+
+/// Investigate PIM activations interactively: `scan` for elevated identities, ask what one of
+/// them did and whether it fits the reason they gave, or ask a question in your own words.
+///
+/// With a terminal on stdin this is a line editor with history and Tab completion; with piped
+/// stdin each line is one request and each answer goes to stdout as plain text, so a session
+/// can be scripted. Logs go to stderr.
+///
+/// Exit codes: 0 the session ended normally; 1 it could not start (bad options or
+/// configuration).
+#[derive(Debug, Parser)]
+#[command(name = "pim-chat", version, about, long_about)]
+pub struct Cli {
+    #[command(flatten)]
+    pub source: SourceArgs,
+
+    /// Length of the scan window in hours, ending at --end (`scan N` overrides it per scan).
+    #[arg(long, env = "PIM_SCAN_HOURS")]
+    pub hours: Option<u32>,
+
+    /// End of the scan window (RFC 3339, e.g. 2026-11-20T18:00:00Z). Defaults to the time of
+    /// each request, or to the demo tenant's fixed end with --demo.
+    #[arg(long, value_name = "RFC3339")]
+    pub end: Option<String>,
+
+    /// Most corrections asked of the model when a query it wrote fails.
+    #[arg(long, env = "PIM_MAX_REPAIRS", value_name = "N")]
+    pub max_repairs: Option<usize>,
+
+    /// Pin one credential instead of trying the chain: env, workload-identity,
+    /// managed-identity, cli, azd (or auto).
+    #[arg(long, env = "PIM_AUTH", value_name = "METHOD")]
+    pub auth: Option<String>,
+
+    /// Log level: error, warn, info, debug or trace (or a tracing filter directive). Logs go to
+    /// stderr; the default keeps an interactive session quiet.
+    #[arg(long, env = "LOG_LEVEL", default_value = "warn")]
+    pub log_level: String,
+}
+
+/// Where the logs come from. With neither flag, the Log Analytics workspace(s) in
+/// LOG_ANALYTICS_WORKSPACE_ID are queried.
+#[derive(Debug, Args)]
+#[group(multiple = false)]
+pub struct SourceArgs {
+    /// Use the bundled demo tenant.
+    #[arg(long)]
+    pub demo: bool,
+
+    /// Use offline exports in DIR: AuditLogs.json and AzureActivity.json (query API responses or
+    /// `az monitor log-analytics query -o json` output).
+    #[arg(long, value_name = "DIR")]
+    pub from_dir: Option<PathBuf>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn demo_and_from_dir_exclude_each_other() {
+        let err = Cli::try_parse_from(["pim-chat", "--demo", "--from-dir", "x"]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::ArgumentConflict);
+    }
+
+    #[test]
+    fn options_parse() {
+        let cli = Cli::try_parse_from([
+            "pim-chat",
+            "--demo",
+            "--hours",
+            "48",
+            "--end",
+            "2026-11-20T18:00:00Z",
+            "--max-repairs",
+            "5",
+            "--log-level",
+            "debug",
+        ])
+        .unwrap();
+        assert!(cli.source.demo);
+        assert_eq!(cli.hours, Some(48));
+        assert_eq!(cli.end.as_deref(), Some("2026-11-20T18:00:00Z"));
+        assert_eq!(cli.max_repairs, Some(5));
+        assert_eq!(cli.log_level, "debug");
+    }
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

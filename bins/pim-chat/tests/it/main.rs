@@ -1,0 +1,17 @@
+//! Integration tests: the `pim-chat` binary driven through piped stdin (and, once, a
+//! pseudo-terminal).
+
+// Test helpers are not `#[test]` functions, so clippy.toml's allowances do not reach them.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+// Runs the binary in an isolated directory and environment.
+mod support;
+
+// Scripted sessions against the demo tenant, and start-up failures.
+mod session;
+
+// The line editor under a pseudo-terminal.
+mod tty;
+
+// A scripted session against the loopback fakes: free-form questions, repair, giving up.
+mod live;
