@@ -32,6 +32,17 @@ pub struct Cli {
     #[arg(long, env = "PIM_MAX_REPAIRS", value_name = "N")]
     pub max_repairs: Option<usize>,
 
+    /// Tables model-written queries may read (comma-separated); any other table is refused
+    /// before the query runs.
+    #[arg(
+        long,
+        env = "PIM_ALLOWED_TABLES",
+        value_delimiter = ',',
+        value_name = "LIST",
+        default_value = "AuditLogs,AzureActivity"
+    )]
+    pub allowed_tables: Vec<String>,
+
     /// Pin one credential instead of trying the chain: env, workload-identity,
     /// managed-identity, cli, azd (or auto).
     #[arg(long, env = "PIM_AUTH", value_name = "METHOD")]

@@ -136,6 +136,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     if let Some(max_repairs) = cli.max_repairs {
         options.max_repairs = max_repairs;
     }
+    let tables: Vec<String> = cli
+        .allowed_tables
+        .iter()
+        .map(|t| t.trim().to_owned())
+        .filter(|t| !t.is_empty())
+        .collect();
+    if tables.is_empty() {
+        anyhow::bail!("--allowed-tables / PIM_ALLOWED_TABLES names no table");
+    }
+    options.query_policy.allowed_tables = tables;
     // Fixed data (the demo tenant) has a fixed end; live data ends at each request's "now".
     options.end = end.or(info.default_end);
     info!(source = %info.description, kind = info.kind.as_str(), hours = options.hours, "session starting");
