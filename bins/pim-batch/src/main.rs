@@ -82,24 +82,13 @@ fn parse_fail_on(values: &[String]) -> anyhow::Result<Vec<FailOn>> {
 
 /// The environment: the process's own variables over a `.env` file in the working directory.
 fn environment() -> anyhow::Result<BTreeMap<String, String>> {
-    let mut env = BTreeMap::new();
     let dotenv = std::path::Path::new(".env");
-    if dotenv.is_file() {
-        let text = std::fs::read_to_string(dotenv).context("reading .env")?;
-        match pim_core::config::parse_dotenv(&text) {
-            Ok(map) => env.extend(map),
-            Err(lines) => bail!(
-                ".env: lines {} are not KEY=VALUE assignments",
-                lines
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        }
-    }
-    env.extend(std::env::vars());
-    Ok(env)
+    let text = if dotenv.is_file() {
+        Some(std::fs::read_to_string(dotenv).context("reading .env")?)
+    } else {
+        None
+    };
+    pim_core::config::environment(text.as_deref(), std::env::vars()).map_err(anyhow::Error::msg)
 }
 
 /// Where `--send` delivers the findings.
@@ -198,18 +187,19 @@ fn run(cli: Cli, progress: Arc<progress::TerminalProgress>) -> anyhow::Result<Ex
         None
     };
     let targets = targets(&cli, credential.as_ref())?;
-    let source = if cli.source.demo {
-        pim_core::demo_source().context("loading the demo tenant")?
-    } else if let Some(dir) = &cli.source.from_dir {
-        pim_core::export_source(dir.clone())
-            .with_context(|| format!("opening exports in {}", dir.display()))?
-    } else if let (false, Some(credential)) = (settings.workspaces.is_empty(), &credential) {
-        live::log_analytics(&settings, credential.clone()).context("Log Analytics")?
-    } else {
-        bail!(
-            "no data source: pass --demo to scan the bundled demo tenant, --from-dir DIR to scan AuditLogs.json and AzureActivity.json exports, or set LOG_ANALYTICS_WORKSPACE_ID to scan a workspace"
-        );
+    let choice = match &cli.source.from_dir {
+        _ if cli.source.demo => live::SourceChoice::Demo,
+        Some(dir) => live::SourceChoice::Exports(dir.clone()),
+        None => live::SourceChoice::Workspace,
     };
+    let source = live::open_source(
+        &choice,
+        &settings,
+        credential
+            .clone()
+            .map(|c| c as Arc<dyn live::TokenCredential>),
+    )
+    .context("opening the log source")?;
     let model = match &credential {
         Some(credential) => live::chat_model(&settings, credential.clone()).context("model")?,
         None => None,

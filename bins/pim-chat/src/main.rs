@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::Parser;
 use pim_core::Auditor;
 use pim_core::chat::{Session, SessionOptions};
@@ -69,21 +69,13 @@ fn init_logging(level: &str) -> anyhow::Result<()> {
 /// The settings environment: a `.env` file in the working directory, overridden by the
 /// process's own variables (the same precedence as `pim-batch`).
 fn environment() -> anyhow::Result<BTreeMap<String, String>> {
-    let mut env = BTreeMap::new();
     let path = Path::new(".env");
-    if path.is_file() {
-        let text = std::fs::read_to_string(path).context("reading .env")?;
-        let parsed = pim_core::config::parse_dotenv(&text).map_err(|lines| {
-            let lines: Vec<String> = lines.iter().map(ToString::to_string).collect();
-            anyhow::anyhow!(
-                ".env: lines {} are not KEY=VALUE assignments",
-                lines.join(", ")
-            )
-        })?;
-        env.extend(parsed);
-    }
-    env.extend(std::env::vars());
-    Ok(env)
+    let text = if path.is_file() {
+        Some(std::fs::read_to_string(path).context("reading .env")?)
+    } else {
+        None
+    };
+    pim_core::config::environment(text.as_deref(), std::env::vars()).map_err(anyhow::Error::msg)
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -103,18 +95,19 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     } else {
         None
     };
-    let source = if cli.source.demo {
-        pim_core::demo_source().context("loading the demo tenant")?
-    } else if let Some(dir) = &cli.source.from_dir {
-        pim_core::export_source(dir.clone())
-            .with_context(|| format!("opening exports in {}", dir.display()))?
-    } else if let (false, Some(credential)) = (settings.workspaces.is_empty(), &credential) {
-        live::log_analytics(&settings, credential.clone()).context("Log Analytics")?
-    } else {
-        bail!(
-            "no data source: pass --demo for the bundled demo tenant, --from-dir DIR for AuditLogs.json and AzureActivity.json exports, or set LOG_ANALYTICS_WORKSPACE_ID to query a workspace"
-        );
+    let choice = match &cli.source.from_dir {
+        _ if cli.source.demo => live::SourceChoice::Demo,
+        Some(dir) => live::SourceChoice::Exports(dir.clone()),
+        None => live::SourceChoice::Workspace,
     };
+    let source = live::open_source(
+        &choice,
+        &settings,
+        credential
+            .clone()
+            .map(|c| c as Arc<dyn live::TokenCredential>),
+    )
+    .context("opening the log source")?;
     let model = match &credential {
         Some(credential) => live::chat_model(&settings, credential.clone()).context("model")?,
         None => None,

@@ -420,6 +420,29 @@ pub fn parse_dotenv(text: &str) -> Result<BTreeMap<String, String>, Vec<usize>> 
     if bad.is_empty() { Ok(map) } else { Err(bad) }
 }
 
+/// The environment a binary runs with: the variables of a `.env` file (its text, if there is
+/// one), overridden by the process's own variables (`std::env::vars()`), which always win.
+///
+/// # Errors
+/// A message naming the `.env` lines that are not `KEY=VALUE` assignments.
+pub fn environment(
+    dotenv: Option<&str>,
+    vars: impl IntoIterator<Item = (String, String)>,
+) -> Result<BTreeMap<String, String>, String> {
+    let mut env = match dotenv {
+        Some(text) => parse_dotenv(text).map_err(|lines| {
+            let lines: Vec<String> = lines.iter().map(ToString::to_string).collect();
+            format!(
+                ".env: lines {} are not KEY=VALUE assignments",
+                lines.join(", ")
+            )
+        })?,
+        None => BTreeMap::new(),
+    };
+    env.extend(vars);
+    Ok(env)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -527,6 +550,19 @@ mod tests {
         )]))
         .unwrap();
         assert_eq!(s.log_analytics_endpoint, "http://127.0.0.1:8080");
+    }
+
+    #[test]
+    fn the_process_environment_wins_over_dotenv() {
+        let env = environment(
+            Some("A=from-file\nB=file-only\n"),
+            [("A".to_owned(), "from-process".to_owned())],
+        )
+        .unwrap();
+        assert_eq!(env["A"], "from-process");
+        assert_eq!(env["B"], "file-only");
+        let e = environment(Some("ok=1\nbroken line\n"), []).unwrap_err();
+        assert_eq!(e, ".env: lines 2 are not KEY=VALUE assignments");
     }
 
     #[test]

@@ -7,7 +7,9 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use azure_core::credentials::{Secret, TokenCredential};
+use azure_core::credentials::Secret;
+/// The credential type every live client takes.
+pub use azure_core::credentials::TokenCredential;
 use pim_auth::{AuthMethod, AuthSettings, ChainCredential};
 use pim_loganalytics::{LogAnalytics, LogAnalyticsClient, LogAnalyticsOptions};
 use pim_model::{ModelAssessor, ModelAssessorOptions};
@@ -124,4 +126,41 @@ pub fn model_assessor(
             ..limits
         },
     )
+}
+
+/// Which logs a binary reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceChoice {
+    /// The bundled demo tenant.
+    Demo,
+    /// Offline exports in a directory.
+    Exports(std::path::PathBuf),
+    /// The Log Analytics workspace(s) of the settings.
+    Workspace,
+}
+
+/// Opens the chosen source; `credential` is needed for a workspace.
+///
+/// # Errors
+/// [`Error::Source`] when the demo or the exports cannot be opened; [`Error::Config`] when a
+/// workspace is chosen but none is configured (the message lists the three ways to give a
+/// source) or there is no credential.
+pub fn open_source(
+    choice: &SourceChoice,
+    settings: &Settings,
+    credential: Option<Arc<dyn TokenCredential>>,
+) -> Result<Arc<dyn LogAnalytics>> {
+    match choice {
+        SourceChoice::Demo => crate::demo_source(),
+        SourceChoice::Exports(dir) => crate::export_source(dir.clone()),
+        SourceChoice::Workspace => match credential {
+            Some(credential) if !settings.workspaces.is_empty() => {
+                log_analytics(settings, credential)
+            }
+            _ => Err(Error::Config(crate::config::ConfigError {
+                variable: "LOG_ANALYTICS_WORKSPACE_ID",
+                problem: "no data source: pass --demo for the bundled demo tenant, --from-dir DIR for AuditLogs.json and AzureActivity.json exports, or set LOG_ANALYTICS_WORKSPACE_ID to read a workspace".to_owned(),
+            })),
+        },
+    }
 }
