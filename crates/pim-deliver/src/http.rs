@@ -183,7 +183,9 @@ where
             Err(e) => return Err(e),
         };
         let elapsed = started.elapsed();
-        let Some(delay) = policy.delay(n, error.retry_after(), jitter(n, elapsed), elapsed) else {
+        let Some(delay) =
+            policy.delay(n, error.retry_after(), pim_domain::retry::jitter(), elapsed)
+        else {
             return Err(Error::RetriesExhausted {
                 attempts: n,
                 elapsed,
@@ -210,10 +212,23 @@ fn random_u64(seed: u128) -> u64 {
     hasher.finish()
 }
 
-/// A jitter in `[0, 1]` for [`RetryPolicy::delay`].
-fn jitter(attempt: u32, elapsed: Duration) -> f64 {
-    let bits = random_u64(u128::from(attempt) ^ elapsed.as_nanos());
-    (bits >> 11) as f64 / (1u64 << 53) as f64
+/// The HTTP status of a plain GET of `url`'s host root (no path, no query, no credentials), for
+/// reachability checks that must neither trigger nor authenticate anything.
+pub(crate) async fn probe_root(
+    http: &reqwest::Client,
+    url: &reqwest::Url,
+    timeout: Duration,
+) -> std::result::Result<u16, reqwest::Error> {
+    let mut root = url.clone();
+    root.set_path("/");
+    root.set_query(None);
+    let response = http
+        .get(root)
+        .timeout(timeout)
+        .send()
+        .await
+        .map_err(reqwest::Error::without_url)?;
+    Ok(response.status().as_u16())
 }
 
 /// A random UUID-shaped (version 4) id for `x-ms-client-request-id`.

@@ -235,27 +235,14 @@ impl LogsIngestionClient {
     /// # Errors
     /// A one-line reason with the fix, when the endpoint cannot be reached.
     pub async fn probe(&self) -> std::result::Result<String, String> {
-        let mut root = self.url.clone();
-        root.set_path("/");
-        root.set_query(None);
-        match self
-            .http
-            .get(root)
-            .timeout(self.request_timeout)
-            .send()
-            .await
-        {
-            Ok(r) => Ok(format!(
-                "{} answered HTTP {} (DCR {}, stream {})",
-                self.endpoint,
-                r.status().as_u16(),
-                self.dcr,
-                self.stream
+        match crate::http::probe_root(&self.http, &self.url, self.request_timeout).await {
+            Ok(status) => Ok(format!(
+                "{} answered HTTP {status} (DCR {}, stream {})",
+                self.endpoint, self.dcr, self.stream
             )),
             Err(e) => Err(format!(
-                "cannot reach {}: {}; fix: check PIM_DCR_ENDPOINT (the DCR's logs ingestion endpoint) and the network path to it",
-                self.endpoint,
-                e.without_url()
+                "cannot reach {}: {e}; fix: check PIM_DCR_ENDPOINT (the DCR's logs ingestion endpoint) and the network path to it",
+                self.endpoint
             )),
         }
     }

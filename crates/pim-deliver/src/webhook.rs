@@ -402,25 +402,11 @@ impl WebhookClient {
     /// # Errors
     /// A one-line reason with the fix, when the host cannot be reached.
     pub async fn probe(&self) -> std::result::Result<String, String> {
-        let mut root = self.url.clone();
-        root.set_path("/");
-        root.set_query(None);
-        match self
-            .http
-            .get(root)
-            .timeout(self.request_timeout)
-            .send()
-            .await
-        {
-            Ok(r) => Ok(format!(
-                "{} host answered HTTP {}",
-                self.target,
-                r.status().as_u16()
-            )),
+        match crate::http::probe_root(&self.http, &self.url, self.request_timeout).await {
+            Ok(status) => Ok(format!("{} host answered HTTP {status}", self.target)),
             Err(e) => Err(format!(
-                "cannot reach {}: {}; fix: check the webhook URL and the network path to it",
-                self.target,
-                e.without_url()
+                "cannot reach {}: {e}; fix: check the webhook URL and the network path to it",
+                self.target
             )),
         }
     }

@@ -89,6 +89,16 @@ impl RetryPolicy {
     }
 }
 
+/// A fresh jitter in `[0, 1]` for [`RetryPolicy::delay`], without a random-number crate: std's
+/// `RandomState` is seeded randomly per process and stepped per instance, which is all the
+/// spread backoff needs (clients throttled together must not retry together).
+pub fn jitter() -> f64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u8(0);
+    (hasher.finish() >> 11) as f64 / (1u64 << 53) as f64
+}
+
 /// Reads a `Retry-After`-style header value: `retry-after-ms` (milliseconds) when given, else
 /// `retry-after` as whole or fractional seconds. HTTP-date forms are not used by the Azure
 /// services we call and read as `None`.
@@ -162,6 +172,13 @@ mod tests {
             RetryPolicy::none().delay(1, None, 1.0, Duration::ZERO),
             None
         );
+    }
+
+    #[test]
+    fn jitter_is_in_range_and_varies() {
+        let draws: Vec<f64> = (0..64).map(|_| jitter()).collect();
+        assert!(draws.iter().all(|j| (0.0..=1.0).contains(j)));
+        assert!(draws.iter().any(|j| *j != draws[0]));
     }
 
     #[test]

@@ -13,9 +13,7 @@
 //! Throttling, 5xx, timeouts and transport failures are retried with the shared
 //! [`RetryPolicy`]; when it gives up the caller gets [`Error::RetriesExhausted`].
 
-use std::collections::hash_map::RandomState;
 use std::fmt;
-use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -302,7 +300,7 @@ impl LogAnalytics for LogAnalyticsClient {
             let delay = self.retry.delay(
                 attempt,
                 error.retry_after(),
-                jitter(attempt, elapsed),
+                pim_domain::retry::jitter(),
                 elapsed,
             );
             let Some(delay) = delay else {
@@ -601,15 +599,6 @@ fn is_semantic_code(code: &str) -> bool {
             && digits.bytes().all(|b| b.is_ascii_digit())
     });
     numbered || code.eq_ignore_ascii_case("SemanticError")
-}
-
-/// A jitter in `[0, 1]` without a random-number crate: `RandomState` is seeded randomly per
-/// process and per instance, which is all the spread backoff needs.
-fn jitter(attempt: u32, elapsed: Duration) -> f64 {
-    let mut hasher = RandomState::new().build_hasher();
-    hasher.write_u32(attempt);
-    hasher.write_u128(elapsed.as_nanos());
-    (hasher.finish() >> 11) as f64 / (1u64 << 53) as f64
 }
 
 fn config(message: impl Into<String>) -> Error {

@@ -6,7 +6,6 @@
 //! the model name goes in the body, and which token-cap field they send, so those are the
 //! fields of [`Wire`].
 
-use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -170,10 +169,12 @@ impl Wire {
             if !failure.error.is_retryable() {
                 return Err(failure.error);
             }
-            let Some(delay) =
-                self.retry
-                    .delay(attempt, failure.retry_after, jitter(), started.elapsed())
-            else {
+            let Some(delay) = self.retry.delay(
+                attempt,
+                failure.retry_after,
+                pim_domain::retry::jitter(),
+                started.elapsed(),
+            ) else {
                 return Err(failure.error);
             };
             tracing::warn!(
@@ -344,15 +345,6 @@ fn secret_header(value: &str) -> Result<HeaderValue, Failure> {
 
 fn bearer(token: &str) -> Result<HeaderValue, Failure> {
     secret_header(&format!("Bearer {token}"))
-}
-
-/// A number in `0.0..=1.0` for backoff jitter. std's `RandomState` is seeded per process and
-/// stepped per instance, which is random enough to spread clients apart without a `rand`
-/// dependency.
-fn jitter() -> f64 {
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u8(0);
-    (hasher.finish() % 10_001) as f64 / 10_000.0
 }
 
 /// Checks that a configured base URL is usable and returns it without a trailing slash.
@@ -715,12 +707,5 @@ mod tests {
         }
         let err = parse_base("https://user:hunter22@x", "endpoint").unwrap_err();
         assert!(!err.to_string().contains("hunter22"));
-    }
-
-    #[test]
-    fn jitter_stays_in_range() {
-        for _ in 0..100 {
-            assert!((0.0..=1.0).contains(&jitter()));
-        }
     }
 }

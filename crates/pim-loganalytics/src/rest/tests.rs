@@ -682,11 +682,3 @@ fn error_chains_are_read_defensively() {
     assert!(is_semantic_code("SEM0100") && is_semantic_code("SemanticError"));
     assert!(!is_semantic_code("SEM") && !is_semantic_code("SYN0002") && !is_semantic_code("SEMx1"));
 }
-
-#[test]
-fn jitter_stays_in_range() {
-    for attempt in 0..100 {
-        let j = jitter(attempt, Duration::from_nanos(u64::from(attempt) * 7919));
-        assert!((0.0..=1.0).contains(&j), "{j}");
-    }
-}
