@@ -29,7 +29,9 @@
 //! assert!(queries[0].contains(r#"Caller in~ (h"eve\" or 1==1 //@contoso.com")"#));
 //! ```
 
+mod builtins;
 pub mod check;
+mod lexer;
 mod literal;
 mod scan;
 
