@@ -28,9 +28,14 @@
 //! - **Outside the workspace.** `cluster()`, `database()`, `workspace()`, `app()`, `table()`,
 //!   `externaldata` and the other data-source calls are refused anywhere, as are `evaluate`
 //!   plugins other than the row-reshaping ones, graph operators and `macro-expand`.
-//! - **Calls.** Only Kusto's built-in functions ([`crate::builtins`]) and functions defined by
-//!   `let` in the query may be called: any other name could be a function stored in the
-//!   workspace that reads any table.
+//! - **Calls.** Where Kusto reads a call's result as a table (a statement's start, `union`/
+//!   `join`/`lookup` arguments, `in (f())`), only Kusto's built-in functions
+//!   ([`crate::builtins`]) and functions defined by `let` may be called: any other name could be
+//!   a function stored in the workspace that reads any table. Known limitation: in a scalar
+//!   position an unknown call is accepted (it may be a typo, which Kusto reports and the repair
+//!   loop fixes), so a stored *scalar* function whose body reads another table through
+//!   `toscalar` is not detected; the stored functions of a workspace are the operator's to
+//!   keep clean.
 //! - **ASCII.** Outside literals and comments only printable ASCII is accepted, so a look-alike
 //!   such as a full-width `｜` is refused.
 //! - **Row cap.** `\n| take {row_cap}` is appended to the final statement every time (before a
@@ -166,7 +171,8 @@ pub struct QueryPolicy {
     /// Most rows a query may return: `| take {row_cap}` is appended to every query. Default: 1000.
     pub row_cap: usize,
     /// Most bytes of cell text a result may hold; the caller measures the returned table,
-    /// since one row can hold everything. Default: 1 MiB.
+    /// since one row can hold everything. Default: 8 MiB (1000 full AzureActivity rows are
+    /// about 1.3 MB; the API itself stops near 64 MB).
     pub max_result_bytes: usize,
     /// Lookback of the `| where TimeGenerated > ago(..)` hint added to a table reference that
     /// has no time filter. Default: 7 days.
@@ -178,7 +184,7 @@ impl Default for QueryPolicy {
         Self {
             allowed_tables: vec!["AuditLogs".into(), "AzureActivity".into()],
             row_cap: 1000,
-            max_result_bytes: 1024 * 1024,
+            max_result_bytes: 8 * 1024 * 1024,
             default_lookback: Duration::from_secs(7 * 24 * 3600),
         }
     }
@@ -702,7 +708,7 @@ impl Walker<'_> {
             return Err(self.refused_operator(&name));
         }
         if call {
-            let j = self.call(lo, hi)?;
+            let j = self.call(lo, hi, true)?;
             return self.scalar(j, hi);
         }
         if OPERATORS.contains(&name.as_str()) {
@@ -776,7 +782,7 @@ impl Walker<'_> {
                         "`invoke` may only call a function defined by `let` in this query",
                     ));
                 }
-                let j = self.call(j, hi)?;
+                let j = self.call(j, hi, true)?;
                 self.scalar(j, hi)
             }
             "as" => {
@@ -811,7 +817,7 @@ impl Walker<'_> {
             {
                 let name = tok.value.as_str();
                 if is_builtin(name) || self.is_bound(name) || FORBIDDEN_CALLS.contains(&name) {
-                    i = self.call(i, hi)?;
+                    i = self.call(i, hi, true)?;
                 } else if NOT_CALLS.contains(&name) && !matches!(name, "on" | "with") {
                     let after = self.after(i + 1);
                     self.scalar(i + 2, after - 1)?;
@@ -887,7 +893,7 @@ impl Walker<'_> {
                 && !NOT_CALLS.contains(&name)
                 && (!follows_dot || FORBIDDEN_CALLS.contains(&name))
             {
-                i = self.call(i, hi)?;
+                i = self.call(i, hi, false)?;
                 continue;
             }
             i += 1;
@@ -937,19 +943,29 @@ impl Walker<'_> {
         if tok.is_punct("(") && self.after(lo) == hi {
             return self.group(lo, true);
         }
+        if tok.kind == Kind::Ident && self.tok(lo + 1, hi).is_some_and(|t| t.is_punct("(")) {
+            // `in (f())`: a tabular position, unless `f` is a built-in such as `dynamic`.
+            if NOT_CALLS.contains(&tok.value.as_str()) || is_builtin(&tok.value) {
+                return self.scalar(lo, hi);
+            }
+            let j = self.call(lo, hi, true)?;
+            return self.scalar(j, hi);
+        }
         let plain_name = tok.kind == Kind::Ident
             && !matches!(tok.value.as_str(), "true" | "false" | "null")
             && !self
                 .tok(lo + 1, hi)
-                .is_some_and(|t| t.is_punct("(") || t.is_punct(".") || t.is_punct("["));
+                .is_some_and(|t| t.is_punct(".") || t.is_punct("["));
         if plain_name {
             return self.pipeline(lo, hi, Mode::Source);
         }
         self.scalar(lo, hi)
     }
 
-    /// A call at `i` (a name followed by `(`); returns the index after its `)`.
-    fn call(&mut self, i: usize, hi: usize) -> Result<usize, QueryRejection> {
+    /// A call at `i` (a name followed by `(`); returns the index after its `)`. `tabular` is
+    /// set where Kusto reads the call's result as a table: there, only `let` functions and the
+    /// built-ins may be called.
+    fn call(&mut self, i: usize, hi: usize, tabular: bool) -> Result<usize, QueryRejection> {
         let name = self.toks[i].value.clone();
         let open = i + 1;
         let close = self.matching[open];
@@ -983,7 +999,9 @@ impl Walker<'_> {
             }
             return Ok(close + 1);
         }
-        if is_builtin(&name) {
+        if is_builtin(&name) || !tabular {
+            // Known limitation: in a scalar position an unknown name may be a typo (Kusto
+            // reports it) or a stored scalar function, which cannot be told apart here.
             self.scalar(open + 1, close)?;
             return Ok(close + 1);
         }
@@ -1067,7 +1085,7 @@ impl Walker<'_> {
                 }
                 return Ok(j);
             }
-            return self.call(i, hi);
+            return self.call(i, hi, true);
         }
         self.table_ref(i, hi, true)?;
         Ok(i + 1)
