@@ -2,12 +2,14 @@
 // pinned in package.json) reads queries and reports, for each, its syntax errors, its other
 // errors, and the tables it reads by Kusto's own name resolution.
 //
-// Input on stdin: one JSON object per line, {"id": "...", "kql": "..."}.
+// Input on stdin: one JSON object per line, {"id": "...", "kql": "..."}, or
+// {"id": "...", "builtins": true} for the catalogue of built-in functions and aggregates.
 // Output on stdout: one JSON object per line, in input order:
 //   {"id", "syntax": [messages], "errors": [messages], "tables": [names], "other": [kind:name]}
+//   or {"id", "builtins": [names]}
 // `other` lists references to databases, clusters, materialized views, entity groups and
 // stored query results. With `--builtins`, prints the names of the built-in functions and
-// aggregates instead, one per line.
+// aggregates instead, one per line (how src/builtins.rs was generated).
 //
 // One process reads the whole corpus: the parser takes about a second to load.
 'use strict';
@@ -83,16 +85,24 @@ function analyze(kql) {
   return { syntax, errors, tables: [...tables].sort(), other: [...other].sort() };
 }
 
-if (process.argv.includes('--builtins')) {
+function builtins() {
   const names = new Set([...list(K.Functions.All), ...list(K.Aggregates.All)].map((s) => s.Name));
-  process.stdout.write([...names].sort().join('\n') + '\n');
+  return [...names].sort();
+}
+
+if (process.argv.includes('--builtins')) {
+  process.stdout.write(builtins().join('\n') + '\n');
 } else {
   const rl = readline.createInterface({ input: process.stdin, crlfDelay: Infinity });
   const out = [];
   rl.on('line', (line) => {
     if (!line.trim()) return;
-    const { id, kql } = JSON.parse(line);
-    out.push(JSON.stringify({ id, ...analyze(kql) }));
+    const request = JSON.parse(line);
+    if (request.builtins) {
+      out.push(JSON.stringify({ id: request.id, builtins: builtins() }));
+    } else {
+      out.push(JSON.stringify({ id: request.id, ...analyze(request.kql) }));
+    }
   });
   rl.on('close', () => {
     process.stdout.write(out.join('\n') + (out.length ? '\n' : ''));

@@ -7,8 +7,9 @@
 //! name is refused: it could be a function stored in the workspace that reads any table. The
 //! oracle test checks every name here against the pinned parser.
 
-/// Sorted, so [`is_builtin`] can binary-search.
-pub(crate) const BUILTINS: &[&str] = &[
+/// The built-in functions a model-written query may call, sorted (so [`is_builtin`] can
+/// binary-search).
+pub const BUILTINS: &[&str] = &[
     "abs",
     "acos",
     "ago",

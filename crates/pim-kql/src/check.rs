@@ -10,7 +10,7 @@
 //! This is not a full KQL parser. Where the structure is unclear the checker refuses with a
 //! message the model can act on, rather than guessing in the permissive direction. The tests
 //! hold it to Microsoft's own parser (`@kusto/language-service-next`, see `oracle/` and
-//! `tests/oracle.rs`) over a corpus of hostile and legitimate queries.
+//! `tests/it/oracle.rs`) over a corpus of hostile and legitimate queries.
 //!
 //! Decisions a caller must know:
 //! - **Statements.** Any number of `let` statements, then exactly one tabular statement. A second
@@ -706,6 +706,10 @@ impl Walker<'_> {
         }
         if REFUSED_OPERATORS.contains(&name.as_str()) {
             return Err(self.refused_operator(&name));
+        }
+        if call && NOT_CALLS.contains(&name.as_str()) {
+            // `let d = datetime(...)`, `let l = dynamic([...])`: a literal.
+            return self.scalar(lo, hi);
         }
         if call {
             let j = self.call(lo, hi, true)?;

@@ -35,6 +35,7 @@ mod lexer;
 mod literal;
 mod scan;
 
+pub use builtins::BUILTINS;
 pub use check::{CheckedQuery, QueryPolicy, QueryRejection, check_query};
 pub use literal::{datetime_literal, obfuscated_string_literal, string_list, string_literal};
 pub use scan::{
