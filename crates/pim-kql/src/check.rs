@@ -947,6 +947,9 @@ impl Walker<'_> {
         if tok.is_punct("(") && self.after(lo) == hi {
             return self.group(lo, true);
         }
+        if tok.is_ident("datatable") {
+            return self.pipeline(lo, hi, Mode::Source);
+        }
         if tok.kind == Kind::Ident && self.tok(lo + 1, hi).is_some_and(|t| t.is_punct("(")) {
             // `in (f())`: a tabular position, unless `f` is a built-in such as `dynamic`.
             if NOT_CALLS.contains(&tok.value.as_str()) || is_builtin(&tok.value) {
@@ -984,21 +987,30 @@ impl Walker<'_> {
             return Ok(close + 1);
         }
         if let Some(binding) = self.binding(&name) {
-            let tabular = binding.tabular_params;
+            let tabular_args = binding.tabular_params;
             for (a, b) in self.split(open + 1, close, ",") {
                 if a >= b {
                     continue;
                 }
-                let lone_name = b == a + 1 && self.toks[a].kind == Kind::Ident;
-                if tabular && lone_name {
-                    self.table_ref(a, b, false)?;
-                    if let Some(last) = self.refs.last_mut().filter(|r| r.tok == a) {
-                        last.filterable = false;
+                // A named argument, `T = SigninLogs`: its value is what is read.
+                let mut v = a;
+                if b > a + 2 && self.toks[a].kind == Kind::Ident && self.toks[a + 1].is_punct("=") {
+                    v = a + 2;
+                }
+                if tabular_args {
+                    // Any argument may be the table: `f(T)`, `f((T))`, `f(T = T2)`.
+                    let refs_before = self.refs.len();
+                    self.pipeline(v, b, Mode::Source)?;
+                    // Kusto takes no `| where` inside a call's argument list.
+                    for r in self.refs[refs_before..].iter_mut() {
+                        if r.tok == v {
+                            r.filterable = false;
+                        }
                     }
-                } else if self.has_top_level(a, b, "|") {
-                    self.pipeline(a, b, Mode::Source)?;
+                } else if self.has_top_level(v, b, "|") {
+                    self.pipeline(v, b, Mode::Source)?;
                 } else {
-                    self.scalar(a, b)?;
+                    self.scalar(v, b)?;
                 }
             }
             return Ok(close + 1);
@@ -1419,6 +1431,9 @@ mod tests {
             "AuditLogs | mv-apply t = TargetResources on (union SigninLogs | take 5)",
             "AuditLogs | mv-apply t = TargetResources on (join (SigninLogs) on Id)",
             "let f = (t:(*)) { t | take 1 };\nf(SigninLogs)",
+            "let f = (t:(*)) { t | take 1 };\nf((SigninLogs))",
+            "let f = (t:(*)) { t | take 1 };\nf(t = SigninLogs)",
+            "let f = (n:int, t:(*)) { t | take n };\nAuditLogs | invoke f(1, SigninLogs)",
             "AuditLogs | where Id in (\"a\", (SigninLogs | project Id))",
             "AuditLogs | extend n = toscalar(SigninLogs | count)",
             "AuditLogs | union (SigninLogs | where TimeGenerated > ago(1d))",
