@@ -5,7 +5,8 @@
 // Input on stdin: one JSON object per line, {"id": "...", "kql": "..."}, or
 // {"id": "...", "builtins": true} for the catalogue of built-in functions and aggregates.
 // Output on stdout: one JSON object per line, in input order:
-//   {"id", "syntax": [messages], "errors": [messages], "tables": [names], "other": [kind:name]}
+//   {"id", "syntax": [messages], "errors": [messages], "tables": [names], "other": [kind:name],
+//    "tail": [the last two operators of the last statement, right-most first, spaces removed]}
 //   or {"id", "builtins": [names]}
 // `other` lists references to databases, clusters, materialized views, entity groups and
 // stored query results. With `--builtins`, prints the names of the built-in functions and
@@ -82,7 +83,22 @@ function analyze(kql) {
       default:
     }
   });
-  return { syntax, errors, tables: [...tables].sort(), other: [...other].sort() };
+  return { syntax, errors, tables: [...tables].sort(), other: [...other].sort(), tail: tail(code) };
+}
+
+// The last operators of the last statement, right-most first, without spaces ("take1000"):
+// where Kusto, not the checker, sees the row cap.
+function tail(code) {
+  const statements = code.Syntax.Statements;
+  if (!statements || statements.Count === 0) return [];
+  const last = statements.getItem(statements.Count - 1).Element;
+  const ops = [];
+  let e = last && last.Expression;
+  while (e && e.Kind === K.Syntax.SyntaxKind.PipeExpression && ops.length < 2) {
+    ops.push(e.Operator.ToString().replace(/\s+/g, ''));
+    e = e.Expression;
+  }
+  return ops;
 }
 
 function builtins() {

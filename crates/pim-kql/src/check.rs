@@ -1304,6 +1304,8 @@ mod tests {
             "h",
             "@",
             "```",
+            "~~~",
+            "h~~",
             "[",
             "'",
         ] {
@@ -1469,6 +1471,9 @@ mod tests {
             "AuditLogs | where TimeGenerated > ago(1d) | limit 5",
             // One row holding everything: capped here, and refused by size where it runs.
             "AuditLogs | where TimeGenerated > ago(1d) | summarize make_list(pack_all())",
+            // A `~~~` literal runs to the next `~~~`: the cap must land after it, not in it.
+            "AuditLogs | where TimeGenerated > ago(1d) | extend x = ~~~ // ~~~",
+            "AuditLogs | where TimeGenerated > ago(1d) | extend x = h~~~\n| take 100000000 // ~~~",
         ] {
             let checked = check(kql).unwrap();
             assert_eq!(checked.kql, format!("{kql}\n| take 1000"), "{kql}");

@@ -4,7 +4,8 @@
 //! Decisions, each in the refusing direction when Kusto's reading could differ from ours:
 //! - String literals: `'..'` and `".."` with backslash escapes, verbatim `@'..'`/`@".."` (a
 //!   doubled quote is a quote), obfuscated `h'..'`, `H".."`, `h@'..'`, and multi-line
-//!   ```` ``` ```` literals. A one-line literal that reaches a line break is refused.
+//!   ```` ``` ```` and `~~~` literals (also with `h`). A one-line literal that reaches a line
+//!   break is refused. Missing one form would let a row cap land inside a literal.
 //! - `//` comments run to the end of the line; `\r` ends a comment as `\n` does.
 //! - Outside literals and comments only printable ASCII is accepted: a full-width `｜`, a
 //!   non-breaking space or a control character there is refused, so an operator look-alike can
@@ -135,17 +136,27 @@ pub(crate) fn tokenize(src: &str) -> Result<Vec<Tok>, QueryRejection> {
         }
         let kind;
         let mut value = String::new();
-        if c == '`' && at(i + 1) == Some('`') && at(i + 2) == Some('`') {
-            i += 3;
+        let fence = |j: usize| {
+            at(j)
+                .filter(|&f| f == '`' || f == '~')
+                .filter(|&f| at(j + 1) == Some(f) && at(j + 2) == Some(f))
+        };
+        let fenced = if matches!(c, 'h' | 'H') {
+            fence(i + 1).map(|f| (f, i + 1))
+        } else {
+            fence(i).map(|f| (f, i))
+        };
+        if let Some((f, open)) = fenced {
+            i = open + 3;
             loop {
                 match at(i) {
                     None => {
                         return Err(unsupported(format!(
-                            "unterminated ``` string literal starting on line {}",
+                            "unterminated {f}{f}{f} string literal starting on line {}",
                             line_of(begin)
                         )));
                     }
-                    Some('`') if at(i + 1) == Some('`') && at(i + 2) == Some('`') => {
+                    Some(ch) if ch == f && at(i + 1) == Some(f) && at(i + 2) == Some(f) => {
                         i += 3;
                         break;
                     }
@@ -377,7 +388,7 @@ mod tests {
     fn knows_every_literal_form() {
         let toks = kinds(
             r#"'a|b' "c\"d" @'e''f' @"g\" h'union T' H"x" h@'y''z' ```multi
-line | union T```"#,
+line | union T``` ~~~a | union T // ~~~ h```b``` H~~~c~~~"#,
         );
         let strings: Vec<&str> = toks
             .iter()
@@ -394,10 +405,13 @@ line | union T```"#,
                 "union T",
                 "x",
                 "y'z",
-                "multi\nline | union T"
+                "multi\nline | union T",
+                "a | union T // ",
+                "b",
+                "c"
             ]
         );
-        assert_eq!(toks.len(), 8, "{toks:?}");
+        assert_eq!(toks.len(), 11, "{toks:?}");
     }
 
     #[test]

@@ -8,7 +8,8 @@
 //!   rewrite;
 //! - every hostile `refuse` query is refused; every hostile `cap` query is accepted only with
 //!   the final row cap;
-//! - every accepted query still parses after the rewrite and reads only allowed tables;
+//! - every accepted query still parses after the rewrite, reads only allowed tables, and ends,
+//!   as Kusto reads it, in the `| take N` cap (not, say, inside a string literal);
 //! - the hostile corpus is real: Kusto parses most of it cleanly and finds a table (or database)
 //!   outside the allowed list in it;
 //! - the checker's list of built-in functions matches the parser's.
@@ -241,6 +242,20 @@ fn the_kusto_parser_agrees_with_the_checker_over_the_whole_corpus() {
         let errors = strings(rewritten, "errors");
         let read: Vec<String> = strings(rewritten, "tables");
         let other = strings(rewritten, "other");
+        // The cap as Kusto reads it: the last operator, or the one before a final `render`.
+        let tail = strings(rewritten, "tail");
+        let take = format!("take{}", policy.row_cap);
+        let capped = match tail.as_slice() {
+            [last, ..] if *last == take => true,
+            [last, before, ..] => last.starts_with("render") && *before == take,
+            _ => false,
+        };
+        if !capped {
+            failures.push(format!(
+                "{file}: by Kusto, the rewrite of `{}` does not end in `| take {}`: {tail:?}\n{}",
+                e.desc, policy.row_cap, c.kql
+            ));
+        }
         if !syntax.is_empty() || (e.kind == "accept" && !errors.is_empty()) {
             failures.push(format!(
                 "{file}: the rewrite of `{}` does not parse cleanly: {syntax:?} {errors:?}\n{}",
