@@ -1103,6 +1103,12 @@ impl Walker<'_> {
             }
             return self.call(i, hi, true);
         }
+        if self.tok(i + 1, hi).is_some_and(|t| t.is_punct(".")) {
+            return Err(unsupported(format!(
+                "`{}.` names data in another database or cluster; read the allowed tables directly",
+                tok.value
+            )));
+        }
         self.table_ref(i, hi, true)?;
         Ok(i + 1)
     }
@@ -1442,6 +1448,8 @@ mod tests {
         ] {
             assert_eq!(disallowed(kql), "SigninLogs", "{kql}");
         }
+        let m = unsupported_message("AuditLogs | join kind=inner Other.SigninLogs on Id");
+        assert!(m.contains("another database"), "{m}");
         // A full-width `｜` hides the pipe from a keyword scan.
         let m = unsupported_message("AuditLogs \u{ff5c} union SigninLogs");
         assert!(m.contains("U+FF5C"), "{m}");
