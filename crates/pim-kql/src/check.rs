@@ -40,8 +40,9 @@
 //!   such as a full-width `｜` is refused.
 //! - **Row cap.** `\n| take {row_cap}` is appended to the final statement every time (before a
 //!   final `render`, which must stay last); a `take`, `top` or `summarize` already in the query
-//!   is never trusted, since its count may be an expression (`take 10 * 10000000`). A final
-//!   `fork` or `facet` is refused: it returns several result tables, which one cap cannot bound.
+//!   is never trusted, since its count may be an expression (`take 10 * 10000000`). `fork` and
+//!   `facet` are refused (after the tables in them are checked): they return several result
+//!   tables, which one cap cannot bound.
 //!   One row can still hold everything (`summarize make_list(pack_all())`): the caller must also
 //!   bound the size of the response, as the chat agent does.
 //! - **Time range.** The control is the query API's `timespan`, which the caller must send on
@@ -279,19 +280,17 @@ pub fn check_query(kql: &str, policy: &QueryPolicy) -> Result<CheckedQuery, Quer
     };
     let (last_lo, last_hi) = walker.program(0, toks.len())?;
 
-    // Only one result table can be capped.
-    let segments = walker.segments(last_lo, last_hi);
-    if let Some(op) = segments
-        .iter()
-        .skip(1)
-        .map(|&(lo, _)| &toks[lo])
-        .find(|t| t.is_ident("fork") || t.is_ident("facet"))
-    {
+    // Only one result table can be capped. Tables inside were checked above; a `fork` or
+    // `facet` anywhere (also in parentheses or a `let`) may reach the result.
+    if let Some(op) = toks.windows(2).find_map(|w| {
+        (w[0].is_punct("|") && (w[1].is_ident("fork") || w[1].is_ident("facet"))).then_some(&w[1])
+    }) {
         return Err(unsupported(format!(
-            "a final `{}` returns several result tables, which one row cap cannot bound; write one pipeline (a `union` of subqueries if needed)",
+            "`{}` returns several result tables, which one row cap cannot bound; write one pipeline (a `union` of subqueries if needed)",
             op.value
         )));
     }
+    let segments = walker.segments(last_lo, last_hi);
 
     // (byte offset, text) pairs, applied from the end so earlier offsets stay valid.
     let mut inserts: Vec<(usize, String)> = Vec::new();
@@ -1462,9 +1461,15 @@ mod tests {
             let m = unsupported_message(kql);
             assert!(m.contains("more than one tabular statement"), "{kql}: {m}");
         }
-        // A final fork returns several tables, which one cap cannot bound.
-        let m = unsupported_message("AuditLogs | fork (take 100000) (take 100000)");
-        assert!(m.contains("several result tables"), "{m}");
+        // A fork returns several tables, which one cap cannot bound.
+        for kql in [
+            "AuditLogs | fork (take 100000) (take 100000)",
+            "(AuditLogs | fork (take 100000) (take 100000))",
+            "let x = AuditLogs | facet by Category;\nx",
+        ] {
+            let m = unsupported_message(kql);
+            assert!(m.contains("several result tables"), "{kql}: {m}");
+        }
         // A stored function may read any table.
         let m = unsupported_message("AuditLogs | where Id in (MyStoredIds())");
         assert!(m.contains("not a known data source"), "{m}");
@@ -1513,6 +1518,91 @@ mod tests {
             let checked = check(kql).unwrap();
             assert!(checked.added_time_filter, "{kql}");
             assert_eq!(checked.kql, expected);
+        }
+    }
+
+    /// No input panics: token soup from KQL's own pieces, through a fixed pseudo-random walk.
+    #[test]
+    fn token_soup_never_panics() {
+        const PIECES: &[&str] = &[
+            "AuditLogs",
+            "SigninLogs",
+            "|",
+            "(",
+            ")",
+            "{",
+            "}",
+            "[",
+            "]",
+            ",",
+            ";",
+            "=",
+            ".",
+            "*",
+            "~",
+            "!",
+            "let",
+            "x",
+            "f",
+            "union",
+            "join",
+            "lookup",
+            "on",
+            "in",
+            "has_any",
+            "where",
+            "take",
+            "10",
+            "fork",
+            "facet",
+            "by",
+            "with",
+            "partition",
+            "mv-apply",
+            "toscalar",
+            "materialize",
+            "as",
+            "invoke",
+            "evaluate",
+            "pivot",
+            "render",
+            "print",
+            "datatable",
+            "search",
+            "find",
+            "view",
+            "T:(*)",
+            "'s'",
+            "\"q\"",
+            "h'o'",
+            "@'v'",
+            "```m```",
+            "~~~t~~~",
+            "// c\n",
+            "\n",
+            ".show",
+            "table",
+            "kind=inner",
+            "$left",
+        ];
+        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..20_000 {
+            let len = 1 + next() % 24;
+            let mut kql = String::new();
+            for _ in 0..len {
+                kql.push_str(PIECES[(next() % PIECES.len() as u64) as usize]);
+                kql.push(' ');
+            }
+            // Whatever the verdict, an accepted query ends with the cap.
+            if let Ok(checked) = check(&kql) {
+                assert!(checked.kql.contains("\n| take 1000"), "{kql:?}");
+            }
         }
     }
 
