@@ -12,7 +12,10 @@
 //!   as Kusto reads it, in the `| take N` cap (not, say, inside a string literal);
 //! - the hostile corpus is real: Kusto parses most of it cleanly and finds a table (or database)
 //!   outside the allowed list in it;
-//! - the checker's list of built-in functions matches the parser's.
+//! - the checker's list of built-in functions matches the parser's;
+//! - differentially, over 30000 random queries built from KQL pieces: every one the checker
+//!   accepts and Kusto finds no error in reads only allowed tables, and every one that parses
+//!   ends in the cap.
 //!
 //! Without Node.js or the installed package the test says so and fails when `CI` is set; on a
 //! developer machine it is skipped with a loud message.
@@ -26,6 +29,8 @@ use pim_kql::{BUILTINS, QueryPolicy, check_query};
 use serde_json::{Value, json};
 
 const MIN_HOSTILE: usize = 300;
+/// Random queries built from KQL pieces, for the differential part of the test.
+const SOUP: usize = 30_000;
 const MIN_LEGIT: usize = 150;
 
 struct Entry {
@@ -139,6 +144,93 @@ fn run_oracle(dir: &Path, requests: &[Value]) -> Option<std::collections::HashMa
     Some(answers)
 }
 
+/// `count` queries of 3 to 14 pieces that name `SigninLogs`, from a fixed xorshift walk.
+fn soup(count: usize) -> Vec<String> {
+    const PIECES: &[&str] = &[
+        "AuditLogs",
+        "SigninLogs",
+        "AzureActivity",
+        "|",
+        "(",
+        ")",
+        "{",
+        "}",
+        ",",
+        ";",
+        "=",
+        ".",
+        "*",
+        "~",
+        "!",
+        "let",
+        "x",
+        "f",
+        "union",
+        "join",
+        "lookup",
+        "on",
+        "Id",
+        "in",
+        "has_any",
+        "has_all",
+        "where",
+        "take",
+        "10",
+        "by",
+        "with",
+        "partition",
+        "mv-apply",
+        "toscalar",
+        "materialize",
+        "as",
+        "invoke",
+        "print",
+        "datatable",
+        "search",
+        "view",
+        "T:(*)",
+        "'s'",
+        "h'o'",
+        "~~~t~~~",
+        "// c\n",
+        "\n",
+        "kind=inner",
+        "project",
+        "extend",
+        "summarize",
+        "count()",
+        "==",
+        "and",
+        "or",
+        "not",
+        "iff",
+        "dynamic",
+        "[",
+        "]",
+        "let f = (T:(*)) { T };",
+        "let x = SigninLogs;",
+        "f(",
+    ];
+    let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let mut out = Vec::with_capacity(count);
+    while out.len() < count {
+        let len = 3 + next() % 12;
+        let pieces: Vec<&str> = (0..len)
+            .map(|_| PIECES[(next() % PIECES.len() as u64) as usize])
+            .collect();
+        if pieces.contains(&"SigninLogs") {
+            out.push(pieces.join(" "));
+        }
+    }
+    out
+}
+
 fn strings(v: &Value, key: &str) -> Vec<String> {
     v[key]
         .as_array()
@@ -206,6 +298,14 @@ fn the_kusto_parser_agrees_with_the_checker_over_the_whole_corpus() {
 
     // One oracle run: every query as written, every rewrite, and the built-in catalogue.
     let mut requests = vec![json!({"id": "builtins", "builtins": true})];
+    // Differential: random soup the checker accepts goes to the parser too.
+    let soup_accepted: Vec<String> = soup(SOUP)
+        .into_iter()
+        .filter_map(|q| check_query(&q, &policy).ok().map(|c| c.kql))
+        .collect();
+    for (i, kql) in soup_accepted.iter().enumerate() {
+        requests.push(json!({"id": format!("s{i}"), "kql": kql}));
+    }
     for (i, ((_, e), result)) in entries.iter().zip(&checked).enumerate() {
         requests.push(json!({"id": format!("o{i}"), "kql": e.kql}));
         if let Ok(c) = result {
@@ -291,6 +391,37 @@ fn the_kusto_parser_agrees_with_the_checker_over_the_whole_corpus() {
             "only {confirmed_hostile} hostile queries are valid Kusto reading other data; the corpus should hold at least {MIN_HOSTILE}"
         ));
     }
+
+    // The soup: an accepted query Kusto finds no error in reads only allowed tables; one that
+    // parses ends in the cap. (With a semantic error, such as a table name used as a scalar in
+    // `10 * SigninLogs`, Kusto refuses to run the query at all.)
+    for (i, kql) in soup_accepted.iter().enumerate() {
+        let answer = &answers[&format!("s{i}")];
+        let outside: Vec<String> = strings(answer, "tables")
+            .into_iter()
+            .filter(|t| !allowed.contains(t))
+            .chain(strings(answer, "other"))
+            .collect();
+        if strings(answer, "errors").is_empty() && !outside.is_empty() {
+            failures.push(format!(
+                "soup: accepted, and by Kusto reads {outside:?}:\n{kql}"
+            ));
+        }
+        let tail = strings(answer, "tail");
+        let take = format!("take{}", policy.row_cap);
+        let capped = match tail.as_slice() {
+            [last, ..] if *last == take => true,
+            [last, before, ..] => last.starts_with("render") && *before == take,
+            _ => false,
+        };
+        if strings(answer, "syntax").is_empty() && !capped {
+            failures.push(format!("soup: by Kusto, no final cap: {tail:?}\n{kql}"));
+        }
+    }
+    eprintln!(
+        "soup: {} of {SOUP} random queries naming SigninLogs accepted, each checked by Kusto",
+        soup_accepted.len()
+    );
 
     // The built-in catalogue: the checker's list is the parser's, minus the data sources.
     let kusto: BTreeSet<String> = strings(&answers["builtins"], "builtins")
