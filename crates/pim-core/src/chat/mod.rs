@@ -64,7 +64,8 @@ pub struct SessionOptions {
     pub max_repairs: usize,
     /// Earlier question/answer exchanges sent with each free-form question (default 6).
     pub history_turns: usize,
-    /// What model-written KQL may do before it runs: tables, row cap, time filter.
+    /// What model-written KQL may do before it runs (tables, row cap, time-filter hint) and how
+    /// large its result may be.
     pub query_policy: QueryPolicy,
     /// Result rows printed for a free-form question (default 20); the rest are counted.
     pub max_table_rows: usize,

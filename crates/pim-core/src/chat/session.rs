@@ -17,7 +17,8 @@ use super::context::{Listed, resolve};
 use super::intent::{Intent, UserRef, parse_intent};
 use super::nl::{
     ANSWER_SYSTEM_PROMPT, answer_prompt, extract_kql, format_table, kql_system_prompt,
-    missing_query_prompt, printable, rejection_prompt, repair_prompt, truncate,
+    missing_query_prompt, oversized_prompt, oversized_result, printable, rejection_prompt,
+    repair_prompt, truncate,
 };
 use super::{COMMANDS, Outcome, SessionOptions};
 use crate::{Auditor, MarkdownOptions, ReportFormat, ScanOptions};
@@ -478,6 +479,14 @@ impl Session {
             };
             match self.source.query(&query).await {
                 Ok(outcome) => {
+                    // One row can hold everything: the size is capped as well as the rows.
+                    let max_bytes = self.options.query_policy.max_result_bytes;
+                    if let Some(problem) = oversized_result(&outcome.tables, max_bytes) {
+                        debug!(attempt, reason = %problem, "query result refused by size");
+                        last_problem = format!("the result was refused: {problem}");
+                        messages.push(ChatMessage::user(oversized_prompt(&checked.kql, &problem)));
+                        continue;
+                    }
                     result = Some((checked.kql, outcome));
                     break;
                 }

@@ -337,6 +337,84 @@ async fn management_commands_from_the_model_never_reach_the_workspace() {
     assert!(out.text.ends_with("Done."), "{}", out.text);
 }
 
+/// Issue 9, "KQL row cap": one row can hold a whole table, so the chat measures the result.
+/// Every free-form query carries the API `timespan`, the time control (the KQL filter is a hint).
+#[tokio::test]
+async fn one_row_holding_everything_is_refused_and_every_query_has_a_timespan() {
+    const EVERYTHING: &str =
+        "AzureActivity | where TimeGenerated > ago(1d) | summarize make_list(pack_all())";
+    let model = ScriptedChatModel::new([
+        fenced(EVERYTHING),
+        fenced(GOOD_KQL),
+        "Several users changed resources.".to_owned(),
+    ]);
+    let fake = LogAnalyticsFake::start().await;
+    // 9 MB in one cell, over the default 8 MiB: served before the demo tables match.
+    let secret = "s3cr3t-row-".repeat(9_000_000 / 11);
+    fake.with_table_for(
+        |kql| kql.contains("pack_all"),
+        pim_domain::Table {
+            name: "PrimaryResult".into(),
+            columns: vec![pim_domain::Column {
+                name: "list_".into(),
+                kind: "dynamic".into(),
+            }],
+            rows: vec![vec![serde_json::json!(secret)]],
+        },
+    );
+    fake.with_demo_tenant().await.unwrap();
+    let credential = Arc::new(StaticTokenCredential::new(
+        "test-token",
+        datetime!(2099-01-01 00:00 UTC),
+    ));
+    let client = LogAnalyticsClient::new(
+        vec!["00000000-0000-0000-0000-000000000001".into()],
+        credential,
+        Some(LogAnalyticsOptions {
+            endpoint: fake.uri(),
+            ..LogAnalyticsOptions::default()
+        }),
+    )
+    .unwrap();
+    let source: Arc<dyn LogAnalytics> = Arc::new(client);
+    let auditor = Arc::new(Auditor::builder(source.clone()).build());
+    let shared: Arc<dyn ChatModel> = Arc::new(model.clone());
+    let mut s = Session::new(auditor, source, Some(shared), options());
+
+    let out = s.handle_line("dump every activity row", END).await;
+    let queries = fake.queries();
+    assert_eq!(queries.len(), 2, "{queries:?}");
+    assert_eq!(queries[0].kql, format!("{EVERYTHING}\n| take 1000"));
+    for q in &queries {
+        assert_eq!(
+            q.timespan.as_deref(),
+            Some("2026-08-22T18:00:00Z/2026-11-20T18:00:00Z"),
+            "{}",
+            q.kql
+        );
+    }
+    // The model was told why and asked for a smaller result; the row went nowhere.
+    let requests = model.requests();
+    assert_eq!(requests.len(), 3);
+    let refusal = &requests[1].messages.last().unwrap().content;
+    assert!(refusal.contains("its result was not used"), "{refusal}");
+    assert!(
+        refusal.contains("in 1 row(s), over the limit of 8388608 bytes"),
+        "{refusal}"
+    );
+    assert!(
+        requests
+            .iter()
+            .all(|r| r.messages.iter().all(|m| !m.content.contains("s3cr3t")))
+    );
+    assert!(
+        !out.text.contains("s3cr3t"),
+        "{}",
+        &out.text[..out.text.len().min(500)]
+    );
+    assert!(out.text.ends_with("Several users changed resources."));
+}
+
 #[test]
 fn sessions_and_their_turns_can_move_between_threads() {
     fn is_send<T: Send>(_: &T) {}
