@@ -30,6 +30,9 @@
 mod azure;
 #[cfg(feature = "azure")]
 mod compatible;
+mod family;
+#[cfg(feature = "azure")]
+mod schema;
 mod scripted;
 #[cfg(feature = "azure")]
 mod wire;
@@ -40,11 +43,17 @@ use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "azure")]
 pub use azure::{
-    ApiVersion, AzureOpenAi, AzureOpenAiOptions, COGNITIVE_SERVICES_SCOPE, DEFAULT_API_VERSION,
-    OpenAiAuth,
+    AI_FOUNDRY_SCOPE, ApiVersion, AzureOpenAi, AzureOpenAiOptions, COGNITIVE_SERVICES_SCOPE,
+    DEFAULT_API_VERSION, LATEST_DATED_API_VERSION, OpenAiAuth, entra_scope_for,
 };
 #[cfg(feature = "azure")]
 pub use compatible::{OpenAiCompatible, OpenAiCompatibleOptions};
+pub use family::{
+    DEFAULT_MAX_OUTPUT_TOKENS, ModelFamily, ModelParameters, ModelProfile, ReasoningEffort,
+    StructuredOutput,
+};
+#[cfg(feature = "azure")]
+pub use schema::{strip_reasoning_preamble, validate};
 pub use scripted::ScriptedChatModel;
 
 /// Who wrote a message.
@@ -118,9 +127,12 @@ pub enum ResponseFormat {
 pub struct ChatRequest {
     /// The conversation.
     pub messages: Vec<ChatMessage>,
-    /// Sampling temperature; the assessor uses 0.
+    /// Sampling temperature for models that take one; the assessor uses 0. Adapters never send
+    /// it to reasoning models ([`ModelFamily::Reasoning`]), which reject it.
     pub temperature: f32,
-    /// Cap on the answer's tokens.
+    /// Cap on the visible answer's tokens. Adapters send it as `max_tokens` or
+    /// `max_completion_tokens` as the API version and model accept; for reasoning models they
+    /// send at least [`ModelParameters::max_output_tokens`], since hidden reasoning counts too.
     pub max_tokens: Option<u32>,
     /// The answer's required shape.
     pub response_format: Option<ResponseFormat>,
@@ -260,4 +272,11 @@ pub trait ChatModel: Send + Sync + std::fmt::Debug {
     /// [`Error::Http`] are retryable ([`Error::is_retryable`]); a content-filter block, a 4xx or an
     /// unreadable answer is not.
     async fn complete(&self, request: &ChatRequest) -> Result<ChatResponse, Error>;
+
+    /// What the adapter knows about the model behind it so far: its family and where that came
+    /// from, the model name the service reported, whether strict structured output works, and
+    /// the parameters it had to adjust. Filled in as calls are made; `--check` reports it.
+    fn profile(&self) -> ModelProfile {
+        ModelProfile::default()
+    }
 }
