@@ -908,6 +908,22 @@ impl ErrorDetail {
             .map(|m| m.to_ascii_lowercase())
             .collect::<Vec<_>>()
             .join(" ");
+        // Azure's wording for a field the API version does not know.
+        if let Some(rest) = text
+            .split("unrecognized request argument supplied: ")
+            .nth(1)
+        {
+            let param: String = rest
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            if !param.is_empty() {
+                return Some(Rejection {
+                    param,
+                    code: "unknown_parameter".to_owned(),
+                });
+            }
+        }
         (text.contains("json_schema") || text.contains("response_format")).then(|| Rejection {
             param: "response_format".to_owned(),
             code: if code.is_empty() {
@@ -1026,6 +1042,40 @@ mod tests {
         let d = ErrorDetail::parse(b"<html>\r\nBad Gateway</html>");
         assert_eq!(d.summary(), "<html>  Bad Gateway</html>");
         assert_eq!(ErrorDetail::parse(b"").summary(), "no details in the body");
+    }
+
+    #[test]
+    fn rejections_name_the_parameter() {
+        let r = |body: &str| ErrorDetail::parse(body.as_bytes()).rejection();
+        assert_eq!(
+            r(
+                r#"{"error":{"message":"Unsupported parameter: 'max_tokens' is not supported with this model. Use 'max_completion_tokens' instead.","type":"invalid_request_error","param":"max_tokens","code":"unsupported_parameter"}}"#
+            ),
+            Some(Rejection {
+                param: "max_tokens".into(),
+                code: "unsupported_parameter".into()
+            })
+        );
+        assert_eq!(
+            r(
+                r#"{"error":{"message":"Unrecognized request argument supplied: reasoning_effort","type":"invalid_request_error","param":null,"code":null}}"#
+            ),
+            Some(Rejection {
+                param: "reasoning_effort".into(),
+                code: "unknown_parameter".into()
+            })
+        );
+        assert_eq!(
+            r(r#"{"error":{"code":"BadRequest","message":"response_format of type 'json_schema' is not supported for model x."}}"#)
+                .map(|r| r.param),
+            Some("response_format".into())
+        );
+        assert_eq!(
+            r(
+                r#"{"error":{"message":"This model's maximum context length is 128000 tokens.","param":"messages","code":"context_length_exceeded"}}"#
+            ),
+            None
+        );
     }
 
     #[test]
