@@ -243,6 +243,9 @@ pub struct ModelProfile {
     pub structured_output: StructuredOutput,
     /// Parameters the service rejected and how they were adjusted, in order.
     pub adjustments: Vec<String>,
+    /// The output cap sent to a reasoning model ([`ModelParameters::max_output_tokens`]), when
+    /// the adapter sends one.
+    pub max_output_tokens: Option<u32>,
 }
 
 #[cfg(test)]

@@ -235,6 +235,7 @@ impl Wire {
             service_model: learned.service_model,
             structured_output: learned.structured,
             adjustments: learned.adjustments,
+            max_output_tokens: Some(self.parameters.max_output_tokens),
         }
     }
 
