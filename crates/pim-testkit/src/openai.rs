@@ -85,14 +85,16 @@ impl ChatCall {
         self.text_of(|_| true)
     }
 
-    /// The estimated prompt tokens: characters of all message texts / 4, rounded up.
+    /// The prompt tokens as the service counts them for the gpt-4o, gpt-4.1, o-series and
+    /// gpt-5 models: each message's text in o200k_base tokens, plus 3 tokens of framing per
+    /// message and 3 that prime the answer.
     pub fn prompt_tokens(&self) -> u64 {
-        estimate_tokens(
-            self.messages
-                .iter()
-                .map(|m| m.content.chars().count())
-                .sum(),
-        )
+        let text: u64 = self
+            .messages
+            .iter()
+            .map(|m| count_tokens(&m.content).saturating_add(3))
+            .sum();
+        text.saturating_add(3)
     }
 
     /// The deployment this call targets: from the path, else the body's `model`.
@@ -110,8 +112,15 @@ impl ChatCall {
     }
 }
 
-fn estimate_tokens(chars: usize) -> u64 {
-    u64::try_from(chars.div_ceil(4)).unwrap_or(u64::MAX)
+/// o200k_base tokens of `text` (chars / 4 should the tokenizer's embedded data be unreadable).
+fn count_tokens(text: &str) -> u64 {
+    static O200K: std::sync::LazyLock<Option<tiktoken_rs::CoreBPE>> =
+        std::sync::LazyLock::new(|| tiktoken_rs::o200k_base().ok());
+    let n = match O200K.as_ref() {
+        Some(bpe) => bpe.encode_ordinary(text).len(),
+        None => text.chars().count().div_ceil(4),
+    };
+    u64::try_from(n).unwrap_or(u64::MAX)
 }
 
 /// A model the fake emulates behind one deployment ([`OpenAiFake::with_deployment`]): the
@@ -847,7 +856,7 @@ fn completion(
         content = &fenced;
     }
     let mut finish_reason = finish_reason;
-    let mut completion_tokens = estimate_tokens(content.chars().count());
+    let mut completion_tokens = count_tokens(content);
     let reasoning_tokens = fake.map_or(0, |m| m.reasoning_tokens(call.reasoning_effort.as_deref()));
     // Reasoning counts against max_completion_tokens: a cap it exhausts leaves no answer.
     if let Some(cap) = call.max_completion_tokens.or(call.max_tokens)
@@ -1043,11 +1052,16 @@ mod tests {
     }
 
     #[test]
-    fn call_text_helpers_and_token_estimate() {
+    fn call_text_helpers_and_token_count() {
         let c = call("abcde");
         assert_eq!(c.user_text(), "abcde");
         assert_eq!(c.system_text(), "sys");
-        assert_eq!(c.prompt_tokens(), 2); // 8 chars / 4
+        // "sys" and "abcde" in o200k_base, 3 of framing each, 3 for the reply.
+        assert_eq!(
+            c.prompt_tokens(),
+            count_tokens("sys") + count_tokens("abcde") + 2 * 3 + 3
+        );
+        assert_eq!(count_tokens("hello world"), 2);
         assert_eq!(c.target(), Some("m"));
         assert_eq!(
             content_text(Some(
