@@ -173,7 +173,7 @@ impl ModelAssessor {
                 FinishReason::Length => {
                     return Err(Error::InvalidAnswer {
                         reason: format!(
-                            "the answer was cut off at the token limit ({} tokens) twice, the second time with half the activity summary",
+                            "the answer was cut off at the token limit ({} tokens asked; a reasoning model's hidden reasoning counts too, see PIM_MODEL_MAX_OUTPUT_TOKENS and PIM_MODEL_REASONING_EFFORT) twice, the second time with half the activity summary",
                             self.options.max_answer_tokens
                         ),
                     });
