@@ -6,10 +6,20 @@
 //! answers from a queue and records every request, for tests and offline demos.
 //!
 //! With the `azure` feature (on by default) the crate also has the HTTP adapters:
-//! [`AzureOpenAi`] (the deployment path with a dated [`ApiVersion`], or the `v1` path; an
+//! [`AzureOpenAi`] (Azure OpenAI and Azure AI Foundry: the `v1` path by default, the deployment
+//! path with a dated [`ApiVersion`], Foundry project endpoints with [`AI_FOUNDRY_SCOPE`]; an
 //! [`OpenAiAuth`] api key or Entra token) and [`OpenAiCompatible`] (self-hosted servers that
 //! speak OpenAI's chat-completions API). Both retry throttling, 5xx and timeouts per
 //! `pim_domain::retry::RetryPolicy`, and never show a key or token in `Debug`, errors or logs.
+//!
+//! Both send the parameters the model family takes ([`ModelFamily`], [`ModelParameters`];
+//! reference §10): reasoning models get `max_completion_tokens` with room for hidden reasoning,
+//! `reasoning_effort` and no `temperature`; others the request's temperature and cap. The family
+//! is configured, or inferred from the model name the service returns, else from the deployment
+//! name. A 400 `unsupported_parameter` / `unsupported_value` / `unknown_parameter` adjusts the
+//! named parameter for the rest of the run and retries once; a rejected strict `json_schema`
+//! falls back to `json_object` with the answer checked against the schema here ([`validate`])
+//! and one repair. [`ChatModel::profile`] says what was learned.
 //!
 //! ```
 //! use pim_openai::{ChatModel, ChatRequest, ChatMessage, ScriptedChatModel};

@@ -230,3 +230,33 @@ async fn check_names_the_family_and_structured_output() {
         "{line}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reasoning_budget_too_small_for_the_hidden_reasoning_is_reported_not_hidden() {
+    // The fake's o4-mini spends 1,536 hidden tokens at medium effort: a 600-token cap (what
+    // every call sent before) leaves no answer, and the report says why.
+    let mut d = Deployment::start("o4-mini", FakeModel::O4Mini).await;
+    d.extra
+        .push(("PIM_MODEL_REASONING_EFFORT".into(), "medium".into()));
+    d.extra
+        .push(("PIM_MODEL_MAX_OUTPUT_TOKENS".into(), "600".into()));
+    let out = d.run(END).await;
+    assert_eq!(out.status.code(), Some(0));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let failed: Vec<&Value> = report["activations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["assessment"]["assessor"] == "model+rules")
+        .collect();
+    assert!(failed.len() >= 10, "{}", failed.len());
+    for a in failed {
+        assert_eq!(a["assessment"]["verdict"], "unknown");
+        let error = a["assessment"]["error"].as_str().unwrap_or_default();
+        assert!(
+            error.contains("cut off at the token limit")
+                && error.contains("PIM_MODEL_MAX_OUTPUT_TOKENS"),
+            "{error}"
+        );
+    }
+}
