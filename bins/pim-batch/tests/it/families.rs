@@ -19,6 +19,8 @@ struct Deployment {
     oai: OpenAiFake,
     deployment: &'static str,
     extra: Vec<(String, String)>,
+    /// A Foundry project to call through (`…/api/projects/<project>`), with Entra auth.
+    project: Option<&'static str>,
 }
 
 impl Deployment {
@@ -36,6 +38,7 @@ impl Deployment {
             oai,
             deployment,
             extra: Vec::new(),
+            project: None,
         }
     }
 
@@ -46,14 +49,22 @@ impl Deployment {
             ("IDENTITY_ENDPOINT", self.mi.endpoint()),
             ("IDENTITY_HEADER", MI_SECRET.to_owned()),
             ("PIM_AUTH", "managed-identity".to_owned()),
-            ("AZURE_OPENAI_ENDPOINT", self.oai.uri()),
             ("AZURE_OPENAI_DEPLOYMENT", self.deployment.to_owned()),
-            ("AZURE_OPENAI_API_KEY", KEY.to_owned()),
             ("LOG_LEVEL", "info".to_owned()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
         .collect();
+        match self.project {
+            Some(project) => env.push((
+                "AZURE_OPENAI_ENDPOINT".into(),
+                format!("{}/api/projects/{project}", self.oai.uri()),
+            )),
+            None => {
+                env.push(("AZURE_OPENAI_ENDPOINT".into(), self.oai.uri()));
+                env.push(("AZURE_OPENAI_API_KEY".into(), KEY.into()));
+            }
+        }
         env.extend(self.extra.iter().cloned());
         env
     }
@@ -208,6 +219,21 @@ async fn a_foundry_model_without_json_schema_falls_back_to_validated_json_mode()
         assert!(c.system_text().contains("JSON Schema exactly"));
         assert_eq!(c.temperature, Some(0.0));
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_foundry_project_endpoint_takes_an_entra_token_for_the_foundry_scope() {
+    let mut d = Deployment::start("gpt-5-mini", FakeModel::Gpt5Mini).await;
+    d.project = Some("audit");
+    d.oai.expect_bearer(token_for("https://ai.azure.com"));
+    d.scan_all_by_model().await;
+    let calls = d.oai.calls();
+    assert!(calls.iter().all(|c| c.project.as_deref() == Some("audit")
+        && c.auth == pim_testkit::ChatAuth::Bearer
+        && c.route == pim_testkit::ChatRoute::V1));
+    // One token for the Foundry scope (cached), none for Cognitive Services.
+    assert_eq!(d.mi.requests_for("https://ai.azure.com"), 1);
+    assert_eq!(d.mi.requests_for("https://cognitiveservices.azure.com"), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
