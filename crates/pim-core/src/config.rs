@@ -9,8 +9,9 @@ use std::fmt;
 
 /// Default Log Analytics query endpoint.
 pub const DEFAULT_LOG_ANALYTICS_ENDPOINT: &str = "https://api.loganalytics.azure.com";
-/// Default Azure OpenAI API version: the latest GA dated inference version.
-pub const DEFAULT_OPENAI_API_VERSION: &str = "2024-10-21";
+/// Default Azure OpenAI API version: the version-less `v1` API (the only one the `gpt-5`
+/// family is documented for).
+pub const DEFAULT_OPENAI_API_VERSION: &str = "v1";
 /// Default number of model assessments in flight at once.
 pub const DEFAULT_MODEL_CONCURRENCY: usize = 8;
 
@@ -26,12 +27,12 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ),
     (
         "AZURE_OPENAI_ENDPOINT",
-        "Azure OpenAI resource endpoint, e.g. https://res.openai.azure.com",
+        "Azure OpenAI or Azure AI Foundry endpoint: https://res.openai.azure.com, https://res.services.ai.azure.com or a Foundry project https://res.services.ai.azure.com/api/projects/NAME",
     ),
     ("AZURE_OPENAI_DEPLOYMENT", "deployment name"),
     (
         "AZURE_OPENAI_API_VERSION",
-        "dated API version (default 2024-10-21) or v1",
+        "v1 (the default) or a dated API version such as 2024-10-21",
     ),
     (
         "AZURE_OPENAI_API_KEY",
@@ -46,6 +47,18 @@ pub const VARIABLES: &[(&str, &str)] = &[
     (
         "PIM_AUTH",
         "pin one credential: env, workload-identity, managed-identity, cli, azd",
+    ),
+    (
+        "PIM_MODEL_FAMILY",
+        "auto (default: from the model name the service returns, else the deployment name), reasoning (o1/o3/o4, gpt-5) or standard (gpt-4o, gpt-4.1, non-OpenAI)",
+    ),
+    (
+        "PIM_MODEL_REASONING_EFFORT",
+        "reasoning_effort for reasoning models: none, minimal, low (default), medium, high",
+    ),
+    (
+        "PIM_MODEL_MAX_OUTPUT_TOKENS",
+        "output cap for reasoning models, hidden reasoning included (default 4000)",
     ),
     (
         "PIM_MODEL_CONCURRENCY",
@@ -163,6 +176,9 @@ pub struct Settings {
     pub model: Option<ModelSettings>,
     /// Limits on model calls.
     pub model_limits: ModelLimits,
+    /// The model family and its parameters (`PIM_MODEL_FAMILY`, `PIM_MODEL_REASONING_EFFORT`,
+    /// `PIM_MODEL_MAX_OUTPUT_TOKENS`).
+    pub model_parameters: pim_openai::ModelParameters,
     /// A pinned credential method (`PIM_AUTH`), as given.
     pub auth: Option<String>,
 }
@@ -256,11 +272,41 @@ impl Settings {
         if let Some(v) = get("PIM_MODEL_TPM") {
             model_limits.tokens_per_minute = Some(positive("PIM_MODEL_TPM", v, 100_000_000)?);
         }
+        let mut model_parameters = pim_openai::ModelParameters::default();
+        if let Some(v) = get("PIM_MODEL_FAMILY")
+            && !v.eq_ignore_ascii_case("auto")
+        {
+            model_parameters.family = Some(v.parse().map_err(|_| {
+                ConfigError::new(
+                    "PIM_MODEL_FAMILY",
+                    format!(
+                        "{:?} is not a model family: use auto, reasoning or standard",
+                        shorten(v)
+                    ),
+                )
+            })?);
+        }
+        if let Some(v) = get("PIM_MODEL_REASONING_EFFORT") {
+            model_parameters.reasoning_effort = v.parse().map_err(|_| {
+                ConfigError::new(
+                    "PIM_MODEL_REASONING_EFFORT",
+                    format!(
+                        "{:?} is not a reasoning effort: use none, minimal, low, medium or high",
+                        shorten(v)
+                    ),
+                )
+            })?;
+        }
+        if let Some(v) = get("PIM_MODEL_MAX_OUTPUT_TOKENS") {
+            model_parameters.max_output_tokens =
+                positive("PIM_MODEL_MAX_OUTPUT_TOKENS", v, 200_000)?;
+        }
         Ok(Self {
             workspaces,
             log_analytics_endpoint,
             model,
             model_limits,
+            model_parameters,
             auth: get("PIM_AUTH").map(str::to_owned),
         })
     }
@@ -534,12 +580,52 @@ mod tests {
             ),
             (&[("PIM_MODEL_CONCURRENCY", "0")], "PIM_MODEL_CONCURRENCY"),
             (&[("PIM_MODEL_TPM", "lots")], "PIM_MODEL_TPM"),
+            (&[("PIM_MODEL_FAMILY", "gpt")], "PIM_MODEL_FAMILY"),
+            (
+                &[("PIM_MODEL_REASONING_EFFORT", "max")],
+                "PIM_MODEL_REASONING_EFFORT",
+            ),
+            (
+                &[("PIM_MODEL_MAX_OUTPUT_TOKENS", "0")],
+                "PIM_MODEL_MAX_OUTPUT_TOKENS",
+            ),
         ];
         for (pairs, variable) in cases {
             let e = Settings::from_env(&env(pairs)).unwrap_err();
             assert_eq!(e.variable, *variable, "{e}");
             assert!(e.to_string().starts_with(variable), "{e}");
         }
+    }
+
+    #[test]
+    fn the_api_version_defaults_to_v1_and_model_parameters_are_read() {
+        let s = Settings::from_env(&env(&[
+            ("AZURE_OPENAI_ENDPOINT", "https://res.services.ai.azure.com"),
+            ("AZURE_OPENAI_DEPLOYMENT", "gpt-5-mini"),
+        ]))
+        .unwrap();
+        assert!(
+            matches!(&s.model, Some(ModelSettings::AzureOpenAi { api_version, .. }) if api_version == "v1"),
+            "{:?}",
+            s.model
+        );
+        assert_eq!(s.model_parameters, pim_openai::ModelParameters::default());
+        let s = Settings::from_env(&env(&[
+            ("PIM_MODEL_FAMILY", "Reasoning"),
+            ("PIM_MODEL_REASONING_EFFORT", "medium"),
+            ("PIM_MODEL_MAX_OUTPUT_TOKENS", "8000"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            s.model_parameters,
+            pim_openai::ModelParameters {
+                family: Some(pim_openai::ModelFamily::Reasoning),
+                reasoning_effort: pim_openai::ReasoningEffort::Medium,
+                max_output_tokens: 8_000,
+            }
+        );
+        let auto = Settings::from_env(&env(&[("PIM_MODEL_FAMILY", "AUTO")])).unwrap();
+        assert_eq!(auto.model_parameters.family, None);
     }
 
     #[test]

@@ -14,7 +14,8 @@ use pim_auth::{AuthMethod, AuthSettings, ChainCredential};
 use pim_loganalytics::{LogAnalytics, LogAnalyticsClient, LogAnalyticsOptions};
 use pim_model::{ModelAssessor, ModelAssessorOptions};
 use pim_openai::{
-    ApiVersion, AzureOpenAi, AzureOpenAiOptions, ChatModel, OpenAiAuth, OpenAiCompatible,
+    ApiVersion, AzureOpenAi, AzureOpenAiOptions, ChatModel, ModelFamily, OpenAiAuth,
+    OpenAiCompatible, OpenAiCompatibleOptions,
 };
 
 use crate::config::{ModelLimits, ModelSettings, Settings};
@@ -85,6 +86,7 @@ pub fn chat_model(
             };
             let options = AzureOpenAiOptions {
                 api_version: api_version.parse::<ApiVersion>().map_err(Error::Model)?,
+                parameters: settings.model_parameters,
                 ..AzureOpenAiOptions::default()
             };
             Arc::new(
@@ -101,7 +103,10 @@ pub fn chat_model(
                 base_url,
                 api_key.as_ref().map(|k| Secret::new(k.expose().to_owned())),
                 model,
-                None,
+                Some(OpenAiCompatibleOptions {
+                    parameters: settings.model_parameters,
+                    ..OpenAiCompatibleOptions::default()
+                }),
             )
             .map_err(Error::Model)?,
         ),
@@ -110,15 +115,24 @@ pub fn chat_model(
 }
 
 /// The model-backed assessor over `model`, and the model limits that match its token budget
-/// (each call is charged its prompt budget plus its answer cap).
+/// (each call is charged its prompt budget plus its answer cap; a reasoning model's cap is
+/// `max_output_tokens`, since hidden reasoning counts too). A model of unknown family is
+/// charged as a reasoning one: the service may turn out to be one.
 pub fn model_assessor(
     model: Arc<dyn ChatModel>,
     limits: ModelLimits,
 ) -> (Arc<ModelAssessor>, ModelLimits) {
     let options = ModelAssessorOptions::default();
+    let profile = model.profile();
+    let answer_cap = match profile.family {
+        Some(ModelFamily::Standard) => options.max_answer_tokens,
+        Some(ModelFamily::Reasoning) | None => options
+            .max_answer_tokens
+            .max(profile.max_output_tokens.unwrap_or(0)),
+    };
     let per_call = u32::try_from(options.max_prompt_tokens)
         .unwrap_or(u32::MAX)
-        .saturating_add(options.max_answer_tokens);
+        .saturating_add(answer_cap);
     (
         Arc::new(ModelAssessor::new(model, options)),
         ModelLimits {

@@ -5,12 +5,16 @@
 //! 1. `configuration`: the settings parsed (workspaces and model listed), or the variable at
 //!    fault;
 //! 2. `token <service>`: a token for each scope the configuration needs (Log Analytics when a
-//!    workspace is configured, Cognitive Services when the Azure OpenAI model uses Entra, Azure
+//!    workspace is configured, Cognitive Services (or Azure AI for a Foundry project endpoint)
+//!    when the Azure OpenAI model uses Entra, Azure
 //!    Monitor when a Logs Ingestion destination is configured), which credential supplied it
 //!    and when it expires — never the token itself;
 //! 3. `workspace`, `table AuditLogs`, `table AzureActivity`: the workspace answers a query and
 //!    both tables exist in it;
-//! 4. `model`: the model answers a minimal request;
+//! 4. `model`: the model answers a minimal request with a tiny strict `json_schema`; the line
+//!    says which model family was detected (and from what), whether structured output works
+//!    (or the adapter fell back to `json_object` with local validation), and which request
+//!    parameters the service made it adjust;
 //! 5. `destination <name>`: each alert destination's probe, supplied by the caller.
 //!
 //! A check that does not apply is [`CheckStatus::Skipped`] with the reason, and so is every
@@ -31,7 +35,10 @@ use pim_auth::ChainCredential;
 use pim_domain::TimeRange;
 use pim_domain::timestamp::format_utc;
 use pim_loganalytics::{Error as SourceError, LogAnalytics, LogQuery, LogTable, QueryOutcome};
-use pim_openai::{ChatMessage, ChatModel, ChatRequest, Error as ModelError, FinishReason};
+use pim_openai::{
+    ChatMessage, ChatModel, ChatRequest, Error as ModelError, FinishReason, ResponseFormat,
+    StructuredOutput,
+};
 use time::OffsetDateTime;
 
 use crate::config::{ConfigError, ModelSettings, Settings};
@@ -359,8 +366,13 @@ impl Run {
         if !settings.workspaces.is_empty() {
             needed.push(("token log-analytics", LOG_ANALYTICS_SCOPE));
         }
-        if let Some(ModelSettings::AzureOpenAi { api_key: None, .. }) = &settings.model {
-            needed.push(("token azure-openai", COGNITIVE_SERVICES_SCOPE));
+        if let Some(ModelSettings::AzureOpenAi {
+            api_key: None,
+            endpoint,
+            ..
+        }) = &settings.model
+        {
+            needed.push(("token azure-openai", pim_openai::entra_scope_for(endpoint)));
         }
         if logs_ingestion {
             needed.push(("token azure-monitor", MONITOR_SCOPE));
@@ -544,37 +556,85 @@ impl Run {
             ));
             return;
         };
+        // Minimal but real: a strict schema of one property, so the check also tells whether
+        // structured output works on this deployment (reference §10.5).
         let request = ChatRequest {
-            max_tokens: Some(5),
+            max_tokens: Some(20),
             temperature: 0.0,
-            ..ChatRequest::new(vec![ChatMessage::user("Reply with OK")])
+            response_format: Some(ResponseFormat::JsonSchema {
+                name: "pim_check".to_owned(),
+                schema: serde_json::json!({
+                    "type": "object",
+                    "properties": {"ok": {"type": "boolean"}},
+                    "required": ["ok"],
+                    "additionalProperties": false
+                }),
+                strict: true,
+            }),
+            ..ChatRequest::new(vec![ChatMessage::user(
+                "This is a connectivity check. Answer with the JSON object {\"ok\": true}.",
+            )])
         };
         let described = model.describe();
         let answer = tokio::time::timeout(self.timeout, model.complete(&request)).await;
+        let profile = model.profile();
+        let family = match (&profile.family, &profile.family_source) {
+            (Some(f), Some(source)) => format!("family {f} (from {source})"),
+            (Some(f), None) => format!("family {f}"),
+            (None, _) => "family unknown (standard parameters)".to_owned(),
+        };
+        let mut learned = family;
+        if !profile.adjustments.is_empty() {
+            learned.push_str(&format!("; adjusted: {}", profile.adjustments.join("; ")));
+        }
         let result = match answer {
             Err(_) => CheckResult::fail(
                 "model",
                 format!("{described} did not answer within {}", self.seconds()),
                 "check network access to the model endpoint and the deployment's health; a busy deployment may need more quota",
             ),
-            Ok(Ok(reply)) => match reply.finish_reason {
+            Ok(Ok(reply)) => match &reply.finish_reason {
                 FinishReason::ContentFilter => CheckResult::fail(
                     "model",
                     format!("{described} withheld its answer to a trivial prompt (content filter)"),
                     content_filter_remedy(),
                 ),
-                reason => CheckResult::pass(
-                    "model",
-                    format!(
-                        "{described} answered (finish: {}, {} tokens)",
-                        finish_name(&reason),
-                        reply.usage.total_tokens
-                    ),
-                ),
+                FinishReason::Length if reply.content.as_deref().is_none_or(str::is_empty) => {
+                    CheckResult::fail(
+                        "model",
+                        format!(
+                            "{described} spent its whole output cap ({} tokens) without answering; {learned}",
+                            reply.usage.completion_tokens
+                        ),
+                        "a reasoning model needs room for its hidden reasoning: raise PIM_MODEL_MAX_OUTPUT_TOKENS, or lower PIM_MODEL_REASONING_EFFORT",
+                    )
+                }
+                reason => {
+                    let structured = match (profile.structured_output, structured_ok(&reply)) {
+                        (StructuredOutput::JsonObjectFallback, true) => {
+                            "structured output: json_schema rejected, json_object works (answers validated locally)"
+                        }
+                        (StructuredOutput::JsonObjectFallback, false) => {
+                            "structured output: json_schema rejected, and the json_object answer was not the requested object"
+                        }
+                        (_, true) => "structured output: json_schema works",
+                        (_, false) => {
+                            "structured output: json_schema was accepted but the answer was not the requested object"
+                        }
+                    };
+                    CheckResult::pass(
+                        "model",
+                        format!(
+                            "{described} answered (finish: {}, {} tokens); {learned}; {structured}",
+                            finish_name(reason),
+                            reply.usage.total_tokens
+                        ),
+                    )
+                }
             },
             Ok(Err(e)) => CheckResult::fail(
                 "model",
-                format!("{described}: {e}"),
+                format!("{described}: {e}; {learned}"),
                 model_remedy(&e, configured),
             ),
         };
@@ -726,6 +786,16 @@ fn workspace_remedy(e: &SourceError, settings: &Settings) -> String {
             settings.log_analytics_endpoint
         ),
     }
+}
+
+/// Whether a check answer is the requested `{"ok": true}` object.
+fn structured_ok(reply: &pim_openai::ChatResponse) -> bool {
+    reply
+        .content
+        .as_deref()
+        .map(pim_openai::strip_reasoning_preamble)
+        .and_then(|c| serde_json::from_str::<serde_json::Value>(c).ok())
+        .is_some_and(|v| v == serde_json::json!({"ok": true}))
 }
 
 fn model_remedy(e: &ModelError, configured: &ModelSettings) -> String {

@@ -14,9 +14,9 @@ use crate::{PROMPT_VERSION, assessment_schema};
 /// Settings of a [`ModelAssessor`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ModelAssessorOptions {
-    /// Hard budget of estimated prompt tokens per activation
-    /// ([`estimate_prompt_tokens`](crate::estimate_prompt_tokens)); the activity summary is cut
-    /// to fit. Default 3,000.
+    /// Hard budget of prompt tokens (o200k_base) per activation
+    /// ([`count_prompt_tokens`](crate::count_prompt_tokens)); the activity summary is cut
+    /// to fit. Default [`DEFAULT_MAX_PROMPT_TOKENS`](crate::DEFAULT_MAX_PROMPT_TOKENS) (2,300).
     pub max_prompt_tokens: usize,
     /// The answer's token cap (`max_tokens`). Default 600.
     pub max_answer_tokens: u32,
@@ -25,7 +25,7 @@ pub struct ModelAssessorOptions {
 impl Default for ModelAssessorOptions {
     fn default() -> Self {
         Self {
-            max_prompt_tokens: 3_000,
+            max_prompt_tokens: crate::DEFAULT_MAX_PROMPT_TOKENS,
             max_answer_tokens: 600,
         }
     }
@@ -151,7 +151,7 @@ impl ModelAssessor {
             tracing::debug!(
                 activation = %case.activation.id,
                 prompt = PROMPT_VERSION,
-                estimated_tokens = crate::estimate_prompt_tokens(&messages),
+                prompt_tokens = crate::count_prompt_tokens(&messages),
                 groups_shown = built.shown_groups,
                 groups = built.total_groups,
                 "asking the model"
@@ -173,7 +173,7 @@ impl ModelAssessor {
                 FinishReason::Length => {
                     return Err(Error::InvalidAnswer {
                         reason: format!(
-                            "the answer was cut off at the token limit ({} tokens) twice, the second time with half the activity summary",
+                            "the answer was cut off at the token limit ({} tokens asked; a reasoning model's hidden reasoning counts too, see PIM_MODEL_MAX_OUTPUT_TOKENS and PIM_MODEL_REASONING_EFFORT) twice, the second time with half the activity summary",
                             self.options.max_answer_tokens
                         ),
                     });
@@ -305,7 +305,7 @@ mod tests {
 
     use super::*;
     use crate::testing::{self, RESTART};
-    use crate::{estimate_prompt_tokens, estimate_tokens};
+    use crate::{count_prompt_tokens, count_tokens};
 
     fn valid(verdict: &str) -> String {
         format!(
@@ -437,8 +437,8 @@ mod tests {
         assert_eq!(out.verdict, Verdict::Partial);
         let requests = model.requests();
         assert_eq!(requests.len(), 2);
-        let first = estimate_prompt_tokens(&requests[0].messages);
-        let second = estimate_prompt_tokens(&requests[1].messages);
+        let first = count_prompt_tokens(&requests[0].messages);
+        let second = count_prompt_tokens(&requests[1].messages);
         assert!(second < first, "{second} >= {first}");
         assert!(requests[1].messages[1].content.len() < requests[0].messages[1].content.len());
         assert_eq!(a.usage().retries, 1);
@@ -546,14 +546,14 @@ mod tests {
         a.assess(&big.case(), &big.baseline()).await.unwrap();
         a.assess(&small.case(), &small.baseline()).await.unwrap();
         let requests = model.requests();
-        let big_tokens = estimate_prompt_tokens(&requests[0].messages);
-        let small_tokens = estimate_prompt_tokens(&requests[1].messages);
+        let big_tokens = count_prompt_tokens(&requests[0].messages);
+        let small_tokens = count_prompt_tokens(&requests[1].messages);
         assert!(big_tokens <= a.options().max_prompt_tokens, "{big_tokens}");
         assert!(
             big_tokens <= 2 * small_tokens,
             "{big_tokens} vs {small_tokens}"
         );
-        assert!(estimate_tokens(&requests[0].messages[1].content) > 0);
+        assert!(count_tokens(&requests[0].messages[1].content) > 0);
     }
 
     #[tokio::test]

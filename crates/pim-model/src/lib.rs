@@ -8,7 +8,9 @@
 //!    ([`SYSTEM_PROMPT`]), then one data block whose boundary is derived from its content, in which
 //!    every text from the logs (above all the justification, written by the person being
 //!    audited) is an escaped JSON string, and the activity is summarised in groups cut to a hard
-//!    token budget ([`estimate_tokens`], [`ModelAssessorOptions::max_prompt_tokens`]);
+//!    budget of o200k_base tokens, counted with a real tokenizer ([`count_tokens`],
+//!    [`ModelAssessorOptions::max_prompt_tokens`]); three or more like groups of one operation
+//!    share a line;
 //! 2. asks for an answer in the strict [`assessment_schema`] at temperature 0, retrying once
 //!    with half the activity summary when the answer is cut off, and once with a note when it does
 //!    not follow the schema;
@@ -33,7 +35,7 @@
 //! let model = ScriptedChatModel::default();
 //! let assessor = ModelAssessor::new(Arc::new(model), ModelAssessorOptions::default());
 //! assert_eq!(assessor.name(), "model");
-//! assert_eq!(assessor.options().max_prompt_tokens, 3_000);
+//! assert_eq!(assessor.options().max_prompt_tokens, 2_300);
 //! assert_eq!(assessor.usage(), UsageTotals::default());
 //! assert_eq!(assessment_schema()["additionalProperties"], false);
 //! ```
@@ -47,5 +49,6 @@ mod testing;
 pub use answer::{MAX_RATIONALE_CHARS, ModelAnswer, ParseError, assessment_schema, parse_answer};
 pub use assessor::{ModelAssessor, ModelAssessorOptions, UsageTotals};
 pub use prompt::{
-    PROMPT_VERSION, SYSTEM_PROMPT, build_messages, estimate_prompt_tokens, estimate_tokens,
+    DEFAULT_MAX_PROMPT_TOKENS, PROMPT_VERSION, SYSTEM_PROMPT, build_messages, count_prompt_tokens,
+    count_tokens,
 };

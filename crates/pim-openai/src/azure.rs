@@ -1,29 +1,67 @@
-//! The Azure OpenAI chat-completions adapter: the classic deployment path with a dated
-//! `api-version`, or the `v1` path with the deployment named in the body.
+//! The Azure OpenAI and Azure AI Foundry chat-completions adapter: the `v1` path with the
+//! deployment named in the body (the default), or the classic deployment path with a dated
+//! `api-version`; on an Azure OpenAI, a Foundry resource or a Foundry project endpoint.
 
 use std::fmt;
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use azure_core::credentials::{Secret, TokenCredential};
 use pim_domain::retry::RetryPolicy;
 
 use crate::wire::{self, Credentials, TokenCapField, Wire};
-use crate::{ChatModel, ChatRequest, ChatResponse, Error};
+use crate::{ChatModel, ChatRequest, ChatResponse, Error, ModelParameters, ModelProfile};
 
-/// The latest GA dated inference version of Azure OpenAI, the default [`ApiVersion`].
-pub const DEFAULT_API_VERSION: &str = "2024-10-21";
+/// The default [`ApiVersion`]: the version-less `v1` API, the only one the `gpt-5` family is
+/// documented for (reference §10.4).
+pub const DEFAULT_API_VERSION: &str = "v1";
 
-/// The Entra scope for Azure OpenAI (Cognitive Services) tokens.
+/// The latest GA dated inference version of Azure OpenAI (for the deployment path).
+pub const LATEST_DATED_API_VERSION: &str = "2024-10-21";
+
+/// The first dated version that takes `max_completion_tokens` (2024-09-01-preview); older
+/// dated versions get `max_tokens`.
+const FIRST_MAX_COMPLETION_TOKENS_VERSION: &str = "2024-09-01";
+
+/// The Entra scope for Azure OpenAI and Foundry resource endpoints (Cognitive Services).
 pub const COGNITIVE_SERVICES_SCOPE: &str = "https://cognitiveservices.azure.com/.default";
+
+/// The Entra scope for Azure AI Foundry project endpoints
+/// (`https://<resource>.services.ai.azure.com/api/projects/<project>`, reference §10.5).
+pub const AI_FOUNDRY_SCOPE: &str = "https://ai.azure.com/.default";
+
+/// The Entra scope a token for `endpoint` must carry: [`AI_FOUNDRY_SCOPE`] for a Foundry
+/// project endpoint (its path holds `/api/projects/<project>`), else
+/// [`COGNITIVE_SERVICES_SCOPE`].
+///
+/// ```
+/// use pim_openai::{AI_FOUNDRY_SCOPE, COGNITIVE_SERVICES_SCOPE, entra_scope_for};
+/// assert_eq!(entra_scope_for("https://res.services.ai.azure.com/api/projects/audit"), AI_FOUNDRY_SCOPE);
+/// assert_eq!(entra_scope_for("https://res.services.ai.azure.com"), COGNITIVE_SERVICES_SCOPE);
+/// assert_eq!(entra_scope_for("https://res.openai.azure.com/openai/v1/"), COGNITIVE_SERVICES_SCOPE);
+/// ```
+pub fn entra_scope_for(endpoint: &str) -> &'static str {
+    match reqwest::Url::parse(endpoint.trim()) {
+        Ok(url) if project_prefix(url.path()).is_some() => AI_FOUNDRY_SCOPE,
+        _ => COGNITIVE_SERVICES_SCOPE,
+    }
+}
+
+/// `/api/projects/<project>` and what precedes it, when the path is a Foundry project's.
+fn project_prefix(path: &str) -> Option<&str> {
+    let start = path.find("/api/projects/")?;
+    let after = &path[start + "/api/projects/".len()..];
+    let name_len = after.find('/').unwrap_or(after.len());
+    (name_len > 0).then(|| &path[..start + "/api/projects/".len() + name_len])
+}
 
 /// Which Azure OpenAI API to call.
 ///
 /// ```
 /// use pim_openai::ApiVersion;
 /// assert_eq!("v1".parse::<ApiVersion>().unwrap(), ApiVersion::V1);
-/// assert_eq!(ApiVersion::default().to_string(), "2024-10-21");
+/// assert_eq!(ApiVersion::default().to_string(), "v1");
 /// assert!("2025-04-01-preview".parse::<ApiVersion>().is_ok());
 /// assert!("latest".parse::<ApiVersion>().is_err());
 /// ```
@@ -37,9 +75,9 @@ pub enum ApiVersion {
 }
 
 impl Default for ApiVersion {
-    /// [`DEFAULT_API_VERSION`].
+    /// [`DEFAULT_API_VERSION`]: `v1`.
     fn default() -> Self {
-        Self::Dated(DEFAULT_API_VERSION.to_owned())
+        Self::V1
     }
 }
 
@@ -76,7 +114,7 @@ impl ApiVersion {
             Ok(())
         } else {
             Err(Error::Config(format!(
-                "the api version {:?} is neither `v1` nor a date like {DEFAULT_API_VERSION} or 2025-04-01-preview",
+                "the api version {:?} is neither `v1` nor a date like {LATEST_DATED_API_VERSION} or 2025-04-01-preview",
                 wire::clean(v, 60)
             )))
         }
@@ -109,9 +147,10 @@ impl FromStr for ApiVersion {
 pub enum OpenAiAuth {
     /// A resource key, sent as the `api-key` header.
     ApiKey(Secret),
-    /// An Entra identity: a bearer token for [`COGNITIVE_SERVICES_SCOPE`], fetched per attempt
-    /// (the credential is expected to cache). The identity needs the *Cognitive Services
-    /// OpenAI User* role on the resource.
+    /// An Entra identity: a bearer token for [`entra_scope_for`] the endpoint
+    /// ([`COGNITIVE_SERVICES_SCOPE`], or [`AI_FOUNDRY_SCOPE`] for a Foundry project), fetched
+    /// per attempt (the credential is expected to cache). The identity needs the *Cognitive
+    /// Services OpenAI User* role on the resource (*Azure AI User* for a project endpoint).
     Entra(Arc<dyn TokenCredential>),
 }
 
@@ -125,8 +164,9 @@ impl fmt::Debug for OpenAiAuth {
     }
 }
 
-/// Settings of [`AzureOpenAi`]; `Default` gives [`DEFAULT_API_VERSION`], a 60 s per-request
-/// timeout and [`RetryPolicy::default`].
+/// Settings of [`AzureOpenAi`]; `Default` gives [`DEFAULT_API_VERSION`] (`v1`), a 60 s
+/// per-request timeout, [`RetryPolicy::default`] and [`ModelParameters::default`] (family
+/// `auto`, reasoning effort `low`).
 #[derive(Debug, Clone)]
 pub struct AzureOpenAiOptions {
     /// Which API (URL style) to call.
@@ -138,6 +178,8 @@ pub struct AzureOpenAiOptions {
     /// A client to share connection pools; by default one is built that never follows
     /// redirects (a redirect would carry the `api-key` header to wherever it points).
     pub client: Option<reqwest::Client>,
+    /// The model family and its parameters.
+    pub parameters: ModelParameters,
 }
 
 impl Default for AzureOpenAiOptions {
@@ -147,20 +189,30 @@ impl Default for AzureOpenAiOptions {
             request_timeout: Duration::from_secs(60),
             retry: RetryPolicy::default(),
             client: None,
+            parameters: ModelParameters::default(),
         }
     }
 }
 
-/// A [`ChatModel`] backed by an Azure OpenAI deployment.
+/// A [`ChatModel`] backed by an Azure OpenAI or Azure AI Foundry deployment.
 ///
-/// - [`ApiVersion::Dated`]: `POST {endpoint}/openai/deployments/{deployment}/chat/completions?api-version={v}`;
-///   the token cap is sent as `max_tokens`, which every GA dated version and every non-reasoning
-///   model accepts.
-/// - [`ApiVersion::V1`]: `POST {endpoint}/openai/v1/chat/completions` with `"model": deployment`;
-///   the token cap is sent as `max_completion_tokens`, which the v1 API accepts for all models
-///   (reasoning models reject `max_tokens`).
+/// - [`ApiVersion::V1`] (the default): `POST {endpoint}/openai/v1/chat/completions` with
+///   `"model": deployment`.
+/// - [`ApiVersion::Dated`]: `POST {endpoint}/openai/deployments/{deployment}/chat/completions?api-version={v}`.
 ///
-/// The endpoint may be given with or without a trailing `/openai/v1/` or `/openai/`.
+/// The endpoint may be an Azure OpenAI resource (`https://<res>.openai.azure.com`), a Foundry
+/// resource (`https://<res>.services.ai.azure.com`) or a Foundry project
+/// (`…/api/projects/<project>`, v1 only, Entra scope [`AI_FOUNDRY_SCOPE`]), with or without a
+/// trailing `/openai/v1/` or `/openai/`.
+///
+/// Parameters follow the model family ([`ModelParameters`], reference §10): reasoning models get
+/// `max_completion_tokens` of at least [`ModelParameters::max_output_tokens`], a
+/// `reasoning_effort` and no `temperature`; other models get the request's temperature and
+/// its cap as `max_completion_tokens` on `v1` and dated versions from 2024-09-01 on, else as
+/// `max_tokens`. A 400 that names a parameter the model does not take (`unsupported_parameter`,
+/// `unsupported_value`, `unknown_parameter`) adjusts it for the rest of the run and retries once;
+/// a rejected strict `json_schema` falls back to `json_object` with the answer checked against
+/// the schema locally and one repair.
 ///
 /// Outcomes: a 200 with `finish_reason: content_filter` is returned as `Ok` with
 /// [`FinishReason::ContentFilter`](crate::FinishReason::ContentFilter) (the caller decides);
@@ -226,8 +278,32 @@ impl AzureOpenAi {
             .or_else(|| path.strip_suffix("/openai"))
             .unwrap_or(&path)
             .to_owned();
+        let project = project_prefix(&stripped).map(str::to_owned);
+        if let Some(prefix) = &project {
+            if prefix.len() != stripped.len() {
+                return Err(Error::Config(format!(
+                    "the Foundry project endpoint {:?} has more path after the project name; give it as https://<resource>.services.ai.azure.com/api/projects/<project>",
+                    wire::clean(&stripped, 200)
+                )));
+            }
+            if options.api_version != ApiVersion::V1 {
+                return Err(Error::Config(
+                    "a Foundry project endpoint serves the v1 API only: leave AZURE_OPENAI_API_VERSION unset or set it to v1".into(),
+                ));
+            }
+        }
         base.set_path(&stripped);
         let display = wire::display_url(&base);
+        let scope = if project.is_some() {
+            AI_FOUNDRY_SCOPE
+        } else {
+            COGNITIVE_SERVICES_SCOPE
+        };
+        let role = if project.is_some() {
+            "'Azure AI User' role on the Foundry project (or 'Cognitive Services OpenAI User' on its resource)"
+        } else {
+            "'Cognitive Services OpenAI User' role on this Azure OpenAI or Foundry resource"
+        };
 
         let (url, model, token_cap) = match &options.api_version {
             ApiVersion::Dated(v) => {
@@ -236,7 +312,13 @@ impl AzureOpenAi {
                     &["openai", "deployments", deployment, "chat", "completions"],
                 )?;
                 url.query_pairs_mut().append_pair("api-version", v);
-                (url, None, TokenCapField::MaxTokens)
+                let date = v.strip_suffix("-preview").unwrap_or(v);
+                let cap = if date >= FIRST_MAX_COMPLETION_TOKENS_VERSION {
+                    TokenCapField::MaxCompletionTokens
+                } else {
+                    TokenCapField::MaxTokens
+                };
+                (url, None, cap)
             }
             ApiVersion::V1 => (
                 wire::join_segments(&base, &["openai", "v1", "chat", "completions"])?,
@@ -262,17 +344,13 @@ impl AzureOpenAi {
                 )
             }
             OpenAiAuth::Entra(credential) => (
-                Credentials::Entra {
-                    credential,
-                    scope: COGNITIVE_SERVICES_SCOPE,
-                },
+                Credentials::Entra { credential, scope },
                 format!(
                     "the Entra token was rejected by {display}: it must be issued for \
-                     {COGNITIVE_SERVICES_SCOPE} in the tenant that owns the resource"
+                     {scope} in the tenant that owns the resource"
                 ),
                 format!(
-                    "the signed-in identity may not call {display}: grant it the \
-                     'Cognitive Services OpenAI User' role on this Azure OpenAI resource \
+                    "the signed-in identity may not call {display}: grant it the {role} \
                      (new role assignments can take a few minutes to apply), and check the \
                      resource's network rules"
                 ),
@@ -293,6 +371,9 @@ impl AzureOpenAi {
                 retry: options.retry,
                 advice_401,
                 advice_403,
+                parameters: options.parameters,
+                name: deployment.to_owned(),
+                learned: Mutex::default(),
             },
         })
     }
@@ -327,6 +408,10 @@ impl ChatModel for AzureOpenAi {
 
     async fn complete(&self, request: &ChatRequest) -> Result<ChatResponse, Error> {
         self.wire.complete(request).await
+    }
+
+    fn profile(&self) -> ModelProfile {
+        self.wire.profile()
     }
 }
 
@@ -454,6 +539,7 @@ mod tests {
             request_timeout: Duration::from_secs(5),
             retry: fast_retry(3),
             client: None,
+            parameters: crate::ModelParameters::default(),
         }
     }
 
@@ -465,6 +551,11 @@ mod tests {
             Some(options(api_version)),
         )
         .unwrap()
+    }
+
+    /// The latest GA dated version (no longer the default: v1 is).
+    fn ga() -> ApiVersion {
+        ApiVersion::Dated(LATEST_DATED_API_VERSION.into())
     }
 
     fn dated_path() -> &'static str {
@@ -518,7 +609,7 @@ mod tests {
             .expect(1)
             .mount(&server)
             .await;
-        let model = key_model(&server, ApiVersion::default());
+        let model = key_model(&server, ga());
         let reply = model.complete(&assessment_request()).await.unwrap();
         assert_eq!(reply.content.as_deref(), Some(r#"{"verdict":"aligned"}"#));
         assert_eq!(reply.finish_reason, FinishReason::Stop);
@@ -536,7 +627,7 @@ mod tests {
                 "messages": [{"role": "system", "content": "judge"},
                              {"role": "user", "content": "activation data"}],
                 "temperature": 0.2,
-                "max_tokens": 800,
+                "max_completion_tokens": 800,
                 "response_format": {"type": "json_schema", "json_schema": {
                     "name": "assessment", "strict": true,
                     "schema": {"type": "object", "properties": {"verdict": {"type": "string"}},
@@ -896,12 +987,24 @@ mod tests {
             None,
         )
         .unwrap();
+        // v1 is the default.
         assert_eq!(
             model.describe(),
-            "azure-openai deployment gpt-4o (api 2024-10-21) at https://res.openai.azure.com"
+            "azure-openai deployment gpt-4o (api v1) at https://res.openai.azure.com"
         );
         assert_eq!(
             model.url(),
+            "https://res.openai.azure.com/openai/v1/chat/completions"
+        );
+        let dated = AzureOpenAi::new(
+            "https://res.openai.azure.com",
+            "gpt-4o",
+            OpenAiAuth::ApiKey(Secret::new(KEY)),
+            Some(options(ga())),
+        )
+        .unwrap();
+        assert_eq!(
+            dated.url(),
             "https://res.openai.azure.com/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21"
         );
         for text in [
@@ -950,13 +1053,347 @@ mod tests {
             "https://r.openai.azure.com/openai/",
             "a/../b c",
             key(),
-            None,
+            Some(options(ga())),
         )
         .unwrap();
         assert_eq!(
             odd.url(),
             "https://r.openai.azure.com/openai/deployments/a%2F..%2Fb%20c/chat/completions?api-version=2024-10-21"
         );
+    }
+
+    fn rejection(param: &str, code: &str, message: &str) -> ResponseTemplate {
+        ResponseTemplate::new(400).set_body_json(json!({"error": {
+            "message": message, "type": "invalid_request_error", "param": param, "code": code}}))
+    }
+
+    fn answer_from(model: &str, content: &str) -> ResponseTemplate {
+        ResponseTemplate::new(200).set_body_json(json!({
+            "id": "chatcmpl-2", "object": "chat.completion", "model": model,
+            "choices": [{"index": 0, "finish_reason": "stop",
+                "message": {"role": "assistant", "content": content}}],
+            "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15,
+                "completion_tokens_details": {"reasoning_tokens": 3}}
+        }))
+    }
+
+    fn named(server: &MockServer, deployment: &str, api_version: ApiVersion) -> AzureOpenAi {
+        AzureOpenAi::new(
+            &server.uri(),
+            deployment,
+            OpenAiAuth::ApiKey(Secret::new(KEY)),
+            Some(options(api_version)),
+        )
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn families_get_their_parameters_from_the_deployment_name() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(success("ok", "stop"))
+            .mount(&server)
+            .await;
+        for deployment in ["gpt-5-mini", "o4-mini", "gpt-4.1"] {
+            named(&server, deployment, ApiVersion::V1)
+                .complete(&assessment_request())
+                .await
+                .unwrap();
+        }
+        let bodies: Vec<Value> = server
+            .received_requests()
+            .await
+            .unwrap()
+            .iter()
+            .map(body_of)
+            .collect();
+        for body in &bodies[..2] {
+            assert_eq!(body["max_completion_tokens"], 4000, "{body}");
+            assert_eq!(body["reasoning_effort"], "low");
+            for absent in ["temperature", "top_p", "max_tokens"] {
+                assert!(body.get(absent).is_none(), "{absent} in {body}");
+            }
+        }
+        assert_eq!(bodies[2]["max_completion_tokens"], 800);
+        assert_eq!(bodies[2]["temperature"], json!(0.2));
+        assert!(bodies[2].get("reasoning_effort").is_none());
+        // An old dated version takes only max_tokens.
+        let old = named(&server, "gpt-4o", ApiVersion::Dated("2024-06-01".into()));
+        old.complete(&assessment_request()).await.unwrap();
+        let last = body_of(server.received_requests().await.unwrap().last().unwrap());
+        assert_eq!(last["max_tokens"], 800);
+        assert!(last.get("max_completion_tokens").is_none());
+    }
+
+    #[tokio::test]
+    async fn a_rejected_temperature_is_dropped_remembered_and_teaches_the_family() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(body_partial_json(json!({"temperature": 0.2})))
+            .respond_with(rejection(
+                "temperature",
+                "unsupported_value",
+                "Unsupported value: 'temperature' does not support 0.2 with this model. Only the default (1) value is supported.",
+            ))
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .respond_with(answer_from("o4-mini-2025-04-16", "ok"))
+            .expect(2)
+            .mount(&server)
+            .await;
+        // The name says nothing about the family.
+        let model = named(&server, "pim-judge", ApiVersion::V1);
+        assert_eq!(model.profile().family, None);
+        let reply = model.complete(&assessment_request()).await.unwrap();
+        assert_eq!(reply.content.as_deref(), Some("ok"));
+        model.complete(&assessment_request()).await.unwrap();
+        let bodies: Vec<Value> = server
+            .received_requests()
+            .await
+            .unwrap()
+            .iter()
+            .map(body_of)
+            .collect();
+        assert_eq!(bodies.len(), 3, "one rejected, one retried, one straight");
+        for body in &bodies[1..] {
+            assert!(body.get("temperature").is_none(), "{body}");
+            assert_eq!(body["max_completion_tokens"], 4000);
+            assert_eq!(body["reasoning_effort"], "low");
+        }
+        let profile = model.profile();
+        assert_eq!(profile.family, Some(crate::ModelFamily::Reasoning));
+        assert!(
+            profile
+                .family_source
+                .as_deref()
+                .is_some_and(|s| s.contains("o4-mini-2025-04-16")),
+            "{profile:?}"
+        );
+        assert_eq!(profile.adjustments.len(), 1);
+        assert_eq!(
+            profile.structured_output,
+            crate::StructuredOutput::JsonSchema
+        );
+    }
+
+    #[tokio::test]
+    async fn a_rejected_token_field_or_effort_is_swapped_once_then_the_error_stands() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(body_partial_json(json!({"max_tokens": 800})))
+            .respond_with(rejection(
+                "max_tokens",
+                "unsupported_parameter",
+                "Unsupported parameter: 'max_tokens' is not supported with this model. Use 'max_completion_tokens' instead.",
+            ))
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .and(body_partial_json(json!({"reasoning_effort": "low"})))
+            .respond_with(rejection(
+                "reasoning_effort",
+                "unknown_parameter",
+                "Unknown parameter: 'reasoning_effort'.",
+            ))
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .respond_with(answer_from("judge", "fine"))
+            .expect(2)
+            .mount(&server)
+            .await;
+        let old = named(&server, "judge", ApiVersion::Dated("2024-06-01".into()));
+        old.complete(&assessment_request()).await.unwrap();
+        let reasoning = named(&server, "o3-mini", ApiVersion::Dated("2024-06-01".into()));
+        reasoning.complete(&assessment_request()).await.unwrap();
+        let bodies: Vec<Value> = server
+            .received_requests()
+            .await
+            .unwrap()
+            .iter()
+            .map(body_of)
+            .collect();
+        assert_eq!(bodies[1]["max_completion_tokens"], 800);
+        assert!(bodies[1].get("max_tokens").is_none());
+        assert!(bodies[3].get("reasoning_effort").is_none());
+        assert_eq!(bodies[3]["max_completion_tokens"], 4000);
+
+        // A parameter that cannot be adjusted is an ordinary 400, sent once.
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(rejection(
+                "messages",
+                "unsupported_value",
+                "Unsupported value: 'messages[0].role' does not support 'system' with this model.",
+            ))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let err = named(&server, "gpt-4o", ApiVersion::V1)
+            .complete(&assessment_request())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, Error::Http { status: 400, message } if message.contains("unsupported_value")),
+            "{err:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_rejected_json_schema_falls_back_to_json_object_checked_locally_with_one_repair() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(body_partial_json(
+                json!({"response_format": {"type": "json_schema"}}),
+            ))
+            .respond_with(ResponseTemplate::new(400).set_body_json(json!({"error": {
+                "code": "invalid_request_error",
+                "message": "response_format of type 'json_schema' is not supported with this model",
+                "type": "invalid_request_error", "param": null}})))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let answers = std::sync::Mutex::new(vec![
+            "<think>\nThe user wants a verdict.\n</think>\n\n```json\n{\"verdict\":\"aligned\"}\n```",
+            "{\"verdict\": 3}",
+            "{\"verdict\":\"partial\"}",
+            "still not json",
+            "{\"verdict\":\"aligned\",\"extra\":1}",
+        ]);
+        Mock::given(method("POST"))
+            .respond_with(move |_: &Request| {
+                let next = answers.lock().unwrap().remove(0);
+                answer_from("Llama-3.3-70B-Instruct", next)
+            })
+            .mount(&server)
+            .await;
+        let model = named(&server, "Llama-3.3-70B-Instruct", ApiVersion::V1);
+        let first = model.complete(&assessment_request()).await.unwrap();
+        assert_eq!(first.content.as_deref(), Some("{\"verdict\":\"aligned\"}"));
+        let second = model.complete(&assessment_request()).await.unwrap();
+        assert_eq!(second.content.as_deref(), Some("{\"verdict\":\"partial\"}"));
+        let err = model.complete(&assessment_request()).await.unwrap_err();
+        assert!(
+            matches!(&err, Error::InvalidResponse(r) if r.contains("after one repair") && r.contains("\"extra\" is not in the schema")),
+            "{err:?}"
+        );
+        let bodies: Vec<Value> = server
+            .received_requests()
+            .await
+            .unwrap()
+            .iter()
+            .map(body_of)
+            .collect();
+        assert_eq!(bodies.len(), 6);
+        for body in &bodies[1..] {
+            assert_eq!(body["response_format"], json!({"type": "json_object"}));
+            let last_system = body["messages"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .rfind(|m| m["role"] == "system")
+                .unwrap();
+            assert!(
+                last_system["content"]
+                    .as_str()
+                    .unwrap()
+                    .contains("JSON Schema exactly"),
+                "{body}"
+            );
+        }
+        // The repair shows the model its unusable answer and says why.
+        let repair = bodies[3]["messages"].as_array().unwrap();
+        assert_eq!(repair[repair.len() - 2]["role"], "assistant");
+        assert!(
+            repair[repair.len() - 1]["content"]
+                .as_str()
+                .unwrap()
+                .contains("expected string, found number")
+        );
+        assert_eq!(
+            model.profile().structured_output,
+            crate::StructuredOutput::JsonObjectFallback
+        );
+    }
+
+    #[derive(Debug, Default)]
+    struct ScopeRecorder(std::sync::Mutex<Vec<String>>);
+
+    #[async_trait::async_trait]
+    impl TokenCredential for ScopeRecorder {
+        async fn get_token(
+            &self,
+            scopes: &[&str],
+            _options: Option<azure_core::credentials::TokenRequestOptions<'_>>,
+        ) -> azure_core::Result<azure_core::credentials::AccessToken> {
+            self.0
+                .lock()
+                .unwrap()
+                .extend(scopes.iter().map(|s| (*s).to_owned()));
+            Ok(azure_core::credentials::AccessToken::new(
+                Secret::new(TOKEN),
+                azure_core::time::OffsetDateTime::now_utc() + azure_core::time::Duration::hours(1),
+            ))
+        }
+    }
+
+    #[tokio::test]
+    async fn foundry_project_endpoints_use_v1_under_the_project_and_the_foundry_scope() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/api/projects/audit/openai/v1/chat/completions"))
+            .and(header("authorization", format!("Bearer {TOKEN}").as_str()))
+            .respond_with(success("ok", "stop"))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let credential = Arc::new(ScopeRecorder::default());
+        let model = AzureOpenAi::new(
+            &format!("{}/api/projects/audit/openai/v1/", server.uri()),
+            "gpt-5-mini",
+            OpenAiAuth::Entra(credential.clone()),
+            Some(options(ApiVersion::V1)),
+        )
+        .unwrap();
+        model.complete(&assessment_request()).await.unwrap();
+        assert_eq!(*credential.0.lock().unwrap(), [AI_FOUNDRY_SCOPE]);
+        // A resource endpoint keeps the Cognitive Services scope.
+        let resource = AzureOpenAi::new(
+            &server.uri(),
+            "gpt-5-mini",
+            OpenAiAuth::Entra(credential.clone()),
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            resource.url(),
+            format!("{}/openai/v1/chat/completions", server.uri())
+        );
+        // A project serves v1 only, and its path must end at the project.
+        for (endpoint, version) in [
+            ("https://r.services.ai.azure.com/api/projects/p", ga()),
+            (
+                "https://r.services.ai.azure.com/api/projects/p/agents",
+                ApiVersion::V1,
+            ),
+        ] {
+            assert!(
+                matches!(
+                    AzureOpenAi::new(
+                        endpoint,
+                        "d",
+                        OpenAiAuth::ApiKey(Secret::new(KEY)),
+                        Some(options(version))
+                    ),
+                    Err(Error::Config(_))
+                ),
+                "{endpoint}"
+            );
+        }
     }
 
     #[test]

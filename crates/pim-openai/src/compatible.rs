@@ -2,6 +2,7 @@
 //! (vLLM, Ollama, llama.cpp's server, LiteLLM, OpenAI itself).
 
 use std::fmt;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use azure_core::credentials::Secret;
@@ -9,7 +10,7 @@ use pim_domain::retry::RetryPolicy;
 
 use crate::azure::{auth_kind, check_key, client_or_default};
 use crate::wire::{self, Credentials, TokenCapField, Wire};
-use crate::{ChatModel, ChatRequest, ChatResponse, Error};
+use crate::{ChatModel, ChatRequest, ChatResponse, Error, ModelParameters, ModelProfile};
 
 /// Settings of [`OpenAiCompatible`]; `Default` gives a 60 s per-request timeout and
 /// [`RetryPolicy::default`].
@@ -22,6 +23,8 @@ pub struct OpenAiCompatibleOptions {
     pub retry: RetryPolicy,
     /// A client to share connection pools; by default one that follows no redirects.
     pub client: Option<reqwest::Client>,
+    /// The model family and its parameters.
+    pub parameters: ModelParameters,
 }
 
 impl Default for OpenAiCompatibleOptions {
@@ -30,6 +33,7 @@ impl Default for OpenAiCompatibleOptions {
             request_timeout: Duration::from_secs(60),
             retry: RetryPolicy::default(),
             client: None,
+            parameters: ModelParameters::default(),
         }
     }
 }
@@ -38,8 +42,10 @@ impl Default for OpenAiCompatibleOptions {
 /// `POST {base_url}/chat/completions` with `"model"` in the body and, when a key is given,
 /// `Authorization: Bearer <key>`.
 ///
-/// The token cap is sent as `max_tokens`, the field self-hosted servers accept most widely.
-/// Errors and retries behave as for [`AzureOpenAi`](crate::AzureOpenAi).
+/// For standard models the token cap is sent as `max_tokens`, the field self-hosted servers
+/// accept most widely; reasoning models (OpenAI's `o*` and `gpt-5*`) get `max_completion_tokens`,
+/// `reasoning_effort` and no `temperature`. Parameter recovery, errors and retries behave as for
+/// [`AzureOpenAi`](crate::AzureOpenAi).
 ///
 /// ```
 /// use pim_openai::{ChatModel, OpenAiCompatible};
@@ -120,6 +126,9 @@ impl OpenAiCompatible {
                 retry: options.retry,
                 advice_401,
                 advice_403,
+                parameters: options.parameters,
+                name: model.to_owned(),
+                learned: Mutex::default(),
             },
         })
     }
@@ -154,6 +163,10 @@ impl ChatModel for OpenAiCompatible {
     async fn complete(&self, request: &ChatRequest) -> Result<ChatResponse, Error> {
         self.wire.complete(request).await
     }
+
+    fn profile(&self) -> ModelProfile {
+        self.wire.profile()
+    }
 }
 
 #[cfg(test)]
@@ -176,7 +189,42 @@ mod tests {
                 max_total: Duration::from_secs(5),
             },
             client: None,
+            parameters: crate::ModelParameters::default(),
         }
+    }
+
+    #[tokio::test]
+    async fn a_reasoning_model_gets_max_completion_tokens_effort_and_no_temperature() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+                "model": "o4-mini-2025-04-16",
+                "choices": [{"index": 0, "finish_reason": "stop",
+                             "message": {"role": "assistant", "content": "ok"}}]
+            })))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let model = OpenAiCompatible::new(
+            &format!("{}/v1", server.uri()),
+            None,
+            "o4-mini",
+            Some(fast()),
+        )
+        .unwrap();
+        let mut request = ChatRequest::new(vec![ChatMessage::user("judge")]);
+        request.max_tokens = Some(300);
+        model.complete(&request).await.unwrap();
+        let req = &server.received_requests().await.unwrap()[0];
+        let body: Value = serde_json::from_slice(&req.body).unwrap();
+        assert_eq!(
+            body,
+            json!({"model": "o4-mini", "messages": [{"role": "user", "content": "judge"}],
+                   "max_completion_tokens": 4000, "reasoning_effort": "low"})
+        );
+        let profile = model.profile();
+        assert_eq!(profile.family, Some(crate::ModelFamily::Reasoning));
+        assert_eq!(profile.service_model.as_deref(), Some("o4-mini-2025-04-16"));
     }
 
     #[tokio::test]

@@ -6,10 +6,20 @@
 //! answers from a queue and records every request, for tests and offline demos.
 //!
 //! With the `azure` feature (on by default) the crate also has the HTTP adapters:
-//! [`AzureOpenAi`] (the deployment path with a dated [`ApiVersion`], or the `v1` path; an
+//! [`AzureOpenAi`] (Azure OpenAI and Azure AI Foundry: the `v1` path by default, the deployment
+//! path with a dated [`ApiVersion`], Foundry project endpoints with [`AI_FOUNDRY_SCOPE`]; an
 //! [`OpenAiAuth`] api key or Entra token) and [`OpenAiCompatible`] (self-hosted servers that
 //! speak OpenAI's chat-completions API). Both retry throttling, 5xx and timeouts per
 //! `pim_domain::retry::RetryPolicy`, and never show a key or token in `Debug`, errors or logs.
+//!
+//! Both send the parameters the model family takes ([`ModelFamily`], [`ModelParameters`];
+//! reference §10): reasoning models get `max_completion_tokens` with room for hidden reasoning,
+//! `reasoning_effort` and no `temperature`; others the request's temperature and cap. The family
+//! is configured, or inferred from the model name the service returns, else from the deployment
+//! name. A 400 `unsupported_parameter` / `unsupported_value` / `unknown_parameter` adjusts the
+//! named parameter for the rest of the run and retries once; a rejected strict `json_schema`
+//! falls back to `json_object` with the answer checked against the schema here ([`validate`])
+//! and one repair. [`ChatModel::profile`] says what was learned.
 //!
 //! ```
 //! use pim_openai::{ChatModel, ChatRequest, ChatMessage, ScriptedChatModel};
@@ -30,6 +40,9 @@
 mod azure;
 #[cfg(feature = "azure")]
 mod compatible;
+mod family;
+#[cfg(feature = "azure")]
+mod schema;
 mod scripted;
 #[cfg(feature = "azure")]
 mod wire;
@@ -40,11 +53,17 @@ use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "azure")]
 pub use azure::{
-    ApiVersion, AzureOpenAi, AzureOpenAiOptions, COGNITIVE_SERVICES_SCOPE, DEFAULT_API_VERSION,
-    OpenAiAuth,
+    AI_FOUNDRY_SCOPE, ApiVersion, AzureOpenAi, AzureOpenAiOptions, COGNITIVE_SERVICES_SCOPE,
+    DEFAULT_API_VERSION, LATEST_DATED_API_VERSION, OpenAiAuth, entra_scope_for,
 };
 #[cfg(feature = "azure")]
 pub use compatible::{OpenAiCompatible, OpenAiCompatibleOptions};
+pub use family::{
+    DEFAULT_MAX_OUTPUT_TOKENS, ModelFamily, ModelParameters, ModelProfile, ReasoningEffort,
+    StructuredOutput,
+};
+#[cfg(feature = "azure")]
+pub use schema::{strip_reasoning_preamble, validate};
 pub use scripted::ScriptedChatModel;
 
 /// Who wrote a message.
@@ -118,9 +137,12 @@ pub enum ResponseFormat {
 pub struct ChatRequest {
     /// The conversation.
     pub messages: Vec<ChatMessage>,
-    /// Sampling temperature; the assessor uses 0.
+    /// Sampling temperature for models that take one; the assessor uses 0. Adapters never send
+    /// it to reasoning models ([`ModelFamily::Reasoning`]), which reject it.
     pub temperature: f32,
-    /// Cap on the answer's tokens.
+    /// Cap on the visible answer's tokens. Adapters send it as `max_tokens` or
+    /// `max_completion_tokens` as the API version and model accept; for reasoning models they
+    /// send at least [`ModelParameters::max_output_tokens`], since hidden reasoning counts too.
     pub max_tokens: Option<u32>,
     /// The answer's required shape.
     pub response_format: Option<ResponseFormat>,
@@ -260,4 +282,11 @@ pub trait ChatModel: Send + Sync + std::fmt::Debug {
     /// [`Error::Http`] are retryable ([`Error::is_retryable`]); a content-filter block, a 4xx or an
     /// unreadable answer is not.
     async fn complete(&self, request: &ChatRequest) -> Result<ChatResponse, Error>;
+
+    /// What the adapter knows about the model behind it so far: its family and where that came
+    /// from, the model name the service reported, whether strict structured output works, and
+    /// the parameters it had to adjust. Filled in as calls are made; `--check` reports it.
+    fn profile(&self) -> ModelProfile {
+        ModelProfile::default()
+    }
 }

@@ -6,7 +6,7 @@
 //! the model name goes in the body, and which token-cap field they send, so those are the
 //! fields of [`Wire`].
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use azure_core::credentials::{Secret, TokenCredential};
@@ -16,7 +16,10 @@ use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValu
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::{ChatMessage, ChatRequest, ChatResponse, Error, FinishReason, ResponseFormat, Usage};
+use crate::{
+    ChatMessage, ChatRequest, ChatResponse, Error, FinishReason, ModelFamily, ModelParameters,
+    ModelProfile, ReasoningEffort, ResponseFormat, StructuredOutput, Usage,
+};
 
 /// Answers larger than this are refused rather than buffered: a chat completion is a few KiB,
 /// so anything this large is a misrouted download or a hostile server.
@@ -24,6 +27,18 @@ const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 
 /// Service messages are cut to this many characters before they reach an error's text.
 const MAX_MESSAGE_CHARS: usize = 400;
+
+/// Parameter recoveries per call: each rejected parameter is adjusted once, and a call rarely
+/// needs more than one (the family usually gets the parameters right).
+const MAX_RECOVERIES: usize = 4;
+
+/// The `error.code` values that name a request parameter the model does not take
+/// (reference §10.2).
+const PARAMETER_CODES: &[&str] = &[
+    "unsupported_parameter",
+    "unsupported_value",
+    "unknown_parameter",
+];
 
 /// Where the caller's key or token goes.
 pub(crate) enum Credentials {
@@ -42,7 +57,7 @@ pub(crate) enum Credentials {
 }
 
 /// Which request field carries [`ChatRequest::max_tokens`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum TokenCapField {
     /// `max_tokens`: what GA dated Azure versions and most self-hosted servers accept.
     MaxTokens,
@@ -57,12 +72,54 @@ pub(crate) struct Wire {
     pub(crate) credentials: Credentials,
     /// Sent as `"model"` in the body when set.
     pub(crate) model: Option<String>,
+    /// The token-cap field for standard models (reasoning models always get
+    /// `max_completion_tokens` unless the service says otherwise).
     pub(crate) token_cap: TokenCapField,
     pub(crate) request_timeout: Duration,
     pub(crate) retry: RetryPolicy,
     /// What to tell the operator on 401 and 403 (already free of secrets).
     pub(crate) advice_401: String,
     pub(crate) advice_403: String,
+    /// The family and its parameters, as configured.
+    pub(crate) parameters: ModelParameters,
+    /// The deployment or model name, to infer the family from in `auto`.
+    pub(crate) name: String,
+    /// What the service has taught us about this deployment, for the rest of the run.
+    pub(crate) learned: Mutex<Learned>,
+}
+
+/// What the service has said about a deployment: rejected parameters, the model behind it, and
+/// whether strict structured output works. Shared by every call of the run.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Learned {
+    service_model: Option<String>,
+    /// The family the service revealed (its model name, or its rejecting `temperature`).
+    family: Option<(ModelFamily, String)>,
+    no_temperature: bool,
+    no_reasoning_effort: bool,
+    effort: Option<ReasoningEffort>,
+    token_field: Option<TokenCapField>,
+    structured: StructuredOutput,
+    adjustments: Vec<String>,
+}
+
+/// A 400 that names a parameter the model does not take.
+#[derive(Debug, Clone, PartialEq)]
+struct Rejection {
+    param: String,
+    code: String,
+}
+
+/// The parameters one attempt sends, derived from the request, the family and what was learned.
+#[derive(Debug, Clone, PartialEq)]
+struct Plan {
+    family: Option<ModelFamily>,
+    temperature: Option<f32>,
+    cap: Option<u32>,
+    field: TokenCapField,
+    effort: Option<ReasoningEffort>,
+    /// The schema to check the answer against locally (json_object fallback).
+    local_schema: Option<Value>,
 }
 
 /// The request body. Serialised directly (not via `serde_json::Value`) so an `f32`
@@ -78,6 +135,8 @@ struct WireRequest<'a> {
     max_tokens: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     max_completion_tokens: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reasoning_effort: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     response_format: Option<WireFormat<'a>>,
 }
@@ -123,6 +182,8 @@ impl<'a> From<&'a ResponseFormat> for WireFormat<'a> {
 struct Failure {
     error: Error,
     retry_after: Option<Duration>,
+    /// Set when a 400 names a parameter the model does not take.
+    rejection: Option<Rejection>,
 }
 
 impl From<Error> for Failure {
@@ -130,44 +191,309 @@ impl From<Error> for Failure {
         Self {
             error,
             retry_after: None,
+            rejection: None,
         }
     }
 }
 
+/// A successful answer with the model name the service reported.
+struct Answer {
+    response: ChatResponse,
+    model: Option<String>,
+}
+
 impl Wire {
-    /// Encodes the request body once; every attempt sends the same bytes.
-    pub(crate) fn encode(&self, request: &ChatRequest) -> Result<Vec<u8>, Error> {
-        let cap = request.max_tokens;
+    fn learned(&self) -> std::sync::MutexGuard<'_, Learned> {
+        // The state is a few flags; a panic elsewhere cannot leave it half-written.
+        self.learned.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The family whose parameters are sent, and where it came from.
+    fn family(&self, learned: &Learned) -> (Option<ModelFamily>, Option<String>) {
+        if let Some(f) = self.parameters.family {
+            return (Some(f), Some("configured (PIM_MODEL_FAMILY)".to_owned()));
+        }
+        if let Some((f, source)) = &learned.family {
+            return (Some(*f), Some(source.clone()));
+        }
+        match ModelFamily::infer(&self.name) {
+            Some(f) => (
+                Some(f),
+                Some(format!("the name {:?}", clean(&self.name, 80))),
+            ),
+            None => (None, None),
+        }
+    }
+
+    /// What the adapter knows about its model so far.
+    pub(crate) fn profile(&self) -> ModelProfile {
+        let learned = self.learned().clone();
+        let (family, family_source) = self.family(&learned);
+        ModelProfile {
+            family,
+            family_source,
+            service_model: learned.service_model,
+            structured_output: learned.structured,
+            adjustments: learned.adjustments,
+            max_output_tokens: Some(self.parameters.max_output_tokens),
+        }
+    }
+
+    fn plan(&self, request: &ChatRequest) -> Plan {
+        let learned = self.learned().clone();
+        let (family, _) = self.family(&learned);
+        let reasoning = family == Some(ModelFamily::Reasoning);
+        // A NaN would be sent as `null` and rejected with a confusing 400; leave it out so
+        // the service default applies.
+        let temperature = (!reasoning && !learned.no_temperature)
+            .then_some(request.temperature)
+            .filter(|t| t.is_finite());
+        // Reasoning tokens count against the cap: give them room (reference §10.1).
+        let cap = if reasoning {
+            Some(
+                request
+                    .max_tokens
+                    .unwrap_or(0)
+                    .max(self.parameters.max_output_tokens),
+            )
+        } else {
+            request.max_tokens
+        };
+        let field = learned.token_field.unwrap_or(if reasoning {
+            TokenCapField::MaxCompletionTokens
+        } else {
+            self.token_cap
+        });
+        let effort = (reasoning && !learned.no_reasoning_effort)
+            .then(|| learned.effort.unwrap_or(self.parameters.reasoning_effort));
+        let local_schema = match &request.response_format {
+            Some(ResponseFormat::JsonSchema { schema, .. })
+                if learned.structured == StructuredOutput::JsonObjectFallback =>
+            {
+                Some(schema.clone())
+            }
+            _ => None,
+        };
+        Plan {
+            family,
+            temperature,
+            cap,
+            field,
+            effort,
+            local_schema,
+        }
+    }
+
+    /// Encodes one request body; every attempt of the retry loop sends the same bytes.
+    fn encode(
+        &self,
+        request: &ChatRequest,
+        plan: &Plan,
+        extra: &[ChatMessage],
+    ) -> Result<Vec<u8>, Error> {
+        let mut messages: Vec<ChatMessage> = request.messages.clone();
+        let fallback_format = ResponseFormat::JsonObject;
+        let format = match &plan.local_schema {
+            Some(schema) => {
+                // JSON mode needs the word JSON in a message, or the model may stream
+                // whitespace until the cap (reference §4.3).
+                messages.push(ChatMessage::system(format!(
+                    "Answer with one JSON object and nothing else (no code fence, no other text). It must follow this JSON Schema exactly: every property present, no other properties.\n{schema}"
+                )));
+                Some(&fallback_format)
+            }
+            None => request.response_format.as_ref(),
+        };
+        messages.extend_from_slice(extra);
         let body = WireRequest {
             model: self.model.as_deref(),
-            messages: &request.messages,
-            // A NaN would be sent as `null` and rejected with a confusing 400; leave it out so
-            // the service default applies.
-            temperature: request
-                .temperature
-                .is_finite()
-                .then_some(request.temperature),
-            max_tokens: cap.filter(|_| self.token_cap == TokenCapField::MaxTokens),
-            max_completion_tokens: cap
-                .filter(|_| self.token_cap == TokenCapField::MaxCompletionTokens),
-            response_format: request.response_format.as_ref().map(WireFormat::from),
+            messages: &messages,
+            temperature: plan.temperature,
+            max_tokens: plan.cap.filter(|_| plan.field == TokenCapField::MaxTokens),
+            max_completion_tokens: plan
+                .cap
+                .filter(|_| plan.field == TokenCapField::MaxCompletionTokens),
+            reasoning_effort: plan.effort.map(ReasoningEffort::as_str),
+            response_format: format.map(WireFormat::from),
         };
         serde_json::to_vec(&body).map_err(|e| Error::InvalidRequest(e.to_string()))
     }
 
+    /// Sends the request with the parameters its model takes.
+    ///
+    /// A 400 naming a parameter the model does not take (`unsupported_parameter`,
+    /// `unsupported_value`, `unknown_parameter`, or a rejected `json_schema`) adjusts that
+    /// parameter, remembers it for the rest of the run and retries once. In the json_object
+    /// fallback the answer is checked against the schema, with one repair.
+    pub(crate) async fn complete(&self, request: &ChatRequest) -> Result<ChatResponse, Error> {
+        let mut recoveries = 0usize;
+        let mut repair: Vec<ChatMessage> = Vec::new();
+        loop {
+            let plan = self.plan(request);
+            let body = self.encode(request, &plan, &repair)?;
+            let answer = match self.send(&body).await {
+                Ok(answer) => answer,
+                Err(failure) => {
+                    let adjusted = match &failure.rejection {
+                        Some(r) if recoveries < MAX_RECOVERIES => self.adjust(r, &plan, request),
+                        _ => false,
+                    };
+                    if !adjusted {
+                        return Err(failure.error);
+                    }
+                    recoveries += 1;
+                    continue;
+                }
+            };
+            self.learn_from(&answer, request, &plan);
+            let Some(schema) = &plan.local_schema else {
+                return Ok(answer.response);
+            };
+            match check_local(&answer.response, schema) {
+                Ok(response) => return Ok(response),
+                Err(reason) if repair.is_empty() => {
+                    tracing::info!(
+                        deployment = %clean(&self.name, 80),
+                        reason = %reason,
+                        "the json_object answer does not follow the schema; asking once for a repair"
+                    );
+                    repair = vec![
+                        ChatMessage::assistant(clean(
+                            answer.response.content.as_deref().unwrap_or_default(),
+                            4_000,
+                        )),
+                        ChatMessage::user(format!(
+                            "That answer could not be used ({reason}). Answer again with only the JSON object that follows the schema."
+                        )),
+                    ];
+                }
+                Err(reason) => {
+                    return Err(Error::InvalidResponse(format!(
+                        "the JSON-mode answer does not follow the schema after one repair: {reason}"
+                    )));
+                }
+            }
+        }
+    }
+
+    /// Remembers what a successful answer says: the model behind the deployment (and so its
+    /// family), and that strict structured output works.
+    fn learn_from(&self, answer: &Answer, request: &ChatRequest, plan: &Plan) {
+        let mut learned = self.learned();
+        if let Some(model) = &answer.model {
+            let model = clean(model, 80);
+            if self.parameters.family.is_none()
+                && let Some(family) = ModelFamily::infer(&model)
+            {
+                let changed = learned.family.as_ref().map(|(f, _)| *f) != Some(family)
+                    && plan.family != Some(family);
+                learned.family = Some((
+                    family,
+                    format!("the model name {model:?} the service returned"),
+                ));
+                if changed {
+                    tracing::info!(
+                        deployment = %clean(&self.name, 80),
+                        model = %model,
+                        family = %family,
+                        "the service names the model behind the deployment; sending {family} parameters from now on"
+                    );
+                }
+            }
+            learned.service_model = Some(model);
+        }
+        if plan.local_schema.is_none()
+            && matches!(
+                request.response_format,
+                Some(ResponseFormat::JsonSchema { .. })
+            )
+        {
+            learned.structured = StructuredOutput::JsonSchema;
+        }
+    }
+
+    /// Adjusts the rejected parameter for the rest of the run; `false` when there is nothing
+    /// left to adjust (then the 400 stands).
+    fn adjust(&self, rejection: &Rejection, plan: &Plan, request: &ChatRequest) -> bool {
+        if self.plan(request) != *plan {
+            // Another call of the run has already adjusted a parameter: retry with that.
+            return true;
+        }
+        let mut learned = self.learned();
+        let param = rejection.param.as_str();
+        let what = match param {
+            "temperature" | "top_p" if plan.temperature.is_some() => {
+                learned.no_temperature = true;
+                // Only reasoning models refuse a temperature (reference §10.1): send the rest of
+                // their parameters too, from this retry on.
+                if self.parameters.family.is_none() {
+                    learned.family = Some((
+                        ModelFamily::Reasoning,
+                        "the service refusing `temperature`".to_owned(),
+                    ));
+                }
+                "dropped `temperature`".to_owned()
+            }
+            "max_tokens" if plan.cap.is_some() && plan.field == TokenCapField::MaxTokens => {
+                learned.token_field = Some(TokenCapField::MaxCompletionTokens);
+                "sent `max_completion_tokens` instead of `max_tokens`".to_owned()
+            }
+            "max_completion_tokens"
+                if plan.cap.is_some() && plan.field == TokenCapField::MaxCompletionTokens =>
+            {
+                learned.token_field = Some(TokenCapField::MaxTokens);
+                "sent `max_tokens` instead of `max_completion_tokens`".to_owned()
+            }
+            "reasoning_effort" if plan.effort.is_some() => {
+                if rejection.code == "unsupported_value"
+                    && plan.effort != Some(ReasoningEffort::Low)
+                {
+                    learned.effort = Some(ReasoningEffort::Low);
+                    "sent `reasoning_effort` low instead".to_owned()
+                } else {
+                    learned.no_reasoning_effort = true;
+                    "dropped `reasoning_effort`".to_owned()
+                }
+            }
+            p if p.starts_with("response_format")
+                && plan.local_schema.is_none()
+                && matches!(
+                    request.response_format,
+                    Some(ResponseFormat::JsonSchema { .. })
+                ) =>
+            {
+                learned.structured = StructuredOutput::JsonObjectFallback;
+                "asked for `json_object` instead of a strict `json_schema`, checking answers locally".to_owned()
+            }
+            _ => return false,
+        };
+        tracing::info!(
+            deployment = %clean(&self.name, 80),
+            parameter = %clean(param, 60),
+            code = %clean(&rejection.code, 40),
+            adjustment = %what,
+            "the model rejected a request parameter; adjusted for the rest of the run, retrying once"
+        );
+        learned.adjustments.push(format!(
+            "{} ({}): {what}",
+            clean(param, 60),
+            clean(&rejection.code, 40)
+        ));
+        true
+    }
+
     /// Sends the request, retrying throttling, 5xx, timeouts and transport failures per
     /// [`RetryPolicy`].
-    pub(crate) async fn complete(&self, request: &ChatRequest) -> Result<ChatResponse, Error> {
-        let body = self.encode(request)?;
+    async fn send(&self, body: &[u8]) -> Result<Answer, Failure> {
         let started = tokio::time::Instant::now();
         let mut attempt: u32 = 1;
         loop {
-            let failure = match self.attempt(&body).await {
+            let failure = match self.attempt(body).await {
                 Ok(response) => return Ok(response),
                 Err(failure) => failure,
             };
             if !failure.error.is_retryable() {
-                return Err(failure.error);
+                return Err(failure);
             }
             let Some(delay) = self.retry.delay(
                 attempt,
@@ -175,7 +501,7 @@ impl Wire {
                 pim_domain::retry::jitter(),
                 started.elapsed(),
             ) else {
-                return Err(failure.error);
+                return Err(failure);
             };
             tracing::warn!(
                 attempt,
@@ -188,7 +514,7 @@ impl Wire {
         }
     }
 
-    async fn attempt(&self, body: &[u8]) -> Result<ChatResponse, Failure> {
+    async fn attempt(&self, body: &[u8]) -> Result<Answer, Failure> {
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
@@ -247,10 +573,17 @@ impl Wire {
         let bytes = self.read_body(response).await?;
 
         if (200..300).contains(&status) {
-            return parse_success(&bytes).map_err(Failure::from);
+            return parse_answer(&bytes).map_err(Failure::from);
         }
         let error = self.status_error(status, &bytes, request_id.as_deref(), retry_after);
-        Err(Failure { error, retry_after })
+        let rejection = (status == 400)
+            .then(|| ErrorDetail::parse(&bytes).rejection())
+            .flatten();
+        Err(Failure {
+            error,
+            retry_after,
+            rejection,
+        })
     }
 
     /// Reads the body with a size cap (the request timeout still covers this part).
@@ -397,8 +730,34 @@ pub(crate) fn join_segments(base: &Url, segments: &[&str]) -> Result<Url, Error>
     Ok(url)
 }
 
+/// Checks a JSON-mode answer against the schema and returns it with the bare JSON as content.
+fn check_local(response: &ChatResponse, schema: &Value) -> Result<ChatResponse, String> {
+    if response.finish_reason == FinishReason::ContentFilter {
+        // The caller decides about a filtered answer; there is nothing to check.
+        return Ok(response.clone());
+    }
+    let text = response.content.as_deref().unwrap_or_default();
+    let json = crate::schema::strip_reasoning_preamble(text);
+    if json.is_empty() {
+        return Err("the answer is empty".to_owned());
+    }
+    let value: Value = serde_json::from_str(json)
+        .map_err(|e| format!("the answer is not JSON ({})", clean(&e.to_string(), 120)))?;
+    crate::schema::validate(&value, schema)?;
+    Ok(ChatResponse {
+        content: Some(json.to_owned()),
+        ..response.clone()
+    })
+}
+
 /// Reads a successful chat-completions body.
+#[cfg(test)]
 pub(crate) fn parse_success(body: &[u8]) -> Result<ChatResponse, Error> {
+    parse_answer(body).map(|a| a.response)
+}
+
+/// Reads a successful chat-completions body and the model name in it.
+fn parse_answer(body: &[u8]) -> Result<Answer, Error> {
     let root: Value = serde_json::from_slice(body)
         .map_err(|e| Error::InvalidResponse(format!("the body is not JSON ({e})")))?;
     let invalid = |reason: &str| Error::InvalidResponse(reason.to_owned());
@@ -439,10 +798,17 @@ pub(crate) fn parse_success(body: &[u8]) -> Result<ChatResponse, Error> {
         None | Some(Value::Null) => return Err(invalid("`choices[0]` has no `message`")),
         Some(_) => return Err(invalid("`choices[0].message` is not an object")),
     };
-    Ok(ChatResponse {
-        content,
-        finish_reason,
-        usage: parse_usage(root.get("usage")),
+    Ok(Answer {
+        response: ChatResponse {
+            content,
+            finish_reason,
+            usage: parse_usage(root.get("usage")),
+        },
+        model: root
+            .get("model")
+            .and_then(Value::as_str)
+            .filter(|m| !m.trim().is_empty())
+            .map(str::to_owned),
     })
 }
 
@@ -465,6 +831,8 @@ fn parse_usage(usage: Option<&Value>) -> Usage {
 #[derive(Debug, Default, PartialEq)]
 pub(crate) struct ErrorDetail {
     pub(crate) code: Option<String>,
+    /// `error.param`: the request parameter at fault.
+    pub(crate) param: Option<String>,
     pub(crate) message: Option<String>,
     pub(crate) inner_code: Option<String>,
     pub(crate) inner_message: Option<String>,
@@ -501,6 +869,7 @@ impl ErrorDetail {
             _ => root,
         };
         detail.code = text_field(error, "code");
+        detail.param = text_field(error, "param");
         detail.message = text_field(error, "message").map(|m| clean(&m, MAX_MESSAGE_CHARS));
         collect_filtered(error, &mut detail.filtered);
         let mut inner = error.get("innererror");
@@ -519,6 +888,51 @@ impl ErrorDetail {
             inner = node.get("innererror");
         }
         detail
+    }
+
+    /// The parameter this 400 rejects, if it names one: a parameter code of reference §10.2,
+    /// or any error about `response_format` / `json_schema` (Foundry models that lack strict
+    /// structured output, reference §10.5).
+    fn rejection(&self) -> Option<Rejection> {
+        let code = self.code.clone().unwrap_or_default();
+        if let Some(param) = &self.param
+            && (PARAMETER_CODES.contains(&code.as_str()) || param.starts_with("response_format"))
+        {
+            return Some(Rejection {
+                param: param.clone(),
+                code,
+            });
+        }
+        let text = [&self.message, &self.inner_message, &self.raw]
+            .into_iter()
+            .flatten()
+            .map(|m| m.to_ascii_lowercase())
+            .collect::<Vec<_>>()
+            .join(" ");
+        // Azure's wording for a field the API version does not know.
+        if let Some(rest) = text
+            .split("unrecognized request argument supplied: ")
+            .nth(1)
+        {
+            let param: String = rest
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            if !param.is_empty() {
+                return Some(Rejection {
+                    param,
+                    code: "unknown_parameter".to_owned(),
+                });
+            }
+        }
+        (text.contains("json_schema") || text.contains("response_format")).then(|| Rejection {
+            param: "response_format".to_owned(),
+            code: if code.is_empty() {
+                "unsupported_value".to_owned()
+            } else {
+                code
+            },
+        })
     }
 
     fn is_content_filter(&self) -> bool {
@@ -629,6 +1043,40 @@ mod tests {
         let d = ErrorDetail::parse(b"<html>\r\nBad Gateway</html>");
         assert_eq!(d.summary(), "<html>  Bad Gateway</html>");
         assert_eq!(ErrorDetail::parse(b"").summary(), "no details in the body");
+    }
+
+    #[test]
+    fn rejections_name_the_parameter() {
+        let r = |body: &str| ErrorDetail::parse(body.as_bytes()).rejection();
+        assert_eq!(
+            r(
+                r#"{"error":{"message":"Unsupported parameter: 'max_tokens' is not supported with this model. Use 'max_completion_tokens' instead.","type":"invalid_request_error","param":"max_tokens","code":"unsupported_parameter"}}"#
+            ),
+            Some(Rejection {
+                param: "max_tokens".into(),
+                code: "unsupported_parameter".into()
+            })
+        );
+        assert_eq!(
+            r(
+                r#"{"error":{"message":"Unrecognized request argument supplied: reasoning_effort","type":"invalid_request_error","param":null,"code":null}}"#
+            ),
+            Some(Rejection {
+                param: "reasoning_effort".into(),
+                code: "unknown_parameter".into()
+            })
+        );
+        assert_eq!(
+            r(r#"{"error":{"code":"BadRequest","message":"response_format of type 'json_schema' is not supported for model x."}}"#)
+                .map(|r| r.param),
+            Some("response_format".into())
+        );
+        assert_eq!(
+            r(
+                r#"{"error":{"message":"This model's maximum context length is 128000 tokens.","param":"messages","code":"context_length_exceeded"}}"#
+            ),
+            None
+        );
     }
 
     #[test]

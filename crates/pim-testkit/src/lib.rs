@@ -7,9 +7,11 @@
 //! - [`LogAnalyticsFake`]: `POST /v1/workspaces/{id}/query`, tables chosen by KQL text
 //!   ([`LogAnalyticsFake::with_table_for`], [`LogAnalyticsFake::with_demo_tenant`]), failures
 //!   from [`Failure`] (429 with `Retry-After`, 5xx, `PartialError`, `SYN0002` bad query, …);
-//! - [`OpenAiFake`]: Azure OpenAI chat completions on both URL styles, answers from a
-//!   [`Responder`] ([`aligned_responder`], [`injection_obeying_responder`], [`scripted`]) as
-//!   [`FakeReply`]s;
+//! - [`OpenAiFake`]: Azure OpenAI / Foundry chat completions on both URL styles (and under a
+//!   Foundry project), answers from a [`Responder`] ([`aligned_responder`],
+//!   [`injection_obeying_responder`], [`scripted`]) as [`FakeReply`]s; deployments registered
+//!   as a [`FakeModel`] (gpt-4o, gpt-4.1, o3-mini, o4-mini, gpt-5-mini, a Foundry Llama) follow
+//!   that family's parameter rules and error bodies (reference §10);
 //! - [`ManagedIdentityFake`]: the App Service token endpoint for `IDENTITY_ENDPOINT`, issuing
 //!   [`token_for`] tokens;
 //! - [`LogsIngestionFake`]: the Azure Monitor Logs Ingestion API (data collection rule
@@ -48,7 +50,7 @@ pub use loganalytics::{
 };
 pub use msi::{ManagedIdentityFake, MsiFailure};
 pub use openai::{
-    ChatAuth, ChatCall, ChatMessage, ChatRoute, FakeReply, OpenAiFake, Responder,
+    ChatAuth, ChatCall, ChatMessage, ChatRoute, FakeModel, FakeReply, OpenAiFake, Responder,
     aligned_responder, assessment_json, injection_obeying_responder, scripted,
 };
 pub use webhook::{WebhookFailure, WebhookFake};

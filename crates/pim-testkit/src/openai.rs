@@ -1,5 +1,7 @@
-//! The fake Azure OpenAI chat-completions API (reference §4).
+//! The fake Azure OpenAI / Azure AI Foundry chat-completions API (reference §4, §10), with
+//! per-deployment emulation of each model family's parameter rules and error bodies.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -43,6 +45,8 @@ pub struct ChatCall {
     pub route: ChatRoute,
     /// The deployment from the path ([`ChatRoute::Deployment`] only).
     pub deployment: Option<String>,
+    /// The Foundry project, when the call came through `/api/projects/{project}/…`.
+    pub project: Option<String>,
     /// The `api-version` query parameter, if any.
     pub api_version: Option<String>,
     /// The body's `model`, if any.
@@ -59,6 +63,8 @@ pub struct ChatCall {
     pub max_completion_tokens: Option<u64>,
     /// The body's `temperature`, if any.
     pub temperature: Option<f64>,
+    /// The body's `reasoning_effort`, if any.
+    pub reasoning_effort: Option<String>,
     /// The whole body.
     pub body: Value,
 }
@@ -79,14 +85,16 @@ impl ChatCall {
         self.text_of(|_| true)
     }
 
-    /// The estimated prompt tokens: characters of all message texts / 4, rounded up.
+    /// The prompt tokens as the service counts them for the gpt-4o, gpt-4.1, o-series and
+    /// gpt-5 models: each message's text in o200k_base tokens, plus 3 tokens of framing per
+    /// message and 3 that prime the answer.
     pub fn prompt_tokens(&self) -> u64 {
-        estimate_tokens(
-            self.messages
-                .iter()
-                .map(|m| m.content.chars().count())
-                .sum(),
-        )
+        let text: u64 = self
+            .messages
+            .iter()
+            .map(|m| count_tokens(&m.content).saturating_add(3))
+            .sum();
+        text.saturating_add(3)
     }
 
     /// The deployment this call targets: from the path, else the body's `model`.
@@ -104,8 +112,210 @@ impl ChatCall {
     }
 }
 
-fn estimate_tokens(chars: usize) -> u64 {
-    u64::try_from(chars.div_ceil(4)).unwrap_or(u64::MAX)
+/// o200k_base tokens of `text` (chars / 4 should the tokenizer's embedded data be unreadable).
+fn count_tokens(text: &str) -> u64 {
+    static O200K: std::sync::LazyLock<Option<tiktoken_rs::CoreBPE>> =
+        std::sync::LazyLock::new(|| tiktoken_rs::o200k_base().ok());
+    let n = match O200K.as_ref() {
+        Some(bpe) => bpe.encode_ordinary(text).len(),
+        None => text.chars().count().div_ceil(4),
+    };
+    u64::try_from(n).unwrap_or(u64::MAX)
+}
+
+/// A model the fake emulates behind one deployment ([`OpenAiFake::with_deployment`]): the
+/// parameters it takes, the 400 bodies it answers otherwise (reference §10.2, verbatim), the
+/// model name it reports, and, for reasoning models, hidden reasoning tokens that count against
+/// `max_completion_tokens` (a cap they exhaust gives `finish_reason: "length"` with empty
+/// content, reference §10.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FakeModel {
+    /// `gpt-4o` 2024-11-20: `temperature`, `max_tokens` and `max_completion_tokens` (from
+    /// 2024-09-01 on), strict `json_schema`; no `reasoning_effort`.
+    Gpt4o,
+    /// `gpt-4.1` 2025-04-14: as [`FakeModel::Gpt4o`].
+    Gpt41,
+    /// `o3-mini` 2025-01-31: refuses `temperature` outright (`unsupported_parameter`) and
+    /// `max_tokens`; `reasoning_effort` low/medium/high.
+    O3Mini,
+    /// `o4-mini` 2025-04-16: refuses `max_tokens`, and a `temperature` or `top_p` other than 1
+    /// (`unsupported_value`); `reasoning_effort` low/medium/high.
+    O4Mini,
+    /// `gpt-5-mini` 2025-08-07: as [`FakeModel::O4Mini`], `reasoning_effort` also `minimal`,
+    /// and the v1 API only (the deployment path answers `OperationNotSupported`).
+    Gpt5Mini,
+    /// A non-OpenAI Foundry model (`Llama-3.3-70B-Instruct`): standard parameters, but no
+    /// strict `json_schema` (JSON mode only), and its JSON comes in a Markdown code fence.
+    FoundryLlama,
+}
+
+impl FakeModel {
+    /// The model name the service reports in its answers.
+    pub fn service_name(self) -> &'static str {
+        match self {
+            Self::Gpt4o => "gpt-4o-2024-11-20",
+            Self::Gpt41 => "gpt-4.1-2025-04-14",
+            Self::O3Mini => "o3-mini-2025-01-31",
+            Self::O4Mini => "o4-mini-2025-04-16",
+            Self::Gpt5Mini => "gpt-5-mini-2025-08-07",
+            Self::FoundryLlama => "Llama-3.3-70B-Instruct",
+        }
+    }
+
+    /// Whether it is a reasoning model.
+    pub fn is_reasoning(self) -> bool {
+        matches!(self, Self::O3Mini | Self::O4Mini | Self::Gpt5Mini)
+    }
+
+    /// Hidden reasoning tokens spent per answer at `effort` (the models' default is medium).
+    pub fn reasoning_tokens(self, effort: Option<&str>) -> u64 {
+        if !self.is_reasoning() {
+            return 0;
+        }
+        match effort.unwrap_or("medium") {
+            "minimal" => 0,
+            "low" => 384,
+            "high" => 6_144,
+            _ => 1_536,
+        }
+    }
+
+    /// The 400 this model answers to `call`, if a parameter breaks its rules.
+    fn rejection(self, call: &ChatCall) -> Option<ResponseTemplate> {
+        let body = &call.body;
+        let has = |key: &str| body.get(key).is_some_and(|v| !v.is_null());
+        let dated = call
+            .api_version
+            .as_deref()
+            .filter(|_| call.route == ChatRoute::Deployment);
+        if self == Self::Gpt5Mini && call.route == ChatRoute::Deployment {
+            // [constructed] The gpt-5 family is documented for v1 only (reference §10.4).
+            return Some(ResponseTemplate::new(400).set_body_json(json!({"error": {
+                "code": "OperationNotSupported",
+                "message": format!("The chatCompletion operation does not work with the specified model, {}, on api-version {}. Use the v1 API.", self.service_name(), dated.unwrap_or("?"))
+            }})));
+        }
+        if self.is_reasoning() {
+            if has("max_tokens") {
+                return Some(parameter_error(
+                    "Unsupported parameter: 'max_tokens' is not supported with this model. Use 'max_completion_tokens' instead.",
+                    "max_tokens",
+                    "unsupported_parameter",
+                ));
+            }
+            for param in ["temperature", "top_p"] {
+                let Some(value) = body.get(param).filter(|v| !v.is_null()) else {
+                    continue;
+                };
+                if self == Self::O3Mini {
+                    return Some(parameter_error(
+                        &format!(
+                            "Unsupported parameter: '{param}' is not supported with this model."
+                        ),
+                        param,
+                        "unsupported_parameter",
+                    ));
+                }
+                if value.as_f64() != Some(1.0) {
+                    return Some(parameter_error(
+                        &format!(
+                            "Unsupported value: '{param}' does not support {value} with this model. Only the default (1) value is supported."
+                        ),
+                        param,
+                        "unsupported_value",
+                    ));
+                }
+            }
+            for param in [
+                "presence_penalty",
+                "frequency_penalty",
+                "logprobs",
+                "top_logprobs",
+                "logit_bias",
+            ] {
+                if has(param) {
+                    return Some(parameter_error(
+                        &format!(
+                            "Unsupported parameter: '{param}' is not supported with this model."
+                        ),
+                        param,
+                        "unsupported_parameter",
+                    ));
+                }
+            }
+            if let Some(effort) = &call.reasoning_effort {
+                if dated.is_some_and(|v| v < "2024-12-01") {
+                    return Some(parameter_error(
+                        "Unknown parameter: 'reasoning_effort'.",
+                        "reasoning_effort",
+                        "unknown_parameter",
+                    ));
+                }
+                let allowed: &[&str] = if self == Self::Gpt5Mini {
+                    &["minimal", "low", "medium", "high"]
+                } else {
+                    &["low", "medium", "high"]
+                };
+                if !allowed.contains(&effort.as_str()) {
+                    return Some(parameter_error(
+                        &format!(
+                            "Unsupported value: 'reasoning_effort' does not support '{effort}' with this model. Supported values are: {}.",
+                            allowed
+                                .iter()
+                                .map(|a| format!("'{a}'"))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                        "reasoning_effort",
+                        "unsupported_value",
+                    ));
+                }
+            }
+            return None;
+        }
+        // Standard models: Azure's wording for a field the API does not know
+        // ("Unrecognized request argument supplied"), [constructed] for these cases.
+        if has("reasoning_effort") {
+            return Some(unrecognized("reasoning_effort"));
+        }
+        if has("max_completion_tokens") && dated.is_some_and(|v| v < "2024-09-01") {
+            return Some(unrecognized("max_completion_tokens"));
+        }
+        if self == Self::FoundryLlama
+            && call
+                .response_format
+                .as_ref()
+                .and_then(|f| f.get("type"))
+                .and_then(Value::as_str)
+                == Some("json_schema")
+        {
+            // [constructed] No stored doc gives the body (reference §10.5, unverified).
+            return Some(ResponseTemplate::new(400).set_body_json(json!({"error": {
+                "code": "BadRequest",
+                "message": format!("response_format of type 'json_schema' is not supported for model {}. Supported types: 'text', 'json_object'.", self.service_name()),
+                "status": 400
+            }})));
+        }
+        None
+    }
+}
+
+fn parameter_error(message: &str, param: &str, code: &str) -> ResponseTemplate {
+    ResponseTemplate::new(400).set_body_json(json!({"error": {
+        "message": message,
+        "type": "invalid_request_error",
+        "param": param,
+        "code": code
+    }}))
+}
+
+fn unrecognized(param: &str) -> ResponseTemplate {
+    ResponseTemplate::new(400).set_body_json(json!({"error": {
+        "message": format!("Unrecognized request argument supplied: {param}"),
+        "type": "invalid_request_error",
+        "param": null,
+        "code": null
+    }}))
 }
 
 /// What the fake answers to one call.
@@ -257,6 +467,8 @@ pub fn scripted(replies: Vec<FakeReply>) -> Responder {
 
 struct State {
     responder: Responder,
+    deployments: HashMap<String, FakeModel>,
+    rejected: Vec<ChatCall>,
     injections: Injections<FakeReply>,
     latency: Duration,
     expected_api_key: Option<String>,
@@ -268,7 +480,13 @@ struct State {
 
 /// A fake Azure OpenAI endpoint on 127.0.0.1 serving both
 /// `POST /openai/deployments/{deployment}/chat/completions?api-version=…` and
-/// `POST /openai/v1/chat/completions`.
+/// `POST /openai/v1/chat/completions`, also under a Foundry project
+/// (`/api/projects/{project}/openai/v1/…`).
+///
+/// A deployment registered with [`with_deployment`](Self::with_deployment) behaves like its
+/// [`FakeModel`]: a parameter it does not take gets that model's 400 (recorded in
+/// [`rejected_calls`](Self::rejected_calls), never reaching the responder), its answers name
+/// the model, and a reasoning model spends hidden tokens. Other deployments take anything.
 ///
 /// A call needs an `api-key` header or `Authorization: Bearer …` (else 401); with
 /// [`expect_api_key`](Self::expect_api_key) / [`expect_bearer`](Self::expect_bearer) a wrong
@@ -302,6 +520,8 @@ impl OpenAiFake {
         let server = MockServer::start().await;
         let state = Arc::new(Mutex::new(State {
             responder,
+            deployments: HashMap::new(),
+            rejected: Vec::new(),
             injections: Injections::default(),
             latency: Duration::ZERO,
             expected_api_key: None,
@@ -312,7 +532,7 @@ impl OpenAiFake {
         }));
         Mock::given(method("POST"))
             .and(path_regex(
-                r"^/openai/(deployments/[^/]+|v1)/chat/completions$",
+                r"^(/api/projects/[^/]+)?/openai/(deployments/[^/]+|v1)/chat/completions$",
             ))
             .respond_with(ChatResponder {
                 state: Arc::clone(&state),
@@ -325,6 +545,20 @@ impl OpenAiFake {
     /// The base URL (`http://127.0.0.1:<port>`), to use as `AZURE_OPENAI_ENDPOINT`.
     pub fn uri(&self) -> String {
         self.server.uri()
+    }
+
+    /// Makes `deployment` behave like `model` (matched against the path's deployment, else the
+    /// body's `model`).
+    pub fn with_deployment(&self, deployment: impl Into<String>, model: FakeModel) -> &Self {
+        lock(&self.state)
+            .deployments
+            .insert(deployment.into(), model);
+        self
+    }
+
+    /// Calls a registered deployment refused with a 400 for a parameter, in arrival order.
+    pub fn rejected_calls(&self) -> Vec<ChatCall> {
+        lock(&self.state).rejected.clone()
     }
 
     /// Replaces the responder.
@@ -391,12 +625,20 @@ impl Respond for ChatResponder {
         let template = match parse_call(&state, request) {
             Err(rejection) => *rejection,
             Ok(call) => {
+                let model = call
+                    .target()
+                    .and_then(|t| state.deployments.get(t))
+                    .copied();
+                if let Some(rejection) = model.and_then(|m| m.rejection(&call)) {
+                    state.rejected.push(call);
+                    return rejection.set_delay(delay);
+                }
                 let reply = match state.injections.take("") {
                     Some(reply) => reply,
                     None => state.responder.reply(&call),
                 };
                 state.served = state.served.saturating_add(1);
-                let template = render(reply, &call, state.served, &mut delay);
+                let template = render(reply, &call, model, state.served, &mut delay);
                 state.calls.push(call);
                 template
             }
@@ -433,10 +675,14 @@ fn parse_call(state: &State, request: &Request) -> Result<ChatCall, Box<Response
         .query_pairs()
         .find(|(k, _)| k == "api-version")
         .map(|(_, v)| v.into_owned());
-    let (route, deployment) = match segments.get(1) {
+    let project = (segments.first() == Some(&"api"))
+        .then(|| segments.get(2).map(|s| (*s).to_owned()))
+        .flatten();
+    let openai = segments.iter().position(|s| *s == "openai").unwrap_or(0);
+    let (route, deployment) = match segments.get(openai + 1) {
         Some(&"deployments") => (
             ChatRoute::Deployment,
-            segments.get(2).map(|s| (*s).to_owned()),
+            segments.get(openai + 2).map(|s| (*s).to_owned()),
         ),
         _ => (ChatRoute::V1, None),
     };
@@ -478,6 +724,7 @@ fn parse_call(state: &State, request: &Request) -> Result<ChatCall, Box<Response
     Ok(ChatCall {
         route,
         deployment,
+        project,
         api_version,
         model,
         auth,
@@ -486,6 +733,10 @@ fn parse_call(state: &State, request: &Request) -> Result<ChatCall, Box<Response
         max_tokens: body.get("max_tokens").and_then(Value::as_u64),
         max_completion_tokens: body.get("max_completion_tokens").and_then(Value::as_u64),
         temperature: body.get("temperature").and_then(Value::as_f64),
+        reasoning_effort: body
+            .get("reasoning_effort")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
         body,
     })
 }
@@ -528,10 +779,18 @@ fn safe_filter_results() -> Value {
     })
 }
 
-fn render(reply: FakeReply, call: &ChatCall, id: u64, delay: &mut Duration) -> ResponseTemplate {
+fn render(
+    reply: FakeReply,
+    call: &ChatCall,
+    model: Option<FakeModel>,
+    id: u64,
+    delay: &mut Duration,
+) -> ResponseTemplate {
     match reply {
-        FakeReply::Json(content) => completion(call, id, &content, "stop"),
-        FakeReply::FinishReason { content, reason } => completion(call, id, &content, &reason),
+        FakeReply::Json(content) => completion(call, model, id, &content, "stop"),
+        FakeReply::FinishReason { content, reason } => {
+            completion(call, model, id, &content, &reason)
+        }
         FakeReply::ContentFilterBlocked => ResponseTemplate::new(400).set_body_json(json!({"error": {
             "message": "The response was filtered due to the prompt triggering Azure OpenAI's content management policy. Please modify your prompt and retry.",
             "type": null,
@@ -576,19 +835,48 @@ fn render(reply: FakeReply, call: &ChatCall, id: u64, delay: &mut Duration) -> R
             .set_body_raw(body.into_bytes(), "application/json"),
         FakeReply::Delayed(extra, inner) => {
             *delay = delay.saturating_add(extra);
-            render(*inner, call, id, delay)
+            render(*inner, call, model, id, delay)
         }
     }
 }
 
-fn completion(call: &ChatCall, id: u64, content: &str, finish_reason: &str) -> ResponseTemplate {
+fn completion(
+    call: &ChatCall,
+    fake: Option<FakeModel>,
+    id: u64,
+    content: &str,
+    finish_reason: &str,
+) -> ResponseTemplate {
     let prompt_tokens = call.prompt_tokens();
-    let completion_tokens = estimate_tokens(content.chars().count());
+    let fenced;
+    let mut content = content;
+    if fake == Some(FakeModel::FoundryLlama) && content.trim_start().starts_with('{') {
+        // Without strict structured output this model wraps its JSON in a fence.
+        fenced = format!("```json\n{content}\n```");
+        content = &fenced;
+    }
+    let mut finish_reason = finish_reason;
+    let mut completion_tokens = count_tokens(content);
+    let reasoning_tokens = fake.map_or(0, |m| m.reasoning_tokens(call.reasoning_effort.as_deref()));
+    // Reasoning counts against max_completion_tokens: a cap it exhausts leaves no answer.
+    if let Some(cap) = call.max_completion_tokens.or(call.max_tokens)
+        && reasoning_tokens > 0
+        && reasoning_tokens.saturating_add(completion_tokens) > cap
+    {
+        content = "";
+        finish_reason = "length";
+        completion_tokens = cap.saturating_sub(reasoning_tokens.min(cap));
+    }
+    let completion_total = completion_tokens
+        .saturating_add(reasoning_tokens.min(call.max_completion_tokens.unwrap_or(u64::MAX)));
     let mut choice_filters = safe_filter_results();
     if finish_reason == "content_filter" {
         choice_filters["violence"] = json!({"filtered": true, "severity": "high"});
     }
-    let model = call.target().unwrap_or("gpt-4o").to_owned();
+    let model = match fake {
+        Some(m) => m.service_name().to_owned(),
+        None => call.target().unwrap_or("gpt-4o").to_owned(),
+    };
     ResponseTemplate::new(200)
         .insert_header(
             "apim-request-id",
@@ -616,8 +904,9 @@ fn completion(call: &ChatCall, id: u64, content: &str, finish_reason: &str) -> R
             }],
             "usage": {
                 "prompt_tokens": prompt_tokens,
-                "completion_tokens": completion_tokens,
-                "total_tokens": prompt_tokens.saturating_add(completion_tokens)
+                "completion_tokens": completion_total,
+                "total_tokens": prompt_tokens.saturating_add(completion_total),
+                "completion_tokens_details": {"reasoning_tokens": reasoning_tokens}
             }
         }))
 }
@@ -630,6 +919,7 @@ mod tests {
         ChatCall {
             route: ChatRoute::V1,
             deployment: None,
+            project: None,
             api_version: None,
             model: Some("m".into()),
             auth: ChatAuth::ApiKey,
@@ -647,6 +937,7 @@ mod tests {
             max_tokens: None,
             max_completion_tokens: None,
             temperature: None,
+            reasoning_effort: None,
             body: Value::Null,
         }
     }
@@ -686,6 +977,65 @@ mod tests {
         assert_eq!(verdict(aligned_responder().reply(&call("x"))).0, "aligned");
     }
 
+    fn rejected(model: FakeModel, body: Value, route: ChatRoute) -> bool {
+        let mut c = call("x");
+        c.route = route;
+        c.api_version = (c.route == ChatRoute::Deployment).then(|| "2024-10-21".to_owned());
+        c.reasoning_effort = body
+            .get("reasoning_effort")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        c.response_format = body.get("response_format").cloned();
+        c.body = body;
+        model.rejection(&c).is_some()
+    }
+
+    #[test]
+    fn each_family_rejects_what_it_does_not_take() {
+        use FakeModel::*;
+        let v1 = ChatRoute::V1;
+        for (model, body, refused) in [
+            (Gpt4o, json!({"temperature": 0, "max_tokens": 600}), false),
+            (Gpt4o, json!({"reasoning_effort": "low"}), true),
+            (
+                Gpt41,
+                json!({"temperature": 0, "max_completion_tokens": 600}),
+                false,
+            ),
+            (O3Mini, json!({"temperature": 1}), true),
+            (O4Mini, json!({"temperature": 1}), false),
+            (O4Mini, json!({"temperature": 0}), true),
+            (O4Mini, json!({"max_tokens": 600}), true),
+            (O4Mini, json!({"reasoning_effort": "minimal"}), true),
+            (
+                Gpt5Mini,
+                json!({"reasoning_effort": "minimal", "max_completion_tokens": 9}),
+                false,
+            ),
+            (Gpt5Mini, json!({"top_p": 0.5}), true),
+            (
+                FoundryLlama,
+                json!({"response_format": {"type": "json_schema"}}),
+                true,
+            ),
+            (
+                FoundryLlama,
+                json!({"response_format": {"type": "json_object"}, "temperature": 0}),
+                false,
+            ),
+        ] {
+            assert_eq!(
+                rejected(model, body.clone(), v1.clone()),
+                refused,
+                "{model:?} {body}"
+            );
+        }
+        assert!(rejected(Gpt5Mini, json!({}), ChatRoute::Deployment));
+        assert!(!rejected(O4Mini, json!({}), ChatRoute::Deployment));
+        assert_eq!(O4Mini.reasoning_tokens(None), 1_536);
+        assert_eq!(Gpt4o.reasoning_tokens(Some("high")), 0);
+    }
+
     #[test]
     fn scripted_runs_in_order_then_repeats_last() {
         let r = scripted(vec![
@@ -702,11 +1052,16 @@ mod tests {
     }
 
     #[test]
-    fn call_text_helpers_and_token_estimate() {
+    fn call_text_helpers_and_token_count() {
         let c = call("abcde");
         assert_eq!(c.user_text(), "abcde");
         assert_eq!(c.system_text(), "sys");
-        assert_eq!(c.prompt_tokens(), 2); // 8 chars / 4
+        // "sys" and "abcde" in o200k_base, 3 of framing each, 3 for the reply.
+        assert_eq!(
+            c.prompt_tokens(),
+            count_tokens("sys") + count_tokens("abcde") + 2 * 3 + 3
+        );
+        assert_eq!(count_tokens("hello world"), 2);
         assert_eq!(c.target(), Some("m"));
         assert_eq!(
             content_text(Some(

@@ -18,3 +18,6 @@ mod cli;
 
 // Live Azure, against the loopback fakes of pim-testkit.
 mod live;
+
+// One scan per model family (gpt-4o, gpt-4.1, o4-mini, gpt-5-mini, a Foundry model).
+mod families;

@@ -15,3 +15,6 @@ mod tty;
 
 // A scripted session against the loopback fakes: free-form questions, repair, giving up.
 mod live;
+
+// One scripted session per model family (gpt-4o, gpt-4.1, o4-mini, gpt-5-mini, a Foundry model).
+mod families;

@@ -143,14 +143,69 @@ async fn everything_configured_and_reachable_passes() {
             "AzureActivity | take 1 | count"
         ]
     );
-    // The model got the minimal request.
+    // The model got the minimal request: a one-property strict schema, on v1 (the default).
     let calls = oai.calls();
     assert_eq!(calls.len(), 1);
-    assert_eq!(calls[0].user_text(), "Reply with OK");
-    assert_eq!(calls[0].max_tokens, Some(5));
+    assert!(calls[0].user_text().contains("connectivity check"));
+    assert_eq!(calls[0].route, pim_testkit::ChatRoute::V1);
+    assert_eq!(calls[0].max_completion_tokens, Some(20));
+    assert_eq!(calls[0].max_tokens, None);
     assert_eq!(calls[0].temperature, Some(0.0));
+    assert_eq!(
+        calls[0].response_format.as_ref().unwrap()["type"],
+        "json_schema"
+    );
 
     assert!(!printed(&results).contains(TOKEN));
+}
+
+#[tokio::test]
+async fn the_model_check_reports_the_family_and_whether_structured_output_works() {
+    let la = demo_workspace().await;
+    for (model, family, structured) in [
+        (
+            pim_testkit::FakeModel::Gpt41,
+            "family standard (from the model name \"gpt-4.1-2025-04-14\" the service returned)",
+            "structured output: json_schema works",
+        ),
+        (
+            pim_testkit::FakeModel::O4Mini,
+            "family reasoning (from the model name \"o4-mini-2025-04-16\" the service returned)",
+            "structured output: json_schema works",
+        ),
+        (
+            pim_testkit::FakeModel::Gpt5Mini,
+            "family reasoning (from the model name \"gpt-5-mini-2025-08-07\" the service returned)",
+            "structured output: json_schema works",
+        ),
+        (
+            pim_testkit::FakeModel::FoundryLlama,
+            "family standard",
+            "structured output: json_schema rejected, json_object works (answers validated locally)",
+        ),
+    ] {
+        let oai =
+            OpenAiFake::start_with(Responder::fixed(FakeReply::Json(r#"{"ok":true}"#.into())))
+                .await;
+        // The deployment's name ("pim-gpt") says nothing: the family comes from the service.
+        oai.with_deployment("pim-gpt", model);
+        let settings = settings(&la, &oai, Some("check-key"));
+        let results = preflight::run(live_inputs(&settings, static_credential(EXPIRY))).await;
+        let check = find(&results, "model");
+        assert_eq!(check.status, CheckStatus::Pass, "{model:?}: {check}");
+        assert!(check.detail.contains(family), "{model:?}: {check}");
+        assert!(check.detail.contains(structured), "{model:?}: {check}");
+        if model == pim_testkit::FakeModel::O4Mini {
+            // The name said nothing, so the first request carried a temperature; the service
+            // refused it, and the retry carried the reasoning parameters.
+            assert_eq!(oai.rejected_calls().len(), 1);
+            assert!(check.detail.contains("adjusted: temperature"), "{check}");
+            let sent = oai.calls();
+            assert_eq!(sent[0].temperature, None);
+            assert_eq!(sent[0].reasoning_effort.as_deref(), Some("low"));
+            assert_eq!(sent[0].max_completion_tokens, Some(4_000));
+        }
+    }
 }
 
 #[tokio::test]

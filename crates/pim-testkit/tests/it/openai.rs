@@ -50,11 +50,15 @@ async fn deployment_path_with_api_key_gets_a_realistic_completion() {
     assert!(
         content["explained_operations"].is_array() && content["unexplained_operations"].is_array()
     );
-    // 26 + 4 message chars -> ceil(30 / 4) = 8 prompt tokens.
-    assert_eq!(b["usage"]["prompt_tokens"], 8);
+    // o200k_base: 8 tokens for "You audit PIM activations." and "abcd", plus 3 tokens of
+    // framing per message and 3 for the reply.
+    assert_eq!(b["usage"]["prompt_tokens"], 17);
     let completion = b["usage"]["completion_tokens"].as_u64().unwrap();
     assert!(completion > 0);
-    assert_eq!(b["usage"]["total_tokens"].as_u64().unwrap(), 8 + completion);
+    assert_eq!(
+        b["usage"]["total_tokens"].as_u64().unwrap(),
+        17 + completion
+    );
 
     let call = &fake.calls()[0];
     assert_eq!(call.route, ChatRoute::Deployment);
