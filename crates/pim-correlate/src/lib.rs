@@ -46,6 +46,7 @@ mod azure;
 mod cells;
 mod correlate;
 mod directory;
+mod evidence;
 mod pim;
 mod tickets;
 mod window;
@@ -59,6 +60,7 @@ pub use correlate::{
     correlate_owned,
 };
 pub use directory::parse_directory_activity;
+pub use evidence::{UnreadableRow, attribute_unreadable};
 pub use pim::{
     ActivationRecord, EndKind, EndRecord, OP_ACTIVATION_COMPLETED, OP_ACTIVATION_EXPIRED,
     OP_DEACTIVATE_COMPLETED, PimEvents, UNKNOWN_ROLE, parse_pim_events,

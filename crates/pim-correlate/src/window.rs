@@ -59,7 +59,8 @@ pub fn build_activations(events: PimEvents, options: &WindowOptions) -> Activati
     let PimEvents {
         activations: mut records,
         ends,
-        problems,
+        mut problems,
+        ..
     } = events;
     // Earlier activations claim their end rows first.
     records.sort_by_key(|r| (r.start.or(r.activation_time), r.row));
@@ -80,8 +81,10 @@ pub fn build_activations(events: PimEvents, options: &WindowOptions) -> Activati
         if let Some(e) = end {
             consumed[e] = true;
         }
-        if let Some(built) = window_for(record, end.map(|e| &ends[e]), options) {
-            kept.push(built);
+        match window_for(record, end.map(|e| &ends[e]), options) {
+            Ok(built) => kept.push(built),
+            Err(Some(problem)) => problems.push(problem),
+            Err(None) => {}
         }
     }
 
@@ -222,12 +225,17 @@ fn find_end(
 
 type Built = (ActivationRecord, ElevationWindow, Vec<DataProblem>);
 
-/// The window of one record, or `None` when it does not overlap the scan.
+/// How far past the scan end a logged time may lie before it is a problem rather than a clock
+/// skew or ingestion delay.
+const FUTURE_SLACK: Duration = Duration::days(1);
+
+/// The window of one record; `Err(None)` when it does not overlap the scan, `Err(Some(problem))`
+/// when its start cannot be real (more than a day after the scan end).
 fn window_for(
     record: ActivationRecord,
     end_row: Option<&EndRecord>,
     options: &WindowOptions,
-) -> Option<Built> {
+) -> Result<Built, Option<DataProblem>> {
     let scan = options.scan;
     let mut problems = Vec::new();
     let Some(start) = record.start.or(record.activation_time) else {
@@ -243,8 +251,19 @@ fn window_for(
             scheduled_end: record.scheduled_end,
             assumed: true,
         };
-        return Some((record, window, problems));
+        return Ok((record, window, problems));
     };
+    if start > scan.end + FUTURE_SLACK {
+        return Err(Some(DataProblem::row(
+            &record.source,
+            record.row,
+            format!(
+                "the activation starts at {}, more than a day after the scan end {}: not a real time, no window is opened",
+                format_utc(start),
+                format_utc(scan.end)
+            ),
+        )));
+    }
 
     let mut scheduled = record.scheduled_end;
     if let Some(s) = scheduled
@@ -289,7 +308,7 @@ fn window_for(
         ),
     };
     if !TimeRange::new(start, end).overlaps(&scan) || start > scan.end {
-        return None;
+        return Err(None);
     }
     let end = if end > scan.end {
         reason = EndReason::StillActive;
@@ -304,7 +323,7 @@ fn window_for(
         scheduled_end: scheduled,
         assumed,
     };
-    Some((record, window, problems))
+    Ok((record, window, problems))
 }
 
 fn unique_id(record: &ActivationRecord, used: &mut HashSet<String>) -> String {
@@ -438,6 +457,7 @@ mod tests {
                 activations,
                 ends,
                 problems: vec![],
+                unrecognised: None,
             },
             options,
         )
