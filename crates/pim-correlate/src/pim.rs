@@ -283,7 +283,9 @@ pub fn parse_pim_events(table: &Table, source: &str) -> PimEvents {
                         row_problems.push(DataProblem::row(
                             source,
                             row,
-                            format!("{op:?} row is unusable: it names no user or no time"),
+                            format!(
+                                "{op:?} row is unusable: it names no time, or neither a user nor a request id"
+                            ),
                         ));
                     }
                 }
@@ -512,7 +514,9 @@ fn parse_end(
             .map(principal_from)
             .unwrap_or_default();
     }
-    if !has_identity(&principal) {
+    let request_id = request_id_of(&data);
+    // An expiry row may name no user at all; its request id still ties it to its activation.
+    if !has_identity(&principal) && request_id.is_none() {
         return None;
     }
     let role_kind = cell_text(table, row, cols.category)
@@ -536,7 +540,7 @@ fn parse_end(
         role_name,
         role_id,
         scope_id,
-        request_id: request_id_of(&data),
+        request_id,
         assignment_id,
     })
 }
