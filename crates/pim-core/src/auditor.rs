@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use pim_correlate::{
-    Activations, CorrelateOptions, ParsedActivities, UnreadableRow, WindowOptions,
+    Activations, CorrelateOptions, ParsedActivities, PimEvents, UnreadableRow, WindowOptions,
     attribute_unreadable, build_activations, correlate_owned, parse_azure_activity,
     parse_directory_activity, parse_pim_events,
 };
@@ -211,7 +211,8 @@ impl Auditor {
         let live = info.kind == SourceKind::LogAnalytics;
         let mut log = ScanLog::default();
 
-        // 1. PIM activations, expiries and deactivations (one query).
+        // 1. PIM activations, expiries and deactivations: AuditLogs (primary) and the Activity
+        // Log's azurerbac rows (Azure resource roles), one query each.
         let pim_query = LogQuery {
             label: "pim-events".to_owned(),
             table: Some(LogTable::AuditLogs),
@@ -222,21 +223,69 @@ impl Auditor {
         self.observer.stage(ScanStage::Querying {
             what: LogTable::AuditLogs.name().to_owned(),
         });
-        let outcome = self
-            .source
-            .query(&pim_query)
-            .await
-            .map_err(|source| Error::PimQuery { source })?;
         let audit_name = table_source_name(LogTable::AuditLogs, info.kind);
-        let pim_table = log.take_table(outcome, &audit_name);
-        let events = parse_pim_events(&pim_table, &audit_name);
-        drop(pim_table);
-        if let Some(why) = events.unrecognised {
-            return Err(Error::UnrecognisedInput(why));
-        }
+        let audit_events = match self.source.query(&pim_query).await {
+            Ok(outcome) => {
+                let pim_table = log.take_table(outcome, &audit_name);
+                let events = parse_pim_events(&pim_table, &audit_name);
+                drop(pim_table);
+                if let Some(why) = events.unrecognised {
+                    return Err(Error::UnrecognisedInput(why));
+                }
+                Some(events)
+            }
+            // An export folder may hold only the Activity Log: its PIM rows are then enough.
+            Err(pim_loganalytics::Error::MissingTable {
+                table: LogTable::AuditLogs,
+                ..
+            }) if info.kind == SourceKind::Export => None,
+            Err(source) => return Err(Error::PimQuery { source }),
+        };
+        let activity_query = LogQuery {
+            label: "pim-events-activity".to_owned(),
+            table: Some(LogTable::AzureActivity),
+            kql: pim_kql::activity_pim_events_query(pim_range),
+            timespan: pim_range,
+        };
+        log.queries += 1;
+        self.observer.stage(ScanStage::Querying {
+            what: LogTable::AzureActivity.name().to_owned(),
+        });
+        let activity_name = table_source_name(LogTable::AzureActivity, info.kind);
+        let activity_events = match self.source.query(&activity_query).await {
+            Ok(outcome) => {
+                let t = log.take_table(outcome, &activity_name);
+                let events = pim_correlate::parse_activity_pim_events(&t, &activity_name);
+                Some(events)
+            }
+            Err(e) if audit_events.is_some() => {
+                // AuditLogs is the primary record; without the Activity Log's copy only the
+                // cross-check (and Activity-Log-only tenants) is lost.
+                if !matches!(e, pim_loganalytics::Error::MissingTable { .. }) {
+                    warn!(error = %e, "PIM events query on AzureActivity failed");
+                    log.warnings.push(format!(
+                        "the PIM-events query on AzureActivity failed ({e}); Azure resource-role activations recorded only in the Activity Log are not seen"
+                    ));
+                }
+                None
+            }
+            Err(source) => return Err(Error::PimQuery { source }),
+        };
+        let events = match (audit_events, activity_events) {
+            (Some(audit), Some(activity)) => pim_correlate::merge_pim_events(audit, activity),
+            (Some(audit), None) => audit,
+            (None, Some(activity)) => {
+                log.warnings.push(format!(
+                    "{audit_name} is missing: only Azure resource-role activations recorded in the Activity Log ({activity_name}) are seen; Entra directory roles and PIM for Groups cannot be seen without AuditLogs"
+                ));
+                activity
+            }
+            (None, None) => PimEvents::default(),
+        };
         let Activations {
             activations,
             problems: window_problems,
+            sources: activation_sources,
         } = build_activations(
             events,
             &WindowOptions {
@@ -409,7 +458,14 @@ impl Auditor {
             .zip(unreadable)
             .map(|(((mut activation, c), assessment), unread)| {
                 activation.problems.extend(unread);
-                ActivationReport::new(activation, c.activities, c.total, assessment)
+                let sources = activation_sources
+                    .get(&activation.id)
+                    .cloned()
+                    .unwrap_or_default();
+                let mut report =
+                    ActivationReport::new(activation, c.activities, c.total, assessment);
+                report.sources = sources;
+                report
             })
             .collect();
 
@@ -1018,6 +1074,7 @@ mod tests {
         let mut want = vec![
             querying("AuditLogs"),
             querying("AzureActivity"),
+            querying("AzureActivity"),
             querying("AuditLogs"),
             Event::Stage(ScanStage::Correlating),
             Event::Stage(ScanStage::Assessing { total }),
@@ -1037,7 +1094,7 @@ mod tests {
             .await
             .unwrap();
         let run = report.run;
-        assert_eq!(run.queries, 3);
+        assert_eq!(run.queries, 4);
         let rows = source.rows.load(Ordering::Relaxed);
         assert!(rows > report.summary.activations, "{rows}");
         assert_eq!(run.query_rows, rows);

@@ -242,6 +242,11 @@ pub fn parse_azure_activity(table: &Table, source: &str, include_failed: bool) -
                 "missing: the row is skipped",
             ));
         }
+        // PIM's own steps in the Activity Log are read by `parse_activity_pim_events`: they
+        // are the elevation, not something done with it.
+        if operation.is_some_and(crate::pim::is_pim_window_operation) {
+            continue;
+        }
         let raw_status = str_cell2(table, row, cols.status);
         let status = raw_status.map(ActivityStatus::normalise);
         match raw_status {

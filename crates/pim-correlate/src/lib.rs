@@ -42,6 +42,7 @@
 //! assert_eq!(correlated[0].total, 0);
 //! ```
 
+mod activity_pim;
 mod azure;
 mod cells;
 mod correlate;
@@ -54,6 +55,7 @@ mod window;
 #[cfg(test)]
 mod test_support;
 
+pub use activity_pim::{SAME_ACTIVATION_SLACK, merge_pim_events, parse_activity_pim_events};
 pub use azure::{OBJECT_ID_CLAIM, ParsedActivities, parse_azure_activity};
 pub use correlate::{
     CorrelateOptions, Correlated, DEFAULT_MAX_ACTIVITIES, ELEVATE_ACCESS_OPERATION, correlate,

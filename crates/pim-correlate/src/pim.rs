@@ -53,6 +53,9 @@ pub struct ActivationRecord {
     pub audit_id: Option<String>,
     /// What was wrong or missing in this row.
     pub problems: Vec<DataProblem>,
+    /// The tables this activation was recorded in (`AuditLogs`, the Activity Log, or both once
+    /// merged).
+    pub sources: Vec<pim_domain::ActivitySource>,
 }
 
 /// How an elevation ended, according to an end row.
@@ -110,6 +113,11 @@ pub struct PimEvents {
 enum RowClass {
     Activation,
     End(EndKind),
+}
+
+/// Whether `op` is one of the PIM operations that open or close an elevation window.
+pub(crate) fn is_pim_window_operation(op: &str) -> bool {
+    classify(op).is_some()
 }
 
 fn classify(op: &str) -> Option<RowClass> {
@@ -474,6 +482,7 @@ fn parse_activation(table: &Table, cols: &Cols, row: usize, source: &str) -> Act
         correlation_id: cell_text(table, row, cols.correlation_id).map(|c| c.into_owned()),
         audit_id: cell_text(table, row, cols.id).map(|c| c.into_owned()),
         problems,
+        sources: vec![pim_domain::ActivitySource::AuditLogs],
     }
 }
 
@@ -613,8 +622,10 @@ fn role_of(data: &RowData<'_>) -> (Option<String>, Option<String>) {
     (name, id)
 }
 
+/// The request id that links a PIM request, its activation and its end (reference §8.5):
+/// `RoleAssignmentRequestId`, else the older `RequestId`, else a `Request` target's id.
 fn request_id_of(data: &RowData<'_>) -> Option<String> {
-    ["RequestId", "RoleAssignmentRequestId"]
+    ["RoleAssignmentRequestId", "RequestId"]
         .iter()
         .find_map(|k| detail(data.details(), k))
         .or_else(|| target_of_type(data.targets(), "request").and_then(|r| get_text(r, "id")))

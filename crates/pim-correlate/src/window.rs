@@ -41,6 +41,8 @@ pub struct Activations {
     /// Problems not tied to a kept activation (those of unusable rows). Problems of a kept
     /// activation are in its own `problems`.
     pub problems: Vec<DataProblem>,
+    /// The tables each activation was recorded in, by activation id.
+    pub sources: HashMap<String, Vec<pim_domain::ActivitySource>>,
 }
 
 /// Turns parsed PIM events into activations with elevation windows.
@@ -112,10 +114,12 @@ pub fn build_activations(events: PimEvents, options: &WindowOptions) -> Activati
     // Ids in row order, so suffixes do not depend on how windows sorted.
     kept.sort_by_key(|(r, _, _)| r.row);
     let mut used: HashSet<String> = HashSet::with_capacity(kept.len());
+    let mut sources = HashMap::with_capacity(kept.len());
     let mut activations: Vec<Activation> = kept
         .into_iter()
-        .map(|(record, window, extra)| {
+        .map(|(mut record, window, extra)| {
             let id = unique_id(&record, &mut used);
+            sources.insert(id.clone(), std::mem::take(&mut record.sources));
             to_activation(record, id, window, extra, options)
         })
         .collect();
@@ -127,6 +131,7 @@ pub fn build_activations(events: PimEvents, options: &WindowOptions) -> Activati
     Activations {
         activations,
         problems,
+        sources,
     }
 }
 
@@ -476,6 +481,7 @@ mod tests {
             correlation_id: None,
             audit_id: Some(format!("PIM_{row}")),
             problems: vec![],
+            sources: vec![pim_domain::ActivitySource::AuditLogs],
         }
     }
 

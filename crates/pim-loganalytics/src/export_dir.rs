@@ -10,9 +10,10 @@ use crate::{
     Error, LogAnalytics, LogQuery, LogTable, QueryOutcome, Result, SourceInfo, SourceKind,
 };
 
-/// A directory of exported query results: `AuditLogs.json` (required) and
-/// `AzureActivity.json` (optional), each in either shape [`parse_export`] reads. File names
-/// match case-insensitively.
+/// A directory of exported query results: `AuditLogs.json` and `AzureActivity.json`, at least
+/// one of them, each in either shape [`parse_export`] reads. File names match
+/// case-insensitively. `AzureActivity.json` alone is enough: Azure resource-role PIM events are
+/// also in the Activity Log (the scan then warns that directory roles and groups cannot be seen).
 ///
 /// Files are read and parsed on every query (nothing is cached), so a directory can be
 /// refreshed between scans. Without `AzureActivity.json`, AzureActivity queries fail with
@@ -24,12 +25,13 @@ pub struct ExportDir {
 }
 
 impl ExportDir {
-    /// Opens `dir`, checking that it is a directory holding `AuditLogs.json`.
+    /// Opens `dir`, checking that it is a directory holding `AuditLogs.json` or
+    /// `AzureActivity.json`.
     ///
     /// # Errors
     ///
-    /// [`Error::Io`] when the directory cannot be read (naming it), [`Error::MissingTable`] when
-    /// it has no `AuditLogs.json`.
+    /// [`Error::Io`] when the directory cannot be read (naming it), [`Error::MissingTable`]
+    /// (for `AuditLogs`) when it holds neither file.
     pub fn open(dir: impl Into<PathBuf>) -> Result<Self> {
         let dir = dir.into();
         let meta = std::fs::metadata(&dir).map_err(|source| Error::Io {
@@ -41,12 +43,15 @@ impl ExportDir {
                 path: dir,
                 source: std::io::Error::new(
                     std::io::ErrorKind::NotADirectory,
-                    "not a directory (--from-dir expects a directory holding AuditLogs.json)",
+                    "not a directory (--from-dir expects a directory holding AuditLogs.json and/or AzureActivity.json)",
                 ),
             });
         }
         let this = Self { dir };
-        this.file_for(LogTable::AuditLogs)?;
+        if let Err(missing) = this.file_for(LogTable::AuditLogs) {
+            this.file_for(LogTable::AzureActivity)
+                .map_err(|_| missing)?;
+        }
         Ok(this)
     }
 
@@ -226,6 +231,24 @@ mod tests {
         dir.write("AuditLogs.json", AUDIT);
         let e = ExportDir::open(dir.0.join("AuditLogs.json")).unwrap_err();
         assert!(e.to_string().contains("not a directory"), "{e}");
+    }
+
+    #[test]
+    fn azure_activity_alone_is_enough_to_open() {
+        let dir = TempDir::new("actonly");
+        dir.write("AzureActivity.json", "[]");
+        let src = ExportDir::open(&dir.0).unwrap();
+        let e = block_on(src.query(&query(Some(LogTable::AuditLogs)))).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                Error::MissingTable {
+                    table: LogTable::AuditLogs,
+                    ..
+                }
+            ),
+            "{e}"
+        );
     }
 
     #[test]

@@ -67,10 +67,11 @@ async fn a_scan_makes_a_fixed_number_of_queries_with_escaped_identities() {
         .await
         .unwrap();
     let seen = source.seen.lock().unwrap();
-    // One PIM-events query, one AzureActivity query, one directory-activity query.
+    // Two PIM-events queries (AuditLogs and the Activity Log), one AzureActivity query, one
+    // directory-activity query.
     assert_eq!(
         seen.len(),
-        3,
+        4,
         "{:?}",
         seen.iter().map(|q| &q.label).collect::<Vec<_>>()
     );
@@ -82,13 +83,17 @@ async fn a_scan_makes_a_fixed_number_of_queries_with_escaped_identities() {
         pim.timespan,
         TimeRange::new(datetime!(2026-11-18 18:00 UTC), END)
     );
+    let activity_pim = &seen[1];
+    assert_eq!(activity_pim.table, Some(LogTable::AzureActivity));
+    assert_eq!(activity_pim.timespan, pim.timespan);
+    assert!(activity_pim.kql.contains("\"azurerbac\""));
     // The guest's UPN with '#' is spliced only as an escaped literal.
     assert!(
-        seen[1]
+        seen[2]
             .kql
             .contains("vendor.dev_fabrikam.com#EXT#@contoso-demo.com")
     );
-    assert!(!seen[1].kql.contains("\"\""));
+    assert!(!seen[2].kql.contains("\"\""));
 }
 
 #[tokio::test]
@@ -168,7 +173,8 @@ async fn an_empty_source_gives_an_empty_report() {
         description: "empty".into(),
         default_end: None,
     });
-    mock.expect_query().times(1).returning(|_| {
+    // The two PIM-events queries; with no activation there is no activity to fetch.
+    mock.expect_query().times(2).returning(|_| {
         Ok(QueryOutcome {
             tables: vec![Table::default()],
             partial_error: None,
