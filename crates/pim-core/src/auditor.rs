@@ -227,7 +227,7 @@ impl Auditor {
         let audit_events = match self.source.query(&pim_query).await {
             Ok(outcome) => {
                 let pim_table = log.take_table(outcome, &audit_name);
-                let events = parse_pim_events(&pim_table, &audit_name);
+                let events = parse_pim_events(&pim_table, &file_name(&pim_table, &audit_name));
                 drop(pim_table);
                 if let Some(why) = events.unrecognised {
                     return Err(Error::UnrecognisedInput(why));
@@ -255,7 +255,8 @@ impl Auditor {
         let activity_events = match self.source.query(&activity_query).await {
             Ok(outcome) => {
                 let t = log.take_table(outcome, &activity_name);
-                let events = pim_correlate::parse_activity_pim_events(&t, &activity_name);
+                let events =
+                    pim_correlate::parse_activity_pim_events(&t, &file_name(&t, &activity_name));
                 Some(events)
             }
             Err(e) if audit_events.is_some() => {
@@ -673,7 +674,21 @@ impl Auditor {
                     if outcome.partial_error.is_some() {
                         fetch.partial = true;
                     }
+                    // A row the adapter could not read at all (broken JSON in one cell, a bad CSV
+                    // record) names no one and no time: it could be anyone's operation.
+                    fetch.unreadable.extend(
+                        outcome
+                            .problems
+                            .iter()
+                            .filter(|p| p.row.is_some())
+                            .map(|p| UnreadableRow {
+                                time: None,
+                                identities: Vec::new(),
+                                problem: p.clone(),
+                            }),
+                    );
                     let t = log.take_table(outcome, &source_name);
+                    let source_name = file_name(&t, &source_name);
                     let parse_started = std::time::Instant::now();
                     // Every failure is read; which are reported is decided below, where the
                     // catalogue is known.
@@ -944,6 +959,16 @@ fn union_span(activations: &[Activation]) -> TimeRange {
     match (start, end) {
         (Some(s), Some(e)) => TimeRange::new(s, e),
         _ => TimeRange::new(OffsetDateTime::UNIX_EPOCH, OffsetDateTime::UNIX_EPOCH),
+    }
+}
+
+/// The name problems give a table: the export file it came from when the source named it so
+/// (`AuditLogs.csv`), else `default`.
+fn file_name(table: &Table, default: &str) -> String {
+    if table.name.contains('.') {
+        table.name.clone()
+    } else {
+        default.to_owned()
     }
 }
 

@@ -39,6 +39,7 @@
 //! # }
 //! ```
 
+pub mod csv_export;
 mod demo;
 mod error;
 mod export_dir;

@@ -18,3 +18,7 @@ mod cli;
 
 // Live Azure, against the loopback fakes of pim-testkit.
 mod live;
+
+// Real-tenant-shaped exports: unreadable evidence, operations in progress, the Activity Log's
+// PIM events, bad cells and identities, portal CSV.
+mod tenant;
