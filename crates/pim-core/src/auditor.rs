@@ -252,7 +252,23 @@ impl Auditor {
             what: LogTable::AzureActivity.name().to_owned(),
         });
         let activity_name = table_source_name(LogTable::AzureActivity, info.kind);
+        // Offline sources answer with the whole table whatever the query: the activity stage
+        // reuses this answer instead of reading (and parsing) the file a second time.
+        let mut offline_activity: Option<QueryOutcome> = None;
         let activity_events = match self.source.query(&activity_query).await {
+            Ok(outcome) if !live => {
+                let events = outcome
+                    .tables
+                    .first()
+                    .map_or_else(PimEvents::default, |full| {
+                        pim_correlate::parse_activity_pim_events(
+                            full,
+                            &file_name(full, &activity_name),
+                        )
+                    });
+                offline_activity = Some(outcome);
+                Some(events)
+            }
             Ok(outcome) => {
                 let t = log.take_table(outcome, &activity_name);
                 let events =
@@ -325,6 +341,7 @@ impl Auditor {
                     chunk,
                     info.kind,
                     &mut log,
+                    offline_activity.take(),
                 )
                 .await;
             let directory = self
@@ -336,6 +353,7 @@ impl Auditor {
                     chunk,
                     info.kind,
                     &mut log,
+                    None,
                 )
                 .await;
             (azure, directory)
@@ -604,6 +622,7 @@ impl Auditor {
         chunk: usize,
         kind: SourceKind,
         log: &mut ScanLog,
+        mut cached: Option<QueryOutcome>,
     ) -> ActivityFetch {
         if activations.is_empty() {
             return ActivityFetch::empty();
@@ -661,15 +680,22 @@ impl Auditor {
                 kql,
                 timespan: span,
             };
-            log.queries += 1;
-            self.observer.stage(ScanStage::Querying {
-                what: if n > 1 {
-                    format!("{} {}/{n}", table.name(), i + 1)
-                } else {
-                    table.name().to_owned()
-                },
-            });
-            match self.source.query(&query).await {
+            // An offline answer already read for this table serves its (single) query.
+            let answer = match cached.take() {
+                Some(outcome) => Ok(outcome),
+                None => {
+                    log.queries += 1;
+                    self.observer.stage(ScanStage::Querying {
+                        what: if n > 1 {
+                            format!("{} {}/{n}", table.name(), i + 1)
+                        } else {
+                            table.name().to_owned()
+                        },
+                    });
+                    self.source.query(&query).await
+                }
+            };
+            match answer {
                 Ok(outcome) => {
                     if outcome.partial_error.is_some() {
                         fetch.partial = true;
@@ -1099,7 +1125,6 @@ mod tests {
         let mut want = vec![
             querying("AuditLogs"),
             querying("AzureActivity"),
-            querying("AzureActivity"),
             querying("AuditLogs"),
             Event::Stage(ScanStage::Correlating),
             Event::Stage(ScanStage::Assessing { total }),
@@ -1119,7 +1144,9 @@ mod tests {
             .await
             .unwrap();
         let run = report.run;
-        assert_eq!(run.queries, 4);
+        // Two PIM-events queries and the AzureActivity answer reused offline, then one
+        // directory-activity query.
+        assert_eq!(run.queries, 3);
         let rows = source.rows.load(Ordering::Relaxed);
         assert!(rows > report.summary.activations, "{rows}");
         assert_eq!(run.query_rows, rows);

@@ -6,16 +6,23 @@
 //!
 //! 1. [`parse_pim_events`] reads PIM's `AuditLogs` rows into [`PimEvents`]: completed
 //!    activations ([`ActivationRecord`]) and expiry / deactivation rows ([`EndRecord`]);
+//!    [`parse_activity_pim_events`] reads the same steps of Azure resource roles from the
+//!    Activity Log (`AzureActivity`, `azurerbac` rows), and [`merge_pim_events`] makes each
+//!    activation found in both tables one record that lists both as its sources;
 //! 2. [`build_activations`] pairs them into [`pim_domain::Activation`]s with real elevation
-//!    windows ([`WindowOptions`], [`Activations`]);
+//!    windows ([`WindowOptions`], [`Activations`]), end rows matched by request id first;
 //! 3. [`parse_azure_activity`] and [`parse_directory_activity`] read what identities did
-//!    ([`ParsedActivities`]);
-//! 4. [`correlate`] gives each activation the activities inside its window ([`Correlated`]).
+//!    ([`ParsedActivities`]), operations never seen ending as `in_progress`, and every row
+//!    they cannot read as an [`UnreadableRow`];
+//! 4. [`correlate`] gives each activation the activities inside its window ([`Correlated`]),
+//!    and [`attribute_unreadable`] the unreadable rows that could belong to it.
 //!
 //! Columns and the keys inside `dynamic` values are always looked up by name and
 //! case-insensitively, `dynamic` cells may be JSON strings or nested JSON, and bad input becomes
 //! a [`pim_domain::DataProblem`] naming source, row and field, never a panic or a silently
-//! dropped activation. No function here fails as a whole, so the crate has no error type.
+//! dropped activation. No function here fails as a whole, so the crate has no error type: a
+//! table that cannot be read at all says so in [`ParsedActivities::failure`] or
+//! [`PimEvents::unrecognised`].
 //!
 //! ```
 //! use pim_correlate::{CorrelateOptions, WindowOptions, build_activations, correlate, parse_pim_events};
