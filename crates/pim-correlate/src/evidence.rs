@@ -47,6 +47,10 @@ impl UnreadableRow {
 /// groups are judged on them, and a directory role's `elevateAccess` is one. `directory` rows
 /// (directory changes in `AuditLogs`) count against directory roles and groups only, the
 /// activations judged on them.
+///
+/// At most [`MAX_LISTED_PER_ACTIVATION`] rows are listed per activation; when more could belong
+/// to it, one last problem (with no row) says how many more, so a file of broken rows cannot
+/// multiply into millions of records.
 pub fn attribute_unreadable(
     activations: &[Activation],
     azure: &[UnreadableRow],
@@ -56,15 +60,36 @@ pub fn attribute_unreadable(
         .iter()
         .map(|activation| {
             let reads_directory = activation.role.kind != RoleKind::AzureResource;
-            azure
+            let mut listed = Vec::new();
+            let mut more = 0usize;
+            let mut last_source = None;
+            for row in azure
                 .iter()
                 .chain(directory.iter().filter(|_| reads_directory))
                 .filter(|row| row.could_belong_to(activation))
-                .map(|row| row.problem.clone())
-                .collect()
+            {
+                if listed.len() < MAX_LISTED_PER_ACTIVATION {
+                    listed.push(row.problem.clone());
+                } else {
+                    more += 1;
+                    last_source = Some(&row.problem.source);
+                }
+            }
+            if let Some(source) = last_source {
+                listed.push(DataProblem::source(
+                    source.clone(),
+                    format!(
+                        "{more} more unreadable rows could belong to this activation and are not listed"
+                    ),
+                ));
+            }
+            listed
         })
         .collect()
 }
+
+/// Most unreadable rows listed on one activation.
+pub const MAX_LISTED_PER_ACTIVATION: usize = 100;
 
 /// Lower-cased, trimmed identity keys, blanks dropped.
 pub(crate) fn identity_keys<'a>(keys: impl IntoIterator<Item = Option<&'a str>>) -> Vec<String> {
@@ -118,6 +143,19 @@ mod tests {
         assert_eq!(got[1].len(), 1);
         let got = attribute_unreadable(&[azure_role, dir_role], &rows, &[]);
         assert_eq!((got[0].len(), got[1].len()), (1, 1));
+    }
+
+    #[test]
+    fn long_lists_are_capped_with_a_count_of_the_rest() {
+        let a = activation_at("jane@contoso.com", datetime!(2026-11-20 09:00 UTC), 4);
+        let rows: Vec<UnreadableRow> = (0..MAX_LISTED_PER_ACTIVATION + 7)
+            .map(|_| row(None, &[]))
+            .collect();
+        let got = attribute_unreadable(&[a], &rows, &[]);
+        assert_eq!(got[0].len(), MAX_LISTED_PER_ACTIVATION + 1);
+        let last = got[0].last().unwrap();
+        assert_eq!(last.row, None);
+        assert!(last.message.starts_with("7 more unreadable rows"), "{last}");
     }
 
     #[test]

@@ -69,7 +69,7 @@ pub use correlate::{
     correlate_owned,
 };
 pub use directory::parse_directory_activity;
-pub use evidence::{UnreadableRow, attribute_unreadable};
+pub use evidence::{MAX_LISTED_PER_ACTIVATION, UnreadableRow, attribute_unreadable};
 pub use pim::{
     ActivationRecord, EndKind, EndRecord, OP_ACTIVATION_COMPLETED, OP_ACTIVATION_EXPIRED,
     OP_DEACTIVATE_COMPLETED, PimEvents, UNKNOWN_ROLE, parse_pim_events,

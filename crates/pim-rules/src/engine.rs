@@ -436,7 +436,7 @@ impl RulesEngine {
             truncated,
             examined: case.activities.len(),
             total: case.activity_total.max(case.activities.len()),
-            unreadable: case.unreadable.len(),
+            unreadable: unread_rows(case.unreadable),
         };
         let rationale = rationale(&facts, &evidence, &flags, &unexplained_risks);
 
@@ -478,11 +478,22 @@ fn unread_evidence(
     };
     *error = Some(format!(
         "evidence incomplete: {} that could belong to this activation could not be read, so the {} verdict cannot be trusted ({}{more})",
-        plural(unreadable.len(), "row", "rows"),
+        unread_rows(unreadable),
         verdict,
         listed.join("; ")
     ));
     Verdict::Unknown
+}
+
+/// "1 row", "5 rows", or "more than 100 rows" when the pipeline listed only some of them (it
+/// then ends the list with a problem that names no row and says how many more).
+fn unread_rows(unreadable: &[pim_domain::DataProblem]) -> String {
+    let listed = unreadable.iter().filter(|p| p.row.is_some()).count();
+    if unreadable.iter().any(|p| p.row.is_none()) {
+        format!("more than {}", plural(listed, "row", "rows"))
+    } else {
+        plural(listed, "row", "rows")
+    }
 }
 
 /// The risk table of the module docs.
@@ -790,8 +801,8 @@ struct Facts<'a> {
     truncated: bool,
     examined: usize,
     total: usize,
-    /// Rows that could belong to the activation and could not be read.
-    unreadable: usize,
+    /// Rows that could belong to the activation and could not be read, in words.
+    unreadable: String,
 }
 
 fn plural(n: usize, one: &str, many: &str) -> String {
@@ -952,9 +963,7 @@ fn rationale(
                         facts.examined, facts.total
                     )
                 }
-                Flag::EvidenceIncomplete => {
-                    format!("{f} ({} unread)", plural(facts.unreadable, "row", "rows"))
-                }
+                Flag::EvidenceIncomplete => format!("{f} ({} unread)", facts.unreadable),
                 _ => f.to_string(),
             })
             .collect();
@@ -1170,6 +1179,34 @@ pub(crate) mod tests {
                 assert_eq!(b.error, None);
             }
         }
+    }
+
+    #[test]
+    fn a_capped_list_of_unread_rows_says_more_than() {
+        let act = activation("restart web01");
+        let capped = [
+            pim_domain::DataProblem::field("AzureActivity.json", 4, "TimeGenerated", "bad"),
+            pim_domain::DataProblem::source(
+                "AzureActivity.json",
+                "7 more unreadable rows could belong to this activation and are not listed",
+            ),
+        ];
+        let mut case = case_with(&act, &[]);
+        case.unreadable = &capped;
+        let a = RulesEngine::default().assess(&case);
+        assert_eq!(a.verdict, Verdict::Unknown);
+        assert!(
+            a.error
+                .as_deref()
+                .unwrap()
+                .contains("evidence incomplete: more than 1 row that")
+        );
+        assert!(
+            a.rationale
+                .contains("evidence_incomplete (more than 1 row unread)"),
+            "{}",
+            a.rationale
+        );
     }
 
     #[test]
@@ -1704,7 +1741,7 @@ pub(crate) mod tests {
     mod reference {
         use std::collections::BTreeMap;
 
-        use super::super::{Facts, describe, rationale, risk};
+        use super::super::{Facts, describe, rationale, risk, unread_evidence, unread_rows};
         use super::*;
 
         struct Judged<'a> {
@@ -1831,7 +1868,7 @@ pub(crate) mod tests {
                 truncated,
                 examined: case.activities.len(),
                 total: case.activity_total.max(case.activities.len()),
-                unreadable: case.unreadable.len(),
+                unreadable: unread_rows(case.unreadable),
             };
             let rationale = rationale(&facts, &evidence, &flags, &risks);
             // `describe` is what the rationale names operations with; keep it in use here so
