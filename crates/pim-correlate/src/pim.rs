@@ -224,6 +224,24 @@ pub fn parse_pim_events(table: &Table, source: &str) -> PimEvents {
         }
         return events;
     }
+    // An export of another table (AzureActivity saved as AuditLogs.json) has operation names
+    // too, but none of the columns only audit records carry.
+    let audit_shaped = [cols.service, cols.initiated_by, cols.targets, cols.details]
+        .iter()
+        .any(Option::is_some);
+    if !audit_shaped && !table.is_empty() {
+        let message = format!(
+            "none of the {} rows can be recognised as an AuditLogs record: no LoggedByService, InitiatedBy, TargetResources or AdditionalDetails column (columns found: {})",
+            table.len(),
+            crate::azure::column_list(table)
+        );
+        problems.push(DataProblem::source(source, message.clone()));
+        events.problems = problems.finish();
+        events.unrecognised = Some(format!(
+            "{source}: {message}; expected an AuditLogs export, not another table"
+        ));
+        return events;
+    }
     let mut named_rows = 0usize;
     // Exact duplicates (same record Id, or the same cells) are one record.
     let mut seen_ids: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
@@ -929,8 +947,29 @@ mod tests {
     }
 
     #[test]
+    fn another_table_saved_as_audit_logs_is_unrecognised() {
+        let rows = vec![
+            json!({"TimeGenerated": "2026-11-20T09:00:00Z", "OperationName": "Microsoft.Compute/virtualMachines/write",
+                               "Caller": "jane@contoso.com", "Category": "Administrative"}),
+        ];
+        let why = parse_pim_events(&audit_table(rows), "AuditLogs.json")
+            .unrecognised
+            .unwrap();
+        assert!(
+            why.contains(
+                "no LoggedByService, InitiatedBy, TargetResources or AdditionalDetails column"
+            ),
+            "{why}"
+        );
+        assert!(why.contains("\"Caller\""), "{why}");
+    }
+
+    #[test]
     fn a_table_with_no_recognisable_row_is_unrecognised() {
-        let rows = vec![json!({"foo": 1, "OperationName": null}), json!({"foo": 2})];
+        let rows = vec![
+            json!({"foo": 1, "OperationName": null, "InitiatedBy": null}),
+            json!({"foo": 2}),
+        ];
         let ev = parse_pim_events(&audit_table(rows), "AuditLogs.json");
         let why = ev.unrecognised.unwrap();
         assert!(
