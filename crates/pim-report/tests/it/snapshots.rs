@@ -157,7 +157,7 @@ fn problems_list_is_capped_at_fifty() {
         .unwrap()
         .render_markdown(&r, &MarkdownOptions::default())
         .unwrap();
-    assert!(md.contains("**Input problems:** 70 (showing the first 50)"));
+    assert!(md.contains("**Input problems not tied to one activation:** 70 (each activation lists its own below) (showing the first 50)"));
     assert!(md.contains("row 49:"));
     assert!(!md.contains("row 50:"));
     assert!(md.contains("…and 20 more (list capped at 50"));
