@@ -4,11 +4,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use pim_correlate::{
-    Activations, CorrelateOptions, WindowOptions, build_activations, correlate_owned,
-    parse_azure_activity, parse_directory_activity, parse_pim_events,
+    Activations, CorrelateOptions, ParsedActivities, PimEvents, UnreadableRow, WindowOptions,
+    attribute_unreadable, build_activations, correlate_owned, parse_azure_activity,
+    parse_directory_activity, parse_pim_events,
 };
 use pim_domain::{
-    Activation, ActivationReport, Activity, Assessment, AssessorKind, DataProblem,
+    Activation, ActivationReport, Activity, ActivityStatus, Assessment, AssessorKind, DataProblem,
     REPORT_SCHEMA_VERSION, Report, ReportSource, ReportSummary, ReportWindow, RoleKind, RunSummary,
     ScanSettings, Table, TimeRange, Verdict,
 };
@@ -93,19 +94,45 @@ impl AuditorBuilder {
 /// What one activity source produced for the scan, or why it could not.
 struct ActivityFetch {
     activities: Vec<Activity>,
+    /// Rows that could not be read, for the activations they could belong to.
+    unreadable: Vec<UnreadableRow>,
     /// Set when the source failed: every activation that depends on it becomes `unknown`.
     failure: Option<String>,
     /// Set when the source returned a partial result.
     partial: bool,
+    /// Identities left out of the queries because a value of theirs cannot be quoted into KQL,
+    /// with the reason: only their activations become `unknown`.
+    identity_failures: Vec<(Identity, String)>,
 }
 
 impl ActivityFetch {
     fn empty() -> Self {
         Self {
             activities: Vec::new(),
+            unreadable: Vec::new(),
             failure: None,
             partial: false,
+            identity_failures: Vec::new(),
         }
+    }
+
+    /// Why this source could not be read for `activation`'s identity, if it could not.
+    fn identity_failure<'f>(
+        failures: &'f [(Identity, String)],
+        activation: &Activation,
+    ) -> Option<&'f String> {
+        let p = &activation.principal;
+        failures
+            .iter()
+            .find(|(i, _)| {
+                let same = |a: &Option<String>, b: &Option<String>| {
+                    a.as_deref()
+                        .zip(b.as_deref())
+                        .is_some_and(|(a, b)| a.trim().eq_ignore_ascii_case(b.trim()))
+                };
+                same(&i.upn, &p.upn) || same(&i.object_id, &p.object_id)
+            })
+            .map(|(_, reason)| reason)
     }
 }
 
@@ -139,8 +166,9 @@ impl Auditor {
     /// [`ScanStage::Done`] whether the scan succeeds or fails.
     ///
     /// # Errors
-    /// Fails only when the scan cannot produce a meaningful report: invalid options, or the query
-    /// for PIM activations failing. Failures of the activity queries do not fail the scan: the
+    /// Fails only when the scan cannot produce a meaningful report: invalid options, the query
+    /// for PIM activations failing, or its table holding rows none of which is recognisable as an
+    /// audit record ([`Error::UnrecognisedInput`]). Failures of the activity queries do not fail the scan: the
     /// affected activations are reported as `unknown` with the reason, and the report carries a
     /// warning.
     pub async fn scan(
@@ -183,7 +211,8 @@ impl Auditor {
         let live = info.kind == SourceKind::LogAnalytics;
         let mut log = ScanLog::default();
 
-        // 1. PIM activations, expiries and deactivations (one query).
+        // 1. PIM activations, expiries and deactivations: AuditLogs (primary) and the Activity
+        // Log's azurerbac rows (Azure resource roles), one query each.
         let pim_query = LogQuery {
             label: "pim-events".to_owned(),
             table: Some(LogTable::AuditLogs),
@@ -194,18 +223,86 @@ impl Auditor {
         self.observer.stage(ScanStage::Querying {
             what: LogTable::AuditLogs.name().to_owned(),
         });
-        let outcome = self
-            .source
-            .query(&pim_query)
-            .await
-            .map_err(|source| Error::PimQuery { source })?;
         let audit_name = table_source_name(LogTable::AuditLogs, info.kind);
-        let pim_table = log.take_table(outcome, &audit_name);
-        let events = parse_pim_events(&pim_table, &audit_name);
-        drop(pim_table);
+        let audit_events = match self.source.query(&pim_query).await {
+            Ok(outcome) => {
+                let pim_table = log.take_table(outcome, &audit_name);
+                let events = parse_pim_events(&pim_table, &file_name(&pim_table, &audit_name));
+                drop(pim_table);
+                if let Some(why) = events.unrecognised {
+                    return Err(Error::UnrecognisedInput(why));
+                }
+                Some(events)
+            }
+            // An export folder may hold only the Activity Log: its PIM rows are then enough.
+            Err(pim_loganalytics::Error::MissingTable {
+                table: LogTable::AuditLogs,
+                ..
+            }) if info.kind == SourceKind::Export => None,
+            Err(source) => return Err(Error::PimQuery { source }),
+        };
+        let activity_query = LogQuery {
+            label: "pim-events-activity".to_owned(),
+            table: Some(LogTable::AzureActivity),
+            kql: pim_kql::activity_pim_events_query(pim_range),
+            timespan: pim_range,
+        };
+        log.queries += 1;
+        self.observer.stage(ScanStage::Querying {
+            what: LogTable::AzureActivity.name().to_owned(),
+        });
+        let activity_name = table_source_name(LogTable::AzureActivity, info.kind);
+        // Offline sources answer with the whole table whatever the query: the activity stage
+        // reuses this answer instead of reading (and parsing) the file a second time.
+        let mut offline_activity: Option<QueryOutcome> = None;
+        let activity_events = match self.source.query(&activity_query).await {
+            Ok(outcome) if !live => {
+                let events = outcome
+                    .tables
+                    .first()
+                    .map_or_else(PimEvents::default, |full| {
+                        pim_correlate::parse_activity_pim_events(
+                            full,
+                            &file_name(full, &activity_name),
+                        )
+                    });
+                offline_activity = Some(outcome);
+                Some(events)
+            }
+            Ok(outcome) => {
+                let t = log.take_table(outcome, &activity_name);
+                let events =
+                    pim_correlate::parse_activity_pim_events(&t, &file_name(&t, &activity_name));
+                Some(events)
+            }
+            Err(e) if audit_events.is_some() => {
+                // AuditLogs is the primary record; without the Activity Log's copy only the
+                // cross-check (and Activity-Log-only tenants) is lost.
+                if !matches!(e, pim_loganalytics::Error::MissingTable { .. }) {
+                    warn!(error = %e, "PIM events query on AzureActivity failed");
+                    log.warnings.push(format!(
+                        "the PIM-events query on AzureActivity failed ({e}); Azure resource-role activations recorded only in the Activity Log are not seen"
+                    ));
+                }
+                None
+            }
+            Err(source) => return Err(Error::PimQuery { source }),
+        };
+        let events = match (audit_events, activity_events) {
+            (Some(audit), Some(activity)) => pim_correlate::merge_pim_events(audit, activity),
+            (Some(audit), None) => audit,
+            (None, Some(activity)) => {
+                log.warnings.push(format!(
+                    "{audit_name} is missing: only Azure resource-role activations recorded in the Activity Log ({activity_name}) are seen; Entra directory roles and PIM for Groups cannot be seen without AuditLogs"
+                ));
+                activity
+            }
+            (None, None) => PimEvents::default(),
+        };
         let Activations {
             activations,
             problems: window_problems,
+            sources: activation_sources,
         } = build_activations(
             events,
             &WindowOptions {
@@ -244,6 +341,7 @@ impl Auditor {
                     chunk,
                     info.kind,
                     &mut log,
+                    offline_activity.take(),
                 )
                 .await;
             let directory = self
@@ -255,6 +353,7 @@ impl Auditor {
                     chunk,
                     info.kind,
                     &mut log,
+                    None,
                 )
                 .await;
             (azure, directory)
@@ -263,6 +362,9 @@ impl Auditor {
 
         // 3. Correlate and assess.
         self.observer.stage(ScanStage::Correlating);
+        // Rows that could not be read count against every activation they could belong to.
+        let unreadable =
+            attribute_unreadable(&activations, &azure.unreadable, &directory.unreadable);
         let correlated = correlate_owned(
             &activations,
             azure.activities,
@@ -288,8 +390,23 @@ impl Auditor {
                 let needs_directory = kind != RoleKind::AzureResource;
                 let unassessable = unassessable_reason(
                     activation,
-                    azure.failure.as_ref().filter(|_| needs_azure),
-                    directory.failure.as_ref().filter(|_| needs_directory),
+                    azure
+                        .failure
+                        .as_ref()
+                        .or_else(|| {
+                            ActivityFetch::identity_failure(&azure.identity_failures, activation)
+                        })
+                        .filter(|_| needs_azure),
+                    directory
+                        .failure
+                        .as_ref()
+                        .or_else(|| {
+                            ActivityFetch::identity_failure(
+                                &directory.identity_failures,
+                                activation,
+                            )
+                        })
+                        .filter(|_| needs_directory),
                 );
                 let partial = azure.partial
                     || (needs_directory && directory.partial)
@@ -301,13 +418,17 @@ impl Auditor {
             .iter()
             .zip(&correlated)
             .zip(&facts)
-            .map(|((activation, c), (unassessable, truncated))| Case {
-                activation,
-                activities: &c.activities,
-                activity_total: c.total,
-                truncated: *truncated,
-                unassessable: unassessable.clone(),
-            })
+            .zip(&unreadable)
+            .map(
+                |(((activation, c), (unassessable, truncated)), unread)| Case {
+                    activation,
+                    activities: &c.activities,
+                    activity_total: c.total,
+                    truncated: *truncated,
+                    unassessable: unassessable.clone(),
+                    unreadable: unread,
+                },
+            )
             .collect();
         let total = cases.len();
         self.observer.stage(ScanStage::Assessing { total });
@@ -344,12 +465,26 @@ impl Auditor {
             rules
         };
         drop(cases);
+        // A problem that concerns an activation is listed with it, not globally as well.
+        let attributed: std::collections::HashSet<&DataProblem> =
+            unreadable.iter().flatten().collect();
+        log.problems.retain(|p| !attributed.contains(p));
+        drop(attributed);
         let reports: Vec<ActivationReport> = activations
             .into_iter()
             .zip(correlated)
             .zip(assessments)
-            .map(|((activation, c), assessment)| {
-                ActivationReport::new(activation, c.activities, c.total, assessment)
+            .zip(unreadable)
+            .map(|(((mut activation, c), assessment), unread)| {
+                activation.problems.extend(unread);
+                let sources = activation_sources
+                    .get(&activation.id)
+                    .cloned()
+                    .unwrap_or_default();
+                let mut report =
+                    ActivationReport::new(activation, c.activities, c.total, assessment);
+                report.sources = sources;
+                report
             })
             .collect();
 
@@ -370,7 +505,10 @@ impl Auditor {
         // row is one problem, not two.
         let mut seen = std::collections::HashSet::new();
         problems.retain(|p| seen.insert(p.clone()));
-        let summary = ReportSummary::compute(&reports, problems.len());
+        // Every problem recorded counts: the global ones and each activation's own.
+        let problem_count =
+            problems.len() + reports.iter().map(|r| r.problems.len()).sum::<usize>();
+        let summary = ReportSummary::compute(&reports, problem_count);
         let mut run = RunSummary {
             duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
             queries,
@@ -484,11 +622,21 @@ impl Auditor {
         chunk: usize,
         kind: SourceKind,
         log: &mut ScanLog,
+        mut cached: Option<QueryOutcome>,
     ) -> ActivityFetch {
         if activations.is_empty() {
             return ActivityFetch::empty();
         }
-        let identities = identities(activations);
+        let (identities, identity_failures) = quotable(identities(activations), table);
+        for (_, reason) in &identity_failures {
+            warn!(
+                table = table.name(),
+                "identity left out of the activity query"
+            );
+            log.warnings.push(format!(
+                "{reason}. Only the activations of this identity are marked unknown."
+            ));
+        }
         let directory = table == LogTable::AuditLogs;
         let (label, built) = if directory {
             (
@@ -504,14 +652,22 @@ impl Auditor {
         let texts = match built {
             Ok(t) => t,
             Err(e) => {
-                return fail(
+                let mut failed = fail(
                     &mut log.warnings,
                     format!("the {label} query could not be built: {e}"),
                 );
+                failed.identity_failures = identity_failures;
+                return failed;
             }
         };
         let source_name = table_source_name(table, kind);
-        let mut fetch = ActivityFetch::empty();
+        let mut fetch = ActivityFetch {
+            identity_failures,
+            ..ActivityFetch::empty()
+        };
+        if texts.is_empty() {
+            return fetch;
+        }
         let n = texts.len();
         for (i, kql) in texts.into_iter().enumerate() {
             let query = LogQuery {
@@ -524,26 +680,50 @@ impl Auditor {
                 kql,
                 timespan: span,
             };
-            log.queries += 1;
-            self.observer.stage(ScanStage::Querying {
-                what: if n > 1 {
-                    format!("{} {}/{n}", table.name(), i + 1)
-                } else {
-                    table.name().to_owned()
-                },
-            });
-            match self.source.query(&query).await {
+            // An offline answer already read for this table serves its (single) query.
+            let answer = match cached.take() {
+                Some(outcome) => Ok(outcome),
+                None => {
+                    log.queries += 1;
+                    self.observer.stage(ScanStage::Querying {
+                        what: if n > 1 {
+                            format!("{} {}/{n}", table.name(), i + 1)
+                        } else {
+                            table.name().to_owned()
+                        },
+                    });
+                    self.source.query(&query).await
+                }
+            };
+            match answer {
                 Ok(outcome) => {
                     if outcome.partial_error.is_some() {
                         fetch.partial = true;
                     }
+                    // A row the adapter could not read at all (broken JSON in one cell, a bad CSV
+                    // record) names no one and no time: it could be anyone's operation.
+                    fetch.unreadable.extend(
+                        outcome
+                            .problems
+                            .iter()
+                            .filter(|p| p.row.is_some())
+                            .map(|p| UnreadableRow {
+                                time: None,
+                                identities: Vec::new(),
+                                problem: p.clone(),
+                            }),
+                    );
                     let t = log.take_table(outcome, &source_name);
+                    let source_name = file_name(&t, &source_name);
                     let parse_started = std::time::Instant::now();
+                    // Every failure is read; which are reported is decided below, where the
+                    // catalogue is known.
                     let parsed = if directory {
-                        parse_directory_activity(&t, &source_name, options.include_failed)
+                        parse_directory_activity(&t, &source_name, true)
                     } else {
-                        parse_azure_activity(&t, &source_name, options.include_failed)
+                        parse_azure_activity(&t, &source_name, true)
                     };
+                    let parsed = self.keep_reported(parsed, options.include_failed);
                     let parse_ms = parse_started.elapsed().as_millis() as u64;
                     drop(t);
                     debug!(
@@ -556,6 +736,16 @@ impl Auditor {
                     );
                     log.problems.extend(parsed.problems);
                     fetch.activities.extend(parsed.activities);
+                    fetch.unreadable.extend(parsed.unreadable);
+                    if let Some(reason) = parsed.failure {
+                        warn!(query = %query.label, reason = %reason, "activity table unreadable");
+                        log.warnings.push(format!(
+                            "{reason}. Activations that depend on {} are marked unknown.",
+                            table.name()
+                        ));
+                        fetch.failure = Some(reason);
+                        return fetch;
+                    }
                 }
                 Err(e) => {
                     let reason = format!("the {} query failed: {e}", query.label);
@@ -570,6 +760,27 @@ impl Auditor {
             }
         }
         fetch
+    }
+}
+
+impl Auditor {
+    /// Which parsed activities the report lists: everything that succeeded or is still in
+    /// progress, and failures only with `include_failed`, except that a failed attempt at an
+    /// operation the catalogue rates high or critical is always kept: an attempt is a finding.
+    fn keep_reported(
+        &self,
+        mut parsed: ParsedActivities,
+        include_failed: bool,
+    ) -> ParsedActivities {
+        if !include_failed {
+            let config = self.rules.config();
+            parsed.activities.retain(|a| {
+                a.status != ActivityStatus::Failed
+                    || pim_rules::catalogue::classify(a, config)
+                        .is_some_and(|m| m.entry_risk >= pim_domain::Risk::High)
+            });
+        }
+        parsed
     }
 }
 
@@ -689,9 +900,8 @@ fn assess_rules_parallel(
 fn fail(warnings: &mut Vec<String>, reason: String) -> ActivityFetch {
     warnings.push(reason.clone());
     ActivityFetch {
-        activities: Vec::new(),
         failure: Some(reason),
-        partial: false,
+        ..ActivityFetch::empty()
     }
 }
 
@@ -739,6 +949,35 @@ fn identities(activations: &[&Activation]) -> Vec<Identity> {
     out
 }
 
+/// Splits identities into those whose every value can be quoted into KQL and those that
+/// cannot, each of the latter with a reason that names the identity and the character. One bad
+/// value then fails only its own identity's activations, never the rest of its query chunk.
+fn quotable(
+    identities: Vec<Identity>,
+    table: LogTable,
+) -> (Vec<Identity>, Vec<(Identity, String)>) {
+    let mut ok = Vec::with_capacity(identities.len());
+    let mut bad = Vec::new();
+    for identity in identities {
+        let problem = [("UPN", &identity.upn), ("object id", &identity.object_id)]
+            .into_iter()
+            .find_map(|(what, value)| {
+                let value = value.as_deref()?;
+                let bad_char = value.chars().find(|c| pim_kql::string_literal(&c.to_string()).is_err())?;
+                Some(format!(
+                    "the {what} {value:?} contains the character U+{:04X}, which cannot be quoted safely into a KQL query, so its {} activity cannot be fetched",
+                    u32::from(bad_char),
+                    table.name()
+                ))
+            });
+        match problem {
+            Some(reason) => bad.push((identity, reason)),
+            None => ok.push(identity),
+        }
+    }
+    (ok, bad)
+}
+
 /// The smallest range covering every activation window.
 fn union_span(activations: &[Activation]) -> TimeRange {
     let start = activations.iter().map(|a| a.window.start).min();
@@ -746,6 +985,16 @@ fn union_span(activations: &[Activation]) -> TimeRange {
     match (start, end) {
         (Some(s), Some(e)) => TimeRange::new(s, e),
         _ => TimeRange::new(OffsetDateTime::UNIX_EPOCH, OffsetDateTime::UNIX_EPOCH),
+    }
+}
+
+/// The name problems give a table: the export file it came from when the source named it so
+/// (`AuditLogs.csv`), else `default`.
+fn file_name(table: &Table, default: &str) -> String {
+    if table.name.contains('.') {
+        table.name.clone()
+    } else {
+        default.to_owned()
     }
 }
 
@@ -895,6 +1144,8 @@ mod tests {
             .await
             .unwrap();
         let run = report.run;
+        // Two PIM-events queries and the AzureActivity answer reused offline, then one
+        // directory-activity query.
         assert_eq!(run.queries, 3);
         let rows = source.rows.load(Ordering::Relaxed);
         assert!(rows > report.summary.activations, "{rows}");
@@ -910,7 +1161,7 @@ mod tests {
             (run.model_calls, run.prompt_tokens, run.completion_tokens),
             (0, 0, 0)
         );
-        assert_eq!(report.schema_version, "1.1");
+        assert_eq!(report.schema_version, "2.0");
     }
 
     #[tokio::test]
@@ -1000,6 +1251,37 @@ mod tests {
         );
     }
 
+    #[test]
+    fn one_unquotable_identity_is_set_aside_alone_and_named() {
+        let ids = vec![
+            Identity {
+                upn: Some("jane@contoso.com".into()),
+                object_id: None,
+            },
+            Identity {
+                upn: Some("evil\u{202E}@contoso.com".into()),
+                object_id: Some("oid-2".into()),
+            },
+            Identity {
+                upn: None,
+                object_id: Some("oid\u{0}3".into()),
+            },
+        ];
+        let (ok, bad) = quotable(ids, LogTable::AzureActivity);
+        assert_eq!(ok.len(), 1);
+        assert_eq!(ok[0].upn.as_deref(), Some("jane@contoso.com"));
+        assert_eq!(bad.len(), 2);
+        assert!(
+            bad[0].1.contains("the UPN \"evil\\u{202e}@contoso.com\""),
+            "{}",
+            bad[0].1
+        );
+        assert!(bad[0].1.contains("U+202E"), "{}", bad[0].1);
+        assert!(bad[0].1.contains("AzureActivity"), "{}", bad[0].1);
+        assert!(bad[1].1.contains("the object id"), "{}", bad[1].1);
+        assert!(bad[1].1.contains("U+0000"), "{}", bad[1].1);
+    }
+
     #[tokio::test]
     async fn parallel_rules_count_off_in_order_from_one_thread_at_a_time() {
         let end = demo_end();
@@ -1030,6 +1312,7 @@ mod tests {
                 activity_total: 0,
                 truncated: false,
                 unassessable: None,
+                unreadable: &[],
             })
             .collect();
         let observer = Recording::default();

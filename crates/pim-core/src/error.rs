@@ -29,6 +29,10 @@ pub enum Error {
     /// The report could not be rendered.
     #[error("could not render the report")]
     Render(#[from] pim_report::Error),
+    /// The PIM-events table has rows but not one of them is recognisable as an audit record
+    /// (wrong file, wrong shape, no operation column): an empty report of it would be a lie.
+    #[error("the PIM-events input cannot be read: {0}")]
+    UnrecognisedInput(String),
 }
 
 /// Result of the embedding API.

@@ -8,6 +8,7 @@ use serde_json::Value;
 use time::OffsetDateTime;
 
 use crate::cells::{Problems, get_ci, json_kind, owned_text, parse_time_value};
+use crate::evidence::{UnreadableRow, identity_keys};
 
 /// The claim that carries the caller's object id in `Claims_d`.
 pub const OBJECT_ID_CLAIM: &str = "http://schemas.microsoft.com/identity/claims/objectidentifier";
@@ -21,6 +22,13 @@ pub struct ParsedActivities {
     pub rows_read: usize,
     /// Rows that could not be used (capped; a summary counts the rest).
     pub problems: Vec<DataProblem>,
+    /// Every row that could be someone's operation but could not be read (no readable time,
+    /// operation name or status), with what could be read of its identity and time, so that the
+    /// activations it could belong to can say their evidence is incomplete (uncapped).
+    pub unreadable: Vec<UnreadableRow>,
+    /// Set when the table as a whole cannot be read (a required column is missing): no row of it
+    /// is evidence of anything, and every activation that needs it cannot be judged.
+    pub failure: Option<String>,
 }
 
 /// Column indexes, looked up once by name. Each pair is (current column, deprecated column).
@@ -154,10 +162,15 @@ impl OpState {
 ///   case-insensitively) collapse into one activity: its time is the earliest row's, its status
 ///   the latest terminal row's (Success/Failure), else the latest row's. Rows with neither a
 ///   correlation nor an operation id are never merged.
-/// - Only succeeded operations are kept, unless `include_failed`: then failed ones too, and
-///   operations never seen finishing (Start/Accept only, or an unknown status), because an
-///   operation still in progress is not a success but is still something the person did.
-/// - A row with a missing or unreadable time is a problem (row and field) and is skipped.
+/// - Succeeded operations are kept, and so are operations never seen finishing (Start/Accept
+///   rows only), with status `in_progress`: an operation still running is something the person
+///   set in motion. Failed operations are kept only with `include_failed` (the pipeline asks for
+///   them all and keeps the high-risk attempts itself).
+/// - A row with a missing or unreadable time, operation name or status is a problem (row and
+///   field), is skipped, and is listed in [`ParsedActivities::unreadable`] with whatever could be
+///   read of its identity and time.
+/// - A table without a time, operation or status column cannot be read at all:
+///   [`ParsedActivities::failure`] says so.
 ///
 /// One pass with a hash map keyed by borrowed cells: no regex, no per-row allocation beyond
 /// timestamp parsing, so half a million rows parse in well under a second in release builds.
@@ -175,26 +188,32 @@ pub fn parse_azure_activity(table: &Table, source: &str, include_failed: bool) -
             "OperationNameValue",
             cols.operation.iter().any(Option::is_some),
         ),
+        (
+            "ActivityStatusValue",
+            cols.status.iter().any(Option::is_some),
+        ),
     ]
     .iter()
     .filter(|(_, present)| !present)
     .map(|(name, _)| *name)
     .collect();
     if !missing.is_empty() && !table.is_empty() {
-        problems.push(DataProblem::source(
-            source,
-            format!(
-                "no {} column: none of the {} rows can be read",
-                missing.join(" or "),
-                table.len()
-            ),
-        ));
+        let message = format!(
+            "no {} column: none of the {} rows can be read (columns found: {})",
+            missing.join(" or "),
+            table.len(),
+            column_list(table)
+        );
+        problems.push(DataProblem::source(source, message.clone()));
         return ParsedActivities {
             activities: Vec::new(),
             rows_read: table.len(),
             problems: problems.finish(),
+            unreadable: Vec::new(),
+            failure: Some(format!("{source}: {message}")),
         };
     }
+    let mut unreadable = Vec::new();
 
     for row in 0..table.len() {
         if let Some(category) = str_cell2(table, row, cols.category)
@@ -214,23 +233,64 @@ pub fn parse_azure_activity(table: &Table, source: &str, include_failed: bool) -
                 None
             }
         };
-        let Some(time) = time else {
-            for p in row_problems.drain(..) {
-                problems.push(p);
-            }
-            continue;
-        };
-        let Some(operation) = str_cell2(table, row, cols.operation) else {
-            problems.push(DataProblem::field(
+        let operation = str_cell2(table, row, cols.operation);
+        if operation.is_none() {
+            row_problems.push(DataProblem::field(
                 source,
                 row,
                 "OperationNameValue",
                 "missing: the row is skipped",
             ));
+        }
+        // PIM's own steps in the Activity Log are read by `parse_activity_pim_events`: they
+        // are the elevation, not something done with it.
+        if operation.is_some_and(crate::pim::is_pim_window_operation) {
+            continue;
+        }
+        let raw_status = str_cell2(table, row, cols.status);
+        let status = raw_status.map(ActivityStatus::normalise);
+        match raw_status {
+            None => row_problems.push(DataProblem::field(
+                source,
+                row,
+                "ActivityStatusValue",
+                "missing: whether the operation happened is unknown; the row is skipped",
+            )),
+            Some(raw) if status == Some(ActivityStatus::Other) => {
+                row_problems.push(DataProblem::field(
+                    source,
+                    row,
+                    "ActivityStatusValue",
+                    format!(
+                        "unknown status {:?} (expected Start, Accept, Success or Failure): the row is skipped",
+                        crate::cells::shorten(raw)
+                    ),
+                ));
+            }
+            Some(_) => {}
+        }
+        let (Some(time), Some(operation), Some(status)) = (
+            time,
+            operation,
+            status.filter(|s| *s != ActivityStatus::Other),
+        ) else {
+            let mut drained = row_problems.drain(..);
+            if let Some(first) = drained.next() {
+                unreadable.push(UnreadableRow {
+                    time,
+                    identities: row_identities(table, &cols, row),
+                    problem: first.clone(),
+                });
+                problems.push(first);
+            }
+            for p in drained {
+                problems.push(p);
+            }
             continue;
         };
-        let status = str_cell2(table, row, cols.status)
-            .map_or(ActivityStatus::Other, ActivityStatus::normalise);
+        for p in row_problems.drain(..) {
+            problems.push(p);
+        }
         let correlation = str_cell(table, row, cols.correlation)
             .or_else(|| str_cell(table, row, cols.operation_id));
         let key = OpKey {
@@ -261,7 +321,7 @@ pub fn parse_azure_activity(table: &Table, source: &str, include_failed: bool) -
 
     let mut activities: Vec<Activity> = groups
         .iter()
-        .filter(|g| include_failed || g.status == ActivityStatus::Succeeded)
+        .filter(|g| include_failed || g.status != ActivityStatus::Failed)
         .map(|g| build_activity(table, &cols, g, source, &mut problems))
         .collect();
     activities.sort_by_key(|a| a.time);
@@ -269,7 +329,35 @@ pub fn parse_azure_activity(table: &Table, source: &str, include_failed: bool) -
         activities,
         rows_read: table.len(),
         problems: problems.finish(),
+        unreadable,
+        failure: None,
     }
+}
+
+/// The column names of a table, for messages that say what was found instead.
+pub(crate) fn column_list(table: &Table) -> String {
+    const MAX: usize = 12;
+    let mut names: Vec<String> = table
+        .columns
+        .iter()
+        .take(MAX)
+        .map(|c| format!("{:?}", crate::cells::shorten(&c.name)))
+        .collect();
+    if table.columns.len() > MAX {
+        names.push(format!("and {} more", table.columns.len() - MAX));
+    }
+    if names.is_empty() {
+        "none".to_owned()
+    } else {
+        names.join(", ")
+    }
+}
+
+/// What can be read of an unreadable row's identity: the caller and the claims' object id.
+fn row_identities(table: &Table, cols: &Cols, row: usize) -> Vec<String> {
+    let mut ignored = Problems::new("");
+    let oid = claims_object_id(table, cols, row, "", &mut ignored);
+    identity_keys([str_cell(table, row, cols.caller), oid.as_deref()])
 }
 
 fn build_activity(
@@ -288,10 +376,16 @@ fn build_activity(
                 .then(|| claims_object_id(table, cols, g.status_row, source, problems))
                 .flatten()
         });
+    // An operation never seen ending is in progress, whatever its last row said.
+    let status = if g.status.is_in_progress() {
+        ActivityStatus::InProgress
+    } else {
+        g.status
+    };
     Activity {
         time: g.first_time,
         operation: pick(rows, |r| str_cell2(table, r, cols.operation)).unwrap_or_default(),
-        status: g.status,
+        status,
         resource_id: pick(rows, |r| str_cell2(table, r, cols.resource)),
         resource_group: pick(rows, |r| str_cell(table, r, cols.resource_group)),
         subscription_id: pick(rows, |r| str_cell2(table, r, cols.subscription)),
@@ -450,16 +544,16 @@ mod tests {
 
     #[test]
     fn every_status_spelling() {
+        // An operation that only started or was accepted is in progress at the end of the scan.
         for (raw, want) in [
-            ("Start", ActivityStatus::Started),
-            ("started", ActivityStatus::Started),
-            ("ACCEPT", ActivityStatus::Accepted),
-            ("Accepted", ActivityStatus::Accepted),
+            ("Start", ActivityStatus::InProgress),
+            ("started", ActivityStatus::InProgress),
+            ("ACCEPT", ActivityStatus::InProgress),
+            ("Accepted", ActivityStatus::InProgress),
             ("success", ActivityStatus::Succeeded),
             ("Succeeded", ActivityStatus::Succeeded),
             ("Failure", ActivityStatus::Failed),
             ("FAILED", ActivityStatus::Failed),
-            ("Resolved", ActivityStatus::Other),
         ] {
             let all = parse_azure_activity(
                 &audit_table(vec![row("2026-11-20T09:00:00Z", "op", raw, "c")]),
@@ -467,17 +561,75 @@ mod tests {
                 true,
             );
             assert_eq!(all.activities[0].status, want, "{raw}");
-            let ok_only = parse_azure_activity(
+            let default = parse_azure_activity(
                 &audit_table(vec![row("2026-11-20T09:00:00Z", "op", raw, "c")]),
                 "S",
                 false,
             );
+            // In-progress operations are kept whatever include_failed says; failures are not.
             assert_eq!(
-                ok_only.activities.len(),
-                usize::from(want == ActivityStatus::Succeeded),
+                default.activities.len(),
+                usize::from(want != ActivityStatus::Failed),
                 "{raw}"
             );
         }
+    }
+
+    #[test]
+    fn unknown_or_missing_status_is_unreadable_evidence_with_its_identity_and_time() {
+        let mut unknown = row("2026-11-20T09:00:00Z", "op", "Resolved", "a");
+        unknown["Caller"] = json!("Jane@Contoso.com");
+        let mut missing = row("2026-11-20T09:05:00Z", "op", "Success", "b");
+        missing["ActivityStatusValue"] = json!(null);
+        let mut no_time = row("4/28/2021 2:32 PM-ish", "op", "Success", "c");
+        no_time["Caller"] = json!(null);
+        let mut no_op = row("2026-11-20T09:07:00Z", "op", "Success", "d");
+        no_op["OperationNameValue"] = json!(null);
+        let good = row("2026-11-20T09:08:00Z", "op", "Success", "e");
+        let p = parse_azure_activity(
+            &audit_table(vec![unknown, missing, no_time, no_op, good]),
+            "AzureActivity.json",
+            true,
+        );
+        assert_eq!(p.activities.len(), 1);
+        assert_eq!(p.failure, None);
+        assert_eq!(p.unreadable.len(), 4);
+        let u = &p.unreadable;
+        assert_eq!(u[0].identities, ["jane@contoso.com"]);
+        assert_eq!(
+            u[0].time,
+            Some(time::macros::datetime!(2026-11-20 09:00 UTC))
+        );
+        assert!(
+            u[0].problem.message.contains("\"Resolved\""),
+            "{}",
+            u[0].problem
+        );
+        assert_eq!(u[1].problem.field.as_deref(), Some("ActivityStatusValue"));
+        assert_eq!(u[2].time, None);
+        assert!(u[2].identities.is_empty());
+        assert_eq!(u[2].problem.field.as_deref(), Some("TimeGenerated"));
+        assert_eq!(u[3].problem.field.as_deref(), Some("OperationNameValue"));
+        assert_eq!(
+            u.iter().map(|r| r.problem.row).collect::<Vec<_>>(),
+            [Some(0), Some(1), Some(2), Some(3)]
+        );
+        // Every unreadable row is also a problem.
+        assert!(u.iter().all(|r| p.problems.contains(&r.problem)));
+    }
+
+    #[test]
+    fn a_renamed_column_makes_the_table_unreadable() {
+        let r = json!({"TimeGenerated [UTC]": "2026-11-20T09:00:00Z", "OperationNameValue": "op",
+                       "ActivityStatusValue": "Success"});
+        let p = parse_azure_activity(&audit_table(vec![r]), "AzureActivity.json", true);
+        assert!(p.activities.is_empty());
+        let failure = p.failure.unwrap();
+        assert!(
+            failure.starts_with("AzureActivity.json: no TimeGenerated column"),
+            "{failure}"
+        );
+        assert!(failure.contains("\"TimeGenerated [UTC]\""), "{failure}");
     }
 
     #[test]
@@ -584,13 +736,17 @@ mod tests {
     #[test]
     fn a_missing_required_column_is_one_problem() {
         let rows: Vec<Value> = (0..5)
-            .map(|_| json!({"Caller": "x", "OperationNameValue": "op"}))
+            .map(|_| json!({"Caller": "x", "OperationNameValue": "op", "ActivityStatusValue": "Success"}))
             .collect();
         let p = parse_azure_activity(&audit_table(rows), "S", true);
         assert!(p.activities.is_empty());
         assert_eq!(p.problems.len(), 1);
         assert!(p.problems[0].message.contains("no TimeGenerated column"));
         assert_eq!(p.rows_read, 5);
+        assert!(
+            p.failure
+                .is_some_and(|f| f.contains("no TimeGenerated column"))
+        );
     }
 
     #[test]

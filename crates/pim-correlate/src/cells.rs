@@ -51,6 +51,11 @@ impl Problems {
     }
 }
 
+/// At most 64 characters of untrusted text, for problem messages.
+pub(crate) fn shorten(s: &str) -> String {
+    s.chars().take(64).collect()
+}
+
 /// The text of a scalar: strings trimmed (`None` when blank), numbers and booleans as text.
 /// Arrays and objects are not text.
 pub(crate) fn scalar_text(v: &Value) -> Option<Cow<'_, str>> {
@@ -73,11 +78,6 @@ pub(crate) fn owned_text(v: &Value) -> Option<String> {
 /// A text cell of `table`.
 pub(crate) fn cell_text(table: &Table, row: usize, col: Option<usize>) -> Option<Cow<'_, str>> {
     col.and_then(|c| table.cell(row, c)).and_then(scalar_text)
-}
-
-/// The first of several columns that exists in the table (new-schema name first).
-pub(crate) fn column(table: &Table, names: &[&str]) -> Option<usize> {
-    names.iter().find_map(|n| table.column_index(n))
 }
 
 /// A `dynamic` cell: nested JSON is borrowed; a JSON-encoded string is parsed. A string that is
@@ -144,6 +144,20 @@ pub(crate) fn parse_time_value(
     match v {
         Value::String(s) if s.trim().is_empty() => None,
         Value::String(s) => match parse_timestamp(s) {
+            // No Log Analytics record predates 2000: a year-0000 or epoch time is a placeholder,
+            // never the start of a window.
+            Ok(t) if t.year() < 2000 => {
+                problems.push(DataProblem::field(
+                    source,
+                    row,
+                    field,
+                    format!(
+                        "timestamp {:?} is before the year 2000: a placeholder, not a real time",
+                        s.trim().chars().take(64).collect::<String>()
+                    ),
+                ));
+                None
+            }
             Ok(t) => Some(t),
             Err(e) => {
                 problems.push(DataProblem::field(source, row, field, e.to_string()));

@@ -5,8 +5,9 @@ use serde_json::Value;
 
 use crate::azure::ParsedActivities;
 use crate::cells::{
-    Problems, cell_dynamic, cell_text, cell_time, column, get_ci, get_text, target_type, targets,
+    Problems, cell_dynamic, cell_text, cell_time, get_ci, get_text, target_type, targets,
 };
+use crate::evidence::{UnreadableRow, identity_keys};
 
 /// System identities that act for PIM; their changes are PIM's bookkeeping, not a person's.
 const PIM_ACTORS: &[&str] = &["MS-PIM", "Azure AD PIM", "Microsoft Entra PIM"];
@@ -29,7 +30,7 @@ pub fn parse_directory_activity(
 ) -> ParsedActivities {
     let c = |n: &str| table.column_index(n);
     let time_cols = [c("ActivityDateTime"), c("TimeGenerated")];
-    let op_col = column(table, &["OperationName", "ActivityDisplayName"]);
+    let op_cols = [c("OperationName"), c("ActivityDisplayName")];
     let result_col = c("Result");
     let service_col = c("LoggedByService");
     let identity_col = c("Identity");
@@ -39,14 +40,21 @@ pub fn parse_directory_activity(
 
     let mut problems = Problems::new(source);
     let mut activities = Vec::new();
+    let mut unreadable = Vec::new();
     if initiated_col.is_none() && !table.is_empty() {
-        problems.push(DataProblem::source(
-            source,
-            format!(
-                "no InitiatedBy column: none of the {} rows can be attributed to a user",
-                table.len()
-            ),
-        ));
+        let message = format!(
+            "no InitiatedBy column: none of the {} rows can be attributed to a user (columns found: {})",
+            table.len(),
+            crate::azure::column_list(table)
+        );
+        problems.push(DataProblem::source(source, message.clone()));
+        return ParsedActivities {
+            activities,
+            rows_read: table.len(),
+            problems: problems.finish(),
+            unreadable,
+            failure: Some(format!("{source}: {message}")),
+        };
     }
     for row in 0..table.len() {
         let service = cell_text(table, row, service_col);
@@ -76,30 +84,61 @@ pub fn parse_directory_activity(
         let oid = user.and_then(|u| get_text(u, "id"));
         let actor_name = user.and_then(|u| get_text(u, "displayName"));
         if (upn.is_none() && oid.is_none()) || actor_name.as_deref().is_some_and(is_pim_actor) {
+            // An InitiatedBy that could not be parsed hides who acted: anyone's change.
+            if let Some(first) = row_problems.first() {
+                let time = time_cols
+                    .iter()
+                    .zip(["ActivityDateTime", "TimeGenerated"])
+                    .find_map(|(col, field)| {
+                        cell_time(table, row, *col, field, source, &mut Vec::new())
+                    });
+                unreadable.push(UnreadableRow {
+                    time,
+                    identities: Vec::new(),
+                    problem: first.clone(),
+                });
+            }
             flush(&mut problems, row_problems);
             continue;
         }
+        let identities = identity_keys([upn.as_deref(), oid.as_deref()]);
 
         let time = time_cols
             .iter()
             .zip(["ActivityDateTime", "TimeGenerated"])
             .find_map(|(col, field)| cell_time(table, row, *col, field, source, &mut row_problems));
         let Some(time) = time else {
-            row_problems.push(DataProblem::row(
+            let problem = DataProblem::row(
                 source,
                 row,
                 "no readable ActivityDateTime or TimeGenerated: the row is skipped",
-            ));
+            );
+            unreadable.push(UnreadableRow {
+                time: None,
+                identities,
+                problem: row_problems
+                    .first()
+                    .cloned()
+                    .unwrap_or_else(|| problem.clone()),
+            });
+            row_problems.push(problem);
             flush(&mut problems, row_problems);
             continue;
         };
-        let Some(operation) = cell_text(table, row, op_col) else {
-            row_problems.push(DataProblem::field(
+        // ActivityDisplayName stands in for a blank OperationName on this row.
+        let Some(operation) = op_cols.iter().find_map(|col| cell_text(table, row, *col)) else {
+            let problem = DataProblem::field(
                 source,
                 row,
                 "OperationName",
-                "missing: the row is skipped",
-            ));
+                "missing (and no ActivityDisplayName): the row is skipped",
+            );
+            unreadable.push(UnreadableRow {
+                time: Some(time),
+                identities,
+                problem: problem.clone(),
+            });
+            row_problems.push(problem);
             flush(&mut problems, row_problems);
             continue;
         };
@@ -140,6 +179,8 @@ pub fn parse_directory_activity(
         activities,
         rows_read: table.len(),
         problems: problems.finish(),
+        unreadable,
+        failure: None,
     }
 }
 

@@ -5,7 +5,7 @@ use serde_json::Value;
 use time::OffsetDateTime;
 
 use crate::cells::{
-    Problems, cell_dynamic, cell_text, cell_time, column, detail, get_text, parse_time_value,
+    Problems, cell_dynamic, cell_text, cell_time, detail, get_text, parse_time_value, shorten,
     target_of_type, target_type, targets,
 };
 use crate::tickets::extract_tickets;
@@ -53,6 +53,9 @@ pub struct ActivationRecord {
     pub audit_id: Option<String>,
     /// What was wrong or missing in this row.
     pub problems: Vec<DataProblem>,
+    /// The tables this activation was recorded in (`AuditLogs`, the Activity Log, or both once
+    /// merged).
+    pub sources: Vec<pim_domain::ActivitySource>,
 }
 
 /// How an elevation ended, according to an end row.
@@ -100,12 +103,21 @@ pub struct PimEvents {
     /// Problems with rows that did not become an activation (unusable end rows, failed
     /// "completed" rows, missing columns, ...).
     pub problems: Vec<DataProblem>,
+    /// Set when the table has rows but not one of them can be recognised as an audit record (no
+    /// operation column, or no row with an operation name): the input is not what it claims to
+    /// be, and an empty report of it would be a lie.
+    pub unrecognised: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum RowClass {
     Activation,
     End(EndKind),
+}
+
+/// Whether `op` is one of the PIM operations that open or close an elevation window.
+pub(crate) fn is_pim_window_operation(op: &str) -> bool {
+    classify(op).is_some()
 }
 
 fn classify(op: &str) -> Option<RowClass> {
@@ -124,6 +136,7 @@ fn classify(op: &str) -> Option<RowClass> {
 /// Column indexes, looked up once by name.
 struct Cols {
     operation: Option<usize>,
+    display_name: Option<usize>,
     service: Option<usize>,
     result: Option<usize>,
     category: Option<usize>,
@@ -141,7 +154,8 @@ struct Cols {
 impl Cols {
     fn new(t: &Table) -> Self {
         Self {
-            operation: column(t, &["OperationName", "ActivityDisplayName"]),
+            operation: t.column_index("OperationName"),
+            display_name: t.column_index("ActivityDisplayName"),
             service: t.column_index("LoggedByService"),
             result: t.column_index("Result"),
             category: t.column_index("Category"),
@@ -195,32 +209,79 @@ pub fn parse_pim_events(table: &Table, source: &str) -> PimEvents {
     let cols = Cols::new(table);
     let mut events = PimEvents::default();
     let mut problems = Problems::new(source);
-    if cols.operation.is_none() {
-        problems.push(DataProblem::source(
-            source,
-            format!(
-                "no OperationName column: none of the {} rows can be recognised as a PIM event",
-                table.len()
-            ),
-        ));
+    if cols.operation.is_none() && cols.display_name.is_none() {
+        let message = format!(
+            "no OperationName or ActivityDisplayName column: none of the {} rows can be recognised as an AuditLogs record (columns found: {})",
+            table.len(),
+            crate::azure::column_list(table)
+        );
+        problems.push(DataProblem::source(source, message.clone()));
         events.problems = problems.finish();
+        if !table.is_empty() {
+            events.unrecognised = Some(format!(
+                "{source}: {message}; expected an AuditLogs export with OperationName, Category, InitiatedBy, TargetResources and AdditionalDetails columns"
+            ));
+        }
         return events;
     }
+    // An export of another table (AzureActivity saved as AuditLogs.json) has operation names
+    // too, but none of the columns only audit records carry.
+    let audit_shaped = [cols.service, cols.initiated_by, cols.targets, cols.details]
+        .iter()
+        .any(Option::is_some);
+    if !audit_shaped && !table.is_empty() {
+        let message = format!(
+            "none of the {} rows can be recognised as an AuditLogs record: no LoggedByService, InitiatedBy, TargetResources or AdditionalDetails column (columns found: {})",
+            table.len(),
+            crate::azure::column_list(table)
+        );
+        problems.push(DataProblem::source(source, message.clone()));
+        events.problems = problems.finish();
+        events.unrecognised = Some(format!(
+            "{source}: {message}; expected an AuditLogs export, not another table"
+        ));
+        return events;
+    }
+    let mut named_rows = 0usize;
+    // Exact duplicates (same record Id, or the same cells) are one record.
+    let mut seen_ids: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    let mut seen_rows: std::collections::HashMap<u64, usize> = std::collections::HashMap::new();
     for row in 0..table.len() {
-        let Some(op) = cell_text(table, row, cols.operation) else {
+        // ActivityDisplayName stands in for a blank OperationName on this row.
+        let Some(op) = cell_text(table, row, cols.operation)
+            .or_else(|| cell_text(table, row, cols.display_name))
+        else {
             problems.push(DataProblem::field(
                 source,
                 row,
                 "OperationName",
-                "missing: the row cannot be classified",
+                "missing (and no ActivityDisplayName): the row cannot be classified",
             ));
             continue;
         };
+        named_rows += 1;
         let Some(class) = classify(&op) else { continue };
+        if let Some(first) = duplicate_of(table, &cols, row, &mut seen_ids, &mut seen_rows) {
+            problems.push(DataProblem::row(
+                source,
+                row,
+                format!("{op:?} row duplicates row {first} (same record Id or identical content); counted once"),
+            ));
+            continue;
+        }
         // Other services never log these names; if one did, it is not PIM's record.
         if let Some(service) = cell_text(table, row, cols.service)
             && !service.eq_ignore_ascii_case("PIM")
         {
+            problems.push(DataProblem::field(
+                source,
+                row,
+                "LoggedByService",
+                format!(
+                    "{op:?} row is logged by {:?}, not PIM; it is not counted as a PIM event",
+                    shorten(&service)
+                ),
+            ));
             continue;
         }
         if let Some(result) = cell_text(table, row, cols.result)
@@ -248,7 +309,9 @@ pub fn parse_pim_events(table: &Table, source: &str) -> PimEvents {
                         row_problems.push(DataProblem::row(
                             source,
                             row,
-                            format!("{op:?} row is unusable: it names no user or no time"),
+                            format!(
+                                "{op:?} row is unusable: it names no time, or neither a user nor a request id"
+                            ),
                         ));
                     }
                 }
@@ -259,7 +322,42 @@ pub fn parse_pim_events(table: &Table, source: &str) -> PimEvents {
         }
     }
     events.problems = problems.finish();
+    if named_rows == 0 && !table.is_empty() {
+        events.unrecognised = Some(format!(
+            "{source}: none of the {} rows has an OperationName or ActivityDisplayName, so none can be recognised as an AuditLogs record; expected an AuditLogs export",
+            table.len()
+        ));
+    }
     events
+}
+
+/// The first row this one duplicates: the same non-blank record `Id`, or the same cells.
+fn duplicate_of(
+    table: &Table,
+    cols: &Cols,
+    row: usize,
+    ids: &mut std::collections::HashMap<String, usize>,
+    contents: &mut std::collections::HashMap<u64, usize>,
+) -> Option<usize> {
+    use std::hash::{Hash, Hasher};
+    if let Some(id) = cell_text(table, row, cols.id) {
+        if let Some(&first) = ids.get(id.as_ref()) {
+            return Some(first);
+        }
+        ids.insert(id.into_owned(), row);
+    }
+    let cells = table.rows.get(row)?;
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    serde_json::to_string(cells).ok()?.hash(&mut hasher);
+    let key = hasher.finish();
+    match contents.get(&key) {
+        Some(&first) if table.rows.get(first) == Some(cells) => Some(first),
+        Some(_) => None,
+        None => {
+            contents.insert(key, row);
+            None
+        }
+    }
 }
 
 fn row_data<'t>(
@@ -402,6 +500,7 @@ fn parse_activation(table: &Table, cols: &Cols, row: usize, source: &str) -> Act
         correlation_id: cell_text(table, row, cols.correlation_id).map(|c| c.into_owned()),
         audit_id: cell_text(table, row, cols.id).map(|c| c.into_owned()),
         problems,
+        sources: vec![pim_domain::ActivitySource::AuditLogs],
     }
 }
 
@@ -442,7 +541,9 @@ fn parse_end(
             .map(principal_from)
             .unwrap_or_default();
     }
-    if !has_identity(&principal) {
+    let request_id = request_id_of(&data);
+    // An expiry row may name no user at all; its request id still ties it to its activation.
+    if !has_identity(&principal) && request_id.is_none() {
         return None;
     }
     let role_kind = cell_text(table, row, cols.category)
@@ -466,7 +567,7 @@ fn parse_end(
         role_name,
         role_id,
         scope_id,
-        request_id: request_id_of(&data),
+        request_id,
         assignment_id,
     })
 }
@@ -539,8 +640,10 @@ fn role_of(data: &RowData<'_>) -> (Option<String>, Option<String>) {
     (name, id)
 }
 
+/// The request id that links a PIM request, its activation and its end (reference §8.5):
+/// `RoleAssignmentRequestId`, else the older `RequestId`, else a `Request` target's id.
 fn request_id_of(data: &RowData<'_>) -> Option<String> {
-    ["RequestId", "RoleAssignmentRequestId"]
+    ["RoleAssignmentRequestId", "RequestId"]
         .iter()
         .find_map(|k| detail(data.details(), k))
         .or_else(|| target_of_type(data.targets(), "request").and_then(|r| get_text(r, "id")))
@@ -639,10 +742,6 @@ pub(crate) fn scope_kind_from_arm_path(id: &str) -> Option<ScopeKind> {
         _ => ScopeKind::Resource,
     };
     Some(kind)
-}
-
-fn shorten(s: &str) -> String {
-    s.chars().take(64).collect()
 }
 
 #[cfg(test)]
@@ -797,12 +896,112 @@ mod tests {
         failed["Result"] = json!("failure");
         let mut other = sample_activation_row();
         other["LoggedByService"] = json!("Core Directory");
+        other["Id"] = json!("PIM_other");
         let mut unrelated = sample_activation_row();
         unrelated["OperationName"] = json!("Add member to role requested (PIM activation)");
+        unrelated["Id"] = json!("PIM_unrelated");
         let ev = parse_pim_events(&audit_table(vec![failed, other, unrelated]), "S");
         assert!(ev.activations.is_empty());
-        assert_eq!(ev.problems.len(), 1);
+        // A PIM operation name logged by another service is a problem, never a silent skip.
+        assert_eq!(ev.problems.len(), 2, "{:?}", ev.problems);
         assert_eq!(ev.problems[0].row, Some(0));
+        assert_eq!(ev.problems[1].row, Some(1));
+        assert_eq!(ev.problems[1].field.as_deref(), Some("LoggedByService"));
+        assert!(ev.problems[1].message.contains("\"Core Directory\""));
+        assert_eq!(ev.unrecognised, None);
+    }
+
+    #[test]
+    fn activity_display_name_stands_in_for_a_blank_operation_name() {
+        let mut r = sample_activation_row();
+        r["OperationName"] = json!("  ");
+        r["ActivityDisplayName"] = json!(OP_ACTIVATION_COMPLETED);
+        let ev = parse_pim_events(&audit_table(vec![r]), "S");
+        assert_eq!(ev.activations.len(), 1);
+        assert!(ev.problems.is_empty(), "{:?}", ev.problems);
+    }
+
+    #[test]
+    fn exact_duplicates_count_once_with_a_problem() {
+        let a = sample_activation_row();
+        let mut same_id = sample_activation_row();
+        same_id["ResultReason"] = json!("edited copy");
+        let mut no_id = sample_activation_row();
+        no_id["Id"] = json!(null);
+        let rows = vec![a.clone(), a, same_id, no_id.clone(), no_id];
+        let ev = parse_pim_events(&audit_table(rows), "AuditLogs.json");
+        assert_eq!(ev.activations.len(), 2);
+        assert_eq!(ev.activations[1].row, 3);
+        let dups: Vec<(Option<usize>, &str)> = ev
+            .problems
+            .iter()
+            .map(|p| (p.row, p.message.as_str()))
+            .collect();
+        assert_eq!(dups.len(), 3, "{dups:?}");
+        assert_eq!(dups[0].0, Some(1));
+        assert!(dups[0].1.contains("duplicates row 0"));
+        assert_eq!(dups[1].0, Some(2));
+        assert!(dups[1].1.contains("duplicates row 0"));
+        assert_eq!(dups[2].0, Some(4));
+        assert!(dups[2].1.contains("duplicates row 3"));
+    }
+
+    #[test]
+    fn another_table_saved_as_audit_logs_is_unrecognised() {
+        let rows = vec![
+            json!({"TimeGenerated": "2026-11-20T09:00:00Z", "OperationName": "Microsoft.Compute/virtualMachines/write",
+                               "Caller": "jane@contoso.com", "Category": "Administrative"}),
+        ];
+        let why = parse_pim_events(&audit_table(rows), "AuditLogs.json")
+            .unrecognised
+            .unwrap();
+        assert!(
+            why.contains(
+                "no LoggedByService, InitiatedBy, TargetResources or AdditionalDetails column"
+            ),
+            "{why}"
+        );
+        assert!(why.contains("\"Caller\""), "{why}");
+    }
+
+    #[test]
+    fn a_table_with_no_recognisable_row_is_unrecognised() {
+        let rows = vec![
+            json!({"foo": 1, "OperationName": null, "InitiatedBy": null}),
+            json!({"foo": 2}),
+        ];
+        let ev = parse_pim_events(&audit_table(rows), "AuditLogs.json");
+        let why = ev.unrecognised.unwrap();
+        assert!(
+            why.starts_with("AuditLogs.json: none of the 2 rows"),
+            "{why}"
+        );
+        let ev = parse_pim_events(&audit_table(vec![json!({"foo": 1})]), "AuditLogs.json");
+        let why = ev.unrecognised.unwrap();
+        assert!(
+            why.contains("no OperationName or ActivityDisplayName column"),
+            "{why}"
+        );
+        assert!(why.contains("expected an AuditLogs export"), "{why}");
+        // An empty table is a valid, empty export.
+        assert_eq!(parse_pim_events(&Table::default(), "S").unrecognised, None);
+    }
+
+    #[test]
+    fn a_year_0000_start_is_a_problem_not_a_window_start() {
+        let mut r = sample_activation_row();
+        r["AdditionalDetails"][1]["value"] = json!("0000-01-01T00:00:00Z");
+        let ev = parse_pim_events(&audit_table(vec![r]), "S");
+        let a = &ev.activations[0];
+        assert_eq!(a.start, a.activation_time);
+        assert!(
+            a.problems.iter().any(
+                |p| p.field.as_deref() == Some("AdditionalDetails.StartTime")
+                    && p.message.contains("before the year 2000")
+            ),
+            "{:?}",
+            a.problems
+        );
     }
 
     #[test]
@@ -817,7 +1016,12 @@ mod tests {
         };
         let ev = parse_pim_events(&t, "S");
         assert_eq!(ev.problems.len(), 1);
-        assert!(ev.problems[0].message.contains("no OperationName column"));
+        assert!(
+            ev.problems[0]
+                .message
+                .contains("no OperationName or ActivityDisplayName column")
+        );
+        assert!(ev.unrecognised.is_some());
 
         let mut r = sample_activation_row();
         r["OperationName"] = json!(null);
@@ -887,8 +1091,10 @@ mod tests {
         g["Category"] = json!("GroupManagement");
         g["TargetResources"] = json!([{"type": "Role", "displayName": "Member"},
                                       {"type": "Group", "displayName": "Ops", "id": "g1"}]);
+        g["Id"] = json!("PIM_g");
         let mut d = sample_activation_row();
         d["Category"] = json!("RoleManagement");
+        d["Id"] = json!("PIM_d");
         let ev = parse_pim_events(&audit_table(vec![r, g, d]), "S");
         assert_eq!(ev.activations[0].scope.kind, ScopeKind::ResourceGroup);
         assert_eq!(ev.activations[1].scope.kind, ScopeKind::Group);

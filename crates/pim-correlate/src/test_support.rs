@@ -68,3 +68,39 @@ pub(crate) fn sample_activation_row() -> Value {
       ]
     })
 }
+
+/// An Entra directory-role activation of `upn` starting at `start` and lasting `hours`.
+pub(crate) fn activation_at(
+    upn: &str,
+    start: time::OffsetDateTime,
+    hours: i64,
+) -> pim_domain::Activation {
+    use pim_domain::{Activation, ElevationWindow, EndReason, Principal, Role, RoleKind, Scope};
+    Activation {
+        id: format!("{upn}-{start}"),
+        activated_at: start,
+        principal: Principal {
+            upn: Some(upn.into()),
+            object_id: None,
+            display_name: None,
+        },
+        role: Role {
+            name: "User Administrator".into(),
+            id: None,
+            kind: RoleKind::EntraDirectory,
+        },
+        scope: Scope::directory(),
+        justification: String::new(),
+        tickets: vec![],
+        window: ElevationWindow {
+            start,
+            end: start + time::Duration::hours(hours),
+            end_reason: EndReason::Expired,
+            scheduled_end: None,
+            assumed: false,
+        },
+        request_id: None,
+        correlation_id: None,
+        problems: vec![],
+    }
+}

@@ -41,15 +41,20 @@ pub struct Activations {
     /// Problems not tied to a kept activation (those of unusable rows). Problems of a kept
     /// activation are in its own `problems`.
     pub problems: Vec<DataProblem>,
+    /// The tables each activation was recorded in, by activation id.
+    pub sources: HashMap<String, Vec<pim_domain::ActivitySource>>,
 }
 
 /// Turns parsed PIM events into activations with elevation windows.
 ///
-/// The real end is the earliest of: the scheduled end (`ExpirationTime`/`EndTime`); the first
-/// unused expiry or deactivation row of the same user (UPN case-insensitively or object id),
-/// same role (id or name), same kind and compatible scope, at or after the start and before that
-/// user's next activation of the same role; and the scan end. A row whose request id matches the
-/// activation's is preferred. Each end row ends at most one activation.
+/// The real end is the earliest of: the scheduled end (`ExpirationTime`/`EndTime`); the
+/// activation's end row; and the scan end. The end row is, when the activation carries a request
+/// id, the first unused expiry or deactivation row with the same request id (whoever it names:
+/// PIM's expiry rows may name no user); end rows carrying another request id are never its end.
+/// Only otherwise is it the first unused end row of the same user (UPN case-insensitively or
+/// object id), same role (id or name), same kind and compatible scope, at or after the start and
+/// before that user's next activation of the same role. Each end row ends at most one
+/// activation. A start more than a day after the scan end is a problem, not a window.
 ///
 /// When nothing gives an end, `start + default_duration` is assumed (`assumed = true`,
 /// `EndReason::Assumed`, or `StillActive` if cut at the scan end). A scheduled end before the
@@ -59,12 +64,24 @@ pub fn build_activations(events: PimEvents, options: &WindowOptions) -> Activati
     let PimEvents {
         activations: mut records,
         ends,
-        problems,
+        mut problems,
+        ..
     } = events;
     // Earlier activations claim their end rows first.
     records.sort_by_key(|r| (r.start.or(r.activation_time), r.row));
 
     let end_index = index_by_identity(ends.iter().map(|e| &e.principal));
+    let mut request_index: HashMap<String, Vec<usize>> = HashMap::new();
+    for (i, e) in ends.iter().enumerate() {
+        if let Some(id) = e
+            .request_id
+            .as_deref()
+            .map(request_key)
+            .filter(|k| !k.is_empty())
+        {
+            request_index.entry(id).or_default().push(i);
+        }
+    }
     let record_index = index_by_identity(records.iter().map(|r| &r.principal));
     let boundaries: Vec<Option<OffsetDateTime>> = (0..records.len())
         .map(|pos| next_activation_start(&records, &record_index, pos))
@@ -74,24 +91,35 @@ pub fn build_activations(events: PimEvents, options: &WindowOptions) -> Activati
     let mut kept = Vec::new();
     for (record, boundary) in records.into_iter().zip(boundaries) {
         let end = match record.start.or(record.activation_time) {
-            Some(start) => find_end(&record, start, boundary, &ends, &end_index, &consumed),
+            Some(start) => find_end(
+                &record,
+                start,
+                boundary,
+                &ends,
+                (&end_index, &request_index),
+                &consumed,
+            ),
             None => None,
         };
         if let Some(e) = end {
             consumed[e] = true;
         }
-        if let Some(built) = window_for(record, end.map(|e| &ends[e]), options) {
-            kept.push(built);
+        match window_for(record, end.map(|e| &ends[e]), options) {
+            Ok(built) => kept.push(built),
+            Err(Some(problem)) => problems.push(problem),
+            Err(None) => {}
         }
     }
 
     // Ids in row order, so suffixes do not depend on how windows sorted.
     kept.sort_by_key(|(r, _, _)| r.row);
     let mut used: HashSet<String> = HashSet::with_capacity(kept.len());
+    let mut sources = HashMap::with_capacity(kept.len());
     let mut activations: Vec<Activation> = kept
         .into_iter()
-        .map(|(record, window, extra)| {
+        .map(|(mut record, window, extra)| {
             let id = unique_id(&record, &mut used);
+            sources.insert(id.clone(), std::mem::take(&mut record.sources));
             to_activation(record, id, window, extra, options)
         })
         .collect();
@@ -103,6 +131,7 @@ pub fn build_activations(events: PimEvents, options: &WindowOptions) -> Activati
     Activations {
         activations,
         problems,
+        sources,
     }
 }
 
@@ -187,32 +216,66 @@ fn end_matches(record: &ActivationRecord, end: &EndRecord) -> bool {
         && same_scope(record.scope.id.as_deref(), end.scope_id.as_deref())
 }
 
+/// Row numbers by a key (identity or request id).
+type RowIndex = HashMap<String, Vec<usize>>;
+
+/// A request id as an index key: trimmed, lower-cased, dashes kept.
+fn request_key(id: &str) -> String {
+    id.trim().to_lowercase()
+}
+
+/// The end row of an activation. When the activation carries a request id, an unused end row
+/// with the same request id (at or after the start) is its end, whoever the row names; end rows
+/// carrying a different request id are never its end. Only then are principal, role and scope
+/// compared, among end rows without a request id (or for activations without one).
 fn find_end(
     record: &ActivationRecord,
     start: OffsetDateTime,
     boundary: Option<OffsetDateTime>,
     ends: &[EndRecord],
-    index: &HashMap<String, Vec<usize>>,
+    (index, by_request): (&RowIndex, &RowIndex),
     consumed: &[bool],
 ) -> Option<usize> {
+    let request = record
+        .request_id
+        .as_deref()
+        .map(request_key)
+        .filter(|k| !k.is_empty());
+    if let Some(key) = &request {
+        let linked = by_request
+            .get(key)
+            .into_iter()
+            .flatten()
+            .copied()
+            .filter(|&e| !consumed[e] && ends[e].time >= start)
+            .min_by_key(|&e| (ends[e].time, e));
+        if linked.is_some() {
+            return linked;
+        }
+    }
     let mut best: Option<(bool, OffsetDateTime, usize)> = None;
     for &e in identity_keys(&record.principal)
         .filter_map(|k| index.get(&k))
         .flatten()
     {
         let end = &ends[e];
+        let other_request = request.is_some()
+            && end
+                .request_id
+                .as_deref()
+                .is_some_and(|r| !r.trim().is_empty());
         if consumed[e]
+            || other_request
             || end.time < start
             || boundary.is_some_and(|b| end.time >= b)
             || !end_matches(record, end)
         {
             continue;
         }
-        let by_request = record.request_id.is_some()
-            && (eq_ci(record.request_id.as_deref(), end.request_id.as_deref())
-                || eq_ci(record.request_id.as_deref(), end.assignment_id.as_deref()));
-        // Prefer a request-id match, then the earliest row.
-        let key = (!by_request, end.time, e);
+        let by_assignment =
+            request.is_some() && eq_ci(record.request_id.as_deref(), end.assignment_id.as_deref());
+        // Prefer an assignment-id match, then the earliest row.
+        let key = (!by_assignment, end.time, e);
         if best.is_none_or(|b| key < b) {
             best = Some(key);
         }
@@ -222,12 +285,17 @@ fn find_end(
 
 type Built = (ActivationRecord, ElevationWindow, Vec<DataProblem>);
 
-/// The window of one record, or `None` when it does not overlap the scan.
+/// How far past the scan end a logged time may lie before it is a problem rather than a clock
+/// skew or ingestion delay.
+const FUTURE_SLACK: Duration = Duration::days(1);
+
+/// The window of one record; `Err(None)` when it does not overlap the scan, `Err(Some(problem))`
+/// when its start cannot be real (more than a day after the scan end).
 fn window_for(
     record: ActivationRecord,
     end_row: Option<&EndRecord>,
     options: &WindowOptions,
-) -> Option<Built> {
+) -> Result<Built, Option<DataProblem>> {
     let scan = options.scan;
     let mut problems = Vec::new();
     let Some(start) = record.start.or(record.activation_time) else {
@@ -243,8 +311,19 @@ fn window_for(
             scheduled_end: record.scheduled_end,
             assumed: true,
         };
-        return Some((record, window, problems));
+        return Ok((record, window, problems));
     };
+    if start > scan.end + FUTURE_SLACK {
+        return Err(Some(DataProblem::row(
+            &record.source,
+            record.row,
+            format!(
+                "the activation starts at {}, more than a day after the scan end {}: not a real time, no window is opened",
+                format_utc(start),
+                format_utc(scan.end)
+            ),
+        )));
+    }
 
     let mut scheduled = record.scheduled_end;
     if let Some(s) = scheduled
@@ -289,7 +368,7 @@ fn window_for(
         ),
     };
     if !TimeRange::new(start, end).overlaps(&scan) || start > scan.end {
-        return None;
+        return Err(None);
     }
     let end = if end > scan.end {
         reason = EndReason::StillActive;
@@ -304,7 +383,7 @@ fn window_for(
         scheduled_end: scheduled,
         assumed,
     };
-    Some((record, window, problems))
+    Ok((record, window, problems))
 }
 
 fn unique_id(record: &ActivationRecord, used: &mut HashSet<String>) -> String {
@@ -402,6 +481,7 @@ mod tests {
             correlation_id: None,
             audit_id: Some(format!("PIM_{row}")),
             problems: vec![],
+            sources: vec![pim_domain::ActivitySource::AuditLogs],
         }
     }
 
@@ -438,10 +518,62 @@ mod tests {
                 activations,
                 ends,
                 problems: vec![],
+                unrecognised: None,
             },
             options,
         )
         .activations
+    }
+
+    #[test]
+    fn end_rows_are_matched_by_request_id_first() {
+        let mut a = rec(0, jane(), "Contributor", 9.0, Some(13.0));
+        a.request_id = Some("REQ-1".into());
+        // An expiry naming no user, only the request id (as PIM logs it), ends the window ...
+        let mut no_user = end(
+            1,
+            Principal::default(),
+            "Contributor",
+            11.0,
+            EndKind::Expired,
+        );
+        no_user.request_id = Some(" req-1 ".into());
+        no_user.role_name = None;
+        // ... and an earlier deactivation of the same user and role under another request id
+        // does not, though principal, role and scope all match.
+        let mut other = end(2, jane(), "Contributor", 10.0, EndKind::Deactivated);
+        other.request_id = Some("REQ-2".into());
+        let built = build(vec![a.clone()], vec![no_user.clone(), other.clone()]);
+        assert_eq!(built[0].window.end, hours(11.0));
+        assert_eq!(built[0].window.end_reason, EndReason::Expired);
+        // Without a request id on the activation, principal, role and scope decide.
+        a.request_id = None;
+        let built = build(vec![a], vec![no_user, other]);
+        assert_eq!(built[0].window.end, hours(10.0));
+        assert_eq!(built[0].window.end_reason, EndReason::Deactivated);
+    }
+
+    #[test]
+    fn a_start_more_than_a_day_after_the_scan_end_is_a_problem() {
+        let far = rec(0, jane(), "Contributor", 24.0 + 25.0, None);
+        let near = rec(1, jane(), "Reader", 24.0 + 12.0, None);
+        let out = build_activations(
+            PimEvents {
+                activations: vec![far, near],
+                ends: vec![],
+                problems: vec![],
+                unrecognised: None,
+            },
+            &scan(),
+        );
+        assert!(out.activations.is_empty());
+        assert_eq!(out.problems.len(), 1, "{:?}", out.problems);
+        assert_eq!(out.problems[0].row, Some(0));
+        assert!(
+            out.problems[0]
+                .message
+                .contains("more than a day after the scan end")
+        );
     }
 
     #[test]

@@ -37,6 +37,10 @@ pub enum ActivityStatus {
     Failed,
     /// A status outside the four above (e.g. `Active`, `Resolved` in non-administrative rows).
     Other,
+    /// Started or accepted, and no final (Success/Failure) row by the end of the scan: an
+    /// operation still running, or one whose end was never logged. Always reported: it is
+    /// something the identity set in motion.
+    InProgress,
 }
 
 string_enum!(ActivityStatus, "activity status", {
@@ -45,6 +49,7 @@ string_enum!(ActivityStatus, "activity status", {
     Succeeded => "succeeded",
     Failed => "failed",
     Other => "other",
+    InProgress => "in_progress",
 });
 
 impl ActivityStatus {
@@ -76,6 +81,18 @@ impl ActivityStatus {
     /// Whether this status ends an operation (success or failure).
     pub fn is_terminal(self) -> bool {
         matches!(self, Self::Succeeded | Self::Failed)
+    }
+
+    /// Whether this status says the operation was set in motion and not (yet) seen ending:
+    /// `started`, `accepted` or `in_progress`.
+    pub fn is_in_progress(self) -> bool {
+        matches!(self, Self::Started | Self::Accepted | Self::InProgress)
+    }
+
+    /// Whether `raw` is one of the spellings [`normalise`](Self::normalise) knows (any case);
+    /// other values become [`Other`](Self::Other).
+    pub fn is_known(raw: &str) -> bool {
+        Self::normalise(raw) != Self::Other
     }
 }
 

@@ -71,6 +71,11 @@ pub enum Flag {
     /// The activity list for the window is incomplete (a limit was hit or the source reported a
     /// partial result).
     ActivityTruncated,
+    /// Rows that could belong to this activation (its identity, or an unreadable identity; its
+    /// window, or an unreadable time) could not be read. The activation's problems list them; an
+    /// `aligned` or `no_activity` verdict becomes `unknown`, because unread evidence is never
+    /// evidence of innocence.
+    EvidenceIncomplete,
 }
 
 string_enum!(Flag, "flag", {
@@ -80,6 +85,7 @@ string_enum!(Flag, "flag", {
     StillActive => "still_active",
     AssumedWindow => "assumed_window",
     ActivityTruncated => "activity_truncated",
+    EvidenceIncomplete => "evidence_incomplete",
 });
 
 /// Who produced an assessment.

@@ -18,8 +18,11 @@ use crate::{
 ///
 /// History: `1.0` first release; `1.1` adds the [`Report::run`] block (additive: a `1.0` reader
 /// that ignores unknown fields reads `1.1`, and a `1.1` reader fills `run` with zeros when it
-/// reads `1.0`).
-pub const REPORT_SCHEMA_VERSION: &str = "1.1";
+/// reads `1.0`); `2.0` adds the flag `evidence_incomplete` and the activity status
+/// `in_progress` (new enum values, which the schema policy counts as breaking: a reader that
+/// checks enums rejects them), the activation's `sources`, and counts every problem, global and
+/// per activation, in `summary.problems`.
+pub const REPORT_SCHEMA_VERSION: &str = "2.0";
 
 /// The time range a scan covers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -69,7 +72,7 @@ pub struct ReportSummary {
     pub findings: usize,
     /// Number of operations correlated, over all activations.
     pub activities: usize,
-    /// Number of input problems recorded.
+    /// Number of input problems recorded: the report's own list plus every activation's.
     pub problems: usize,
 }
 
@@ -193,6 +196,10 @@ pub struct ActivationReport {
     /// Input problems that concern this activation.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub problems: Vec<DataProblem>,
+    /// The tables the activation was recorded in: `audit_logs`, `azure_activity`, or both (one
+    /// activation logged in both is reported once). Added in schema `2.0`; empty when unknown.
+    #[serde(default)]
+    pub sources: Vec<crate::ActivitySource>,
 }
 
 impl ActivationReport {
@@ -218,6 +225,7 @@ impl ActivationReport {
             activity_count,
             assessment,
             problems: activation.problems,
+            sources: Vec::new(),
         }
     }
 

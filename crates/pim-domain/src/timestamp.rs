@@ -83,6 +83,9 @@ pub fn parse_timestamp(input: &str) -> Result<OffsetDateTime, TimestampError> {
     let err = || TimestampError {
         input: s.chars().take(64).collect(),
     };
+    if let Some(t) = parse_portal(s) {
+        return Ok(t);
+    }
     if s.len() < 10 || s.len() > 64 {
         return Err(err());
     }
@@ -149,6 +152,56 @@ fn parse_utc_fast(b: &[u8]) -> Option<OffsetDateTime> {
     Some(PrimitiveDateTime::new(date, clock).assume_utc())
 }
 
+/// The Azure portal's Logs-blade CSV export time: US month/day/year, a comma, a 12-hour clock
+/// with optional fraction, and AM/PM, in UTC (the column is `TimeGenerated [UTC]`), e.g.
+/// `4/28/2021, 2:32:14.029 PM`.
+fn parse_portal(s: &str) -> Option<OffsetDateTime> {
+    let (date, clock) = s.split_once(',').or_else(|| s.split_once(' '))?;
+    let mut d = date.trim().split('/');
+    let month: u8 = d.next()?.trim().parse().ok()?;
+    let day: u8 = d.next()?.trim().parse().ok()?;
+    let year: i32 = d.next()?.trim().parse().ok()?;
+    if d.next().is_some() || !(1000..=9999).contains(&year) {
+        return None;
+    }
+    let clock = clock.trim();
+    let (hms, meridiem) = clock.rsplit_once(' ')?;
+    let pm = if meridiem.eq_ignore_ascii_case("PM") {
+        true
+    } else if meridiem.eq_ignore_ascii_case("AM") {
+        false
+    } else {
+        return None;
+    };
+    let mut parts = hms.trim().split(':');
+    let hour: u8 = parts.next()?.parse().ok()?;
+    let minute: u8 = parts.next()?.parse().ok()?;
+    let sec_text = parts.next().unwrap_or("0");
+    if parts.next().is_some() || !(1..=12).contains(&hour) {
+        return None;
+    }
+    let (sec, frac) = sec_text.split_once('.').unwrap_or((sec_text, ""));
+    let second: u8 = sec.parse().ok()?;
+    if frac.len() > 9 || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let nanos: u32 = if frac.is_empty() {
+        0
+    } else {
+        frac.parse::<u32>().ok()? * 10u32.pow(9 - frac.len() as u32)
+    };
+    let hour = match (hour, pm) {
+        (12, false) => 0,
+        (12, true) => 12,
+        (h, false) => h,
+        (h, true) => h + 12,
+    };
+    let date =
+        time::Date::from_calendar_date(year, time::Month::try_from(month).ok()?, day).ok()?;
+    let clock = time::Time::from_hms_nano(hour, minute, second, nanos).ok()?;
+    Some(PrimitiveDateTime::new(date, clock).assume_utc())
+}
+
 fn parse_without_offset(text: &str) -> Option<OffsetDateTime> {
     // Re-use the RFC 3339 parser by appending a UTC offset; it handles the fraction digits.
     let with_z = format!("{text}Z");
@@ -184,6 +237,34 @@ mod tests {
         ] {
             let t = parse_timestamp(s).unwrap();
             assert_eq!(t.unix_timestamp(), 1_795_166_038, "{s}");
+        }
+    }
+
+    #[test]
+    fn portal_csv_times_are_us_style_utc() {
+        for (portal, iso) in [
+            ("4/28/2021, 2:32:14.029 PM", "2021-04-28T14:32:14.029Z"),
+            ("11/20/2026, 9:13:58 AM", "2026-11-20T09:13:58Z"),
+            ("11/20/2026, 12:00:00.000 AM", "2026-11-20T00:00:00Z"),
+            ("11/20/2026, 12:30:00 PM", "2026-11-20T12:30:00Z"),
+            (
+                "11/20/2026 9:13:58.1234567 pm",
+                "2026-11-20T21:13:58.1234567Z",
+            ),
+        ] {
+            assert_eq!(
+                parse_timestamp(portal).unwrap(),
+                parse_timestamp(iso).unwrap(),
+                "{portal}"
+            );
+        }
+        for bad in [
+            "13/20/2026, 9:13:58 AM",
+            "4/28/2021, 13:32:14 PM",
+            "4/28/2021, 2:32:14 XM",
+            "4/31/2021, 2:32 PM",
+        ] {
+            assert!(parse_timestamp(bad).is_err(), "{bad}");
         }
     }
 

@@ -42,8 +42,9 @@ pub use builtins::BUILTINS;
 pub use check::{CheckedQuery, QueryPolicy, QueryRejection, check_query};
 pub use literal::{datetime_literal, obfuscated_string_literal, string_list, string_literal};
 pub use scan::{
-    ACTIVITY_COLUMNS, AUDIT_COLUMNS, DEFAULT_CHUNK, Identity, PIM_OPERATIONS,
-    azure_activity_queries, directory_activity_queries, pim_events_query,
+    ACTIVITY_COLUMNS, ACTIVITY_PIM_COLUMNS, AUDIT_COLUMNS, DEFAULT_CHUNK, Identity, PIM_OPERATIONS,
+    activity_pim_events_query, azure_activity_queries, directory_activity_queries,
+    pim_events_query,
 };
 
 /// Why a value or request cannot be turned into KQL.

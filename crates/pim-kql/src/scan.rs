@@ -23,10 +23,11 @@ pub const PIM_OPERATIONS: [&str; 3] = [
 ];
 
 /// AuditLogs columns projected by [`pim_events_query`] and [`directory_activity_queries`].
-pub const AUDIT_COLUMNS: [&str; 15] = [
+pub const AUDIT_COLUMNS: [&str; 16] = [
     "TimeGenerated",
     "ActivityDateTime",
     "OperationName",
+    "ActivityDisplayName",
     "Category",
     "LoggedByService",
     "Result",
@@ -75,6 +76,10 @@ pub struct Identity {
 
 /// The AuditLogs query for PIM activations, expiries and deactivations in `range`.
 ///
+/// The operation name may be in `OperationName` or, when that is blank, `ActivityDisplayName`.
+/// (Offline exports are not filtered at all: there a PIM operation name logged by another
+/// service is reported as a problem by the parser.)
+///
 /// ```
 /// use pim_domain::{timestamp::parse_timestamp, TimeRange};
 /// let range = TimeRange::new(
@@ -97,11 +102,63 @@ pub fn pim_events_query(range: TimeRange) -> String {
         "AuditLogs\n\
          | where TimeGenerated between ({})\n\
          | where LoggedByService =~ \"PIM\"\n\
-         | where OperationName in~ ({operations})\n\
+         | where OperationName in~ ({operations}) or ActivityDisplayName in~ ({operations})\n\
          | project {}\n\
          | order by TimeGenerated asc",
         between(range),
         AUDIT_COLUMNS.join(", ")
+    )
+}
+
+/// AzureActivity columns projected by [`activity_pim_events_query`]: where the Activity Log's PIM
+/// rows carry their facts (reference §8.3). The legacy `OperationName` and the string
+/// `Properties` are read through `column_ifexists`, since the placement is partly inferred.
+pub const ACTIVITY_PIM_COLUMNS: [&str; 10] = [
+    "TimeGenerated",
+    "OperationNameValue",
+    "CategoryValue",
+    "ActivityStatusValue",
+    "Caller",
+    "_ResourceId",
+    "ResourceId",
+    "CorrelationId",
+    "EventDataId",
+    "Properties_d",
+];
+
+/// The AzureActivity query for PIM activations, expiries and deactivations of Azure resource
+/// roles in `range` (reference §8): Administrative rows whose operation name is one of
+/// [`PIM_OPERATIONS`] (in `OperationNameValue` or the legacy `OperationName`), or whose
+/// properties say `ResourceProviderName` `azurerbac`.
+///
+/// ```
+/// use pim_domain::{timestamp::parse_timestamp, TimeRange};
+/// let range = TimeRange::new(
+///     parse_timestamp("2026-11-20T00:00:00Z").unwrap(),
+///     parse_timestamp("2026-11-21T00:00:00Z").unwrap(),
+/// );
+/// let q = pim_kql::activity_pim_events_query(range);
+/// assert!(q.starts_with("AzureActivity\n"));
+/// assert!(q.contains("\"azurerbac\""));
+/// ```
+pub fn activity_pim_events_query(range: TimeRange) -> String {
+    // Fixed text from this crate, not input (see `fixed_literals_need_no_escaping`).
+    let operations = PIM_OPERATIONS
+        .iter()
+        .map(|op| format!("\"{op}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "AzureActivity\n\
+         | where TimeGenerated between ({})\n\
+         | where CategoryValue =~ \"Administrative\"\n\
+         | extend OperationName = tostring(column_ifexists(\"OperationName\", \"\")), Properties = tostring(column_ifexists(\"Properties\", \"\"))\n\
+         | where OperationNameValue in~ ({operations}) or OperationName in~ ({operations})\n    \
+         or tostring(Properties_d.ResourceProviderName) =~ \"azurerbac\" or Properties has \"azurerbac\"\n\
+         | project {}, OperationName, Properties\n\
+         | order by TimeGenerated asc",
+        between(range),
+        ACTIVITY_PIM_COLUMNS.join(", ")
     )
 }
 
@@ -278,14 +335,30 @@ mod tests {
     }
 
     #[test]
+    fn activity_pim_events_query_snapshot() {
+        let q = activity_pim_events_query(range());
+        insta::assert_snapshot!(q, @r#"
+        AzureActivity
+        | where TimeGenerated between (datetime(2026-11-20T09:13:58.1234567Z) .. datetime(2026-11-20T13:13:58.0000000Z))
+        | where CategoryValue =~ "Administrative"
+        | extend OperationName = tostring(column_ifexists("OperationName", "")), Properties = tostring(column_ifexists("Properties", ""))
+        | where OperationNameValue in~ ("Add member to role completed (PIM activation)", "Remove member from role (PIM activation expired)", "Remove member from role completed (PIM deactivate)") or OperationName in~ ("Add member to role completed (PIM activation)", "Remove member from role (PIM activation expired)", "Remove member from role completed (PIM deactivate)")
+            or tostring(Properties_d.ResourceProviderName) =~ "azurerbac" or Properties has "azurerbac"
+        | project TimeGenerated, OperationNameValue, CategoryValue, ActivityStatusValue, Caller, _ResourceId, ResourceId, CorrelationId, EventDataId, Properties_d, OperationName, Properties
+        | order by TimeGenerated asc
+        "#);
+        assert_literals_balanced(&q);
+    }
+
+    #[test]
     fn pim_events_query_snapshot() {
         let q = pim_events_query(range());
         insta::assert_snapshot!(q, @r#"
         AuditLogs
         | where TimeGenerated between (datetime(2026-11-20T09:13:58.1234567Z) .. datetime(2026-11-20T13:13:58.0000000Z))
         | where LoggedByService =~ "PIM"
-        | where OperationName in~ ("Add member to role completed (PIM activation)", "Remove member from role (PIM activation expired)", "Remove member from role completed (PIM deactivate)")
-        | project TimeGenerated, ActivityDateTime, OperationName, Category, LoggedByService, Result, ResultReason, ResultDescription, AADOperationType, Identity, CorrelationId, Id, InitiatedBy, TargetResources, AdditionalDetails
+        | where OperationName in~ ("Add member to role completed (PIM activation)", "Remove member from role (PIM activation expired)", "Remove member from role completed (PIM deactivate)") or ActivityDisplayName in~ ("Add member to role completed (PIM activation)", "Remove member from role (PIM activation expired)", "Remove member from role completed (PIM deactivate)")
+        | project TimeGenerated, ActivityDateTime, OperationName, ActivityDisplayName, Category, LoggedByService, Result, ResultReason, ResultDescription, AADOperationType, Identity, CorrelationId, Id, InitiatedBy, TargetResources, AdditionalDetails
         | order by TimeGenerated asc
         "#);
         assert_literals_balanced(&q);
@@ -322,7 +395,7 @@ mod tests {
         | where LoggedByService !~ "PIM"
         | where tostring(InitiatedBy.user.userPrincipalName) in~ (h"o'brien\"x@contoso.com", h"jane@contoso.com")
             or tostring(InitiatedBy.user.id) in~ (h"3f1e0000-0000-4000-8000-000000000001")
-        | project TimeGenerated, ActivityDateTime, OperationName, Category, LoggedByService, Result, ResultReason, ResultDescription, AADOperationType, Identity, CorrelationId, Id, InitiatedBy, TargetResources, AdditionalDetails
+        | project TimeGenerated, ActivityDateTime, OperationName, ActivityDisplayName, Category, LoggedByService, Result, ResultReason, ResultDescription, AADOperationType, Identity, CorrelationId, Id, InitiatedBy, TargetResources, AdditionalDetails
         | order by TimeGenerated asc
         "#);
         assert_literals_balanced(&qs[0]);

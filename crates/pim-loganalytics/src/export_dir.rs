@@ -4,15 +4,24 @@ use std::path::{Path, PathBuf};
 
 use tracing::debug;
 
+use crate::csv_export::parse_csv_export;
 use crate::format::parse_export;
+
+fn file_label(path: &Path) -> String {
+    path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
+}
 use crate::offline::wanted_table;
 use crate::{
     Error, LogAnalytics, LogQuery, LogTable, QueryOutcome, Result, SourceInfo, SourceKind,
 };
 
-/// A directory of exported query results: `AuditLogs.json` (required) and
-/// `AzureActivity.json` (optional), each in either shape [`parse_export`] reads. File names
-/// match case-insensitively.
+/// A directory of exported query results: `AuditLogs.json` and `AzureActivity.json`, at least
+/// one of them, each in either shape [`parse_export`] reads. File names match
+/// case-insensitively. `AzureActivity.json` alone is enough: Azure resource-role PIM events are
+/// also in the Activity Log (the scan then warns that directory roles and groups cannot be seen).
 ///
 /// Files are read and parsed on every query (nothing is cached), so a directory can be
 /// refreshed between scans. Without `AzureActivity.json`, AzureActivity queries fail with
@@ -24,12 +33,13 @@ pub struct ExportDir {
 }
 
 impl ExportDir {
-    /// Opens `dir`, checking that it is a directory holding `AuditLogs.json`.
+    /// Opens `dir`, checking that it is a directory holding `AuditLogs.json` or
+    /// `AzureActivity.json`.
     ///
     /// # Errors
     ///
-    /// [`Error::Io`] when the directory cannot be read (naming it), [`Error::MissingTable`] when
-    /// it has no `AuditLogs.json`.
+    /// [`Error::Io`] when the directory cannot be read (naming it), [`Error::MissingTable`]
+    /// (for `AuditLogs`) when it holds neither file.
     pub fn open(dir: impl Into<PathBuf>) -> Result<Self> {
         let dir = dir.into();
         let meta = std::fs::metadata(&dir).map_err(|source| Error::Io {
@@ -41,12 +51,15 @@ impl ExportDir {
                 path: dir,
                 source: std::io::Error::new(
                     std::io::ErrorKind::NotADirectory,
-                    "not a directory (--from-dir expects a directory holding AuditLogs.json)",
+                    "not a directory (--from-dir expects a directory holding AuditLogs.json and/or AzureActivity.json)",
                 ),
             });
         }
         let this = Self { dir };
-        this.file_for(LogTable::AuditLogs)?;
+        if let Err(missing) = this.file_for(LogTable::AuditLogs) {
+            this.file_for(LogTable::AzureActivity)
+                .map_err(|_| missing)?;
+        }
         Ok(this)
     }
 
@@ -55,26 +68,44 @@ impl ExportDir {
         &self.dir
     }
 
-    /// The export file for `table`, matched case-insensitively.
+    /// The export file for `table`: `<Table>.json` or the portal's `<Table>.csv`, matched
+    /// case-insensitively. Both forms of one table in one folder is an error: which one is the
+    /// truth cannot be guessed.
     fn file_for(&self, table: LogTable) -> Result<PathBuf> {
         let exact = self.dir.join(table.file_name());
-        if exact.is_file() {
-            return Ok(exact);
-        }
+        let csv_name = format!("{}.csv", table.name());
         let entries = std::fs::read_dir(&self.dir).map_err(|source| Error::Io {
             path: self.dir.clone(),
             source,
         })?;
+        let mut json = None;
+        let mut csv = None;
         for entry in entries.flatten() {
             let name = entry.file_name();
-            let matches = name
-                .to_str()
-                .is_some_and(|n| n.eq_ignore_ascii_case(table.file_name()));
-            if matches && entry.path().is_file() {
-                return Ok(entry.path());
+            let Some(name) = name.to_str() else { continue };
+            if !entry.path().is_file() {
+                continue;
+            }
+            if name.eq_ignore_ascii_case(table.file_name()) {
+                json = Some(entry.path());
+            } else if name.eq_ignore_ascii_case(&csv_name) {
+                csv = Some(entry.path());
             }
         }
-        Err(Error::MissingTable { table, path: exact })
+        match (json, csv) {
+            (Some(j), Some(c)) => Err(Error::format(
+                table.file_name(),
+                format!(
+                    "{} holds both {} and {}: keep one form of the {} export",
+                    self.dir.display(),
+                    file_label(&j),
+                    file_label(&c),
+                    table.name()
+                ),
+            )),
+            (Some(path), None) | (None, Some(path)) => Ok(path),
+            (None, None) => Err(Error::MissingTable { table, path: exact }),
+        }
     }
 }
 
@@ -103,7 +134,16 @@ impl LogAnalytics for ExportDir {
             |n| n.to_string_lossy().into_owned(),
         );
         let read_ms = started.elapsed().as_millis() as u64;
-        let parsed = parse_export(&bytes, &source_name, table)?;
+        let is_csv = path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
+        let mut parsed = if is_csv {
+            parse_csv_export(&bytes, &source_name, table)?
+        } else {
+            parse_export(&bytes, &source_name, table)?
+        };
+        // The file's own name, so that problems found later name the file (JSON or CSV).
+        parsed.table.name = source_name.clone();
         drop(bytes);
         debug!(
             query = %query.label,
@@ -188,7 +228,8 @@ mod tests {
         assert_eq!(info.default_end, None);
         let out = block_on(src.query(&query(Some(LogTable::AuditLogs)))).unwrap();
         let t = &out.tables[0];
-        assert_eq!(t.name, "AuditLogs");
+        // Named after the file, so that problems found later name it.
+        assert_eq!(t.name, "AuditLogs.json");
         let ops: Vec<_> = t.rows.iter().map(|r| r[1].as_str().unwrap()).collect();
         // No time filtering offline: row numbers in problems must name the file's rows.
         assert_eq!(ops, ["in", "out", "undated"]);
@@ -202,7 +243,7 @@ mod tests {
         let src = ExportDir::open(&dir.0).unwrap();
         let out = block_on(src.query(&query(Some(LogTable::AzureActivity)))).unwrap();
         assert!(out.tables[0].rows.is_empty());
-        assert_eq!(out.tables[0].name, "AzureActivity");
+        assert_eq!(out.tables[0].name, "AZUREACTIVITY.json");
     }
 
     #[test]
@@ -226,6 +267,56 @@ mod tests {
         dir.write("AuditLogs.json", AUDIT);
         let e = ExportDir::open(dir.0.join("AuditLogs.json")).unwrap_err();
         assert!(e.to_string().contains("not a directory"), "{e}");
+    }
+
+    #[test]
+    fn portal_csv_exports_are_read_and_may_mix_with_json_but_not_duplicate_it() {
+        let dir = TempDir::new("csv");
+        dir.write(
+            "AzureActivity.csv",
+            "TimeGenerated [UTC],Caller,OperationNameValue\n\"11/20/2026, 9:20:11.000 AM\",jane@contoso.com,MICROSOFT.COMPUTE/VIRTUALMACHINES/RESTART/ACTION\n",
+        );
+        dir.write("AuditLogs.json", AUDIT);
+        let src = ExportDir::open(&dir.0).unwrap();
+        let out = block_on(src.query(&query(Some(LogTable::AzureActivity)))).unwrap();
+        let t = &out.tables[0];
+        assert_eq!(t.name, "AzureActivity.csv");
+        assert_eq!(t.column_index("TimeGenerated"), Some(0));
+        assert_eq!(t.rows[0][1], "jane@contoso.com");
+        assert_eq!(
+            block_on(src.query(&query(Some(LogTable::AuditLogs))))
+                .unwrap()
+                .tables[0]
+                .rows
+                .len(),
+            3
+        );
+        dir.write("azureactivity.JSON", "[]");
+        let e = block_on(src.query(&query(Some(LogTable::AzureActivity)))).unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.contains("AzureActivity.csv") && text.contains("azureactivity.JSON"),
+            "{text}"
+        );
+        assert!(text.contains("keep one form"), "{text}");
+    }
+
+    #[test]
+    fn azure_activity_alone_is_enough_to_open() {
+        let dir = TempDir::new("actonly");
+        dir.write("AzureActivity.json", "[]");
+        let src = ExportDir::open(&dir.0).unwrap();
+        let e = block_on(src.query(&query(Some(LogTable::AuditLogs)))).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                Error::MissingTable {
+                    table: LogTable::AuditLogs,
+                    ..
+                }
+            ),
+            "{e}"
+        );
     }
 
     #[test]

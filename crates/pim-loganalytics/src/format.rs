@@ -14,6 +14,12 @@
 //! `serde_json::Value` tree first, and row objects are placed into columns as their keys are
 //! read, so a 500,000-row export costs little more than its cells. A row of the wrong type
 //! (not an array, or not an object) becomes a [`DataProblem`] and the other rows are kept.
+//!
+//! One bad cell stays one bad cell: when the document does not parse, a structural scan (strings
+//! and brackets only, nothing decoded) finds the rows serde_json cannot read (an out-of-range
+//! number such as `1e999`, a lone surrogate escape, a stray byte), and the file is read again
+//! without them, each reported as a problem naming its row. Only a broken structure (unbalanced
+//! brackets, text that is not JSON) fails the whole file.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -64,11 +70,22 @@ pub fn parse_export(bytes: &[u8], source_name: &str, table: LogTable) -> Result<
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(Error::format(source_name, "the file is empty"));
     }
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let doc = de
-        .deserialize_any(DocumentVisitor)
-        .and_then(|doc| de.end().map(|()| doc))
-        .map_err(|e| json_error(source_name, &e))?;
+    let (doc, repaired) = match parse_document(bytes) {
+        Ok(doc) => (doc, Vec::new()),
+        // One bad cell (an out-of-range number, a lone surrogate, a stray byte) must not cost
+        // the whole file: find the rows that hold one, read the file without them, and report
+        // each as a problem. A file that is not JSON at all still fails, naming the file.
+        Err(e) if e.classify() == serde_json::error::Category::Syntax => {
+            match repair::without_bad_rows(bytes) {
+                Some((fixed, bad)) if !bad.is_empty() => match parse_document(&fixed) {
+                    Ok(doc) => (doc, bad),
+                    Err(_) => return Err(json_error(source_name, &e)),
+                },
+                _ => return Err(json_error(source_name, &e)),
+            }
+        }
+        Err(e) => return Err(json_error(source_name, &e)),
+    };
     let mut problems = Vec::new();
     let (columns, rows, partial_error) = match doc {
         Document::Rows(rows) => {
@@ -133,6 +150,14 @@ pub fn parse_export(bytes: &[u8], source_name: &str, table: LogTable) -> Result<
             (columns, cells, error.map(|e| e.summary()))
         }
     };
+    if !repaired.is_empty() {
+        // The repaired rows read as `null` rows; say what was really wrong with them instead.
+        let rows_fixed: std::collections::HashSet<usize> =
+            repaired.iter().map(|(r, _)| *r).collect();
+        problems.retain(|p| !p.row.is_some_and(|r| rows_fixed.contains(&r)));
+        row_problems(source_name, repaired, &mut problems);
+        problems.sort_by_key(|p| p.row.unwrap_or(usize::MAX));
+    }
     Ok(ParsedExport {
         table: Table {
             name: table.name().to_owned(),
@@ -142,6 +167,207 @@ pub fn parse_export(bytes: &[u8], source_name: &str, table: LogTable) -> Result<
         partial_error,
         problems,
     })
+}
+
+fn parse_document(bytes: &[u8]) -> serde_json::Result<Document> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    de.deserialize_any(DocumentVisitor)
+        .and_then(|doc| de.end().map(|()| doc))
+}
+
+/// Finding the rows of a document that serde_json cannot read, without reading them.
+mod repair {
+    use std::ops::Range;
+
+    /// Unreadable rows of the first table: index and what is wrong.
+    pub(super) type BadRows = Vec<(usize, String)>;
+
+    /// A structural scan of JSON text: strings, brackets and scalar tokens, nothing decoded.
+    /// Out-of-range numbers and lone surrogates are well-formed at this level, so the scan
+    /// walks past them and finds the row that holds them.
+    struct Scan<'a> {
+        b: &'a [u8],
+        i: usize,
+    }
+
+    impl Scan<'_> {
+        fn ws(&mut self) {
+            while self.b.get(self.i).is_some_and(u8::is_ascii_whitespace) {
+                self.i += 1;
+            }
+        }
+
+        fn peek(&mut self) -> Option<u8> {
+            self.ws();
+            self.b.get(self.i).copied()
+        }
+
+        fn eat(&mut self, c: u8) -> Option<()> {
+            (self.peek()? == c).then(|| self.i += 1)
+        }
+
+        fn string(&mut self) -> Option<Range<usize>> {
+            self.eat(b'"')?;
+            let start = self.i;
+            loop {
+                match *self.b.get(self.i)? {
+                    b'\\' => self.i += 2,
+                    b'"' => {
+                        self.i += 1;
+                        return Some(start..self.i - 1);
+                    }
+                    _ => self.i += 1,
+                }
+            }
+        }
+
+        fn value(&mut self) -> Option<()> {
+            match self.peek()? {
+                b'"' => self.string().map(drop),
+                b'[' => self.elements().map(drop),
+                b'{' => self.members(|_, _| {}),
+                _ => {
+                    let start = self.i;
+                    while self.b.get(self.i).is_some_and(|c| {
+                        !matches!(c, b',' | b']' | b'}') && !c.is_ascii_whitespace()
+                    }) {
+                        self.i += 1;
+                    }
+                    (self.i > start).then_some(())
+                }
+            }
+        }
+
+        /// The byte ranges of an array's elements.
+        fn elements(&mut self) -> Option<Vec<Range<usize>>> {
+            self.eat(b'[')?;
+            let mut out = Vec::new();
+            if self.peek()? == b']' {
+                self.i += 1;
+                return Some(out);
+            }
+            loop {
+                self.ws();
+                let start = self.i;
+                self.value()?;
+                out.push(start..self.i);
+                match self.peek()? {
+                    b',' => self.i += 1,
+                    b']' => {
+                        self.i += 1;
+                        return Some(out);
+                    }
+                    _ => return None,
+                }
+            }
+        }
+
+        /// Walks an object's members; `each(scan, key)` is called positioned at each value and
+        /// must leave the scan after it (or not move, and the value is skipped).
+        fn members(&mut self, mut each: impl FnMut(&mut Self, &[u8])) -> Option<()> {
+            self.eat(b'{')?;
+            if self.peek()? == b'}' {
+                self.i += 1;
+                return Some(());
+            }
+            loop {
+                let key = self.string()?;
+                self.eat(b':')?;
+                self.ws();
+                let before = self.i;
+                let b = self.b;
+                each(self, &b[key]);
+                if self.i == before {
+                    self.value()?;
+                }
+                match self.peek()? {
+                    b',' => self.i += 1,
+                    b'}' => {
+                        self.i += 1;
+                        return Some(());
+                    }
+                    _ => return None,
+                }
+            }
+        }
+    }
+
+    /// The document with every unreadable row replaced by `null`, and for each such row of the
+    /// first table (or of the top-level array), its index and what is wrong. `None` when the
+    /// structure itself is broken (then no row can be trusted).
+    pub(super) fn without_bad_rows(bytes: &[u8]) -> Option<(Vec<u8>, BadRows)> {
+        let mut scan = Scan { b: bytes, i: 0 };
+        let mut tables: Vec<Vec<Range<usize>>> = Vec::new();
+        match scan.peek()? {
+            b'[' => tables.push(scan.elements()?),
+            b'{' => {
+                let mut ok = true;
+                scan.members(|s, key| {
+                    if key != b"tables" || s.peek() != Some(b'[') {
+                        return;
+                    }
+                    ok &= s.eat(b'[').is_some();
+                    loop {
+                        if s.peek() == Some(b']') {
+                            s.i += 1;
+                            break;
+                        }
+                        let mut rows = None;
+                        let walked = s.members(|s, key| {
+                            if key == b"rows" && s.peek() == Some(b'[') {
+                                rows = s.elements();
+                            }
+                        });
+                        if walked.is_none() {
+                            ok = false;
+                            return;
+                        }
+                        tables.push(rows.unwrap_or_default());
+                        match s.peek() {
+                            Some(b',') => s.i += 1,
+                            Some(b']') => {
+                                s.i += 1;
+                                break;
+                            }
+                            _ => {
+                                ok = false;
+                                return;
+                            }
+                        }
+                    }
+                })?;
+                if !ok {
+                    return None;
+                }
+            }
+            _ => return None,
+        }
+        let mut bad_ranges: Vec<Range<usize>> = Vec::new();
+        let mut report = Vec::new();
+        for (t, rows) in tables.iter().enumerate() {
+            for (index, range) in rows.iter().enumerate() {
+                if let Err(e) = serde_json::from_slice::<serde_json::Value>(&bytes[range.clone()]) {
+                    bad_ranges.push(range.clone());
+                    if t == 0 {
+                        report.push((
+                            index,
+                            format!("not valid JSON in this row ({e}); the row is skipped and the other rows are read"),
+                        ));
+                    }
+                }
+            }
+        }
+        bad_ranges.sort_by_key(|r| r.start);
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut at = 0;
+        for r in bad_ranges {
+            out.extend_from_slice(bytes.get(at..r.start)?);
+            out.extend_from_slice(b"null");
+            at = r.end;
+        }
+        out.extend_from_slice(bytes.get(at..)?);
+        Some((out, report))
+    }
 }
 
 fn display_name(name: &str) -> String {
@@ -625,6 +851,61 @@ impl<'de> Visitor<'de> for KeySeed<'_> {
 
     fn visit_str<E: de::Error>(self, key: &str) -> Result<usize, E> {
         Ok(self.columns.index_of(key, self.nth))
+    }
+}
+
+#[cfg(test)]
+mod bad_cell_tests {
+    use super::*;
+
+    #[test]
+    fn one_bad_cell_costs_one_row_in_either_shape() {
+        let objects = br#"[{"TimeGenerated":"2026-11-20T09:00:00Z","N":1},
+            {"TimeGenerated":"2026-11-20T09:01:00Z","N":1e999},
+            {"TimeGenerated":"2026-11-20T09:02:00Z","Caller":"\ud800 lone"},
+            {"TimeGenerated":"2026-11-20T09:03:00Z","Caller":"ok \" [{ still a string"}]"#;
+        let p = parse_export(objects, "AzureActivity.json", LogTable::AzureActivity).unwrap();
+        assert_eq!(p.table.rows.len(), 2);
+        assert_eq!(p.problems.len(), 2, "{:?}", p.problems);
+        assert_eq!(p.problems[0].row, Some(1));
+        assert!(
+            p.problems[0].message.contains("number out of range"),
+            "{}",
+            p.problems[0]
+        );
+        assert_eq!(p.problems[1].row, Some(2));
+        assert!(
+            p.problems[1].message.contains("hex escape"),
+            "{}",
+            p.problems[1]
+        );
+        assert!(p.problems.iter().all(|x| x.source == "AzureActivity.json"));
+        let caller = p.table.column_index("Caller").unwrap();
+        assert_eq!(p.table.rows[1][caller], "ok \" [{ still a string");
+
+        let response =
+            br#"{"tables":[{"name":"PrimaryResult","columns":[{"name":"A","type":"long"}],
+            "rows":[[1],[-1e400],[3]]}]}"#;
+        let p = parse_export(response, "AuditLogs.json", LogTable::AuditLogs).unwrap();
+        assert_eq!(
+            p.table.rows,
+            vec![vec![serde_json::json!(1)], vec![serde_json::json!(3)]]
+        );
+        assert_eq!(p.problems.len(), 1);
+        assert_eq!(p.problems[0].row, Some(1));
+    }
+
+    #[test]
+    fn broken_structure_is_still_a_whole_file_error() {
+        for bad in [
+            &br#"[{"a":1},{"a":2"#[..],
+            br#"[{"a":1} {"a":2}]"#,
+            br#"{"tables":[{"rows":[[1e999]"#,
+            b"hello",
+        ] {
+            let e = parse_export(bad, "AuditLogs.json", LogTable::AuditLogs).unwrap_err();
+            assert!(e.to_string().contains("AuditLogs.json"), "{e}");
+        }
     }
 }
 

@@ -5,12 +5,15 @@
 //! whatever the source. This crate never interprets PIM semantics.
 //!
 //! - [`LogAnalytics`]: the port, held as `Arc<dyn LogAnalytics>` by `pim-core`;
-//! - [`ExportDir`]: a directory of exported query results (`--from-dir`);
+//! - [`ExportDir`]: a directory of exported query results (`--from-dir`): JSON in either shape
+//!   or the Azure portal's CSV, `AuditLogs` and/or `AzureActivity`;
 //! - [`DemoTenant`]: a small embedded tenant with a generated runaway script (`--demo`);
 //! - `LogAnalyticsClient` (feature `azure`, on by default): the Log Analytics query REST API,
 //!   with typed errors and retries of throttling and transient failures;
 //! - [`format::parse_export`]: reads both export shapes (query API response, `az ... -o json`
-//!   row objects), fast enough for a 500,000-row export;
+//!   row objects), fast enough for a 500,000-row export; one unreadable cell costs only its row;
+//! - [`csv_export::parse_csv_export`]: reads the portal's CSV export (` [UTC]` headers,
+//!   US-style times, dynamic columns as JSON text);
 //! - [`Error`]: what failed and whether a retry can help ([`Error::is_retryable`]).
 //!
 //! Offline sources do not run KQL: they answer with the whole table the query reads
@@ -39,6 +42,7 @@
 //! # }
 //! ```
 
+pub mod csv_export;
 mod demo;
 mod error;
 mod export_dir;

@@ -27,6 +27,7 @@ impl Fixture {
             activity_total: self.activities.len(),
             truncated: false,
             unassessable: None,
+            unreadable: &[],
         }
     }
 

@@ -171,6 +171,8 @@ struct ActivationView<'a> {
     assumed: bool,
     request_id: Option<&'a str>,
     correlation_id: Option<&'a str>,
+    /// The tables the activation was recorded in (`AuditLogs`, `AzureActivity`).
+    sources: Vec<&'static str>,
     verdict: &'static str,
     risk: &'static str,
     assessor: &'static str,
@@ -434,6 +436,14 @@ impl<'a> ActivationView<'a> {
             assumed: a.window.assumed,
             request_id: a.request_id.as_deref(),
             correlation_id: a.correlation_id.as_deref(),
+            sources: a
+                .sources
+                .iter()
+                .map(|s| match s {
+                    pim_domain::ActivitySource::AuditLogs => "AuditLogs",
+                    pim_domain::ActivitySource::AzureActivity => "AzureActivity",
+                })
+                .collect(),
             verdict: a.assessment.verdict.as_str(),
             risk: a.assessment.risk.as_str(),
             assessor: a.assessment.assessor.as_str(),

@@ -203,6 +203,7 @@ fn main() {
                     activity_total: activities.len(),
                     truncated: false,
                     unassessable: None,
+                    unreadable: &[],
                 })
             })
             .collect();

@@ -24,6 +24,7 @@
 //! |---|---|
 //! | the pipeline marked the case unassessable | `unknown` (the reason is the assessment's `error`) |
 //! | the pipeline counted operations but passed none | `unknown` |
+//! | rows that could belong to the activation could not be read, and the verdict below would be `aligned` or `no_activity` | `unknown` (the error names the rows; `partial` and `not_aligned` stand, flagged) |
 //! | no operations other than bookkeeping | `no_activity` |
 //! | justification insufficient or injection suspected, or no operation explained | `not_aligned` |
 //! | every operation explained | `aligned` |
@@ -47,7 +48,9 @@
 //! | insufficient justification with operations | `medium` |
 //! | `unknown` | `medium` |
 //!
-//! A "catalogue risk" is already one level lower for a failed operation (see [`catalogue`]).
+//! A "catalogue risk" is already one level lower for a failed operation (see [`catalogue`]). An
+//! operation still in progress (`started`, `accepted`, `in_progress`) counts in full: it is
+//! something the identity set in motion.
 //!
 //! # Flags
 //!
@@ -59,6 +62,7 @@
 //! | `still_active` | the window's end reason is `still_active` |
 //! | `assumed_window` | the window's end was assumed |
 //! | `activity_truncated` | the pipeline says the list is incomplete, or fewer operations were passed than counted |
+//! | `evidence_incomplete` | the pipeline passed rows that could belong to the activation but could not be read |
 //!
 //! # Evidence and rationale
 //!
@@ -372,6 +376,7 @@ impl RulesEngine {
         } else {
             Verdict::Partial
         };
+        let verdict = unread_evidence(verdict, &mut error, case.unreadable);
 
         let risk = risk(
             verdict,
@@ -403,6 +408,9 @@ impl RulesEngine {
         if truncated {
             flags.push(Flag::ActivityTruncated);
         }
+        if !case.unreadable.is_empty() {
+            flags.push(Flag::EvidenceIncomplete);
+        }
         flags.sort_unstable();
         flags.dedup();
 
@@ -428,6 +436,7 @@ impl RulesEngine {
             truncated,
             examined: case.activities.len(),
             total: case.activity_total.max(case.activities.len()),
+            unreadable: unread_rows(case.unreadable),
         };
         let rationale = rationale(&facts, &evidence, &flags, &unexplained_risks);
 
@@ -442,6 +451,48 @@ impl RulesEngine {
             disagreements: Vec::new(),
             evidence,
         }
+    }
+}
+
+/// Unread evidence is never evidence of innocence: with rows that could belong to the activation
+/// unread, `aligned` and `no_activity` become `unknown` (the error says how many rows, and which);
+/// `partial` and `not_aligned` stand, since what was read already falls short.
+fn unread_evidence(
+    verdict: Verdict,
+    error: &mut Option<String>,
+    unreadable: &[pim_domain::DataProblem],
+) -> Verdict {
+    if unreadable.is_empty() || !matches!(verdict, Verdict::Aligned | Verdict::NoActivity) {
+        return verdict;
+    }
+    const SHOWN: usize = 3;
+    let listed: Vec<String> = unreadable
+        .iter()
+        .take(SHOWN)
+        .map(|p| p.to_string())
+        .collect();
+    let more = if unreadable.len() > SHOWN {
+        format!("; and {} more", unreadable.len() - SHOWN)
+    } else {
+        String::new()
+    };
+    *error = Some(format!(
+        "evidence incomplete: {} that could belong to this activation could not be read, so the {} verdict cannot be trusted ({}{more})",
+        unread_rows(unreadable),
+        verdict,
+        listed.join("; ")
+    ));
+    Verdict::Unknown
+}
+
+/// "1 row", "5 rows", or "more than 100 rows" when the pipeline listed only some of them (it
+/// then ends the list with a problem that names no row and says how many more).
+fn unread_rows(unreadable: &[pim_domain::DataProblem]) -> String {
+    let listed = unreadable.iter().filter(|p| p.row.is_some()).count();
+    if unreadable.iter().any(|p| p.row.is_none()) {
+        format!("more than {}", plural(listed, "row", "rows"))
+    } else {
+        plural(listed, "row", "rows")
     }
 }
 
@@ -750,6 +801,8 @@ struct Facts<'a> {
     truncated: bool,
     examined: usize,
     total: usize,
+    /// Rows that could belong to the activation and could not be read, in words.
+    unreadable: String,
 }
 
 fn plural(n: usize, one: &str, many: &str) -> String {
@@ -910,6 +963,7 @@ fn rationale(
                         facts.examined, facts.total
                     )
                 }
+                Flag::EvidenceIncomplete => format!("{f} ({} unread)", facts.unreadable),
                 _ => f.to_string(),
             })
             .collect();
@@ -967,6 +1021,7 @@ pub(crate) mod tests {
             activity_total: activities.len(),
             truncated: false,
             unassessable: None,
+            unreadable: &[],
         }
     }
 
@@ -1067,6 +1122,102 @@ pub(crate) mod tests {
         assert_eq!(b.verdict, Verdict::NoActivity);
         assert_eq!(b.evidence.explained.len(), 1);
         assert!(b.evidence.risk_findings.is_empty());
+    }
+
+    static UNREAD: std::sync::LazyLock<[pim_domain::DataProblem; 2]> =
+        std::sync::LazyLock::new(|| {
+            [
+                pim_domain::DataProblem::field("AzureActivity.json", 4, "TimeGenerated", "bad"),
+                pim_domain::DataProblem::field("AzureActivity.json", 9, "ActivityStatusValue", "?"),
+            ]
+        });
+
+    #[test]
+    fn unread_evidence_turns_aligned_and_no_activity_into_unknown_only() {
+        let act = activation("restart web01");
+        let restart = [on(
+            "Microsoft.Compute/virtualMachines/restart/action",
+            "web01",
+        )];
+        let empty: [Activity; 0] = [];
+        let delete = [on("Microsoft.Compute/virtualMachines/delete", "web02")];
+        let mixed = [restart[0].clone(), delete[0].clone()];
+        for (acts, clean, with_unread) in [
+            (&restart[..], Verdict::Aligned, Verdict::Unknown),
+            (&empty[..], Verdict::NoActivity, Verdict::Unknown),
+            (&mixed[..], Verdict::Partial, Verdict::Partial),
+            (&delete[..], Verdict::NotAligned, Verdict::NotAligned),
+        ] {
+            let case = case_with(&act, acts);
+            let a = RulesEngine::default().assess(&case);
+            assert_eq!(a.verdict, clean);
+            assert!(!a.has_flag(Flag::EvidenceIncomplete));
+            let mut case = case_with(&act, acts);
+            case.unreadable = &*UNREAD;
+            let b = RulesEngine::default().assess(&case);
+            assert_eq!(b.verdict, with_unread, "{clean}");
+            assert!(b.has_flag(Flag::EvidenceIncomplete));
+            assert!(b.risk >= a.risk);
+            assert!(
+                b.rationale.contains("evidence_incomplete (2 rows unread)"),
+                "{}",
+                b.rationale
+            );
+            if with_unread == Verdict::Unknown {
+                let error = b.error.unwrap();
+                assert!(error.contains("2 rows that could belong"), "{error}");
+                assert!(
+                    error.contains("AzureActivity.json row 4, field TimeGenerated"),
+                    "{error}"
+                );
+                assert!(error.contains("row 9"), "{error}");
+                assert!(
+                    b.rationale
+                        .starts_with("Could not assess: evidence incomplete")
+                );
+            } else {
+                assert_eq!(b.error, None);
+            }
+        }
+    }
+
+    #[test]
+    fn a_capped_list_of_unread_rows_says_more_than() {
+        let act = activation("restart web01");
+        let capped = [
+            pim_domain::DataProblem::field("AzureActivity.json", 4, "TimeGenerated", "bad"),
+            pim_domain::DataProblem::source(
+                "AzureActivity.json",
+                "7 more unreadable rows could belong to this activation and are not listed",
+            ),
+        ];
+        let mut case = case_with(&act, &[]);
+        case.unreadable = &capped;
+        let a = RulesEngine::default().assess(&case);
+        assert_eq!(a.verdict, Verdict::Unknown);
+        assert!(
+            a.error
+                .as_deref()
+                .unwrap()
+                .contains("evidence incomplete: more than 1 row that")
+        );
+        assert!(
+            a.rationale
+                .contains("evidence_incomplete (more than 1 row unread)"),
+            "{}",
+            a.rationale
+        );
+    }
+
+    #[test]
+    fn an_operation_in_progress_counts_in_full() {
+        let act = activation("restart web01");
+        let mut running = on(ROLE_WRITE, "web01");
+        running.status = ActivityStatus::InProgress;
+        let a = RulesEngine::default().assess(&case_with(&act, std::slice::from_ref(&running)));
+        assert_eq!(a.verdict, Verdict::NotAligned);
+        assert_eq!(a.risk, Risk::Critical);
+        assert!(a.has_flag(Flag::HighRiskOperation));
     }
 
     #[test]
@@ -1567,6 +1718,7 @@ pub(crate) mod tests {
                     case.activity_total = 4;
                 }
                 8 => case.truncated = true,
+                9 | 10 => case.unreadable = &*UNREAD,
                 _ => {}
             }
             let expected = reference::assess(&config, &case);
@@ -1589,7 +1741,7 @@ pub(crate) mod tests {
     mod reference {
         use std::collections::BTreeMap;
 
-        use super::super::{Facts, describe, rationale, risk};
+        use super::super::{Facts, describe, rationale, risk, unread_evidence, unread_rows};
         use super::*;
 
         struct Judged<'a> {
@@ -1650,6 +1802,7 @@ pub(crate) mod tests {
             } else {
                 Verdict::Partial
             };
+            let verdict = unread_evidence(verdict, &mut error, case.unreadable);
             let risk = risk(
                 verdict,
                 judged.iter().map(|j| (j.finding, j.explained)),
@@ -1678,6 +1831,9 @@ pub(crate) mod tests {
             let truncated = case.truncated || case.activities.len() < case.activity_total;
             if truncated {
                 flags.push(Flag::ActivityTruncated);
+            }
+            if !case.unreadable.is_empty() {
+                flags.push(Flag::EvidenceIncomplete);
             }
             flags.sort_unstable();
             flags.dedup();
@@ -1712,6 +1868,7 @@ pub(crate) mod tests {
                 truncated,
                 examined: case.activities.len(),
                 total: case.activity_total.max(case.activities.len()),
+                unreadable: unread_rows(case.unreadable),
             };
             let rationale = rationale(&facts, &evidence, &flags, &risks);
             // `describe` is what the rationale names operations with; keep it in use here so

@@ -73,6 +73,7 @@
 //!     activity_total: 1,
 //!     truncated: false,
 //!     unassessable: None,
+//!     unreadable: &[],
 //! };
 //! let assessment = RulesEngine::new(RulesConfig::default()).assess(&case);
 //! assert_eq!(assessment.verdict, Verdict::Aligned);
@@ -180,4 +181,9 @@ pub struct Case<'a> {
     /// Set by the pipeline when the activation cannot be judged (e.g. the activity query failed,
     /// or the activation lacks an identity); the verdict is then `unknown` with this reason.
     pub unassessable: Option<String>,
+    /// Problems of input rows that could belong to this activation (its identity or an
+    /// unreadable one, its window or an unreadable time) but could not be read. When any are
+    /// given the case is flagged `evidence_incomplete`, and `aligned` or `no_activity` becomes
+    /// `unknown`.
+    pub unreadable: &'a [pim_domain::DataProblem],
 }

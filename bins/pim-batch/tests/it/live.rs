@@ -120,7 +120,7 @@ async fn a_live_scan_with_a_model_that_obeys_an_injection_still_flags_it() {
     let queries = fakes.la.requests();
     assert_eq!(
         queries.len(),
-        3,
+        4,
         "{:?}",
         fakes
             .la
@@ -198,8 +198,8 @@ async fn throttling_is_retried_and_a_denied_workspace_says_which_role_is_missing
     assert!(report["activations"].as_array().unwrap().len() >= 12);
     assert_eq!(
         fakes.la.requests().len(),
-        4,
-        "one throttled, then the three queries"
+        5,
+        "one throttled, then the four queries"
     );
     assert!(
         report["warnings"]

@@ -21,3 +21,6 @@ mod live;
 
 // One scan per model family (gpt-4o, gpt-4.1, o4-mini, gpt-5-mini, a Foundry model).
 mod families;
+// Real-tenant-shaped exports: unreadable evidence, operations in progress, the Activity Log's
+// PIM events, bad cells and identities, portal CSV.
+mod tenant;

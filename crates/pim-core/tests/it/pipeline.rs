@@ -67,10 +67,11 @@ async fn a_scan_makes_a_fixed_number_of_queries_with_escaped_identities() {
         .await
         .unwrap();
     let seen = source.seen.lock().unwrap();
-    // One PIM-events query, one AzureActivity query, one directory-activity query.
+    // Two PIM-events queries (AuditLogs and the Activity Log), one AzureActivity query, one
+    // directory-activity query.
     assert_eq!(
         seen.len(),
-        3,
+        4,
         "{:?}",
         seen.iter().map(|q| &q.label).collect::<Vec<_>>()
     );
@@ -82,13 +83,17 @@ async fn a_scan_makes_a_fixed_number_of_queries_with_escaped_identities() {
         pim.timespan,
         TimeRange::new(datetime!(2026-11-18 18:00 UTC), END)
     );
+    let activity_pim = &seen[1];
+    assert_eq!(activity_pim.table, Some(LogTable::AzureActivity));
+    assert_eq!(activity_pim.timespan, pim.timespan);
+    assert!(activity_pim.kql.contains("\"azurerbac\""));
     // The guest's UPN with '#' is spliced only as an escaped literal.
     assert!(
-        seen[1]
+        seen[2]
             .kql
             .contains("vendor.dev_fabrikam.com#EXT#@contoso-demo.com")
     );
-    assert!(!seen[1].kql.contains("\"\""));
+    assert!(!seen[2].kql.contains("\"\""));
 }
 
 #[tokio::test]
@@ -168,7 +173,8 @@ async fn an_empty_source_gives_an_empty_report() {
         description: "empty".into(),
         default_end: None,
     });
-    mock.expect_query().times(1).returning(|_| {
+    // The two PIM-events queries; with no activation there is no activity to fetch.
+    mock.expect_query().times(2).returning(|_| {
         Ok(QueryOutcome {
             tables: vec![Table::default()],
             partial_error: None,
@@ -336,4 +342,72 @@ async fn no_model_call_is_made_where_the_rules_verdict_must_stand() {
         model.calls.load(std::sync::atomic::Ordering::SeqCst),
         report.activations.len() - standing
     );
+}
+
+/// An export folder served as if it were a live workspace: the scan takes its live path (every
+/// query sent, nothing reused). A table the folder lacks answers with no rows, as a workspace
+/// whose table is empty does.
+#[derive(Debug)]
+struct ExportAsLive {
+    export: Arc<dyn LogAnalytics>,
+    seen: Mutex<Vec<String>>,
+}
+
+#[async_trait]
+impl LogAnalytics for ExportAsLive {
+    fn info(&self) -> SourceInfo {
+        SourceInfo {
+            kind: SourceKind::LogAnalytics,
+            description: "export served as live".into(),
+            default_end: None,
+        }
+    }
+
+    async fn query(&self, query: &LogQuery) -> pim_loganalytics::Result<QueryOutcome> {
+        self.seen.lock().unwrap().push(query.label.clone());
+        match self.export.query(query).await {
+            Err(pim_loganalytics::Error::MissingTable { .. }) => Ok(QueryOutcome {
+                tables: vec![Table::default()],
+                partial_error: None,
+                problems: vec![],
+            }),
+            other => other,
+        }
+    }
+}
+
+#[tokio::test]
+async fn live_scans_read_pim_events_from_the_activity_log_with_a_fixed_number_of_queries() {
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/activity-only");
+    let source = Arc::new(ExportAsLive {
+        export: pim_core::export_source(dir).unwrap(),
+        seen: Mutex::new(Vec::new()),
+    });
+    let end = datetime!(2026-11-20 18:00 UTC);
+    let report = Auditor::builder(source.clone())
+        .build()
+        .scan(&ScanOptions::new(end), end)
+        .await
+        .unwrap();
+    // AuditLogs is empty here: every activation comes from the Activity Log's azurerbac rows.
+    let eve = report
+        .activations
+        .iter()
+        .find(|a| a.principal.upn.as_deref() == Some("eve@contoso.com"))
+        .unwrap();
+    assert_eq!(
+        eve.sources,
+        [pim_core::domain::ActivitySource::AzureActivity]
+    );
+    assert_eq!(eve.role.kind, RoleKind::AzureResource);
+    assert_eq!(eve.activities.len(), 1);
+    assert_eq!(eve.assessment.verdict, Verdict::Aligned);
+    assert_eq!(eve.window.end, datetime!(2026-11-20 16:00 UTC));
+    // Two PIM-events queries and one AzureActivity query (no directory or group roles).
+    assert_eq!(
+        *source.seen.lock().unwrap(),
+        ["pim-events", "pim-events-activity", "azure-activity"]
+    );
+    assert_eq!(report.run.queries, 3);
 }

@@ -63,7 +63,7 @@ fn header_has_the_run_line() {
 fn a_1_0_report_without_run_still_reads() {
     let mut value: serde_json::Value =
         serde_json::from_str(&render_json(&fixture()).unwrap()).unwrap();
-    assert_eq!(value["schema_version"], "1.1");
+    assert_eq!(value["schema_version"], "2.0");
     assert_eq!(value["run"]["query_rows"], 5321);
     value["schema_version"] = "1.0".into();
     value.as_object_mut().unwrap().remove("run");
@@ -157,7 +157,7 @@ fn problems_list_is_capped_at_fifty() {
         .unwrap()
         .render_markdown(&r, &MarkdownOptions::default())
         .unwrap();
-    assert!(md.contains("**Input problems:** 70 (showing the first 50)"));
+    assert!(md.contains("**Input problems not tied to one activation:** 70 (each activation lists its own below) (showing the first 50)"));
     assert!(md.contains("row 49:"));
     assert!(!md.contains("row 50:"));
     assert!(md.contains("…and 20 more (list capped at 50"));

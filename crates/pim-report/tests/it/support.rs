@@ -133,6 +133,7 @@ pub fn activation(
             evidence: Evidence::default(),
         },
         problems: Vec::new(),
+        sources: vec![ActivitySource::AuditLogs],
     }
 }
 

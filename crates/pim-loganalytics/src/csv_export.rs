@@ -1,0 +1,180 @@
+//! Reading the Azure portal's CSV exports (Logs blade, "Export to CSV").
+//!
+//! The portal writes one header row and one record per result row:
+//!
+//! - datetime column names carry a ` [UTC]` suffix (`TimeGenerated [UTC]`), which is removed
+//!   so that the shared parsers find the column;
+//! - times are US-style, `4/28/2021, 2:32:14.029 PM` (UTC), which
+//!   [`parse_timestamp`](pim_domain::timestamp::parse_timestamp) reads;
+//! - `dynamic` columns (`InitiatedBy`, `TargetResources`, `AdditionalDetails`, `Properties_d`,
+//!   ...) are JSON text, which the shared parsers read as they read a JSON-string cell;
+//! - an empty field is an empty cell (read as null).
+//!
+//! A record that cannot be read (invalid UTF-8, broken quoting) becomes a problem naming its row;
+//! the other records are read. A record with more fields than the header has its extra fields
+//! dropped and reported.
+
+use pim_domain::{Column, DataProblem, Table};
+use serde_json::Value;
+
+use crate::format::ParsedExport;
+use crate::{Error, LogTable, Result};
+
+/// Most per-row problems listed per file (as for JSON exports).
+const MAX_ROW_PROBLEMS: usize = 100;
+
+/// Parses a portal CSV export of `table` read from `source_name` (e.g. `AuditLogs.csv`).
+///
+/// ```
+/// use pim_loganalytics::{csv_export::parse_csv_export, LogTable};
+///
+/// let csv = "TimeGenerated [UTC],Caller,Properties_d\n\
+///            \"4/28/2021, 2:32:14.029 PM\",jane@contoso.com,\"{\"\"a\"\":1}\"\n";
+/// let parsed = parse_csv_export(csv.as_bytes(), "AzureActivity.csv", LogTable::AzureActivity).unwrap();
+/// assert_eq!(parsed.table.columns[0].name, "TimeGenerated");
+/// assert_eq!(parsed.table.rows[0][2], "{\"a\":1}");
+/// ```
+///
+/// # Errors
+///
+/// [`Error::Format`] naming `source_name` when the file is empty or its header row cannot be
+/// read.
+pub fn parse_csv_export(bytes: &[u8], source_name: &str, table: LogTable) -> Result<ParsedExport> {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(Error::format(source_name, "the file is empty"));
+    }
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .has_headers(true)
+        .from_reader(bytes);
+    let headers = reader
+        .headers()
+        .map_err(|e| {
+            Error::format(
+                source_name,
+                format!("the CSV header row cannot be read: {e}"),
+            )
+        })?
+        .clone();
+    let columns: Vec<Column> = headers
+        .iter()
+        .map(|h| Column {
+            name: column_name(h),
+            kind: String::new(),
+        })
+        .collect();
+    let width = columns.len();
+    let mut rows = Vec::new();
+    let mut bad: Vec<(usize, String)> = Vec::new();
+    for (index, record) in reader.records().enumerate() {
+        match record {
+            Ok(record) => {
+                if record.len() > width {
+                    bad.push((
+                        index,
+                        format!(
+                            "row has {} fields but the header has {width}; the extra fields were ignored",
+                            record.len()
+                        ),
+                    ));
+                }
+                let mut cells: Vec<Value> = record
+                    .iter()
+                    .take(width)
+                    .map(|field| {
+                        if field.is_empty() {
+                            Value::Null
+                        } else {
+                            Value::String(field.to_owned())
+                        }
+                    })
+                    .collect();
+                cells.resize(width, Value::Null);
+                rows.push(cells);
+            }
+            Err(e) => bad.push((
+                index,
+                format!("the CSV record cannot be read ({e}); the row is skipped"),
+            )),
+        }
+    }
+    let mut problems = Vec::new();
+    let total = bad.len();
+    for (row, message) in bad.into_iter().take(MAX_ROW_PROBLEMS) {
+        problems.push(DataProblem::row(source_name, row, message));
+    }
+    if total > MAX_ROW_PROBLEMS {
+        problems.push(DataProblem::source(
+            source_name,
+            format!(
+                "{} more malformed rows were skipped",
+                total - MAX_ROW_PROBLEMS
+            ),
+        ));
+    }
+    Ok(ParsedExport {
+        table: Table {
+            name: table.name().to_owned(),
+            columns,
+            rows,
+        },
+        partial_error: None,
+        problems,
+    })
+}
+
+/// A portal column name with its ` [UTC]` (or ` [Local Time]`) suffix removed.
+fn column_name(header: &str) -> String {
+    let h = header.trim();
+    for suffix in [" [UTC]", " [Local Time]"] {
+        if h.len() > suffix.len()
+            && h.is_char_boundary(h.len() - suffix.len())
+            && h[h.len() - suffix.len()..].eq_ignore_ascii_case(suffix)
+        {
+            return h[..h.len() - suffix.len()].trim_end().to_owned();
+        }
+    }
+    h.to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn portal_shape_is_read_and_bad_records_cost_one_row() {
+        let mut text = String::from(
+            "TimeGenerated [UTC],OperationName,InitiatedBy,Result\n\
+             \"4/28/2021, 2:32:14.029 PM\",Add member to role completed (PIM activation),\"{\"\"user\"\":{\"\"userPrincipalName\"\":\"\"jane@contoso.com\"\"}}\",success\n",
+        );
+        text.push_str("\"4/28/2021, 2:40:00.000 PM\",Other,,success,extra\n");
+        let mut bytes = text.into_bytes();
+        bytes.extend_from_slice(b"\"4/28/2021, 2:41:00.000 PM\",bad \xff utf8,,success\n");
+        bytes.extend_from_slice(b"short\n");
+        let p = parse_csv_export(&bytes, "AuditLogs.csv", LogTable::AuditLogs).unwrap();
+        let names: Vec<&str> = p.table.columns.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["TimeGenerated", "OperationName", "InitiatedBy", "Result"]
+        );
+        assert_eq!(p.table.rows.len(), 3);
+        assert_eq!(
+            p.table.rows[0][2],
+            r#"{"user":{"userPrincipalName":"jane@contoso.com"}}"#
+        );
+        assert!(p.table.rows[1][2].is_null());
+        assert!(p.table.rows[2][1].is_null());
+        assert_eq!(p.problems.len(), 2, "{:?}", p.problems);
+        assert_eq!(p.problems[0].row, Some(1));
+        assert_eq!(p.problems[1].row, Some(2));
+        assert!(p.problems.iter().all(|x| x.source == "AuditLogs.csv"));
+    }
+
+    #[test]
+    fn empty_file_is_an_error_naming_it() {
+        let e =
+            parse_csv_export(b"  \n", "AzureActivity.csv", LogTable::AzureActivity).unwrap_err();
+        assert!(e.to_string().contains("AzureActivity.csv"), "{e}");
+    }
+}
