@@ -89,7 +89,24 @@ pub fn interactive(runtime: &Runtime, mut session: Session) -> anyhow::Result<()
                     continue;
                 }
                 let now = OffsetDateTime::now_utc();
-                let outcome = runtime.block_on(cancellable(session.handle_line(&line, now)));
+                let mut outcome = runtime.block_on(cancellable(session.handle_line(&line, now)));
+                // A request that would replace something (`report PATH` onto a file) is asked
+                // about here, on the terminal; a pipe gets the refusal, which says how to insist.
+                if let Some(confirm) = outcome.as_ref().and_then(|o| o.confirm.clone()) {
+                    let yes = ask(
+                        &mut stdout.lock(),
+                        &mut std::io::stdin().lock(),
+                        &confirm.question,
+                    )?;
+                    outcome = if yes {
+                        runtime.block_on(cancellable(session.handle_line(&confirm.line, now)))
+                    } else {
+                        outcome.map(|o| Outcome {
+                            text: "Not written.".to_owned(),
+                            ..o
+                        })
+                    };
+                }
                 let mut out = stdout.lock();
                 match outcome {
                     Some(outcome) => {
@@ -126,12 +143,30 @@ async fn cancellable(request: impl Future<Output = Outcome>) -> Option<Outcome> 
     }
 }
 
+/// Longest line printed, in characters; longer ones are cut with a visible marker. The widest
+/// legitimate line (a Markdown table row of the report) stays well below it.
+const MAX_LINE_CHARS: usize = 4_000;
+
 /// Writes `text` with exactly one line ending and flushes, so each answer reaches a pipe reader
-/// before the next request is read.
+/// before the next request is read. Answers quote logs and model output, so control, bidi and
+/// zero-width characters are shown escaped and overlong lines are cut (issue 9).
 fn write_text(out: &mut impl Write, text: &str) -> anyhow::Result<()> {
-    let text = text.trim_end_matches(['\n', '\r']);
+    let text = pim_core::terminal_text(text.trim_end_matches(['\n', '\r']), MAX_LINE_CHARS);
     writeln!(out, "{text}").context("writing to stdout")?;
     out.flush().context("writing to stdout")
+}
+
+/// Asks a yes/no `question` (default no) and reads the answer from `input`.
+fn ask(out: &mut impl Write, input: &mut impl BufRead, question: &str) -> anyhow::Result<bool> {
+    let question = pim_core::terminal_line(question, MAX_LINE_CHARS);
+    write!(out, "{question} [y/N] ").context("writing to stdout")?;
+    out.flush().context("writing to stdout")?;
+    let mut answer = String::new();
+    input.read_line(&mut answer).context("reading the answer")?;
+    Ok(matches!(
+        answer.trim().to_ascii_lowercase().as_str(),
+        "y" | "yes"
+    ))
 }
 
 /// The history file, created with its folder if missing.
@@ -252,6 +287,53 @@ mod tests {
             .into_iter()
             .map(|s| (s.value, s.span.start))
             .collect()
+    }
+
+    // Issue 9: answers are printed escaped and cut.
+    #[test]
+    fn answers_are_printed_escaped_and_cut() {
+        let mut out = Vec::new();
+        let huge = "v".repeat(10 * 1024 * 1024);
+        write_text(
+            &mut out,
+            &format!("user: evil\u{202E}txt.exe\u{200B}\u{1b}[31m\nvalue: {huge}\n"),
+        )
+        .unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], r"user: evil\u{202E}txt.exe\u{200B}\u{001B}[31m");
+        assert!(lines[1].ends_with(" more chars)"), "{}", &lines[1][3_990..]);
+        assert!(text.len() < 5_000, "{}", text.len());
+        assert!(
+            !text
+                .chars()
+                .any(|c| (c.is_control() && c != '\n') || c == '\u{202E}')
+        );
+    }
+
+    #[test]
+    fn a_question_defaults_to_no() {
+        for (answer, yes) in [
+            ("y\n", true),
+            ("YES\n", true),
+            ("\n", false),
+            ("n\n", false),
+            ("", false),
+            ("yes please\n", false),
+        ] {
+            let mut out = Vec::new();
+            let got = ask(
+                &mut out,
+                &mut answer.as_bytes(),
+                "out.md already exists. Overwrite it?",
+            )
+            .unwrap();
+            assert_eq!(got, yes, "{answer:?}");
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                "out.md already exists. Overwrite it? [y/N] "
+            );
+        }
     }
 
     #[test]

@@ -19,7 +19,8 @@ use super::nl::{
     ANSWER_SYSTEM_PROMPT, answer_prompt, extract_kql, format_table, kql_system_prompt,
     missing_query_prompt, printable, rejection_prompt, repair_prompt, truncate,
 };
-use super::{COMMANDS, Outcome, SessionOptions};
+use super::save::{SaveError, save};
+use super::{COMMANDS, Confirm, Outcome, SessionOptions};
 use crate::{Auditor, MarkdownOptions, ReportFormat, ScanOptions};
 
 /// Rows of a result handed to the model for the answer in words.
@@ -40,7 +41,8 @@ const HELP: &str = "Commands:
                           list (\"what did 2 do\"), or \"they\" for the user last discussed
   does their activity align with the reason?
   assess [user]           verdict, risk, flags and rationale
-  report [path]           the Markdown report of the last scan (printed, or written to path)
+  report [path]           the Markdown report of the last scan (printed, or written to a new file)
+  report! path            the same, replacing an existing file (or writing through a symlink)
   show kql                the last query run
   help, exit
 Anything else is a question for the model, which answers with a checked KQL query and its results.";
@@ -104,6 +106,7 @@ impl Session {
                 return Outcome {
                     text: "Bye.".to_owned(),
                     exit: true,
+                    confirm: None,
                 };
             }
             Intent::Help => return Outcome::say(HELP),
@@ -118,7 +121,15 @@ impl Session {
             Intent::Scan { hours } => self.scan_command(*hours, now).await,
             Intent::WhatDid(user) => self.what_did(user, now).await,
             Intent::Assess(user) => self.assess(user, now).await,
-            Intent::Report { path } => self.report(path.as_deref()),
+            Intent::Report { path, overwrite } => {
+                let (text, confirm) = self.report(path.as_deref(), *overwrite);
+                self.remember(line.trim(), &text);
+                return Outcome {
+                    text,
+                    exit: false,
+                    confirm,
+                };
+            }
         };
         // Commands go into the history too, so that a later question can say "their".
         self.remember(line.trim(), &text);
@@ -388,9 +399,12 @@ impl Session {
         out.trim_end().to_owned()
     }
 
-    fn report(&self, path: Option<&str>) -> String {
+    /// `report [path]` / `report! path`: the Markdown printed, or written under the rules of
+    /// [`save`](super::save) (never replacing a file or following a symlink unless asked).
+    /// Returns the answer and, when the write was refused pending a yes, what to ask.
+    fn report(&self, path: Option<&str>, overwrite: bool) -> (String, Option<Confirm>) {
         let Some(report) = &self.report else {
-            return "Nothing to report yet: run `scan` first.".to_owned();
+            return ("Nothing to report yet: run `scan` first.".to_owned(), None);
         };
         let markdown = match crate::render(
             report,
@@ -399,20 +413,46 @@ impl Session {
             &MarkdownOptions::default(),
         ) {
             Ok(m) => m,
-            Err(e) => return format!("Could not render the report: {e}."),
+            Err(e) => return (format!("Could not render the report: {e}."), None),
         };
-        match path {
-            None => markdown.trim_end().to_owned(),
-            Some(path) => match std::fs::write(path, &markdown) {
-                Ok(()) => format!(
-                    "Wrote the Markdown report ({} activation{}, {} finding{}) to {path}.",
-                    report.summary.activations,
-                    plural(report.summary.activations),
-                    report.summary.findings,
-                    plural(report.summary.findings)
-                ),
-                Err(e) => format!("Could not write {path}: {e}."),
-            },
+        let Some(path) = path else {
+            return (markdown.trim_end().to_owned(), None);
+        };
+        match save(path, markdown.as_bytes(), overwrite) {
+            Ok(written) => {
+                let through = if written.as_path() == std::path::Path::new(path) {
+                    String::new()
+                } else {
+                    format!(" (through the link, into {})", written.display())
+                };
+                (
+                    format!(
+                        "Wrote the Markdown report ({} activation{}, {} finding{}) to {path}{through}.",
+                        report.summary.activations,
+                        plural(report.summary.activations),
+                        report.summary.findings,
+                        plural(report.summary.findings)
+                    ),
+                    None,
+                )
+            }
+            Err(e) if e.can_confirm() => {
+                let what = if matches!(e, SaveError::Symlink { .. }) {
+                    "Write through the link"
+                } else {
+                    "Overwrite it"
+                };
+                (
+                    format!(
+                        "Not written: {e}. Type `report! {path}` to replace it, or choose another path."
+                    ),
+                    Some(Confirm {
+                        question: format!("{e}. {what}?"),
+                        line: format!("report! {path}"),
+                    }),
+                )
+            }
+            Err(e) => (format!("Could not write the report: {e}."), None),
         }
     }
 
