@@ -2,7 +2,8 @@
 //!
 //! Every function here returns text that stays on one line and cannot open any Markdown
 //! construct (heading, list, quote, table row, link, image, HTML, code span, math, footnote,
-//! autolink) nor close one the template opened. Control characters and invisible or
+//! autolink, e-mail address or @mention) nor close one the template opened. The only HTML it
+//! ever writes is [`WORD_BREAK`] after an `@`. Control characters and invisible or
 //! direction-changing code points are shown as visible `\u{XXXX}` text, so a reader sees exactly
 //! what was logged and a bidi override cannot reorder what they read.
 
@@ -50,12 +51,23 @@ pub fn md(text: &str, max_chars: usize) -> String {
             out.push('\\');
         }
         out.push(c);
+        if c == '@' {
+            // GitHub joins text split by backslash escapes before it looks for e-mail addresses
+            // and @mentions, so `x\@contoso.com` still became a live `mailto:` link (and
+            // `\@team` a mention). An empty `<wbr>` element (allowed by GitHub, rendering
+            // nothing) keeps the text apart; see issue 9.
+            out.push_str(WORD_BREAK);
+        }
     }
     if more > 0 {
         out.push_str(&format!("…\\({more} more chars\\)"));
     }
     out
 }
+
+/// What [`md`] puts after every `@`: a word-break opportunity, which renders as nothing but
+/// ends the text run, so no e-mail autolink or @mention can span it.
+pub const WORD_BREAK: &str = "<wbr>";
 
 /// [`md`] for a table cell: the same escaping (which already covers `|`, and keeps an escaped
 /// pipe escaped after GitHub's table parser removes one backslash), an em dash for empty text so
@@ -330,7 +342,7 @@ mod tests {
         );
         assert_eq!(
             out,
-            r"\!\[x\]\(http\://evil\) \<script\> \`c\` \*b\* \_i\_ \~s\~ \$m\$ \[\^1\] \&amp; \@team"
+            r"\!\[x\]\(http\://evil\) \<script\> \`c\` \*b\* \_i\_ \~s\~ \$m\$ \[\^1\] \&amp; \@<wbr>team"
         );
     }
 
