@@ -15,7 +15,7 @@ mod report_id;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-pub use auditor::{Auditor, AuditorBuilder};
+pub use auditor::{Auditor, AuditorBuilder, DEFAULT_MODEL_DEADLINE};
 pub use budget::CallBudget;
 pub use error::{Error, Result};
 pub use observer::{ScanObserver, ScanStage};
