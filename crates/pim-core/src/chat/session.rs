@@ -23,6 +23,8 @@ use super::save::{SaveError, save};
 use super::{COMMANDS, Confirm, Outcome, SessionOptions};
 use crate::{Auditor, MarkdownOptions, ReportFormat, ScanOptions};
 
+/// Longest user name offered for Tab completion.
+const MAX_COMPLETION_CHARS: usize = 200;
 /// Rows of a result handed to the model for the answer in words.
 const ANSWER_ROWS: usize = 20;
 /// Kinds of operation listed per activation by "what did X do".
@@ -142,8 +144,12 @@ impl Session {
         if let Some(report) = &self.report {
             for a in &report.activations {
                 let label = a.principal.label().to_owned();
-                // "unknown" is the placeholder for an activation without any identity.
-                if a.principal.upn.is_some() && !words.contains(&label) {
+                // "unknown" is the placeholder for an activation without any identity. The menu
+                // draws words raw on the terminal, so a name that would need escaping there
+                // (control, bidi, zero-width characters) or is overlong is not offered (issue 9).
+                let drawable = label.chars().count() <= MAX_COMPLETION_CHARS
+                    && crate::terminal_line(&label, MAX_COMPLETION_CHARS) == label;
+                if a.principal.upn.is_some() && drawable && !words.contains(&label) {
                     words.push(label);
                 }
             }
@@ -822,5 +828,37 @@ mod tests {
         assert!(!r.contains('\u{1b}'));
         assert!(r.ends_with("…\""));
         assert_eq!(r.chars().count(), REASON_CHARS + 2);
+    }
+
+    // Issue 9: the completion menu draws words raw, so names that need escaping are left out.
+    #[tokio::test]
+    async fn names_that_need_escaping_are_not_offered_for_completion() {
+        let source = crate::demo_source().unwrap();
+        let auditor = Arc::new(Auditor::builder(source.clone()).build());
+        let options = SessionOptions {
+            end: source.info().default_end,
+            ..SessionOptions::default()
+        };
+        let mut s = Session::new(auditor, source, None, options);
+        let now = datetime!(2026-11-20 18:00 UTC);
+        s.handle_line("scan", now).await;
+        let mut report = (**s.report.as_ref().unwrap()).clone();
+        let hostile = [
+            "evil\u{202E}gnp.exe@contoso.com",
+            "zero\u{200B}width@contoso.com",
+            "esc\u{1b}[2J@contoso.com",
+        ];
+        for (a, upn) in report.activations.iter_mut().zip(hostile) {
+            a.principal.upn = Some(upn.to_owned());
+        }
+        let kept = report.activations[3].principal.label().to_owned();
+        report.activations[4].principal.upn = Some(format!("{}@contoso.com", "a".repeat(300)));
+        s.report = Some(Arc::new(report));
+        let words = s.completions();
+        for upn in hostile {
+            assert!(!words.iter().any(|w| w == upn), "{upn:?} offered");
+        }
+        assert!(!words.iter().any(|w| w.len() > 250));
+        assert!(words.contains(&kept), "{words:?}");
     }
 }
