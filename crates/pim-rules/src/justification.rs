@@ -424,7 +424,11 @@ pub fn injection_signals_in<'t>(
     for (field, kind, text) in fields {
         // The same text (an operation name, a resource group) recurs across a window's
         // operations; each distinct text of a kind is matched once.
-        if text.trim().is_empty() || !seen.insert((kind, text)) {
+        // Most names raise nothing and are passed over before the (costlier) deduplication.
+        if text.trim().is_empty()
+            || (kind == FieldKind::Name && name_is_inert(text))
+            || !seen.insert((kind, text))
+        {
             continue;
         }
         let signals = match kind {
@@ -520,9 +524,14 @@ static NAME_TRIGGERS: LazyLock<Option<Regex>> = LazyLock::new(|| {
     .ok()
 });
 
+/// Whether a name certainly raises no signal: ASCII without any of [`NAME_TRIGGERS`].
+fn name_is_inert(text: &str) -> bool {
+    text.is_ascii() && NAME_TRIGGERS.as_ref().is_some_and(|re| !re.is_match(text))
+}
+
 /// The signals of a name or identifier (see [`FieldKind::Name`]).
 fn name_signals(text: &str) -> Vec<&'static str> {
-    if text.is_ascii() && NAME_TRIGGERS.as_ref().is_some_and(|re| !re.is_match(text)) {
+    if name_is_inert(text) {
         return Vec::new();
     }
     // Names cannot hold spaces in most of Azure, so a phrase aimed at the model is written with
