@@ -79,6 +79,8 @@ pub fn interactive(runtime: &Runtime, mut session: Session) -> anyhow::Result<()
         Err(why) => eprintln!("pim-chat: running without a history file: {why:#}"),
     }
 
+    // Yes/no questions get an editor of their own, without history.
+    let mut asker = Reedline::create();
     let stdout = std::io::stdout();
     write_text(&mut stdout.lock(), BANNER)?;
     let prompt = ChatPrompt;
@@ -93,11 +95,7 @@ pub fn interactive(runtime: &Runtime, mut session: Session) -> anyhow::Result<()
                 // A request that would replace something (`report PATH` onto a file) is asked
                 // about here, on the terminal; a pipe gets the refusal, which says how to insist.
                 if let Some(confirm) = outcome.as_ref().and_then(|o| o.confirm.clone()) {
-                    let yes = ask(
-                        &mut stdout.lock(),
-                        &mut std::io::stdin().lock(),
-                        &confirm.question,
-                    )?;
+                    let yes = ask(&mut asker, &confirm.question)?;
                     outcome = if yes {
                         runtime.block_on(cancellable(session.handle_line(&confirm.line, now)))
                     } else {
@@ -156,17 +154,49 @@ fn write_text(out: &mut impl Write, text: &str) -> anyhow::Result<()> {
     out.flush().context("writing to stdout")
 }
 
-/// Asks a yes/no `question` (default no) and reads the answer from `input`.
-fn ask(out: &mut impl Write, input: &mut impl BufRead, question: &str) -> anyhow::Result<bool> {
-    let question = pim_core::terminal_line(question, MAX_LINE_CHARS);
-    write!(out, "{question} [y/N] ").context("writing to stdout")?;
-    out.flush().context("writing to stdout")?;
-    let mut answer = String::new();
-    input.read_line(&mut answer).context("reading the answer")?;
-    Ok(matches!(
-        answer.trim().to_ascii_lowercase().as_str(),
-        "y" | "yes"
-    ))
+/// Whether an answer to a yes/no question is yes (the default is no).
+fn is_yes(answer: &str) -> bool {
+    matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes")
+}
+
+/// Puts a yes/no `question` (default no) on the terminal with a line editor of its own, with
+/// no history (the answer is not a command) and the question escaped like every answer.
+fn ask(asker: &mut Reedline, question: &str) -> anyhow::Result<bool> {
+    let prompt = QuestionPrompt(format!(
+        "{} [y/N]",
+        pim_core::terminal_line(question, MAX_LINE_CHARS)
+    ));
+    Ok(
+        match asker.read_line(&prompt).context("reading the terminal")? {
+            Signal::Success(answer) => is_yes(&answer),
+            _ => false,
+        },
+    )
+}
+
+/// The prompt of a yes/no question: the question, then a space.
+struct QuestionPrompt(String);
+
+impl Prompt for QuestionPrompt {
+    fn render_prompt_left(&self) -> Cow<'_, str> {
+        Cow::Borrowed(&self.0)
+    }
+
+    fn render_prompt_right(&self) -> Cow<'_, str> {
+        Cow::Borrowed("")
+    }
+
+    fn render_prompt_indicator(&self, _mode: PromptEditMode) -> Cow<'_, str> {
+        Cow::Borrowed(" ")
+    }
+
+    fn render_prompt_multiline_indicator(&self) -> Cow<'_, str> {
+        Cow::Borrowed("")
+    }
+
+    fn render_prompt_history_search_indicator(&self, _search: PromptHistorySearch) -> Cow<'_, str> {
+        Cow::Borrowed("")
+    }
 }
 
 /// The history file, created with its folder if missing.
@@ -314,26 +344,19 @@ mod tests {
     #[test]
     fn a_question_defaults_to_no() {
         for (answer, yes) in [
-            ("y\n", true),
-            ("YES\n", true),
-            ("\n", false),
-            ("n\n", false),
+            ("y", true),
+            ("YES ", true),
             ("", false),
-            ("yes please\n", false),
+            ("n", false),
+            ("yes please", false),
         ] {
-            let mut out = Vec::new();
-            let got = ask(
-                &mut out,
-                &mut answer.as_bytes(),
-                "out.md already exists. Overwrite it?",
-            )
-            .unwrap();
-            assert_eq!(got, yes, "{answer:?}");
-            assert_eq!(
-                String::from_utf8(out).unwrap(),
-                "out.md already exists. Overwrite it? [y/N] "
-            );
+            assert_eq!(is_yes(answer), yes, "{answer:?}");
         }
+        let p = QuestionPrompt("r.md already exists. Overwrite it? [y/N]".into());
+        assert_eq!(
+            p.render_prompt_left(),
+            "r.md already exists. Overwrite it? [y/N]"
+        );
     }
 
     #[test]

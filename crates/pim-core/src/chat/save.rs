@@ -66,9 +66,13 @@ impl SaveError {
     }
 }
 
-/// Writes `contents` to `path` under the rules of the [module docs](self). Returns the path
-/// actually written (the symlink's target when writing through one).
-pub(crate) fn save(path: &str, contents: &[u8], overwrite: bool) -> Result<PathBuf, SaveError> {
+/// Writes `contents` to `path` under the rules of the [module docs](self). Returns the file
+/// written when it was reached through a symlink (`None` when `path` itself was written).
+pub(crate) fn save(
+    path: &str,
+    contents: &[u8],
+    overwrite: bool,
+) -> Result<Option<PathBuf>, SaveError> {
     if path.trim().is_empty() {
         return Err(SaveError::Empty);
     }
@@ -85,6 +89,7 @@ pub(crate) fn save(path: &str, contents: &[u8], overwrite: bool) -> Result<PathB
     refuse_system(&absolute, path)?;
     let mut target = absolute.clone();
     let mut existing = None;
+    let mut through_link = false;
     match fs::symlink_metadata(&absolute) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(io_err(typed)(e)),
@@ -109,6 +114,7 @@ pub(crate) fn save(path: &str, contents: &[u8], overwrite: bool) -> Result<PathB
             }
             target = resolved;
             existing = Some(meta);
+            through_link = true;
         }
         Ok(meta) if !meta.is_file() => {
             return Err(SaveError::NotAFile {
@@ -162,7 +168,7 @@ pub(crate) fn save(path: &str, contents: &[u8], overwrite: bool) -> Result<PathB
         let _ = fs::remove_file(&tmp_path);
         return Err(io_err(&target)(e));
     }
-    Ok(target)
+    Ok(through_link.then_some(target))
 }
 
 /// Refuses a path under `/proc`, `/sys` or `/dev` (compared component by component, so
@@ -242,7 +248,7 @@ mod tests {
     fn a_new_file_is_written_and_no_temporary_is_left() {
         let d = dir("new");
         let p = d.join("r.md");
-        assert_eq!(save(&s(&p), b"report", false).unwrap(), p);
+        assert_eq!(save(&s(&p), b"report", false).unwrap(), None);
         assert_eq!(fs::read_to_string(&p).unwrap(), "report");
         let left: Vec<_> = fs::read_dir(&d).unwrap().collect();
         assert_eq!(left.len(), 1, "{left:?}");
@@ -286,7 +292,7 @@ mod tests {
         assert!(!d.join("nowhere.md").exists());
 
         let written = save(&s(&link), b"report", true).unwrap();
-        assert_eq!(written, fs::canonicalize(&real).unwrap());
+        assert_eq!(written, Some(fs::canonicalize(&real).unwrap()));
         assert!(
             fs::symlink_metadata(&link)
                 .unwrap()

@@ -426,11 +426,9 @@ impl Session {
         };
         match save(path, markdown.as_bytes(), overwrite) {
             Ok(written) => {
-                let through = if written.as_path() == std::path::Path::new(path) {
-                    String::new()
-                } else {
-                    format!(" (through the link, into {})", written.display())
-                };
+                let through = written
+                    .map(|target| format!(" (through the link, into {})", target.display()))
+                    .unwrap_or_default();
                 (
                     format!(
                         "Wrote the Markdown report ({} activation{}, {} finding{}) to {path}{through}.",
