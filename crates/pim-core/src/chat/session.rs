@@ -17,7 +17,7 @@ use super::context::{Listed, resolve};
 use super::intent::{Intent, UserRef, parse_intent};
 use super::nl::{
     ANSWER_SYSTEM_PROMPT, answer_prompt, extract_kql, format_table, kql_system_prompt,
-    missing_query_prompt, printable, rejection_prompt, repair_prompt, truncate,
+    missing_query_prompt, rejection_prompt, repair_prompt, truncate,
 };
 use super::save::{SaveError, save};
 use super::{COMMANDS, Confirm, Outcome, SessionOptions};
@@ -668,6 +668,12 @@ fn activation_line(a: &ActivationReport, end: OffsetDateTime) -> String {
     )
 }
 
+/// Untrusted text on one line with control, bidi and zero-width characters shown escaped
+/// (`\u{001B}`, `\n`), as the terminal and the Markdown show them (issue 9).
+fn printable(text: &str) -> String {
+    crate::terminal_line(text, usize::MAX)
+}
+
 /// The justification as the user's own words: quoted, printable and shortened.
 fn quoted_reason(justification: &str) -> String {
     let text = printable(justification.trim());
@@ -822,7 +828,8 @@ mod tests {
     fn reasons_are_quoted_cut_and_printable() {
         assert_eq!(quoted_reason("  "), "(none given)");
         let r = quoted_reason(&format!("fix\u{1b}[2J{}", "y".repeat(200)));
-        assert!(r.starts_with("\"fix [2Jy"));
+        // Issue 9: the escape character is shown escaped (it was a space).
+        assert!(r.starts_with("\"fix\\u{001B}[2Jy"), "{r}");
         assert!(!r.contains('\u{1b}'));
         assert!(r.ends_with("…\""));
         assert_eq!(r.chars().count(), REASON_CHARS + 2);
