@@ -15,3 +15,6 @@ mod tty;
 
 // A scripted session against the loopback fakes: free-form questions, repair, giving up.
 mod live;
+
+// Issue 9: hostile log text reaches the terminal escaped and cut.
+mod hostile;
