@@ -107,6 +107,18 @@ pub struct Cli {
     )]
     pub webhook_url: Option<String>,
 
+    /// Longest time the whole model stage of a scan may take (e.g. 90s, 10m, 1h). Activations
+    /// the model has not assessed by then are `unknown` ("model stage deadline reached"),
+    /// keeping the rules' findings, and the report's warnings say how many.
+    #[arg(
+        long,
+        env = "PIM_MODEL_DEADLINE",
+        value_name = "DURATION",
+        default_value = "10m",
+        value_parser = pim_core::config::parse_duration
+    )]
+    pub model_deadline: std::time::Duration,
+
     /// Check the set-up instead of scanning: configuration, a token for each scope and which
     /// credential supplied it, the workspace and both tables, the model, the destinations.
     /// One line per check; exit 0 when all pass, 1 otherwise.

@@ -229,7 +229,10 @@ fn run(cli: Cli, progress: Arc<progress::TerminalProgress>) -> anyhow::Result<Ex
         }
         rules.privileged_name_patterns = patterns;
     }
-    let mut builder = Auditor::builder(source).rules(rules).observer(progress);
+    let mut builder = Auditor::builder(source)
+        .rules(rules)
+        .observer(progress)
+        .model_deadline(cli.model_deadline);
     if let Some(model) = model {
         info!(model = %model.describe(), "model-backed assessment on");
         let (a, limits) = live::model_assessor(model, settings.model_limits);

@@ -21,6 +21,9 @@ use tracing_subscriber::fmt::MakeWriter;
 /// look alive without flooding a slow terminal (an SSH session) during a fast rules-only scan.
 const MIN_REDRAW: Duration = Duration::from_millis(100);
 
+/// Longest status line drawn, in characters.
+const MAX_STATUS_CHARS: usize = 120;
+
 /// Carriage return, then ANSI "erase to end of line": the status line is rewritten in place.
 const CLEAR_LINE: &str = "\r\x1b[K";
 
@@ -48,6 +51,9 @@ impl State {
         if !self.enabled {
             return;
         }
+        // The text names tables and counts, but it is drawn on a terminal: show controls, bidi
+        // and zero-width characters escaped and keep it to one bounded line (issue 9).
+        let text = pim_core::terminal_line(text, MAX_STATUS_CHARS);
         // A failed write to stderr has nowhere better to be reported; the scan goes on.
         let _ = write!(self.out, "{CLEAR_LINE}{text}");
         let _ = self.out.flush();
@@ -265,6 +271,28 @@ mod tests {
         // Done with nothing on screen writes nothing more.
         p.stage(ScanStage::Done);
         assert_eq!(out.text(), text);
+    }
+
+    // Issue 9: the status line shows hostile characters escaped and stays one bounded line.
+    #[test]
+    fn the_status_line_is_escaped_and_bounded() {
+        let (p, out) = progress(true);
+        p.stage(ScanStage::Querying {
+            what: format!("Audit\u{202E}Logs\u{200B}\n\u{1b}[2J{}", "x".repeat(1_000)),
+        });
+        let text = out.text();
+        let drawn = text.strip_prefix("\r\x1b[K").unwrap();
+        assert!(
+            drawn.starts_with(r"querying Audit\u{202E}Logs\u{200B}\n\u{001B}[2Jxxx"),
+            "{drawn:?}"
+        );
+        assert!(drawn.ends_with(" more chars)"), "{drawn:?}");
+        assert!(
+            !drawn
+                .chars()
+                .any(|c| c.is_control() || c == '\u{202E}' || c == '\u{200B}')
+        );
+        assert!(drawn.chars().count() < 200, "{}", drawn.chars().count());
     }
 
     #[test]

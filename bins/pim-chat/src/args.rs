@@ -19,6 +19,18 @@ pub struct Cli {
     #[command(flatten)]
     pub source: SourceArgs,
 
+    /// Longest time the whole model stage of a scan may take (e.g. 90s, 10m, 1h). Activations
+    /// the model has not assessed by then are `unknown` ("model stage deadline reached"),
+    /// keeping the rules' findings, and the report's warnings say how many.
+    #[arg(
+        long,
+        env = "PIM_MODEL_DEADLINE",
+        value_name = "DURATION",
+        default_value = "10m",
+        value_parser = pim_core::config::parse_duration
+    )]
+    pub model_deadline: std::time::Duration,
+
     /// Length of the scan window in hours, ending at --end (`scan N` overrides it per scan).
     #[arg(long, env = "PIM_SCAN_HOURS")]
     pub hours: Option<u32>,

@@ -113,7 +113,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         None => None,
     };
 
-    let mut builder = Auditor::builder(source.clone());
+    let mut builder = Auditor::builder(source.clone()).model_deadline(cli.model_deadline);
     if let Some(model) = &model {
         info!(model = %model.describe(), "model configured");
         let (assessor, limits) = live::model_assessor(model.clone(), settings.model_limits);

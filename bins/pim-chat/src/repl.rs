@@ -79,6 +79,8 @@ pub fn interactive(runtime: &Runtime, mut session: Session) -> anyhow::Result<()
         Err(why) => eprintln!("pim-chat: running without a history file: {why:#}"),
     }
 
+    // Yes/no questions get an editor of their own, without history.
+    let mut asker = Reedline::create();
     let stdout = std::io::stdout();
     write_text(&mut stdout.lock(), BANNER)?;
     let prompt = ChatPrompt;
@@ -89,7 +91,20 @@ pub fn interactive(runtime: &Runtime, mut session: Session) -> anyhow::Result<()
                     continue;
                 }
                 let now = OffsetDateTime::now_utc();
-                let outcome = runtime.block_on(cancellable(session.handle_line(&line, now)));
+                let mut outcome = runtime.block_on(cancellable(session.handle_line(&line, now)));
+                // A request that would replace something (`report PATH` onto a file) is asked
+                // about here, on the terminal; a pipe gets the refusal, which says how to insist.
+                if let Some(confirm) = outcome.as_ref().and_then(|o| o.confirm.clone()) {
+                    let yes = ask(&mut asker, &confirm.question)?;
+                    outcome = if yes {
+                        runtime.block_on(cancellable(session.handle_line(&confirm.line, now)))
+                    } else {
+                        outcome.map(|o| Outcome {
+                            text: "Not written.".to_owned(),
+                            ..o
+                        })
+                    };
+                }
                 let mut out = stdout.lock();
                 match outcome {
                     Some(outcome) => {
@@ -126,12 +141,62 @@ async fn cancellable(request: impl Future<Output = Outcome>) -> Option<Outcome> 
     }
 }
 
+/// Longest line printed, in characters; longer ones are cut with a visible marker. The widest
+/// legitimate line (a Markdown table row of the report) stays well below it.
+const MAX_LINE_CHARS: usize = 4_000;
+
 /// Writes `text` with exactly one line ending and flushes, so each answer reaches a pipe reader
-/// before the next request is read.
+/// before the next request is read. Answers quote logs and model output, so control, bidi and
+/// zero-width characters are shown escaped and overlong lines are cut (issue 9).
 fn write_text(out: &mut impl Write, text: &str) -> anyhow::Result<()> {
-    let text = text.trim_end_matches(['\n', '\r']);
+    let text = pim_core::terminal_text(text.trim_end_matches(['\n', '\r']), MAX_LINE_CHARS);
     writeln!(out, "{text}").context("writing to stdout")?;
     out.flush().context("writing to stdout")
+}
+
+/// Whether an answer to a yes/no question is yes (the default is no).
+fn is_yes(answer: &str) -> bool {
+    matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes")
+}
+
+/// Puts a yes/no `question` (default no) on the terminal with a line editor of its own, with
+/// no history (the answer is not a command) and the question escaped like every answer.
+fn ask(asker: &mut Reedline, question: &str) -> anyhow::Result<bool> {
+    let prompt = QuestionPrompt(format!(
+        "{} [y/N]",
+        pim_core::terminal_line(question, MAX_LINE_CHARS)
+    ));
+    Ok(
+        match asker.read_line(&prompt).context("reading the terminal")? {
+            Signal::Success(answer) => is_yes(&answer),
+            _ => false,
+        },
+    )
+}
+
+/// The prompt of a yes/no question: the question, then a space.
+struct QuestionPrompt(String);
+
+impl Prompt for QuestionPrompt {
+    fn render_prompt_left(&self) -> Cow<'_, str> {
+        Cow::Borrowed(&self.0)
+    }
+
+    fn render_prompt_right(&self) -> Cow<'_, str> {
+        Cow::Borrowed("")
+    }
+
+    fn render_prompt_indicator(&self, _mode: PromptEditMode) -> Cow<'_, str> {
+        Cow::Borrowed(" ")
+    }
+
+    fn render_prompt_multiline_indicator(&self) -> Cow<'_, str> {
+        Cow::Borrowed("")
+    }
+
+    fn render_prompt_history_search_indicator(&self, _search: PromptHistorySearch) -> Cow<'_, str> {
+        Cow::Borrowed("")
+    }
 }
 
 /// The history file, created with its folder if missing.
@@ -252,6 +317,46 @@ mod tests {
             .into_iter()
             .map(|s| (s.value, s.span.start))
             .collect()
+    }
+
+    // Issue 9: answers are printed escaped and cut.
+    #[test]
+    fn answers_are_printed_escaped_and_cut() {
+        let mut out = Vec::new();
+        let huge = "v".repeat(10 * 1024 * 1024);
+        write_text(
+            &mut out,
+            &format!("user: evil\u{202E}txt.exe\u{200B}\u{1b}[31m\nvalue: {huge}\n"),
+        )
+        .unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], r"user: evil\u{202E}txt.exe\u{200B}\u{001B}[31m");
+        assert!(lines[1].ends_with(" more chars)"), "{}", &lines[1][3_990..]);
+        assert!(text.len() < 5_000, "{}", text.len());
+        assert!(
+            !text
+                .chars()
+                .any(|c| (c.is_control() && c != '\n') || c == '\u{202E}')
+        );
+    }
+
+    #[test]
+    fn a_question_defaults_to_no() {
+        for (answer, yes) in [
+            ("y", true),
+            ("YES ", true),
+            ("", false),
+            ("n", false),
+            ("yes please", false),
+        ] {
+            assert_eq!(is_yes(answer), yes, "{answer:?}");
+        }
+        let p = QuestionPrompt("r.md already exists. Overwrite it? [y/N]".into());
+        assert_eq!(
+            p.render_prompt_left(),
+            "r.md already exists. Overwrite it? [y/N]"
+        );
     }
 
     #[test]

@@ -38,8 +38,12 @@ pub struct Auditor {
     rules: Arc<RulesEngine>,
     assessor: Option<Arc<dyn Assessor>>,
     limits: ModelLimits,
+    model_deadline: std::time::Duration,
     observer: ObserverHandle,
 }
+
+/// How long the whole model stage of a scan may take by default: 10 minutes.
+pub const DEFAULT_MODEL_DEADLINE: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// Builds an [`Auditor`].
 #[derive(Debug)]
@@ -48,6 +52,7 @@ pub struct AuditorBuilder {
     rules: RulesConfig,
     assessor: Option<Arc<dyn Assessor>>,
     limits: ModelLimits,
+    model_deadline: std::time::Duration,
     observer: ObserverHandle,
 }
 
@@ -72,6 +77,15 @@ impl AuditorBuilder {
         self
     }
 
+    /// Bounds the whole model stage of each scan (default [`DEFAULT_MODEL_DEADLINE`], 10
+    /// minutes): activations the model has not assessed by then are `unknown` ("model stage
+    /// deadline reached"), keeping the rules' risk, flags and evidence, and the report's
+    /// `warnings` says how many. A slow or hung model cannot stretch a scan past it.
+    pub fn model_deadline(mut self, deadline: std::time::Duration) -> Self {
+        self.model_deadline = deadline;
+        self
+    }
+
     /// Reports the progress of every scan to `observer` (stages, and activations assessed so
     /// far). Without one, progress is only logged.
     pub fn observer(mut self, observer: Arc<dyn ScanObserver>) -> Self {
@@ -86,6 +100,7 @@ impl AuditorBuilder {
             rules: Arc::new(RulesEngine::new(self.rules)),
             assessor: self.assessor,
             limits: self.limits,
+            model_deadline: self.model_deadline,
             observer: self.observer,
         }
     }
@@ -144,6 +159,7 @@ impl Auditor {
             rules: RulesConfig::default(),
             assessor: None,
             limits: ModelLimits::default(),
+            model_deadline: DEFAULT_MODEL_DEADLINE,
             observer: ObserverHandle::default(),
         }
     }
@@ -436,6 +452,7 @@ impl Auditor {
         // progress counts those, not the (near-instant) rules pass.
         let rules_progress = self.assessor.is_none().then_some(&*self.observer);
         let rules = assess_rules_parallel(&self.rules, &cases, rules_progress);
+        let mut model_failures: Vec<ModelFailure> = Vec::new();
         let assessments: Vec<Assessment> = if self.assessor.is_some() {
             // Model calls are I/O-bound: up to `concurrency` in flight, each spending the
             // per-minute budget first. `buffered` keeps the results in case order.
@@ -449,18 +466,26 @@ impl Auditor {
             // to keep the scan's future `Send`.)
             let done = AtomicUsize::new(0);
             let done = &done;
+            // One deadline for the whole stage (issue 9): a hung model cannot stall the scan.
+            let deadline = tokio::time::Instant::now() + self.model_deadline;
             // The futures are made up front, not in a closure inside the stream: a closure
             // over `&Case<'_>` there leaves the scan's future not `Send` (a higher-ranked
             // lifetime limitation of the compiler), and embedders spawn scans on thread pools.
             let pending: Vec<_> = cases
                 .iter()
                 .zip(rules)
-                .map(|(case, rules)| self.with_model_counted(case, rules, budget, done, total))
+                .map(|(case, rules)| {
+                    self.with_model_counted(case, rules, budget, deadline, done, total)
+                })
                 .collect();
-            futures_util::stream::iter(pending)
-                .buffered(self.limits.concurrency.max(1))
-                .collect()
-                .await
+            let results: Vec<(Assessment, Option<ModelFailure>)> =
+                futures_util::stream::iter(pending)
+                    .buffered(self.limits.concurrency.max(1))
+                    .collect()
+                    .await;
+            let (assessments, failures): (Vec<_>, Vec<_>) = results.into_iter().unzip();
+            model_failures = failures.into_iter().flatten().collect();
+            assessments
         } else {
             rules
         };
@@ -501,6 +526,7 @@ impl Auditor {
                     .to_owned(),
             );
         }
+        warnings.extend(model_failure_warnings(&model_failures, self.model_deadline));
         // The AuditLogs source is read by two queries (PIM events, directory activity); a bad
         // row is one problem, not two.
         let mut seen = std::collections::HashSet::new();
@@ -559,53 +585,75 @@ impl Auditor {
         case: &Case<'_>,
         rules: Assessment,
         budget: &CallBudget,
+        deadline: tokio::time::Instant,
         done: &AtomicUsize,
         total: usize,
-    ) -> Assessment {
-        let assessment = self.with_model(case, rules, budget).await;
+    ) -> (Assessment, Option<ModelFailure>) {
+        let outcome = self.with_model(case, rules, budget, deadline).await;
         let n = done.fetch_add(1, Ordering::Relaxed) + 1;
         self.observer.assessed(n, total);
-        assessment
+        outcome
     }
 
     /// The rules engine's assessment stands alone, or, with a model assessor, is combined with
-    /// the model's answer under the guardrails. A failing model never drops the activation: the rules' assessment stands and
-    /// the failure is recorded.
+    /// the model's answer under the guardrails. A failing model never drops the activation: the
+    /// rules' assessment stands and the failure is recorded (and returned, for the warnings).
+    /// Past `deadline` (the model stage's), no call is started and one in flight is dropped.
     async fn with_model(
         &self,
         case: &Case<'_>,
         rules: Assessment,
         budget: &CallBudget,
-    ) -> Assessment {
+        deadline: tokio::time::Instant,
+    ) -> (Assessment, Option<ModelFailure>) {
         let Some(model) = &self.assessor else {
-            return rules;
+            return (rules, None);
         };
         // Where the rules' verdict stands whatever a model says (nothing to judge, or nothing
         // could be read), the guardrails would discard the answer: do not pay for it.
         if case.unassessable.is_some()
             || matches!(rules.verdict, Verdict::NoActivity | Verdict::Unknown)
         {
-            return rules;
+            return (rules, None);
         }
-        budget.acquire(self.limits.estimated_tokens_per_call).await;
-        match model.assess(case, &rules).await {
-            Ok(answer) => pim_rules::guardrails::combine(&rules, answer),
-            Err(e) => {
-                // The configured assessment did not happen: say so with `unknown` (so that
-                // `--fail-on unknown` catches it), keeping everything the rules found — their
-                // risk, flags and evidence never depend on the model.
+        let answer = if tokio::time::Instant::now() >= deadline {
+            None
+        } else {
+            let call = async {
+                budget.acquire(self.limits.estimated_tokens_per_call).await;
+                model.assess(case, &rules).await
+            };
+            tokio::time::timeout_at(deadline, call).await.ok()
+        };
+        let (reason, failure) = match answer {
+            Some(Ok(answer)) => return (pim_rules::guardrails::combine(&rules, answer), None),
+            Some(Err(e)) => {
                 warn!(activation = %case.activation.id, error = %e, "model assessment failed");
-                let mut failed = rules;
-                let rules_verdict = failed.verdict;
-                failed.verdict = Verdict::Unknown;
-                failed.assessor = AssessorKind::ModelAndRules;
-                failed.error = Some(format!("the model assessment failed: {e}"));
-                failed.disagreements.push(format!(
-                    "The model assessment failed ({e}); the rules engine alone found {rules_verdict}."
-                ));
-                failed
+                (
+                    format!("the model assessment failed: {e}"),
+                    ModelFailure::Failed(failure_kind(&e)),
+                )
             }
-        }
+            None => {
+                debug!(activation = %case.activation.id, "model stage deadline reached");
+                (
+                    "model stage deadline reached".to_owned(),
+                    ModelFailure::Deadline,
+                )
+            }
+        };
+        // The configured assessment did not happen: say so with `unknown` (so that
+        // `--fail-on unknown` catches it), keeping everything the rules found — their risk,
+        // flags and evidence never depend on the model.
+        let mut failed = rules;
+        let rules_verdict = failed.verdict;
+        failed.verdict = Verdict::Unknown;
+        failed.assessor = AssessorKind::ModelAndRules;
+        failed.disagreements.push(format!(
+            "The model did not assess this activation ({reason}); the rules engine alone found {rules_verdict}."
+        ));
+        failed.error = Some(reason);
+        (failed, Some(failure))
     }
 
     /// Fetches and parses the activity of `activations` from one table: AzureActivity
@@ -817,6 +865,70 @@ impl ScanLog {
 }
 
 /// Logs the run summary: one info line with every count, for log searches and dashboards.
+/// Why the model did not assess an activation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ModelFailure {
+    /// The model stage's deadline passed first.
+    Deadline,
+    /// The call failed; the kind as the warning names it.
+    Failed(&'static str),
+}
+
+/// The kind of a model failure, as the report's warning counts it.
+fn failure_kind(e: &pim_rules::Error) -> &'static str {
+    match e {
+        pim_rules::Error::Refused { .. } => "content filter",
+        pim_rules::Error::Timeout(_) => "timeout",
+        pim_rules::Error::RateLimited { .. } => "throttling",
+        pim_rules::Error::Backend { status, .. } if *status >= 500 => "server error (5xx)",
+        pim_rules::Error::Backend { .. } => "HTTP error",
+        pim_rules::Error::InvalidAnswer { .. } => "invalid answer",
+        pim_rules::Error::Transport { .. } => "unreachable",
+        pim_rules::Error::Configuration { .. } => "configuration",
+        _ => "other",
+    }
+}
+
+/// The report's warnings about model assessments that did not happen: how many failed and why
+/// (content filter, timeout, 5xx, throttling, ...), and how many the stage deadline cut off.
+/// See issue 9: a scan whose every model call failed used to report no warning at all.
+fn model_failure_warnings(failures: &[ModelFailure], deadline: std::time::Duration) -> Vec<String> {
+    let mut warnings = Vec::new();
+    let mut kinds: Vec<(&'static str, usize)> = Vec::new();
+    for f in failures {
+        if let ModelFailure::Failed(kind) = f {
+            match kinds.iter_mut().find(|(k, _)| k == kind) {
+                Some((_, n)) => *n += 1,
+                None => kinds.push((kind, 1)),
+            }
+        }
+    }
+    let failed: usize = kinds.iter().map(|(_, n)| n).sum();
+    if failed > 0 {
+        kinds.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        let why: Vec<String> = kinds.iter().map(|(k, n)| format!("{n} {k}")).collect();
+        warnings.push(format!(
+            "{failed} model assessment{} failed ({}); {} unknown, with the rules' findings kept (see each assessment's error).",
+            if failed == 1 { "" } else { "s" },
+            why.join(", "),
+            if failed == 1 { "that activation is" } else { "those activations are" }
+        ));
+    }
+    let cut = failures
+        .iter()
+        .filter(|f| **f == ModelFailure::Deadline)
+        .count();
+    if cut > 0 {
+        warnings.push(format!(
+            "The model stage deadline ({}) was reached: {cut} activation{} not assessed by the model {} unknown, with the rules' findings kept (raise it with --model-deadline / PIM_MODEL_DEADLINE).",
+            crate::config::format_duration(deadline),
+            if cut == 1 { "" } else { "s" },
+            if cut == 1 { "is" } else { "are" }
+        ));
+    }
+    warnings
+}
+
 fn log_run(run: &RunSummary) {
     info!(
         duration_ms = run.duration_ms,

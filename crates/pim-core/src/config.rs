@@ -417,6 +417,63 @@ fn api_version(v: &str) -> Result<String, ConfigError> {
     }
 }
 
+/// Reads a duration as typed on a command line or in the environment: `90` or `90s` (seconds),
+/// `1500ms`, `10m`, `2h`; at least 1 ms and at most a day.
+///
+/// ```
+/// use std::time::Duration;
+/// use pim_core::config::parse_duration;
+/// assert_eq!(parse_duration("10m"), Ok(Duration::from_secs(600)));
+/// assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
+/// assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+/// assert!(parse_duration("soon").is_err());
+/// ```
+///
+/// # Errors
+/// A sentence saying what is accepted.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let t = text.trim().to_ascii_lowercase();
+    let (number, unit_ms) = if let Some(n) = t.strip_suffix("ms") {
+        (n, 1.0)
+    } else if let Some(n) = t.strip_suffix('s') {
+        (n, 1_000.0)
+    } else if let Some(n) = t.strip_suffix('m') {
+        (n, 60_000.0)
+    } else if let Some(n) = t.strip_suffix('h') {
+        (n, 3_600_000.0)
+    } else {
+        (t.as_str(), 1_000.0)
+    };
+    let ms = number
+        .trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|n| n.is_finite())
+        .map(|n| n * unit_ms)
+        .filter(|ms| (1.0..=86_400_000.0).contains(ms));
+    match ms {
+        Some(ms) => Ok(std::time::Duration::from_millis(ms.round() as u64)),
+        None => Err(format!(
+            "{:?} is not a duration from 1ms to 24h (e.g. 90s, 10m, 1h)",
+            shorten(text)
+        )),
+    }
+}
+
+/// A duration as [`parse_duration`] reads it: `10m`, `90s`, `1500ms`.
+pub fn format_duration(d: std::time::Duration) -> String {
+    let ms = d.as_millis();
+    if ms.is_multiple_of(3_600_000) && ms > 0 {
+        format!("{}h", ms / 3_600_000)
+    } else if ms.is_multiple_of(60_000) && ms > 0 {
+        format!("{}m", ms / 60_000)
+    } else if ms.is_multiple_of(1_000) {
+        format!("{}s", ms / 1_000)
+    } else {
+        format!("{ms}ms")
+    }
+}
+
 fn positive(variable: &'static str, v: &str, max: u32) -> Result<u32, ConfigError> {
     match v.parse::<u32>() {
         Ok(n) if (1..=max).contains(&n) => Ok(n),

@@ -15,7 +15,7 @@ mod report_id;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-pub use auditor::{Auditor, AuditorBuilder};
+pub use auditor::{Auditor, AuditorBuilder, DEFAULT_MODEL_DEADLINE};
 pub use budget::CallBudget;
 pub use error::{Error, Result};
 pub use observer::{ScanObserver, ScanStage};
@@ -33,6 +33,10 @@ pub use pim_loganalytics::{
 };
 /// Markdown options for [`render`].
 pub use pim_report::MarkdownOptions;
+/// Untrusted text made safe for a terminal (controls, bidi and zero-width characters shown
+/// escaped, long lines cut visibly): what `pim-chat` prints and `pim-batch`'s progress line
+/// draws.
+pub use pim_report::escape::{terminal as terminal_text, terminal_line};
 /// The rules engine's configuration and the seam for model-backed assessors.
 pub use pim_rules::{Assessor, Case, RulesConfig};
 

@@ -57,7 +57,11 @@ pub enum Error {
         hint: Option<String>,
     },
     /// A throttling (429) or server-side (408, 5xx) answer; retryable.
-    #[error("{target} answered HTTP {status}{code}: {message}", code = code_suffix(code.as_deref()))]
+    #[error(
+        "{target} answered HTTP {status}{code}{wait}: {message}",
+        code = code_suffix(code.as_deref()),
+        wait = pim_domain::retry::wait_hint(*retry_after)
+    )]
     Unavailable {
         /// Who answered.
         target: String,

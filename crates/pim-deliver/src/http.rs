@@ -183,8 +183,9 @@ where
             Err(e) => return Err(e),
         };
         let elapsed = started.elapsed();
-        let Some(delay) =
-            policy.delay(n, error.retry_after(), pim_domain::retry::jitter(), elapsed)
+        let Ok(delay) = policy
+            .next(n, error.retry_after(), pim_domain::retry::jitter(), elapsed)
+            .inspect_err(|why| tracing::warn!(what, %why, "delivery not retried"))
         else {
             return Err(Error::RetriesExhausted {
                 attempts: n,

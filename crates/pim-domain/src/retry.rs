@@ -1,5 +1,7 @@
 //! Retry policy shared by the Azure adapters: bounded attempts, bounded total time, jittered
-//! exponential backoff that honours the server's `Retry-After`.
+//! exponential backoff that honours the server's `Retry-After` in full, or fails the call at
+//! once when the server's wait does not fit in what is left of its budget
+//! ([`RetryPolicy::next`], the one decision every adapter's retry loop makes).
 //!
 //! Pure computation: adapters measure elapsed time and supply the jitter, so the policy is
 //! testable without clocks or randomness.
@@ -13,7 +15,9 @@ pub struct RetryPolicy {
     pub max_attempts: u32,
     /// Delay before the first retry when the server names none; doubles per retry.
     pub initial_delay: Duration,
-    /// Longest delay between two attempts (a larger `Retry-After` is capped to this).
+    /// Longest delay of our own backoff between two attempts. A server's `Retry-After` is not
+    /// capped by it: it is honoured in full when it fits in `max_total`, and fails the call at
+    /// once when it does not (see [`RetryPolicy::next`]).
     pub max_delay: Duration,
     /// Longest time from the first attempt to the start of the last one.
     pub max_total: Duration,
@@ -41,13 +45,7 @@ impl RetryPolicy {
     }
 
     /// The delay before attempt `attempt + 1` after attempt `attempt` (1-based) failed, or
-    /// `None` when no retry is allowed: attempts used up, or the delay would pass `max_total`.
-    ///
-    /// `retry_after` is what the server asked for (`retry-after-ms` / `Retry-After`); it is
-    /// honoured (capped at `max_delay`) and not shortened by jitter. Otherwise the delay is
-    /// `initial_delay * 2^(attempt-1)`, capped, scaled by `jitter` in `[0.5, 1.0]` (a `jitter`
-    /// of `0.0..=1.0` from the caller's random source maps onto that range), so that many
-    /// clients throttled together do not retry together.
+    /// `None` when no retry is allowed: [`next`](Self::next) without the reason.
     ///
     /// ```
     /// use std::time::Duration;
@@ -66,11 +64,54 @@ impl RetryPolicy {
         jitter: f64,
         elapsed: Duration,
     ) -> Option<Duration> {
+        self.next(attempt, retry_after, jitter, elapsed).ok()
+    }
+
+    /// The one retry decision every adapter's loop makes after attempt `attempt` (1-based)
+    /// failed with a retryable error, `elapsed` after the first attempt started: the delay
+    /// before the next attempt, or why there is none.
+    ///
+    /// - Attempts used up: [`GiveUp::Attempts`].
+    /// - The server asked to wait (`retry_after`, from `retry-after-ms` / `Retry-After`): the
+    ///   wait is honoured in full, never cut short (a shortened wait only runs into the same
+    ///   throttle again) and not jittered. A wait longer than what is left of the call's
+    ///   budget (`max_total - elapsed`) fails the call at once with [`GiveUp::ServerWait`],
+    ///   which names the server's wait. See issue 9.
+    /// - Otherwise the delay is `initial_delay * 2^(attempt-1)`, capped at `max_delay`, scaled
+    ///   by `jitter` in `[0.5, 1.0]` (a `jitter` of `0.0..=1.0` from the caller's random source
+    ///   maps onto that range), so that many clients throttled together do not retry together;
+    ///   a delay that would pass `max_total` is [`GiveUp::Budget`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use pim_domain::retry::{GiveUp, RetryPolicy};
+    ///
+    /// let p = RetryPolicy::default(); // 2 minutes in all
+    /// let s = Duration::from_secs;
+    /// assert_eq!(p.next(1, Some(s(45)), 0.3, s(10)), Ok(s(45)));
+    /// let refused = p.next(1, Some(s(300)), 0.3, s(10)).unwrap_err();
+    /// assert_eq!(refused, GiveUp::ServerWait { asked: s(300), remaining: s(110) });
+    /// assert_eq!(
+    ///     refused.to_string(),
+    ///     "the service asked to wait 300 s before retrying, longer than the 110 s left of this call's retry budget"
+    /// );
+    /// ```
+    pub fn next(
+        &self,
+        attempt: u32,
+        retry_after: Option<Duration>,
+        jitter: f64,
+        elapsed: Duration,
+    ) -> Result<Duration, GiveUp> {
         if attempt >= self.max_attempts {
-            return None;
+            return Err(GiveUp::Attempts { attempts: attempt });
         }
+        let remaining = self.max_total.saturating_sub(elapsed);
         let delay = match retry_after {
-            Some(asked) => asked.min(self.max_delay),
+            Some(asked) if asked > remaining => {
+                return Err(GiveUp::ServerWait { asked, remaining });
+            }
+            Some(asked) => asked,
             None => {
                 let exp = attempt.saturating_sub(1).min(30);
                 let base = self
@@ -85,8 +126,78 @@ impl RetryPolicy {
                 base.mul_f64(0.5 + jitter / 2.0)
             }
         };
-        (elapsed.saturating_add(delay) <= self.max_total).then_some(delay)
+        if delay > remaining {
+            return Err(GiveUp::Budget { remaining });
+        }
+        Ok(delay)
     }
+}
+
+/// Why [`RetryPolicy::next`] allows no further attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GiveUp {
+    /// Every allowed attempt was made.
+    Attempts {
+        /// Attempts made, the first included.
+        attempts: u32,
+    },
+    /// The next backoff would pass the call's total time budget.
+    Budget {
+        /// What was left of the budget.
+        remaining: Duration,
+    },
+    /// The server asked to wait longer than what is left of the call's budget: waiting would
+    /// be wasted (the call could not be retried in time), and retrying sooner would run into
+    /// the same throttle.
+    ServerWait {
+        /// The wait the server asked for.
+        asked: Duration,
+        /// What was left of the budget.
+        remaining: Duration,
+    },
+}
+
+impl std::fmt::Display for GiveUp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Attempts { attempts } => write!(f, "gave up after {attempts} attempts"),
+            Self::Budget { remaining } => write!(
+                f,
+                "the next retry would pass this call's retry budget ({} left)",
+                seconds(*remaining)
+            ),
+            Self::ServerWait { asked, remaining } => write!(
+                f,
+                "the service asked to wait {} before retrying, longer than the {} left of this call's retry budget",
+                seconds(*asked),
+                seconds(*remaining)
+            ),
+        }
+    }
+}
+
+/// `300 s`, `1.5 s`: whole seconds without decimals.
+fn seconds(d: Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{} s", d.as_secs())
+    } else {
+        format!("{:.1} s", d.as_secs_f64())
+    }
+}
+
+/// `(the service asked to wait 300 s)` for an error message, or nothing: how adapters' errors
+/// name the server's wait (issue 9).
+///
+/// ```
+/// use std::time::Duration;
+/// use pim_domain::retry::wait_hint;
+/// assert_eq!(wait_hint(Some(Duration::from_secs(300))), " (the service asked to wait 300 s)");
+/// assert_eq!(wait_hint(None), "");
+/// ```
+pub fn wait_hint(retry_after: Option<Duration>) -> String {
+    retry_after
+        .map(|d| format!(" (the service asked to wait {})", seconds(d)))
+        .unwrap_or_default()
 }
 
 /// A fresh jitter in `[0, 1]` for [`RetryPolicy::delay`], without a random-number crate: std's
@@ -153,11 +264,56 @@ mod tests {
     }
 
     #[test]
-    fn retry_after_is_honoured_but_capped_and_total_time_is_bounded() {
+    fn retry_after_is_honoured_in_full_or_fails_at_once_and_total_time_is_bounded() {
         let p = RetryPolicy::default();
+        // Issue 9: a long Retry-After was silently cut to 30 s and retried into the same
+        // throttle; now it fails the call at once and says how long the server asked for.
+        assert_eq!(
+            p.next(1, Some(Duration::from_secs(300)), 0.5, Duration::ZERO),
+            Err(GiveUp::ServerWait {
+                asked: Duration::from_secs(300),
+                remaining: Duration::from_secs(120)
+            })
+        );
         assert_eq!(
             p.delay(1, Some(Duration::from_secs(300)), 0.5, Duration::ZERO),
-            Some(Duration::from_secs(30))
+            None
+        );
+        // Longer than max_delay but within the budget: honoured, not cut.
+        assert_eq!(
+            p.next(
+                1,
+                Some(Duration::from_secs(90)),
+                0.5,
+                Duration::from_secs(20)
+            ),
+            Ok(Duration::from_secs(90))
+        );
+        assert_eq!(
+            p.next(
+                2,
+                Some(Duration::from_secs(90)),
+                0.5,
+                Duration::from_secs(31)
+            ),
+            Err(GiveUp::ServerWait {
+                asked: Duration::from_secs(90),
+                remaining: Duration::from_secs(89)
+            })
+        );
+        assert_eq!(
+            p.next(5, Some(Duration::from_secs(1)), 0.5, Duration::ZERO),
+            Err(GiveUp::Attempts { attempts: 5 })
+        );
+        let tight = RetryPolicy {
+            max_total: Duration::from_secs(3),
+            ..RetryPolicy::default()
+        };
+        assert_eq!(
+            tight.next(3, None, 1.0, Duration::from_secs(1)),
+            Err(GiveUp::Budget {
+                remaining: Duration::from_secs(2)
+            })
         );
         assert_eq!(
             p.delay(

@@ -54,7 +54,11 @@ pub enum Error {
     },
     /// The service answered with an HTTP error status that has no more specific variant:
     /// throttling (429), server failures (500, 502, 503, 504) and unexpected statuses.
-    #[error("log analytics returned HTTP {status}{}: {message}", code_suffix(code.as_deref()))]
+    #[error(
+        "log analytics returned HTTP {status}{}{}: {message}",
+        code_suffix(code.as_deref()),
+        pim_domain::retry::wait_hint(*retry_after)
+    )]
     Http {
         /// HTTP status code.
         status: u16,
@@ -362,7 +366,7 @@ mod tests {
         assert_eq!(e.retry_after(), Some(Duration::from_secs(3)));
         assert_eq!(
             e.to_string(),
-            "log analytics query failed after 1 attempt over 5 ms: log analytics returned HTTP 429: slow down"
+            "log analytics query failed after 1 attempt over 5 ms: log analytics returned HTTP 429 (the service asked to wait 3 s): slow down"
         );
         for e in [
             Error::AccessDenied {

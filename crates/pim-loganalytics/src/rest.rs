@@ -297,13 +297,15 @@ impl LogAnalytics for LogAnalyticsClient {
                 Err(e) => return Err(e),
             };
             let elapsed = started.elapsed();
-            let delay = self.retry.delay(
+            let delay = self.retry.next(
                 attempt,
                 error.retry_after(),
                 pim_domain::retry::jitter(),
                 elapsed,
             );
-            let Some(delay) = delay else {
+            let Ok(delay) = delay.inspect_err(
+                |why| tracing::warn!(label = %query.label, %why, "log analytics query not retried"),
+            ) else {
                 return Err(Error::RetriesExhausted {
                     attempts: attempt,
                     elapsed,

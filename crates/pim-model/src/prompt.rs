@@ -388,7 +388,6 @@ fn render_head(case: &Case<'_>, baseline: &Assessment) -> String {
     );
 
     let flags: Vec<&str> = baseline.flags.iter().map(|f| f.as_str()).collect();
-    let signals = pim_rules::justification::injection_signals(&a.justification);
     let none_or = |items: Vec<String>| {
         if items.is_empty() {
             "none".to_owned()
@@ -403,11 +402,27 @@ fn render_head(case: &Case<'_>, baseline: &Assessment) -> String {
         baseline.risk,
         none_or(flags.iter().map(|f| (*f).to_owned()).collect())
     );
+    // Every untrusted field is scanned (issue 9); the justification's line is always there, the
+    // other fields' only when one raised a signal.
+    let found = pim_rules::justification::case_injection_signals(case);
+    let (in_justification, elsewhere): (Vec<_>, Vec<_>) =
+        found.iter().partition(|f| f.field == "justification");
     let _ = writeln!(
         s,
         "  prompt-injection signals in the justification: {}",
-        none_or(signals.iter().map(|x| (*x).to_owned()).collect())
+        match in_justification.first() {
+            None => "none".to_owned(),
+            Some(f) => f.signals.join(", "),
+        }
     );
+    if !elsewhere.is_empty() {
+        let shown: Vec<String> = elsewhere.iter().map(ToString::to_string).collect();
+        let _ = writeln!(
+            s,
+            "  prompt-injection signals in other fields: {}",
+            shown.join("; ")
+        );
+    }
     let e = &baseline.evidence;
     let _ = writeln!(
         s,

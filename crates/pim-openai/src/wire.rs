@@ -495,12 +495,11 @@ impl Wire {
             if !failure.error.is_retryable() {
                 return Err(failure);
             }
-            let Some(delay) = self.retry.delay(
-                attempt,
-                failure.retry_after,
-                pim_domain::retry::jitter(),
-                started.elapsed(),
-            ) else {
+            let Ok(delay) = self
+                .retry
+                .next(attempt, failure.retry_after, pim_domain::retry::jitter(), started.elapsed())
+                .inspect_err(|why| tracing::warn!(attempt, %why, error = %failure.error, "model call not retried"))
+            else {
                 return Err(failure);
             };
             tracing::warn!(

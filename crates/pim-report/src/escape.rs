@@ -2,7 +2,8 @@
 //!
 //! Every function here returns text that stays on one line and cannot open any Markdown
 //! construct (heading, list, quote, table row, link, image, HTML, code span, math, footnote,
-//! autolink) nor close one the template opened. Control characters and invisible or
+//! autolink, e-mail address or @mention) nor close one the template opened. The only HTML it
+//! ever writes is [`WORD_BREAK`] after an `@`. Control characters and invisible or
 //! direction-changing code points are shown as visible `\u{XXXX}` text, so a reader sees exactly
 //! what was logged and a bidi override cannot reorder what they read.
 
@@ -50,12 +51,23 @@ pub fn md(text: &str, max_chars: usize) -> String {
             out.push('\\');
         }
         out.push(c);
+        if c == '@' {
+            // GitHub joins text split by backslash escapes before it looks for e-mail addresses
+            // and @mentions, so `x\@contoso.com` still became a live `mailto:` link (and
+            // `\@team` a mention). An empty `<wbr>` element (allowed by GitHub, rendering
+            // nothing) keeps the text apart; see issue 9.
+            out.push_str(WORD_BREAK);
+        }
     }
     if more > 0 {
         out.push_str(&format!("…\\({more} more chars\\)"));
     }
     out
 }
+
+/// What [`md`] puts after every `@`: a word-break opportunity, which renders as nothing but
+/// ends the text run, so no e-mail autolink or @mention can span it.
+pub const WORD_BREAK: &str = "<wbr>";
 
 /// [`md`] for a table cell: the same escaping (which already covers `|`, and keeps an escaped
 /// pipe escaped after GitHub's table parser removes one backslash), an em dash for empty text so
@@ -197,6 +209,54 @@ pub fn mermaid_label(text: &str, max_chars: usize) -> String {
     label
 }
 
+/// Makes untrusted text safe to print on a terminal, keeping its line breaks: every other
+/// control character (escape sequences, carriage return, backspace, tab), and every invisible or
+/// direction-changing code point (bidi overrides and isolates, zero-width spaces and joiners, tag
+/// characters) is shown as visible text, as [`md`] shows it (`\u{202E}`, `\r`, `\t`), and each
+/// line longer than `max_line_chars` characters is cut with a visible `…(N more chars)` marker.
+///
+/// ```
+/// use pim_report::escape::terminal;
+/// assert_eq!(terminal("a\u{1b}[31mb\u{202E}c\nd\re", 100), "a\\u{001B}[31mb\\u{202E}c\nd\\re");
+/// assert_eq!(terminal("abcdef", 3), "abc…(3 more chars)");
+/// ```
+pub fn terminal(text: &str, max_line_chars: usize) -> String {
+    let mut out = String::with_capacity(text.len().min(max_line_chars.saturating_mul(4)) + 16);
+    for (i, line) in text.split('\n').enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        push_terminal_line(&mut out, line, max_line_chars);
+    }
+    out
+}
+
+/// [`terminal`] for text that must stay on one line (a status line): line breaks are shown as
+/// `\n` too.
+///
+/// ```
+/// use pim_report::escape::terminal_line;
+/// assert_eq!(terminal_line("querying a\nb", 100), "querying a\\nb");
+/// ```
+pub fn terminal_line(text: &str, max_chars: usize) -> String {
+    let mut out = String::with_capacity(text.len().min(max_chars.saturating_mul(4)) + 16);
+    push_terminal_line(&mut out, text, max_chars);
+    out
+}
+
+fn push_terminal_line(out: &mut String, line: &str, max_chars: usize) {
+    let (head, more) = truncate(line, max_chars);
+    for c in head.chars() {
+        match visible_form(c) {
+            Some(visible) => out.push_str(&visible),
+            None => out.push(c),
+        }
+    }
+    if more > 0 {
+        out.push_str(&format!("…({more} more chars)"));
+    }
+}
+
 /// Splits `text` after `max_chars` characters; returns the head and how many characters were cut.
 pub(crate) fn truncate(text: &str, max_chars: usize) -> (&str, usize) {
     match text.char_indices().nth(max_chars) {
@@ -282,7 +342,7 @@ mod tests {
         );
         assert_eq!(
             out,
-            r"\!\[x\]\(http\://evil\) \<script\> \`c\` \*b\* \_i\_ \~s\~ \$m\$ \[\^1\] \&amp; \@team"
+            r"\!\[x\]\(http\://evil\) \<script\> \`c\` \*b\* \_i\_ \~s\~ \$m\$ \[\^1\] \&amp; \@<wbr>team"
         );
     }
 
@@ -334,5 +394,26 @@ mod tests {
         let long = mermaid_label(&"x".repeat(500), 10);
         assert_eq!(long, format!("{}…", "x".repeat(10)));
         assert_eq!(mermaid_label("Section Owner", 60), "_Section Owner");
+    }
+
+    // Issue 9: terminal output shows controls, bidi and zero-width characters, and cuts long
+    // lines visibly.
+    #[test]
+    fn terminal_output_is_escaped_and_cut() {
+        let hostile = "ok\u{1b}]0;pwned\u{7}\u{202E}gnp.exe\u{200B}\u{2066}x\u{8}\r\tz\u{85}";
+        let out = terminal(hostile, 1000);
+        assert_eq!(
+            out,
+            r"ok\u{001B}]0;pwned\u{0007}\u{202E}gnp.exe\u{200B}\u{2066}x\u{0008}\r\tz\u{0085}"
+        );
+        assert!(!out.chars().any(|c| c.is_control() || is_invisible(c)));
+        assert_eq!(terminal("a\nb", 10), "a\nb");
+        assert_eq!(terminal_line("a\nb", 10), r"a\nb");
+        let huge = "x".repeat(10_000_000);
+        let cut = terminal(&huge, 4000);
+        assert!(cut.ends_with("…(9996000 more chars)"), "{}", &cut[3990..]);
+        assert_eq!(cut.chars().filter(|c| *c == 'x').count(), 4000);
+        let lines = terminal(&format!("{huge}\nshort"), 10);
+        assert_eq!(lines, "xxxxxxxxxx…(9999990 more chars)\nshort");
     }
 }

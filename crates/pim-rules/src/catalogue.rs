@@ -40,12 +40,21 @@
 //! | `microsoft.network/publicipaddresses/write` | public IP address written | medium |
 //! | `microsoft.network/azurefirewalls/write`, `microsoft.network/firewallpolicies/*write`, `*/firewallrules/write` | firewall rule written | medium |
 //! | `microsoft.resources/subscriptions/resourcegroups/delete` | resource group deleted | high |
+//! | `microsoft.keyvault/managedhsms/delete` | key vault deleted | critical |
+//! | `microsoft.keyvault/vaults/*/delete` | key vault secret, key or certificate deleted | high |
+//! | `/delete` of virtual machines, scale sets and their instances, disks, snapshots, galleries, images, Arc machines, AKS clusters and node pools, container groups, registries and apps, web apps, slots and plans, Batch accounts, host pools | compute resource deleted | high |
+//! | `/delete` of storage accounts and anything under them (containers, shares, queues, tables), SQL servers, databases and managed instances, PostgreSQL/MySQL/MariaDB servers and databases, Cosmos DB accounts and their databases, Redis, Data Explorer clusters and databases, Synapse, Data Factory, Databricks, Event Hubs and Service Bus namespaces, Recovery Services and backup vaults (and their items), NetApp, Cognitive Services accounts, Search services | data resource deleted | high |
+//! | `/delete` of virtual networks, subnets, peerings, network security groups and rules, firewalls and firewall policies, VPN and virtual network gateways, ExpressRoute circuits, load balancers, application gateways, Front Door and CDN profiles, private endpoints, DNS and private DNS zones (and records), public IPs, network interfaces, route tables and routes, Bastion hosts, DDoS plans | network resource deleted | high |
+//! | `/delete` of user-assigned managed identities (and their federated credentials), App Configuration stores | identity or secret store deleted | high |
 //! | `*/delete` (except tags) | resource deleted | medium |
 //! | `microsoft.resources/deployments/write` | ARM deployment | low |
 //!
 //! Whether a security rule opens a port to the internet cannot be told from the operation name,
 //! so network exposure stays at medium. Reading secret *metadata* through ARM is medium because
-//! secret values are read on the data plane, which `AzureActivity` does not log.
+//! secret values are read on the data plane, which `AzureActivity` does not log. Deleting a
+//! resource that runs workloads, holds data, carries traffic or keeps secrets is high whatever
+//! it is called, so that an unexplained one keeps a model from calling the activation aligned
+//! (see [`guardrails`](crate::guardrails)); other deletes stay medium.
 //!
 //! # Directory changes (AuditLogs)
 //!
@@ -352,6 +361,383 @@ const ARM: &[Entry] = &[
     e(
         "microsoft.resources/subscriptions/resourcegroups/delete",
         "resource group deleted",
+        Risk::High,
+    ),
+    // Deleting what holds compute, data, networking or secrets destroys service or evidence; see
+    // issue 9 (an unexplained VM delete at medium let an obeying model call it aligned).
+    e(
+        "microsoft.keyvault/managedhsms/delete",
+        "key vault deleted",
+        Risk::Critical,
+    ),
+    e(
+        "microsoft.keyvault/vaults/*/delete",
+        "key vault secret, key or certificate deleted",
+        Risk::High,
+    ),
+    e(
+        "microsoft.compute/virtualmachines/delete",
+        "compute resource deleted",
+        Risk::High,
+    ),
+    e(
+        "microsoft.compute/virtualmachinescalesets/delete",
+        "compute resource deleted",
+        Risk::High,
+    ),
+    e(
+        "microsoft.compute/virtualmachinescalesets/virtualmachines/delete",
+        "compute resource deleted",
+        Risk::High,
+    ),
+    e(
+        "microsoft.compute/disks/delete",
+        "compute resource deleted",
+        Risk::High,
+    ),
+    e(
+        "microsoft.compute/snapshots/delete",
+        "compute resource deleted",
+        Risk::High,
+    ),
+    e(
+        "microsoft.compute/galleries/*delete",
+        "compute resource deleted",
+        Risk::High,
+    ),
+    e(
+        "microsoft.compute/images/delete",
+        "compute resource deleted",
+        Risk::High,
+    ),
+    e(
+        "microsoft.hybridcompute/machines/delete",
+        "compute resource deleted",
+        Risk::High,
+    ),
+    e(
+        "microsoft.containerservice/managedclusters/delete",
+        "compute resource deleted",
+        Risk::High,
+    ),
+    e(
+        "microsoft.containerservice/managedclusters/agentpools/delete",
+        "compute resource deleted",
+        Risk::High,
+    ),
+    e(
+        "microsoft.containerinstance/containergroups/delete",
+        "compute resource deleted",
+        Risk::High,
+    ),
+    e(
+        "microsoft.containerregistry/registries/delete",
+        "compute resource deleted",
+        Risk::High,
+    ),
+    e(
+        "microsoft.app/containerapps/delete",
+        "compute resource deleted",
+        Risk::High,
+    ),
+    e(
+        "microsoft.app/managedenvironments/delete",
+        "compute resource deleted",
+        Risk::High,
+    ),
+    e(
+        "microsoft.web/sites/delete",
+        "compute resource deleted",
+        Risk::High,
+    ),
+    e(
+        "microsoft.web/sites/slots/delete",
+        "compute resource deleted",
+        Risk::High,
+    ),
+    e(
+        "microsoft.web/serverfarms/delete",
+        "compute resource deleted",
+        Risk::High,
+    ),
+    e(
+        "microsoft.batch/batchaccounts/delete",
+        "compute resource deleted",
+        Risk::High,
+    ),
+    e(
+        "microsoft.desktopvirtualization/hostpools/delete",
+        "compute resource deleted",
+        Risk::High,
+    ),
+    e(
+        "microsoft.storage/storageaccounts/delete",
+        "data resource deleted",
+        Risk::High,
+    ),
+    e(
+        "microsoft.storage/storageaccounts/*/delete",
+        "data resource deleted",
+        Risk::High,
+    ),
+    e(
+        "microsoft.sql/servers/delete",
+        "data resource deleted",
+        Risk::High,
+    ),
+    e(
+        "microsoft.sql/servers/databases/delete",
+        "data resource deleted",
+        Risk::High,
+    ),
+    e(
+        "microsoft.sql/managedinstances/delete",
+        "data resource deleted",
+        Risk::High,
+    ),
+    e(
+        "microsoft.sql/managedinstances/databases/delete",
+        "data resource deleted",
+        Risk::High,
+    ),
+    e(
+        "microsoft.dbforpostgresql/*/delete",
+        "data resource deleted",
+        Risk::High,
+    ),
+    e(
+        "microsoft.dbformysql/*/delete",
+        "data resource deleted",
+        Risk::High,
+    ),
+    e(
+        "microsoft.dbformariadb/*/delete",
+        "data resource deleted",
+        Risk::High,
+    ),
+    e(
+        "microsoft.documentdb/databaseaccounts/delete",
+        "data resource deleted",
+        Risk::High,
+    ),
+    e(
+        "microsoft.documentdb/databaseaccounts/*/delete",
+        "data resource deleted",
+        Risk::High,
+    ),
+    e(
+        "microsoft.cache/redis/delete",
+        "data resource deleted",
+        Risk::High,
+    ),
+    e(
+        "microsoft.cache/redisenterprise/delete",
+        "data resource deleted",
+        Risk::High,
+    ),
+    e(
+        "microsoft.kusto/clusters/delete",
+        "data resource deleted",
+        Risk::High,
+    ),
+    e(
+        "microsoft.kusto/clusters/databases/delete",
+        "data resource deleted",
+        Risk::High,
+    ),
+    e(
+        "microsoft.synapse/workspaces/delete",
+        "data resource deleted",
+        Risk::High,
+    ),
+    e(
+        "microsoft.datafactory/factories/delete",
+        "data resource deleted",
+        Risk::High,
+    ),
+    e(
+        "microsoft.databricks/workspaces/delete",
+        "data resource deleted",
+        Risk::High,
+    ),
+    e(
+        "microsoft.eventhub/namespaces/delete",
+        "data resource deleted",
+        Risk::High,
+    ),
+    e(
+        "microsoft.servicebus/namespaces/delete",
+        "data resource deleted",
+        Risk::High,
+    ),
+    e(
+        "microsoft.recoveryservices/vaults/delete",
+        "data resource deleted",
+        Risk::High,
+    ),
+    e(
+        "microsoft.recoveryservices/vaults/*/delete",
+        "data resource deleted",
+        Risk::High,
+    ),
+    e(
+        "microsoft.dataprotection/backupvaults/delete",
+        "data resource deleted",
+        Risk::High,
+    ),
+    e(
+        "microsoft.dataprotection/backupvaults/*/delete",
+        "data resource deleted",
+        Risk::High,
+    ),
+    e(
+        "microsoft.netapp/netappaccounts/*delete",
+        "data resource deleted",
+        Risk::High,
+    ),
+    e(
+        "microsoft.cognitiveservices/accounts/delete",
+        "data resource deleted",
+        Risk::High,
+    ),
+    e(
+        "microsoft.search/searchservices/delete",
+        "data resource deleted",
+        Risk::High,
+    ),
+    e(
+        "microsoft.network/virtualnetworks/delete",
+        "network resource deleted",
+        Risk::High,
+    ),
+    e(
+        "microsoft.network/virtualnetworks/subnets/delete",
+        "network resource deleted",
+        Risk::High,
+    ),
+    e(
+        "microsoft.network/virtualnetworks/virtualnetworkpeerings/delete",
+        "network resource deleted",
+        Risk::High,
+    ),
+    e(
+        "microsoft.network/networksecuritygroups/delete",
+        "network resource deleted",
+        Risk::High,
+    ),
+    e(
+        "microsoft.network/networksecuritygroups/securityrules/delete",
+        "network resource deleted",
+        Risk::High,
+    ),
+    e(
+        "microsoft.network/azurefirewalls/delete",
+        "network resource deleted",
+        Risk::High,
+    ),
+    e(
+        "microsoft.network/firewallpolicies/*delete",
+        "network resource deleted",
+        Risk::High,
+    ),
+    e(
+        "microsoft.network/virtualnetworkgateways/delete",
+        "network resource deleted",
+        Risk::High,
+    ),
+    e(
+        "microsoft.network/vpngateways/delete",
+        "network resource deleted",
+        Risk::High,
+    ),
+    e(
+        "microsoft.network/expressroutecircuits/delete",
+        "network resource deleted",
+        Risk::High,
+    ),
+    e(
+        "microsoft.network/loadbalancers/delete",
+        "network resource deleted",
+        Risk::High,
+    ),
+    e(
+        "microsoft.network/applicationgateways/delete",
+        "network resource deleted",
+        Risk::High,
+    ),
+    e(
+        "microsoft.network/frontdoors/delete",
+        "network resource deleted",
+        Risk::High,
+    ),
+    e(
+        "microsoft.cdn/profiles/delete",
+        "network resource deleted",
+        Risk::High,
+    ),
+    e(
+        "microsoft.network/privateendpoints/delete",
+        "network resource deleted",
+        Risk::High,
+    ),
+    e(
+        "microsoft.network/privatednszones/delete",
+        "network resource deleted",
+        Risk::High,
+    ),
+    e(
+        "microsoft.network/dnszones/delete",
+        "network resource deleted",
+        Risk::High,
+    ),
+    e(
+        "microsoft.network/dnszones/*/delete",
+        "network resource deleted",
+        Risk::High,
+    ),
+    e(
+        "microsoft.network/publicipaddresses/delete",
+        "network resource deleted",
+        Risk::High,
+    ),
+    e(
+        "microsoft.network/networkinterfaces/delete",
+        "network resource deleted",
+        Risk::High,
+    ),
+    e(
+        "microsoft.network/routetables/delete",
+        "network resource deleted",
+        Risk::High,
+    ),
+    e(
+        "microsoft.network/routetables/routes/delete",
+        "network resource deleted",
+        Risk::High,
+    ),
+    e(
+        "microsoft.network/bastionhosts/delete",
+        "network resource deleted",
+        Risk::High,
+    ),
+    e(
+        "microsoft.network/ddosprotectionplans/delete",
+        "network resource deleted",
+        Risk::High,
+    ),
+    e(
+        "microsoft.managedidentity/userassignedidentities/delete",
+        "identity or secret store deleted",
+        Risk::High,
+    ),
+    e(
+        "microsoft.managedidentity/userassignedidentities/*/delete",
+        "identity or secret store deleted",
+        Risk::High,
+    ),
+    e(
+        "microsoft.appconfiguration/configurationstores/delete",
+        "identity or secret store deleted",
         Risk::High,
     ),
     e("*/delete", "resource deleted", Risk::Medium),
@@ -860,8 +1246,29 @@ pub(crate) mod tests {
 
     #[test]
     fn deletes_deployments_and_plain_operations() {
+        // Issue 9: destroying compute, data, network or secrets is high (it was medium).
+        for op in [
+            "Microsoft.Compute/virtualMachines/delete",
+            "MICROSOFT.COMPUTE/DISKS/DELETE",
+            "Microsoft.Sql/servers/databases/delete",
+            "Microsoft.Storage/storageAccounts/delete",
+            "Microsoft.Storage/storageAccounts/blobServices/containers/delete",
+            "Microsoft.Network/virtualNetworks/delete",
+            "Microsoft.Network/virtualNetworks/subnets/delete",
+            "Microsoft.DocumentDB/databaseAccounts/delete",
+            "Microsoft.DBforPostgreSQL/flexibleServers/delete",
+            "Microsoft.KeyVault/vaults/secrets/delete",
+            "Microsoft.ContainerService/managedClusters/delete",
+            "Microsoft.RecoveryServices/vaults/delete",
+        ] {
+            assert_eq!(arm_risk(op), Some(Risk::High), "{op}");
+        }
         assert_eq!(
-            arm_risk("Microsoft.Compute/virtualMachines/delete"),
+            arm_risk("Microsoft.KeyVault/managedHSMs/delete"),
+            Some(Risk::Critical)
+        );
+        assert_eq!(
+            arm_risk("Microsoft.Insights/actionGroups/delete"),
             Some(Risk::Medium)
         );
         assert_eq!(

@@ -5,7 +5,9 @@
 //!
 //! An operation is *explained* when the justification is usable (not
 //! [insufficient](crate::justification::is_insufficient), no
-//! [injection signal](crate::justification::injection_signals)) and one of:
+//! [injection signal](crate::justification::injection_signals) in the justification or any other
+//! untrusted field, see [`case_injection_signals`](crate::justification::case_injection_signals))
+//! and one of:
 //!
 //! 1. it is elevation bookkeeping (the activation's own records, see
 //!    [`catalogue::is_elevation_bookkeeping`]) — these
@@ -58,7 +60,7 @@
 //! |---|---|
 //! | `high_risk_operation` | any catalogue finding at `high` or `critical`, explained or not |
 //! | `insufficient_justification` | see [`justification`] |
-//! | `prompt_injection_suspected` | any injection signal |
+//! | `prompt_injection_suspected` | any injection signal in any untrusted field ([`justification::case_fields`]: justification, tickets, display name, UPN, role, scope, operation and resource names, ...) |
 //! | `still_active` | the window's end reason is `still_active` |
 //! | `assumed_window` | the window's end was assumed |
 //! | `activity_truncated` | the pipeline says the list is incomplete, or fewer operations were passed than counted |
@@ -304,7 +306,7 @@ impl RulesEngine {
         let mut judged: Vec<Judged<'_>> = Vec::with_capacity(case.activities.len());
         let activation = case.activation;
         let text = activation.justification.as_str();
-        let signals = justification::injection_signals(text);
+        let signals = justification::case_injection_signals(case);
         let injection = !signals.is_empty();
         let has_ticket = activation.tickets.iter().any(|t| !t.trim().is_empty());
         let insufficient = !has_ticket
@@ -794,7 +796,7 @@ struct Facts<'a> {
     work: usize,
     explained_work: usize,
     unexplained_work: usize,
-    signals: &'a [&'static str],
+    signals: &'a [justification::FieldSignals],
     insufficient: bool,
     justification: &'a str,
     error: Option<&'a str>,
@@ -903,10 +905,21 @@ fn rationale(
             },
             top_unexplained(evidence, unexplained_risks)
         ),
-        Verdict::NotAligned if !facts.signals.is_empty() => format!(
-            "The justification (the user's text) contains wording aimed at an assessor ({}), so it {none}.",
-            facts.signals.join(", ")
-        ),
+        Verdict::NotAligned if !facts.signals.is_empty() => match facts.signals {
+            [only] if only.field == "justification" => format!(
+                "The justification (the user's text) contains wording aimed at an assessor ({}), so it {none}.",
+                only.signals.join(", ")
+            ),
+            _ => format!(
+                "Text from the audited identity's records contains wording aimed at an assessor ({}), so the justification {none}.",
+                facts
+                    .signals
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+        },
         Verdict::NotAligned if facts.insufficient => format!(
             "The justification (the user's text: \"{}\") says nothing about the work, so it {none}.",
             justification::excerpt(facts.justification, 120)
@@ -1465,7 +1478,8 @@ pub(crate) mod tests {
             &[
                 on("Microsoft.Resources/deployments/write", "a"),
                 on(ROLE_WRITE, "b"),
-                on("Microsoft.Compute/virtualMachines/delete", "c"),
+                // A medium entry (a VM delete is high since issue 9).
+                on("Microsoft.Insights/actionGroups/delete", "c"),
             ],
         );
         let risks: Vec<Risk> = a.evidence.risk_findings.iter().map(|f| f.risk).collect();
@@ -1754,7 +1768,7 @@ pub(crate) mod tests {
         pub(super) fn assess(config: &RulesConfig, case: &Case<'_>) -> Assessment {
             let activation = case.activation;
             let text = activation.justification.as_str();
-            let signals = justification::injection_signals(text);
+            let signals = justification::case_injection_signals(case);
             let injection = !signals.is_empty();
             let has_ticket = activation.tickets.iter().any(|t| !t.trim().is_empty());
             let insufficient = !has_ticket

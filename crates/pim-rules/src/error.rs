@@ -17,7 +17,10 @@ pub enum Error {
         source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
     /// The backend asked us to slow down (HTTP 429). Retryable, after `retry_after` if given.
-    #[error("assessor backend is rate limiting")]
+    #[error(
+        "assessor backend is rate limiting{}",
+        pim_domain::retry::wait_hint(*retry_after)
+    )]
     RateLimited {
         /// How long the backend asked us to wait, if it said.
         retry_after: Option<Duration>,

@@ -18,3 +18,5 @@ mod live;
 
 // One scripted session per model family (gpt-4o, gpt-4.1, o4-mini, gpt-5-mini, a Foundry model).
 mod families;
+// Issue 9: hostile log text reaches the terminal escaped and cut.
+mod hostile;

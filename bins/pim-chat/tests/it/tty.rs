@@ -9,14 +9,25 @@ use std::time::{Duration, Instant};
 /// the terminal showed and the history file, or `None` when no pseudo-terminal helper is
 /// installed.
 fn typed(keys: &[&str]) -> Option<(String, String)> {
+    typed_in("editor", keys, |_| {}).map(|(screen, history, _)| (screen, history))
+}
+
+/// [`typed`] in a working directory of its own (`name`), prepared by `setup` first; also
+/// returns the directory.
+fn typed_in(
+    name: &str,
+    keys: &[&str],
+    setup: impl FnOnce(&std::path::Path),
+) -> Option<(String, String, std::path::PathBuf)> {
     if Command::new("script").arg("--version").output().is_err() {
         eprintln!("skipped: util-linux `script` is not installed");
         return None;
     }
     let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("pim-chat-tty-{}", std::process::id()));
+        .join(format!("pim-chat-tty-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
+    setup(&dir);
     let command = format!("'{}' --demo", env!("CARGO_BIN_EXE_pim-chat"));
     let mut child = Command::new("script")
         .args(["-qfec", &command, "/dev/null"])
@@ -31,6 +42,7 @@ fn typed(keys: &[&str]) -> Option<(String, String)> {
         .unwrap();
     let mut stdin = child.stdin.take().unwrap();
     let mut stdout = child.stdout.take().unwrap();
+    let allowed = Duration::from_secs(10 + 6 * keys.len() as u64);
     let keys: Vec<String> = keys.iter().map(|k| (*k).to_owned()).collect();
     // `script` does not answer the editor's cursor-position query, so each prompt waits out
     // crossterm's timeout (about 2 s) before it takes keys: the pauses must be longer.
@@ -43,7 +55,7 @@ fn typed(keys: &[&str]) -> Option<(String, String)> {
             let _ = stdin.flush();
         }
         // Keep the terminal open until the session has ended by itself.
-        std::thread::sleep(Duration::from_secs(30));
+        std::thread::sleep(Duration::from_secs(60));
     });
     let reader = std::thread::spawn(move || {
         let mut screen = Vec::new();
@@ -51,7 +63,7 @@ fn typed(keys: &[&str]) -> Option<(String, String)> {
         screen
     });
     // Never hang the suite: a session that does not end is killed and reported.
-    let deadline = Instant::now() + Duration::from_secs(40);
+    let deadline = Instant::now() + allowed;
     let ended = loop {
         if child.try_wait().unwrap().is_some() {
             break true;
@@ -67,7 +79,7 @@ fn typed(keys: &[&str]) -> Option<(String, String)> {
     assert!(ended, "the session did not end:\n{screen}");
     let history =
         std::fs::read_to_string(dir.join(".local/share/pim-audit/history.txt")).unwrap_or_default();
-    Some((screen, history))
+    Some((screen, history, dir))
 }
 
 #[test]
@@ -81,4 +93,64 @@ fn the_editor_keeps_history_and_leaves_on_ctrl_d() {
     assert!(screen.contains("PIM Activity Audit Agent"), "{screen}");
     assert!(screen.contains("pim"), "{screen}");
     assert_eq!(history.lines().collect::<Vec<_>>(), ["help"], "{screen}");
+}
+
+// Issue 9: on a terminal, `report PATH` onto an existing file asks first; no keeps the file,
+// yes replaces it.
+#[test]
+fn report_onto_an_existing_file_asks_on_the_terminal() {
+    let Some((screen, _, dir)) = typed_in(
+        "report",
+        &[
+            "scan\r",
+            "report r.md\r",
+            "n\r",
+            "report r.md\r",
+            "y\r",
+            "\x04",
+        ],
+        |dir| std::fs::write(dir.join("r.md"), "precious").unwrap(),
+    ) else {
+        return;
+    };
+    let screen = plain(&screen);
+    // (The editor draws each prompt twice under `script`.)
+    assert!(
+        screen.contains("r.md already exists. Overwrite it? [y/N] n"),
+        "{screen}"
+    );
+    assert!(screen.contains("Not written."), "{screen}");
+    assert!(
+        screen.contains("r.md already exists. Overwrite it? [y/N] y"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("Wrote the Markdown report (15 activations, 10 findings) to r.md.\r"),
+        "{screen}"
+    );
+    let written = std::fs::read_to_string(dir.join("r.md")).unwrap();
+    assert!(
+        written.starts_with("# PIM Activity Audit Report"),
+        "{written}"
+    );
+}
+
+/// The screen without terminal control sequences (`ESC [ … letter`, `ESC 7`, `ESC 8`).
+fn plain(screen: &str) -> String {
+    let mut out = String::new();
+    let mut chars = screen.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '\x1b' {
+            out.push(c);
+            continue;
+        }
+        if chars.next() == Some('[') {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        }
+    }
+    out
 }

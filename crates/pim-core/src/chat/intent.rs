@@ -26,10 +26,13 @@ pub enum Intent {
     WhatDid(UserRef),
     /// `assess [user]`, "does their activity align with the reason?".
     Assess(UserRef),
-    /// `report [path]`.
+    /// `report [path]`, or `report! path` to replace an existing file or write through a
+    /// symlink.
     Report {
         /// Where to write the Markdown; `None` prints it.
         path: Option<String>,
+        /// `report!`: the user asked to replace what is at `path`.
+        overwrite: bool,
     },
     /// `show kql`: the last query run.
     ShowKql,
@@ -108,8 +111,8 @@ pub fn parse_intent(line: &str) -> Intent {
     {
         return Intent::Scan { hours };
     }
-    if let Some(path) = report_path(&words, &lower_words) {
-        return Intent::Report { path };
+    if let Some((path, overwrite)) = report_path(&words, &lower_words) {
+        return Intent::Report { path, overwrite };
     }
     if matches!(first, "assess" | "judge" | "verdict" | "evaluate") {
         let rest = words[1..].join(" ");
@@ -188,9 +191,12 @@ fn scan_hours(rest: &[String]) -> Option<Option<u32>> {
     Some(hours.map(|h| if unit_days { h.saturating_mul(24) } else { h }))
 }
 
-fn report_path(words: &[&str], lower: &[String]) -> Option<Option<String>> {
+/// The path of a report command and whether it was `report!` (overwrite).
+fn report_path(words: &[&str], lower: &[String]) -> Option<(Option<String>, bool)> {
+    // `report!` asks to replace an existing file (see `save`); a bare `report!` is `report`.
+    let overwrite = lower.first().is_some_and(|w| w == "report!");
     let start = match lower.first().map(String::as_str) {
-        Some("report") => 1,
+        Some("report" | "report!") => 1,
         Some("write" | "save" | "export") if lower.get(1).map(String::as_str) == Some("report") => {
             2
         }
@@ -209,9 +215,9 @@ fn report_path(words: &[&str], lower: &[String]) -> Option<Option<String>> {
         rest = &rest[1..];
     }
     match rest {
-        [] => Some(None),
+        [] => Some((None, false)),
         // A path is one word; more words read as a question ("report on what alice did").
-        [path] => Some(Some((*path).to_owned())),
+        [path] => Some((Some((*path).to_owned()), overwrite)),
         _ => None,
     }
 }
@@ -372,17 +378,40 @@ mod tests {
             parse_intent("scan last 6 hours"),
             Intent::Scan { hours: Some(6) }
         );
-        assert_eq!(parse_intent("report"), Intent::Report { path: None });
+        assert_eq!(
+            parse_intent("report"),
+            Intent::Report {
+                path: None,
+                overwrite: false
+            }
+        );
         assert_eq!(
             parse_intent("report out/Audit.md"),
             Intent::Report {
-                path: Some("out/Audit.md".into())
+                path: Some("out/Audit.md".into()),
+                overwrite: false
             }
         );
         assert_eq!(
             parse_intent("save report to /tmp/R.md"),
             Intent::Report {
-                path: Some("/tmp/R.md".into())
+                path: Some("/tmp/R.md".into()),
+                overwrite: false
+            }
+        );
+        // Issue 9: replacing a file is asked for explicitly.
+        assert_eq!(
+            parse_intent("report! out/Audit.md"),
+            Intent::Report {
+                path: Some("out/Audit.md".into()),
+                overwrite: true
+            }
+        );
+        assert_eq!(
+            parse_intent("report!"),
+            Intent::Report {
+                path: None,
+                overwrite: false
             }
         );
     }

@@ -33,6 +33,7 @@ mod cache;
 mod context;
 mod intent;
 mod nl;
+mod save;
 mod session;
 
 pub use cache::ScanCache;
@@ -91,6 +92,19 @@ pub struct Outcome {
     pub text: String,
     /// True after `exit` / `quit`.
     pub exit: bool,
+    /// Set when the request was refused pending the user's yes (e.g. `report PATH` onto an
+    /// existing file): a front end on a terminal may ask [`Confirm::question`] and, on yes,
+    /// handle [`Confirm::line`]; elsewhere `text` already says how to insist.
+    pub confirm: Option<Confirm>,
+}
+
+/// A question to put to the user before running a line that replaces something.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Confirm {
+    /// The yes/no question, e.g. `Overwrite out.md?`.
+    pub question: String,
+    /// The line to handle on yes, e.g. `report! out.md`.
+    pub line: String,
 }
 
 impl Outcome {
@@ -98,6 +112,7 @@ impl Outcome {
         Self {
             text: text.into(),
             exit: false,
+            confirm: None,
         }
     }
 }

@@ -17,12 +17,15 @@ use super::context::{Listed, resolve};
 use super::intent::{Intent, UserRef, parse_intent};
 use super::nl::{
     ANSWER_SYSTEM_PROMPT, answer_prompt, extract_kql, format_table, kql_system_prompt,
-    missing_query_prompt, oversized_prompt, oversized_result, printable, rejection_prompt,
-    repair_prompt, truncate,
+    missing_query_prompt, oversized_prompt, oversized_result, rejection_prompt, repair_prompt,
+    truncate,
 };
-use super::{COMMANDS, Outcome, SessionOptions};
+use super::save::{SaveError, save};
+use super::{COMMANDS, Confirm, Outcome, SessionOptions};
 use crate::{Auditor, MarkdownOptions, ReportFormat, ScanOptions};
 
+/// Longest user name offered for Tab completion.
+const MAX_COMPLETION_CHARS: usize = 200;
 /// Rows of a result handed to the model for the answer in words.
 const ANSWER_ROWS: usize = 20;
 /// Kinds of operation listed per activation by "what did X do".
@@ -41,7 +44,8 @@ const HELP: &str = "Commands:
                           list (\"what did 2 do\"), or \"they\" for the user last discussed
   does their activity align with the reason?
   assess [user]           verdict, risk, flags and rationale
-  report [path]           the Markdown report of the last scan (printed, or written to path)
+  report [path]           the Markdown report of the last scan (printed, or written to a new file)
+  report! path            the same, replacing an existing file (or writing through a symlink)
   show kql                the last query run
   help, exit
 Anything else is a question for the model, which answers with a checked KQL query and its results.";
@@ -105,6 +109,7 @@ impl Session {
                 return Outcome {
                     text: "Bye.".to_owned(),
                     exit: true,
+                    confirm: None,
                 };
             }
             Intent::Help => return Outcome::say(HELP),
@@ -119,7 +124,15 @@ impl Session {
             Intent::Scan { hours } => self.scan_command(*hours, now).await,
             Intent::WhatDid(user) => self.what_did(user, now).await,
             Intent::Assess(user) => self.assess(user, now).await,
-            Intent::Report { path } => self.report(path.as_deref()),
+            Intent::Report { path, overwrite } => {
+                let (text, confirm) = self.report(path.as_deref(), *overwrite);
+                self.remember(line.trim(), &text);
+                return Outcome {
+                    text,
+                    exit: false,
+                    confirm,
+                };
+            }
         };
         // Commands go into the history too, so that a later question can say "their".
         self.remember(line.trim(), &text);
@@ -132,8 +145,12 @@ impl Session {
         if let Some(report) = &self.report {
             for a in &report.activations {
                 let label = a.principal.label().to_owned();
-                // "unknown" is the placeholder for an activation without any identity.
-                if a.principal.upn.is_some() && !words.contains(&label) {
+                // "unknown" is the placeholder for an activation without any identity. The menu
+                // draws words raw on the terminal, so a name that would need escaping there
+                // (control, bidi, zero-width characters) or is overlong is not offered (issue 9).
+                let drawable = label.chars().count() <= MAX_COMPLETION_CHARS
+                    && crate::terminal_line(&label, MAX_COMPLETION_CHARS) == label;
+                if a.principal.upn.is_some() && drawable && !words.contains(&label) {
                     words.push(label);
                 }
             }
@@ -389,9 +406,12 @@ impl Session {
         out.trim_end().to_owned()
     }
 
-    fn report(&self, path: Option<&str>) -> String {
+    /// `report [path]` / `report! path`: the Markdown printed, or written under the rules of
+    /// [`save`](super::save) (never replacing a file or following a symlink unless asked).
+    /// Returns the answer and, when the write was refused pending a yes, what to ask.
+    fn report(&self, path: Option<&str>, overwrite: bool) -> (String, Option<Confirm>) {
         let Some(report) = &self.report else {
-            return "Nothing to report yet: run `scan` first.".to_owned();
+            return ("Nothing to report yet: run `scan` first.".to_owned(), None);
         };
         let markdown = match crate::render(
             report,
@@ -400,20 +420,44 @@ impl Session {
             &MarkdownOptions::default(),
         ) {
             Ok(m) => m,
-            Err(e) => return format!("Could not render the report: {e}."),
+            Err(e) => return (format!("Could not render the report: {e}."), None),
         };
-        match path {
-            None => markdown.trim_end().to_owned(),
-            Some(path) => match std::fs::write(path, &markdown) {
-                Ok(()) => format!(
-                    "Wrote the Markdown report ({} activation{}, {} finding{}) to {path}.",
-                    report.summary.activations,
-                    plural(report.summary.activations),
-                    report.summary.findings,
-                    plural(report.summary.findings)
-                ),
-                Err(e) => format!("Could not write {path}: {e}."),
-            },
+        let Some(path) = path else {
+            return (markdown.trim_end().to_owned(), None);
+        };
+        match save(path, markdown.as_bytes(), overwrite) {
+            Ok(written) => {
+                let through = written
+                    .map(|target| format!(" (through the link, into {})", target.display()))
+                    .unwrap_or_default();
+                (
+                    format!(
+                        "Wrote the Markdown report ({} activation{}, {} finding{}) to {path}{through}.",
+                        report.summary.activations,
+                        plural(report.summary.activations),
+                        report.summary.findings,
+                        plural(report.summary.findings)
+                    ),
+                    None,
+                )
+            }
+            Err(e) if e.can_confirm() => {
+                let what = if matches!(e, SaveError::Symlink { .. }) {
+                    "Write through the link"
+                } else {
+                    "Overwrite it"
+                };
+                (
+                    format!(
+                        "Not written: {e}. Type `report! {path}` to replace it, or choose another path."
+                    ),
+                    Some(Confirm {
+                        question: format!("{e}. {what}?"),
+                        line: format!("report! {path}"),
+                    }),
+                )
+            }
+            Err(e) => (format!("Could not write the report: {e}."), None),
         }
     }
 
@@ -633,6 +677,12 @@ fn activation_line(a: &ActivationReport, end: OffsetDateTime) -> String {
     )
 }
 
+/// Untrusted text on one line with control, bidi and zero-width characters shown escaped
+/// (`\u{001B}`, `\n`), as the terminal and the Markdown show them (issue 9).
+fn printable(text: &str) -> String {
+    crate::terminal_line(text, usize::MAX)
+}
+
 /// The justification as the user's own words: quoted, printable and shortened.
 fn quoted_reason(justification: &str) -> String {
     let text = printable(justification.trim());
@@ -787,9 +837,42 @@ mod tests {
     fn reasons_are_quoted_cut_and_printable() {
         assert_eq!(quoted_reason("  "), "(none given)");
         let r = quoted_reason(&format!("fix\u{1b}[2J{}", "y".repeat(200)));
-        assert!(r.starts_with("\"fix [2Jy"));
+        // Issue 9: the escape character is shown escaped (it was a space).
+        assert!(r.starts_with("\"fix\\u{001B}[2Jy"), "{r}");
         assert!(!r.contains('\u{1b}'));
         assert!(r.ends_with("…\""));
         assert_eq!(r.chars().count(), REASON_CHARS + 2);
+    }
+
+    // Issue 9: the completion menu draws words raw, so names that need escaping are left out.
+    #[tokio::test]
+    async fn names_that_need_escaping_are_not_offered_for_completion() {
+        let source = crate::demo_source().unwrap();
+        let auditor = Arc::new(Auditor::builder(source.clone()).build());
+        let options = SessionOptions {
+            end: source.info().default_end,
+            ..SessionOptions::default()
+        };
+        let mut s = Session::new(auditor, source, None, options);
+        let now = datetime!(2026-11-20 18:00 UTC);
+        s.handle_line("scan", now).await;
+        let mut report = (**s.report.as_ref().unwrap()).clone();
+        let hostile = [
+            "evil\u{202E}gnp.exe@contoso.com",
+            "zero\u{200B}width@contoso.com",
+            "esc\u{1b}[2J@contoso.com",
+        ];
+        for (a, upn) in report.activations.iter_mut().zip(hostile) {
+            a.principal.upn = Some(upn.to_owned());
+        }
+        let kept = report.activations[3].principal.label().to_owned();
+        report.activations[4].principal.upn = Some(format!("{}@contoso.com", "a".repeat(300)));
+        s.report = Some(Arc::new(report));
+        let words = s.completions();
+        for upn in hostile {
+            assert!(!words.iter().any(|w| w == upn), "{upn:?} offered");
+        }
+        assert!(!words.iter().any(|w| w.len() > 250));
+        assert!(words.contains(&kept), "{words:?}");
     }
 }

@@ -157,6 +157,28 @@ async fn a_scripted_investigation_on_the_demo_tenant() {
         report.text
     );
     let markdown = std::fs::read_to_string(&path).unwrap();
+    // Issue 9: a second `report PATH` does not replace the file; it asks, and `report!` insists.
+    std::fs::write(&path, "precious").unwrap();
+    let again = s
+        .handle_line(&format!("report {}", path.display()), END)
+        .await;
+    assert!(again.text.starts_with("Not written: "), "{}", again.text);
+    assert!(again.text.contains("already exists"), "{}", again.text);
+    let confirm = again.confirm.clone().unwrap();
+    assert_eq!(confirm.line, format!("report! {}", path.display()));
+    assert!(confirm.question.ends_with("Overwrite it?"), "{confirm:?}");
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "precious");
+    let forced = s.handle_line(&confirm.line, END).await;
+    assert!(
+        forced.text.starts_with("Wrote the Markdown report"),
+        "{}",
+        forced.text
+    );
+    assert_eq!(forced.confirm, None);
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), markdown);
+    let device = s.handle_line("report /dev/null", END).await;
+    assert!(device.text.contains("is a system path"), "{}", device.text);
+    assert_eq!(device.confirm, None);
     std::fs::remove_file(&path).unwrap();
     assert!(markdown.contains("mallory.reed@contoso-demo.com"));
     let printed = s.handle_line("report", END).await;

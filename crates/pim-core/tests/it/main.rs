@@ -15,3 +15,7 @@ mod preflight;
 
 // The chat session: scripted conversations on the demo tenant, free-form KQL with repair.
 mod chat;
+
+// Issue 9: the model stage's deadline, the warnings about failed model calls, and a server's
+// Retry-After that does not fit in a call's budget, against the loopback Azure OpenAI fake.
+mod model_stage;

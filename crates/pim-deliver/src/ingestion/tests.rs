@@ -276,8 +276,9 @@ async fn throttling_is_retried_after_the_delay_asked_for() {
         .send(&sample_rows(4))
         .await
         .unwrap();
-    // Retry-After: 1 is honoured up to the policy's 150 ms cap, without jitter shortening it.
-    assert!(started.elapsed() >= Duration::from_millis(150));
+    // Retry-After: 1 is honoured in full (it fits in the 5 s budget; the policy's 150 ms cap is
+    // for its own backoff only), without jitter shortening it.
+    assert!(started.elapsed() >= Duration::from_secs(1));
     assert_eq!((summary.rows, summary.batches, summary.retries), (4, 1, 1));
     assert_eq!(fake.requests().len(), 2);
 }
@@ -507,4 +508,24 @@ async fn probe_reports_reachability_without_sending_credentials_or_rows() {
     let err = c.probe().await.unwrap_err();
     assert!(err.starts_with("cannot reach http://127.0.0.1:"), "{err}");
     assert!(err.contains("; fix: check PIM_DCR_ENDPOINT"), "{err}");
+}
+
+// Issue 9: a Retry-After longer than what is left of the call's budget (5 s) fails at once,
+// naming the server's wait, instead of being cut short and retried into the same throttle.
+#[tokio::test]
+async fn a_retry_after_past_the_budget_fails_at_once_naming_the_wait() {
+    let fake = LogsIngestionFake::start(DCR, STREAM).await;
+    fake.fail_always(IngestionFailure::TooManyRequests {
+        retry_after_secs: 300,
+    });
+    let err = client(&fake.endpoint(), STREAM, options(3))
+        .send(&sample_rows(2))
+        .await
+        .unwrap_err();
+    assert_eq!(fake.requests().len(), 1, "{err}");
+    assert!(
+        err.to_string()
+            .contains("(the service asked to wait 300 s)"),
+        "{err}"
+    );
 }

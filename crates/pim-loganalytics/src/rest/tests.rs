@@ -682,3 +682,34 @@ fn error_chains_are_read_defensively() {
     assert!(is_semantic_code("SEM0100") && is_semantic_code("SemanticError"));
     assert!(!is_semantic_code("SEM") && !is_semantic_code("SYN0002") && !is_semantic_code("SEMx1"));
 }
+
+// Issue 9: a Retry-After longer than what is left of the call's budget (5 s here) fails the
+// call at once, and the message names the server's wait; it used to be cut to `max_delay` and
+// retried into the same throttle.
+#[tokio::test]
+async fn a_retry_after_past_the_budget_fails_at_once_naming_the_wait() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(429)
+                .insert_header("Retry-After", "300")
+                .set_body_json(
+                    json!({"error": {"code": "ThrottledError", "message": "too many requests"}}),
+                ),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    let client = client_for(&server, &[WS1], options(&server));
+    let err = client.query(&query()).await.unwrap_err();
+    let Error::RetriesExhausted { attempts, .. } = &err else {
+        panic!("{err:?}");
+    };
+    assert_eq!(*attempts, 1);
+    assert!(
+        err.to_string()
+            .contains("HTTP 429 ThrottledError (the service asked to wait 300 s)"),
+        "{err}"
+    );
+    assert_eq!(server.received_requests().await.unwrap().len(), 1);
+}

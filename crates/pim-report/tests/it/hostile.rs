@@ -30,7 +30,7 @@ fn payload() -> String {
     .concat()
 }
 
-fn hostile_report(text: &str) -> pim_domain::Report {
+pub(crate) fn hostile_report(text: &str) -> pim_domain::Report {
     let t0 = time::macros::datetime!(2026-11-20 09:00:00 UTC);
     let mut a = activation(
         text,

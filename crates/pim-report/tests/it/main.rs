@@ -18,3 +18,6 @@ mod schema;
 
 /// Custom templates and their errors.
 mod templates;
+
+/// The report parsed as GitHub-flavoured Markdown (comrak): no link from untrusted text.
+mod autolinks;
