@@ -25,6 +25,7 @@
 mod activation;
 mod activity;
 mod assessment;
+pub mod cloud;
 mod problem;
 mod report;
 pub mod retry;
