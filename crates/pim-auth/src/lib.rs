@@ -35,6 +35,7 @@
 
 mod cache;
 mod chain;
+mod imds;
 mod method;
 mod settings;
 mod static_token;
