@@ -166,7 +166,7 @@ fn classify(answer: &[u8], addr: SocketAddr) -> Result<(), String> {
         }
     }
     Err(format!(
-        "{addr} is a metadata service but not Azure IMDS: a token request without the `Metadata: true` header got {seen}, where Azure IMDS answers 400 \"Required metadata header not specified\" (another cloud's metadata service?)"
+        "{addr} is a metadata service but not Azure IMDS: a token request without the Metadata: true header got {seen}, where Azure IMDS answers 400 \"Required metadata header not specified\" (another cloud's metadata service?)"
     ))
 }
 
