@@ -343,7 +343,9 @@ async fn check(cli: &Cli, env: &BTreeMap<String, String>) -> anyhow::Result<Exit
         inputs.model = live::chat_model(s, c.clone()).context("model")?;
     }
     inputs.credential = credential;
-    inputs.logs_ingestion = sends_logs;
+    // The token check asks for the scope of the data collection endpoint's cloud; a missing
+    // endpoint is reported by the destination check below.
+    inputs.logs_ingestion = sends_logs.then(|| cli.dcr_endpoint.clone().unwrap_or_default());
     for target in targets(cli, chain.as_ref())? {
         let name = target.name();
         inputs.destinations.push(match target {

@@ -2,11 +2,11 @@
 //! no longer has.
 
 use std::fmt;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
 
+use crate::imds::ImdsProbe;
+use crate::{AuthMethod, AuthSettings, CachedCredential, Error};
 use azure_core::cloud::{CloudConfiguration, CustomConfiguration};
 use azure_core::credentials::{AccessToken, Secret, TokenCredential, TokenRequestOptions};
 use azure_core::error::ErrorKind;
@@ -17,10 +17,6 @@ use azure_identity::{
     ManagedIdentityCredentialOptions, UserAssignedId, WorkloadIdentityCredential,
     WorkloadIdentityCredentialOptions,
 };
-use tokio::net::TcpStream;
-use tokio::sync::OnceCell;
-
-use crate::{AuthMethod, AuthSettings, CachedCredential, Error};
 
 /// The longest failure reason kept per attempt; Entra error descriptions can run long.
 const MAX_REASON_CHARS: usize = 400;
@@ -172,36 +168,6 @@ impl Candidate {
             reason,
             remedy: self.remedy.clone(),
         }
-    }
-}
-
-/// A quick TCP connect to IMDS before handing control to `azure_identity`, whose IMDS retry
-/// policy (6 retries, up to 72 s) would otherwise stall every run off Azure.
-struct ImdsProbe {
-    addr: SocketAddr,
-    timeout: Duration,
-    outcome: OnceCell<Result<(), String>>,
-}
-
-impl ImdsProbe {
-    async fn check(&self) -> Result<(), String> {
-        self.outcome
-            .get_or_init(|| async {
-                match tokio::time::timeout(self.timeout, TcpStream::connect(self.addr)).await {
-                    Ok(Ok(_)) => Ok(()),
-                    Ok(Err(err)) => Err(format!(
-                        "the IMDS endpoint {} is not reachable ({err}): not an Azure VM?",
-                        self.addr
-                    )),
-                    Err(_) => Err(format!(
-                        "the IMDS endpoint {} did not accept a connection within {} ms: not an Azure VM?",
-                        self.addr,
-                        self.timeout.as_millis()
-                    )),
-                }
-            })
-            .await
-            .clone()
     }
 }
 
@@ -585,11 +551,8 @@ fn plan_managed_identity(settings: &AuthSettings) -> Result<Candidate, Skip> {
             false,
         )
     })?;
-    let probe = (!app_service).then(|| ImdsProbe {
-        addr: settings.imds_probe_addr,
-        timeout: settings.imds_probe_timeout,
-        outcome: OnceCell::new(),
-    });
+    let probe = (!app_service)
+        .then(|| ImdsProbe::new(settings.imds_probe_addr, settings.imds_probe_timeout));
     Ok(Candidate {
         method,
         label,
@@ -625,7 +588,9 @@ fn one_line(text: &str) -> String {
 mod tests {
     use super::*;
     use std::collections::BTreeMap;
-    use std::time::Instant;
+    use std::net::SocketAddr;
+    use std::time::{Duration, Instant};
+    use tokio::net::TcpStream;
 
     const SCOPE: &str = "https://api.loganalytics.io/.default";
 
@@ -844,6 +809,118 @@ mod tests {
                 .contains("did not accept a connection within 250 ms"),
             "{err}"
         );
+    }
+
+    /// A loopback imitation of Google Cloud's metadata server on the IMDS address: it answers
+    /// every request without `Metadata-Flavor: Google` with 403 and an HTML page, as GCE does.
+    async fn other_clouds_metadata_service() -> wiremock::MockServer {
+        use wiremock::matchers::any;
+        use wiremock::{Mock, MockServer, ResponseTemplate};
+        let server = MockServer::start().await;
+        Mock::given(any())
+            .respond_with(
+                ResponseTemplate::new(403)
+                    .insert_header("Metadata-Flavor", "Google")
+                    .insert_header("Server", "Metadata Server for VM")
+                    .set_body_raw(
+                        "<html><body>Your client does not have permission to get URL. Missing Metadata-Flavor:Google header.</body></html>",
+                        "text/html; charset=UTF-8",
+                    ),
+            )
+            .mount(&server)
+            .await;
+        server
+    }
+
+    #[tokio::test]
+    async fn another_clouds_metadata_service_is_not_imds_and_the_chain_fails_over_in_seconds() {
+        let server = other_clouds_metadata_service().await;
+        let mut settings = settings(&[], None);
+        settings.imds_probe_addr = *server.address();
+        settings.imds_probe_timeout = Duration::from_secs(2);
+        let cred = credential(&settings).unwrap();
+        let started = Instant::now();
+        let err = cred.get_token(&[SCOPE], None).await.unwrap_err();
+        let elapsed = started.elapsed();
+        println!("failover past another cloud's metadata service took {elapsed:?}");
+        assert!(elapsed < Duration::from_secs(10), "took {elapsed:?}");
+        let Error::AllFailed { attempts, .. } = chain_error(&err) else {
+            panic!("expected AllFailed, got {err}");
+        };
+        let methods: Vec<AuthMethod> = attempts.iter().map(|a| a.method).collect();
+        assert_eq!(methods, AuthMethod::ALL.to_vec(), "the chain went on");
+        let imds = &attempts[2];
+        assert_eq!(imds.method, AuthMethod::ManagedIdentity);
+        for part in [
+            "not Azure IMDS",
+            "HTTP 403",
+            "metadata-flavor Google",
+            "Required metadata header not specified",
+        ] {
+            assert!(imds.reason.contains(part), "{part:?} missing in {imds}");
+        }
+        // Exactly one probe request, without the Metadata header.
+        let requests = server.received_requests().await.unwrap();
+        assert_eq!(requests.len(), 1);
+        assert!(
+            requests[0]
+                .url
+                .path()
+                .ends_with("/metadata/identity/oauth2/token")
+        );
+        assert!(!requests[0].headers.contains_key("metadata"));
+        // A second scope reuses the probe's verdict.
+        let _ = cred
+            .get_token(&["https://cognitiveservices.azure.com/.default"], None)
+            .await
+            .unwrap_err();
+        assert_eq!(server.received_requests().await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_silent_listener_on_the_imds_address_is_not_imds() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let held = tokio::spawn(async move {
+            let mut open = Vec::new();
+            while let Ok((stream, _)) = listener.accept().await {
+                open.push(stream);
+            }
+        });
+        let mut settings = settings(&[], Some(AuthMethod::ManagedIdentity));
+        settings.imds_probe_addr = addr;
+        settings.imds_probe_timeout = Duration::from_millis(300);
+        let cred = credential(&settings).unwrap();
+        let started = Instant::now();
+        let err = cred.get_token(&[SCOPE], None).await.unwrap_err();
+        let elapsed = started.elapsed();
+        assert!(elapsed < Duration::from_secs(5), "took {elapsed:?}");
+        assert!(
+            err.to_string().contains(
+                "accepted a connection but sent no HTTP answer within 300 ms: not Azure IMDS"
+            ),
+            "{err}"
+        );
+        held.abort();
+    }
+
+    #[tokio::test]
+    async fn an_azure_like_imds_passes_the_probe() {
+        use wiremock::matchers::{method, path};
+        use wiremock::{Mock, MockServer, ResponseTemplate};
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path("/metadata/identity/oauth2/token"))
+            .respond_with(ResponseTemplate::new(400).set_body_raw(
+                r#"{"error":"invalid_request","error_description":"Required metadata header not specified"}"#,
+                "application/json; charset=utf-8",
+            ))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let probe = ImdsProbe::new(*server.address(), Duration::from_secs(2));
+        assert_eq!(probe.check().await, Ok(()));
+        assert_eq!(probe.check().await, Ok(()));
     }
 
     #[test]

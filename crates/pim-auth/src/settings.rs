@@ -49,10 +49,14 @@ pub struct AuthSettings {
     pub pinned: Option<AuthMethod>,
     /// Snapshot of the environment variables in [`RELEVANT_VARS`]. Empty values count as unset.
     pub env: BTreeMap<String, String>,
-    /// How long the TCP probe of the IMDS endpoint may take before managed identity is skipped
-    /// (default 2 s). Without it a laptop would wait about 72 s for IMDS retries.
+    /// How long each step of the IMDS probe may take before managed identity is skipped
+    /// (default 2 s): the TCP connect, then the answer to a token request without the
+    /// `Metadata: true` header, which only Azure IMDS refuses with its 400. Without the probe a
+    /// laptop, or a VM of another cloud whose metadata service answers on 169.254.169.254,
+    /// would wait about 72 s for `azure_identity`'s IMDS retries.
     pub imds_probe_timeout: Duration,
-    /// Where the IMDS probe connects (default [`IMDS_ADDR`]); tests point it elsewhere.
+    /// Where the IMDS probe connects (default [`IMDS_ADDR`]); tests point it at loopback
+    /// fakes. `azure_identity` itself always calls 169.254.169.254.
     pub imds_probe_addr: SocketAddr,
 }
 

@@ -46,12 +46,15 @@ use crate::config::{ConfigError, ModelSettings, Settings};
 /// The default limit on each network step (one token, one query, one model call, one probe).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Token scope of the Log Analytics query API.
-pub const LOG_ANALYTICS_SCOPE: &str = "https://api.loganalytics.io/.default";
-/// Token scope of Azure OpenAI with Entra authentication.
-pub const COGNITIVE_SERVICES_SCOPE: &str = "https://cognitiveservices.azure.com/.default";
-/// Token scope of the Azure Monitor Logs Ingestion API.
-pub const MONITOR_SCOPE: &str = "https://monitor.azure.com/.default";
+/// Token scope of the Log Analytics query API in the public cloud; the check requests
+/// [`pim_loganalytics::log_analytics_scope`] of the configured endpoint, as the client does.
+pub const LOG_ANALYTICS_SCOPE: &str = pim_loganalytics::LOG_ANALYTICS_SCOPE;
+/// Token scope of Azure OpenAI with Entra authentication in the public cloud; the check
+/// requests [`pim_openai::entra_scope_for`] the configured endpoint, as the adapter does.
+pub const COGNITIVE_SERVICES_SCOPE: &str = pim_openai::COGNITIVE_SERVICES_SCOPE;
+/// Token scope of the Azure Monitor Logs Ingestion API in the public cloud; the check requests
+/// [`pim_domain::cloud::monitor_scope`] of the data collection endpoint, as the client does.
+pub const MONITOR_SCOPE: &str = pim_domain::cloud::MONITOR_SCOPE;
 
 /// How far back the table checks look; only whether the table resolves decides pass or fail,
 /// the row count is information.
@@ -244,8 +247,10 @@ pub struct PreflightInputs<'a> {
     pub model: Option<Arc<dyn ChatModel>>,
     /// The alert destinations to probe, in order.
     pub destinations: Vec<Destination>,
-    /// Whether a Logs Ingestion destination is configured, so an Azure Monitor token is needed.
-    pub logs_ingestion: bool,
+    /// The data collection endpoint of a configured Logs Ingestion destination (empty when
+    /// it is missing), so an Azure Monitor token for that endpoint's cloud is needed; `None`
+    /// when no Logs Ingestion destination is configured.
+    pub logs_ingestion: Option<String>,
     /// The current time: the end of the table checks' time range, and the reference for token
     /// expiry (library code never reads the clock).
     pub now: OffsetDateTime,
@@ -263,7 +268,7 @@ impl<'a> PreflightInputs<'a> {
             source: None,
             model: None,
             destinations: Vec::new(),
-            logs_ingestion: false,
+            logs_ingestion: None,
             now,
             timeout: DEFAULT_TIMEOUT,
         }
@@ -313,7 +318,7 @@ pub async fn run(inputs: PreflightInputs<'_>) -> Vec<CheckResult> {
     run.tokens(
         settings,
         inputs.credential.as_ref(),
-        inputs.logs_ingestion,
+        inputs.logs_ingestion.as_deref(),
         inputs.now,
     )
     .await;
@@ -359,12 +364,19 @@ impl Run {
         &mut self,
         settings: &Settings,
         credential: Option<&CredentialSource>,
-        logs_ingestion: bool,
+        logs_ingestion: Option<&str>,
         now: OffsetDateTime,
     ) {
+        // Each scope comes from the same function the adapter calls on the same endpoint, so
+        // the check tests exactly the token the run will ask for.
         let mut needed = Vec::new();
         if !settings.workspaces.is_empty() {
-            needed.push(("token log-analytics", LOG_ANALYTICS_SCOPE));
+            let endpoint = settings.log_analytics_endpoint.as_str();
+            needed.push((
+                "token log-analytics",
+                pim_loganalytics::log_analytics_scope(endpoint),
+                endpoint,
+            ));
         }
         if let Some(ModelSettings::AzureOpenAi {
             api_key: None,
@@ -372,10 +384,18 @@ impl Run {
             ..
         }) = &settings.model
         {
-            needed.push(("token azure-openai", pim_openai::entra_scope_for(endpoint)));
+            needed.push((
+                "token azure-openai",
+                pim_openai::entra_scope_for(endpoint),
+                endpoint.as_str(),
+            ));
         }
-        if logs_ingestion {
-            needed.push(("token azure-monitor", MONITOR_SCOPE));
+        if let Some(endpoint) = logs_ingestion {
+            needed.push((
+                "token azure-monitor",
+                pim_domain::cloud::monitor_scope(endpoint),
+                endpoint,
+            ));
         }
         if needed.is_empty() {
             self.push(CheckResult::skip(
@@ -384,8 +404,8 @@ impl Run {
             ));
             return;
         }
-        for (name, scope) in needed {
-            let result = self.token(name, scope, credential, now).await;
+        for (name, scope, endpoint) in needed {
+            let result = self.token(name, scope, endpoint, credential, now).await;
             self.push(result);
         }
     }
@@ -394,9 +414,11 @@ impl Run {
         &mut self,
         name: &str,
         scope: &str,
+        endpoint: &str,
         source: Option<&CredentialSource>,
         now: OffsetDateTime,
     ) -> CheckResult {
+        let cloud = pim_domain::cloud::describe_choice(endpoint);
         let sign_in = "sign in with an identity of the tenant: `az login`, AZURE_TENANT_ID + AZURE_CLIENT_ID + AZURE_CLIENT_SECRET for a service principal, or run with a managed identity; PIM_AUTH (or --auth) pins one method";
         let Some(source) = source else {
             return CheckResult::fail(
@@ -421,12 +443,12 @@ impl Run {
         match answer {
             Err(_) => CheckResult::fail(
                 name,
-                format!("no token for {scope} within {}", self.seconds()),
+                format!("no token for {scope} ({cloud}) within {}", self.seconds()),
                 "check network access to Microsoft Entra ID (login.microsoftonline.com) and, on Azure, to the managed identity endpoint",
             ),
             Ok(Err(e)) => CheckResult::fail(
                 name,
-                format!("no token for {scope}: {e}"),
+                format!("no token for {scope} ({cloud}): {e}"),
                 // The chain's message lists a fix per method it tried; point at those first.
                 format!("apply the fix listed for the method you mean to use, or {sign_in}"),
             ),
@@ -441,7 +463,10 @@ impl Run {
                         "sign in again (e.g. `az login`): the credential handed out an expired token",
                     )
                 } else {
-                    CheckResult::pass(name, format!("{scope} from {from}, expires {expires}"))
+                    CheckResult::pass(
+                        name,
+                        format!("{scope} ({cloud}) from {from}, expires {expires}"),
+                    )
                 }
             }
         }
@@ -762,7 +787,11 @@ fn workspace_remedy(e: &SourceError, settings: &Settings) -> String {
         SourceError::AccessDenied { status, code, .. } => {
             let code = code.as_deref().unwrap_or_default();
             if code.eq_ignore_ascii_case("InvalidAuthenticationTokenAudience") {
-                format!("the token must be issued for {LOG_ANALYTICS_SCOPE}; check LOG_ANALYTICS_ENDPOINT")
+                format!(
+                    "the token must be issued for {} (the scope of {}'s cloud); check LOG_ANALYTICS_ENDPOINT",
+                    pim_loganalytics::log_analytics_scope(&settings.log_analytics_endpoint),
+                    settings.log_analytics_endpoint
+                )
             } else if *status == 401 || code.eq_ignore_ascii_case("InvalidAuthenticationToken") {
                 "sign in again (e.g. `az login`) and check that the credential signs in to the workspace's tenant".to_owned()
             } else {
@@ -819,7 +848,11 @@ fn model_remedy(e: &ModelError, configured: &ModelSettings) -> String {
         ModelError::Http { status: 401, .. } => match key_variable {
             Some(var) => format!("check {var}: it must be a current key of this resource"),
             None => format!(
-                "the Entra token was rejected: it must be issued for {COGNITIVE_SERVICES_SCOPE} in the resource's tenant, or set AZURE_OPENAI_API_KEY"
+                "the Entra token was rejected: it must be issued for {} in the resource's tenant, or set AZURE_OPENAI_API_KEY",
+                match configured {
+                    ModelSettings::AzureOpenAi { endpoint, .. } => pim_openai::entra_scope_for(endpoint),
+                    ModelSettings::OpenAiCompatible { .. } => COGNITIVE_SERVICES_SCOPE,
+                }
             ),
         },
         ModelError::Http { status: 403, .. } => match key_variable {

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use azure_core::credentials::{Secret, TokenCredential};
+use pim_domain::cloud::monitor_scope;
 use pim_domain::retry::RetryPolicy;
 use reqwest::header::CONTENT_TYPE;
 
@@ -22,10 +23,6 @@ use crate::{AuditRow, Error, Result};
 
 /// The Logs Ingestion API version this client speaks.
 pub const API_VERSION: &str = "2023-01-01";
-
-/// The token scope of the Logs Ingestion API in the public cloud (`monitor.azure.cn` in China,
-/// `monitor.azure.us` in US Government).
-pub const MONITOR_SCOPE: &str = "https://monitor.azure.com/.default";
 
 /// The service's hard limit for one call, compressed or not.
 pub const SERVICE_MAX_BODY_BYTES: usize = 1_000_000;
@@ -40,8 +37,9 @@ pub const MIN_MAX_BODY_BYTES: usize = 1_024;
 /// Settings of a [`LogsIngestionClient`]; `Default` suits the public cloud.
 #[derive(Clone)]
 pub struct IngestionOptions {
-    /// The token scope, default [`MONITOR_SCOPE`].
-    pub scope: String,
+    /// The token scope; `None` (the default) takes [`monitor_scope`] of the endpoint, the
+    /// audience of the endpoint's cloud. Set it only for a cloud this crate does not know.
+    pub scope: Option<String>,
     /// Largest JSON body of one call in bytes, default [`DEFAULT_MAX_BODY_BYTES`]; between
     /// [`MIN_MAX_BODY_BYTES`] and [`SERVICE_MAX_BODY_BYTES`].
     pub max_body_bytes: usize,
@@ -57,7 +55,7 @@ pub struct IngestionOptions {
 impl Default for IngestionOptions {
     fn default() -> Self {
         Self {
-            scope: MONITOR_SCOPE.to_owned(),
+            scope: None,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             request_timeout: Duration::from_secs(60),
             retry: RetryPolicy::default(),
@@ -185,9 +183,13 @@ impl LogsIngestionClient {
         if options.request_timeout.is_zero() {
             return Err(config("request_timeout must be more than zero"));
         }
-        if options.scope.trim().is_empty() {
-            return Err(config("the token scope is empty"));
-        }
+        let scope = match &options.scope {
+            Some(scope) if scope.trim().is_empty() => {
+                return Err(config("the token scope is empty"));
+            }
+            Some(scope) => scope.trim().to_owned(),
+            None => monitor_scope(trimmed).to_owned(),
+        };
         let url = reqwest::Url::parse(&format!(
             "{trimmed}/dataCollectionRules/{dcr}/streams/{stream}?api-version={API_VERSION}"
         ))
@@ -210,11 +212,17 @@ impl LogsIngestionClient {
             dcr: dcr.to_owned(),
             stream: stream.to_owned(),
             url,
-            scope: options.scope.trim().to_owned(),
+            scope,
             max_body_bytes: options.max_body_bytes,
             request_timeout: options.request_timeout,
             retry: options.retry,
         })
+    }
+
+    /// The token scope requested for every call ([`monitor_scope`] of the endpoint, unless
+    /// [`IngestionOptions::scope`] set one).
+    pub fn scope(&self) -> &str {
+        &self.scope
     }
 
     /// The full request URL (it holds no secret).

@@ -35,7 +35,12 @@ mod webhook;
 pub use error::{Error, Result};
 pub use ingestion::{
     API_VERSION, DEFAULT_MAX_BODY_BYTES, IngestionOptions, LogsIngestionClient, MIN_MAX_BODY_BYTES,
-    MONITOR_SCOPE, SERVICE_MAX_BODY_BYTES, SendSummary,
+    SERVICE_MAX_BODY_BYTES, SendSummary,
+};
+/// The Logs Ingestion scopes live with the cloud detection in `pim-domain`, so that `--check`
+/// (which does not depend on this crate) requests exactly what the client requests.
+pub use pim_domain::cloud::{
+    MONITOR_SCOPE, MONITOR_SCOPE_CHINA, MONITOR_SCOPE_US_GOVERNMENT, monitor_scope,
 };
 pub use row::{
     AuditRow, COLUMNS, JUSTIFICATION_MAX_CHARS, RATIONALE_MAX_CHARS, TEXT_MAX_CHARS, TICKETS_MAX,

@@ -9,7 +9,9 @@
 //! - [`Assessment`]: the [`Verdict`], [`Risk`], [`Flag`]s and [`Evidence`] for one activation;
 //! - [`Report`]: the whole result of a scan, which is also the JSON report's schema;
 //! - [`DataProblem`]: a precise description of input that could not be used (file, row, field);
-//! - [`Table`]: raw rows as Log Analytics returns them, the input of every parser, whatever the source.
+//! - [`Table`]: raw rows as Log Analytics returns them, the input of every parser, whatever the source;
+//! - [`cloud`]: which Azure cloud an endpoint's host belongs to, so every token scope follows
+//!   its endpoint (with the Logs Ingestion scopes, which `pim-deliver` and `--check` share).
 //!
 //! The justification and every other text that comes from the logs is *untrusted data*: these
 //! types only carry it; escaping is the job of whoever renders or splices it.
@@ -25,6 +27,7 @@
 mod activation;
 mod activity;
 mod assessment;
+pub mod cloud;
 mod problem;
 mod report;
 pub mod retry;

@@ -222,13 +222,13 @@ fn seconds(d: Duration) -> String {
 fn access_advice(status: u16, code: Option<&str>) -> &'static str {
     match code {
         Some(c) if c.eq_ignore_ascii_case("InvalidAuthenticationTokenAudience") => {
-            "the token was requested for the wrong resource: it must be issued for the scope https://api.loganalytics.io/.default"
+            "the token was requested for the wrong resource: it must be issued for the Log Analytics scope of the endpoint's cloud (https://api.loganalytics.io/.default in the public cloud, https://api.loganalytics.azure.cn/.default in China, https://api.loganalytics.us/.default in US Government); check LOG_ANALYTICS_ENDPOINT"
         }
         Some(c) if c.eq_ignore_ascii_case("InvalidAuthenticationToken") => {
             "the token is invalid or expired: sign in again (e.g. `az login`) or check the credential's tenant"
         }
         _ if status == 401 => {
-            "the service did not accept the identity's token: check that the credential signs in to the workspace's tenant and requests the scope https://api.loganalytics.io/.default"
+            "the service did not accept the identity's token: check that the credential signs in to the workspace's tenant and requests the Log Analytics scope of the endpoint's cloud (https://api.loganalytics.io/.default in the public cloud)"
         }
         _ => {
             "grant the role Log Analytics Reader (or Reader) on each workspace queried to the identity the tool runs as (user, service principal or managed identity); role assignments can take a few minutes to apply"

@@ -55,7 +55,11 @@ pub use demo::DemoTenant;
 pub use error::{Error, Result};
 pub use export_dir::ExportDir;
 #[cfg(feature = "azure")]
-pub use rest::{DEFAULT_ENDPOINT, LOG_ANALYTICS_SCOPE, LogAnalyticsClient, LogAnalyticsOptions};
+pub use rest::{
+    DEFAULT_ENDPOINT, LOG_ANALYTICS_SCOPE, LOG_ANALYTICS_SCOPE_CHINA,
+    LOG_ANALYTICS_SCOPE_US_GOVERNMENT, LogAnalyticsClient, LogAnalyticsOptions,
+    log_analytics_scope,
+};
 
 use pim_domain::{DataProblem, Table, TimeRange};
 use time::OffsetDateTime;

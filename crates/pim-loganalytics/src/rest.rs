@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use azure_core::credentials::{Secret, TokenCredential};
+use pim_domain::cloud::AzureCloud;
 use pim_domain::retry::{RetryPolicy, parse_retry_after};
 use pim_domain::{DataProblem, Table};
 use reqwest::StatusCode;
@@ -31,8 +32,35 @@ use crate::{Error, LogAnalytics, LogQuery, QueryOutcome, Result, SourceInfo, Sou
 /// The public-cloud query endpoint.
 pub const DEFAULT_ENDPOINT: &str = "https://api.loganalytics.azure.com";
 
-/// The token scope of the Log Analytics query API (the same for every endpoint host).
+/// The token scope of the Log Analytics query API in the public cloud.
 pub const LOG_ANALYTICS_SCOPE: &str = "https://api.loganalytics.io/.default";
+
+/// The token scope of the Log Analytics query API in Azure China (`api.loganalytics.azure.cn`).
+pub const LOG_ANALYTICS_SCOPE_CHINA: &str = "https://api.loganalytics.azure.cn/.default";
+
+/// The token scope of the Log Analytics query API in Azure US Government (`api.loganalytics.us`).
+pub const LOG_ANALYTICS_SCOPE_US_GOVERNMENT: &str = "https://api.loganalytics.us/.default";
+
+/// The token scope for the query endpoint `endpoint`: that cloud's audience (reference §3.1),
+/// the public one ([`LOG_ANALYTICS_SCOPE`]) for a host of no known cloud. The client and
+/// `--check` both call this, so they can never disagree.
+///
+/// ```
+/// use pim_loganalytics::log_analytics_scope;
+/// assert_eq!(log_analytics_scope("https://api.loganalytics.azure.com"), "https://api.loganalytics.io/.default");
+/// assert_eq!(log_analytics_scope("https://api.loganalytics.azure.cn/"), "https://api.loganalytics.azure.cn/.default");
+/// assert_eq!(log_analytics_scope("https://api.loganalytics.us"), "https://api.loganalytics.us/.default");
+/// ```
+pub fn log_analytics_scope(endpoint: &str) -> &'static str {
+    AzureCloud::pick(
+        AzureCloud::of_endpoint(endpoint),
+        [
+            LOG_ANALYTICS_SCOPE,
+            LOG_ANALYTICS_SCOPE_CHINA,
+            LOG_ANALYTICS_SCOPE_US_GOVERNMENT,
+        ],
+    )
+}
 
 /// The longest server-side wait the service accepts (`Prefer: wait=600`).
 const MAX_SERVER_WAIT: Duration = Duration::from_secs(600);
@@ -97,6 +125,8 @@ pub struct LogAnalyticsClient {
     http: reqwest::Client,
     credential: Arc<dyn TokenCredential>,
     endpoint: String,
+    /// The token scope of the endpoint's cloud ([`log_analytics_scope`]).
+    scope: &'static str,
     /// The workspace in the URL path.
     primary: String,
     /// Every configured workspace, the primary first.
@@ -113,6 +143,7 @@ impl fmt::Debug for LogAnalyticsClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LogAnalyticsClient")
             .field("endpoint", &self.endpoint)
+            .field("scope", &self.scope)
             .field("workspaces", &self.workspaces)
             .field("prefer", &self.prefer)
             .field("request_timeout", &self.request_timeout)
@@ -182,6 +213,7 @@ impl LogAnalyticsClient {
         Ok(Self {
             http,
             credential,
+            scope: log_analytics_scope(&endpoint),
             endpoint,
             primary,
             workspaces: ordered,
@@ -202,17 +234,22 @@ impl LogAnalyticsClient {
         &self.endpoint
     }
 
+    /// The token scope requested for every call: [`log_analytics_scope`] of the endpoint.
+    pub fn scope(&self) -> &'static str {
+        self.scope
+    }
+
     fn workspace_label(&self) -> String {
         self.workspaces.join(", ")
     }
 
     async fn token(&self) -> Result<Secret> {
         self.credential
-            .get_token(&[LOG_ANALYTICS_SCOPE], None)
+            .get_token(&[self.scope], None)
             .await
             .map(|t| t.token)
             .map_err(|e| Error::Credential {
-                scope: LOG_ANALYTICS_SCOPE.to_owned(),
+                scope: self.scope.to_owned(),
                 message: e.to_string(),
             })
     }

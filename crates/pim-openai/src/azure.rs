@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use azure_core::credentials::{Secret, TokenCredential};
+use pim_domain::cloud::AzureCloud;
 use pim_domain::retry::RetryPolicy;
 
 use crate::wire::{self, Credentials, TokenCapField, Wire};
@@ -24,28 +25,66 @@ pub const LATEST_DATED_API_VERSION: &str = "2024-10-21";
 /// dated versions get `max_tokens`.
 const FIRST_MAX_COMPLETION_TOKENS_VERSION: &str = "2024-09-01";
 
-/// The Entra scope for Azure OpenAI and Foundry resource endpoints (Cognitive Services).
+/// The Entra scope for Azure OpenAI and Foundry resource endpoints (Cognitive Services) in the
+/// public cloud (`*.openai.azure.com`, `*.services.ai.azure.com`).
 pub const COGNITIVE_SERVICES_SCOPE: &str = "https://cognitiveservices.azure.com/.default";
+
+/// The Cognitive Services scope in Azure China (`*.openai.azure.cn`).
+pub const COGNITIVE_SERVICES_SCOPE_CHINA: &str = "https://cognitiveservices.azure.cn/.default";
+
+/// The Cognitive Services scope in Azure US Government (`*.openai.azure.us`).
+pub const COGNITIVE_SERVICES_SCOPE_US_GOVERNMENT: &str =
+    "https://cognitiveservices.azure.us/.default";
 
 /// The Entra scope for Azure AI Foundry project endpoints
 /// (`https://<resource>.services.ai.azure.com/api/projects/<project>`, reference §10.5).
 pub const AI_FOUNDRY_SCOPE: &str = "https://ai.azure.com/.default";
 
-/// The Entra scope a token for `endpoint` must carry: [`AI_FOUNDRY_SCOPE`] for a Foundry
-/// project endpoint (its path holds `/api/projects/<project>`), else
-/// [`COGNITIVE_SERVICES_SCOPE`].
+/// The Foundry project scope in Azure China (`*.services.ai.azure.cn`).
+pub const AI_FOUNDRY_SCOPE_CHINA: &str = "https://ai.azure.cn/.default";
+
+/// The Foundry project scope in Azure US Government (`*.services.ai.azure.us`).
+pub const AI_FOUNDRY_SCOPE_US_GOVERNMENT: &str = "https://ai.azure.us/.default";
+
+/// The Entra scope a token for `endpoint` must carry, in the endpoint's cloud: the Foundry
+/// scope ([`AI_FOUNDRY_SCOPE`] in the public cloud) for a Foundry project endpoint (its path
+/// holds `/api/projects/<project>`), else the Cognitive Services scope
+/// ([`COGNITIVE_SERVICES_SCOPE`] in the public cloud). The cloud comes from the host
+/// (`*.azure.cn` China, `*.azure.us` US Government); a host of no known cloud gets the public
+/// scope. The adapter and `--check` both call this, so they can never disagree.
 ///
 /// ```
 /// use pim_openai::{AI_FOUNDRY_SCOPE, COGNITIVE_SERVICES_SCOPE, entra_scope_for};
 /// assert_eq!(entra_scope_for("https://res.services.ai.azure.com/api/projects/audit"), AI_FOUNDRY_SCOPE);
 /// assert_eq!(entra_scope_for("https://res.services.ai.azure.com"), COGNITIVE_SERVICES_SCOPE);
 /// assert_eq!(entra_scope_for("https://res.openai.azure.com/openai/v1/"), COGNITIVE_SERVICES_SCOPE);
+/// assert_eq!(entra_scope_for("https://res.openai.azure.cn/"), "https://cognitiveservices.azure.cn/.default");
+/// assert_eq!(entra_scope_for("https://res.openai.azure.us"), "https://cognitiveservices.azure.us/.default");
+/// assert_eq!(entra_scope_for("https://res.services.ai.azure.us/api/projects/p"), "https://ai.azure.us/.default");
 /// ```
 pub fn entra_scope_for(endpoint: &str) -> &'static str {
-    match reqwest::Url::parse(endpoint.trim()) {
-        Ok(url) if project_prefix(url.path()).is_some() => AI_FOUNDRY_SCOPE,
-        _ => COGNITIVE_SERVICES_SCOPE,
-    }
+    let project = matches!(
+        reqwest::Url::parse(endpoint.trim()),
+        Ok(url) if project_prefix(url.path()).is_some()
+    );
+    scope_in_cloud(endpoint, project)
+}
+
+fn scope_in_cloud(endpoint: &str, project: bool) -> &'static str {
+    let scopes = if project {
+        [
+            AI_FOUNDRY_SCOPE,
+            AI_FOUNDRY_SCOPE_CHINA,
+            AI_FOUNDRY_SCOPE_US_GOVERNMENT,
+        ]
+    } else {
+        [
+            COGNITIVE_SERVICES_SCOPE,
+            COGNITIVE_SERVICES_SCOPE_CHINA,
+            COGNITIVE_SERVICES_SCOPE_US_GOVERNMENT,
+        ]
+    };
+    AzureCloud::pick(AzureCloud::of_endpoint(endpoint), scopes)
 }
 
 /// `/api/projects/<project>` and what precedes it, when the path is a Foundry project's.
@@ -294,11 +333,7 @@ impl AzureOpenAi {
         }
         base.set_path(&stripped);
         let display = wire::display_url(&base);
-        let scope = if project.is_some() {
-            AI_FOUNDRY_SCOPE
-        } else {
-            COGNITIVE_SERVICES_SCOPE
-        };
+        let scope = scope_in_cloud(endpoint, project.is_some());
         let role = if project.is_some() {
             "'Azure AI User' role on the Foundry project (or 'Cognitive Services OpenAI User' on its resource)"
         } else {
@@ -1338,6 +1373,76 @@ mod tests {
                 Secret::new(TOKEN),
                 azure_core::time::OffsetDateTime::now_utc() + azure_core::time::Duration::hours(1),
             ))
+        }
+    }
+
+    #[tokio::test]
+    async fn every_cloud_gets_the_scope_of_its_endpoint_host() {
+        // A loopback listener stands in for each cloud's host (the client resolves the host
+        // to it): it counts connections and closes them, so each call ends in a transport
+        // error after the token was requested.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = accepted.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                drop(stream);
+            }
+        });
+        let clouds = [
+            ("res.openai.azure.com", "", COGNITIVE_SERVICES_SCOPE),
+            ("res.openai.azure.cn", "", COGNITIVE_SERVICES_SCOPE_CHINA),
+            (
+                "res.openai.azure.us",
+                "",
+                COGNITIVE_SERVICES_SCOPE_US_GOVERNMENT,
+            ),
+            (
+                "res.services.ai.azure.com",
+                "/api/projects/p",
+                AI_FOUNDRY_SCOPE,
+            ),
+            (
+                "res.services.ai.azure.cn",
+                "/api/projects/p",
+                AI_FOUNDRY_SCOPE_CHINA,
+            ),
+            (
+                "res.services.ai.azure.us",
+                "/api/projects/p",
+                AI_FOUNDRY_SCOPE_US_GOVERNMENT,
+            ),
+        ];
+        for (n, (host, path, scope)) in clouds.into_iter().enumerate() {
+            let endpoint = format!("https://{host}:{}{path}", addr.port());
+            assert_eq!(entra_scope_for(&endpoint), scope, "{endpoint}");
+            let credential = Arc::new(ScopeRecorder::default());
+            let model = AzureOpenAi::new(
+                &endpoint,
+                "gpt-4o",
+                OpenAiAuth::Entra(credential.clone()),
+                Some(AzureOpenAiOptions {
+                    retry: RetryPolicy::none(),
+                    client: Some(
+                        reqwest::Client::builder()
+                            .resolve(host, addr)
+                            .build()
+                            .unwrap(),
+                    ),
+                    ..options(ApiVersion::V1)
+                }),
+            )
+            .unwrap();
+            let err = model.complete(&assessment_request()).await.unwrap_err();
+            assert!(!matches!(err, Error::Credential(_)), "{endpoint}: {err}");
+            assert_eq!(*credential.0.lock().unwrap(), [scope], "{endpoint}");
+            assert_eq!(
+                accepted.load(std::sync::atomic::Ordering::SeqCst),
+                n + 1,
+                "{endpoint}: the call did not reach the endpoint"
+            );
         }
     }
 

@@ -53,8 +53,10 @@ use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "azure")]
 pub use azure::{
-    AI_FOUNDRY_SCOPE, ApiVersion, AzureOpenAi, AzureOpenAiOptions, COGNITIVE_SERVICES_SCOPE,
-    DEFAULT_API_VERSION, LATEST_DATED_API_VERSION, OpenAiAuth, entra_scope_for,
+    AI_FOUNDRY_SCOPE, AI_FOUNDRY_SCOPE_CHINA, AI_FOUNDRY_SCOPE_US_GOVERNMENT, ApiVersion,
+    AzureOpenAi, AzureOpenAiOptions, COGNITIVE_SERVICES_SCOPE, COGNITIVE_SERVICES_SCOPE_CHINA,
+    COGNITIVE_SERVICES_SCOPE_US_GOVERNMENT, DEFAULT_API_VERSION, LATEST_DATED_API_VERSION,
+    OpenAiAuth, entra_scope_for,
 };
 #[cfg(feature = "azure")]
 pub use compatible::{OpenAiCompatible, OpenAiCompatibleOptions};

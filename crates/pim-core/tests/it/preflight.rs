@@ -20,6 +20,7 @@ const TOKEN: &str = "static-preflight-token-9c2e";
 const API_KEY: &str = "oai-key-never-print-me-61";
 const NOW: OffsetDateTime = datetime!(2026-11-20 12:00 UTC);
 const EXPIRY: OffsetDateTime = datetime!(2030-01-01 0:00 UTC);
+const DCE: &str = "https://dce-1.westeurope-1.ingest.monitor.azure.com";
 
 fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
     pairs
@@ -90,7 +91,7 @@ async fn everything_configured_and_reachable_passes() {
     oai.expect_bearer(TOKEN);
     let settings = settings(&la, &oai, None);
     let mut inputs = live_inputs(&settings, static_credential(EXPIRY));
-    inputs.logs_ingestion = true;
+    inputs.logs_ingestion = Some(DCE.to_owned());
     inputs.destinations = vec![Destination::new("logs-ingestion", async {
         Ok("DCR dcr-123 stream Custom-PimAudit_CL accepted an empty batch".to_owned())
     })];
@@ -125,12 +126,12 @@ async fn everything_configured_and_reachable_passes() {
     let token = find(&results, "token log-analytics").to_string();
     assert_eq!(
         token,
-        "PASS  token log-analytics — https://api.loganalytics.io/.default from static test token, expires 2030-01-01T00:00:00Z"
+        "PASS  token log-analytics — https://api.loganalytics.io/.default (host 127.0.0.1 is in no known Azure cloud, public-cloud scope assumed) from static test token, expires 2030-01-01T00:00:00Z"
     );
     assert!(
-        find(&results, "token azure-monitor")
-            .detail
-            .starts_with("https://monitor.azure.com/.default from static test token")
+        find(&results, "token azure-monitor").detail.starts_with(
+            "https://monitor.azure.com/.default (public cloud) from static test token"
+        )
     );
     assert!(find(&results, "model").detail.contains("pim-gpt"));
 
@@ -529,7 +530,7 @@ async fn a_credential_that_gets_no_token_fails_each_needed_scope() {
             label: "refusing".to_owned(),
         },
     );
-    inputs.logs_ingestion = true;
+    inputs.logs_ingestion = Some(DCE.to_owned());
 
     let results = preflight::run(inputs).await;
 
@@ -564,4 +565,131 @@ async fn a_credential_that_gets_no_token_fails_each_needed_scope() {
     // Nothing was sent without a token.
     assert!(la.queries().is_empty());
     assert!(oai.calls().is_empty());
+}
+
+/// Hands out a token for any scope and records the scopes it was asked for.
+#[derive(Debug, Default)]
+struct RecordingCredential(std::sync::Mutex<Vec<String>>);
+
+#[async_trait::async_trait]
+impl TokenCredential for RecordingCredential {
+    async fn get_token(
+        &self,
+        scopes: &[&str],
+        _options: Option<TokenRequestOptions<'_>>,
+    ) -> azure_core::Result<AccessToken> {
+        self.0
+            .lock()
+            .unwrap()
+            .extend(scopes.iter().map(|s| (*s).to_owned()));
+        Ok(AccessToken::new(TOKEN, EXPIRY))
+    }
+}
+
+#[tokio::test]
+async fn every_token_check_names_and_requests_the_scope_of_its_endpoints_cloud() {
+    let clouds = [
+        (
+            "public",
+            "https://api.loganalytics.azure.com",
+            "https://res.openai.azure.com",
+            "https://dce-1.westeurope-1.ingest.monitor.azure.com",
+            [
+                "https://api.loganalytics.io/.default",
+                "https://cognitiveservices.azure.com/.default",
+                "https://monitor.azure.com/.default",
+            ],
+        ),
+        (
+            "China",
+            "https://api.loganalytics.azure.cn",
+            "https://res.openai.azure.cn",
+            "https://dce-1.chinaeast2-1.ingest.monitor.azure.cn",
+            [
+                "https://api.loganalytics.azure.cn/.default",
+                "https://cognitiveservices.azure.cn/.default",
+                "https://monitor.azure.cn/.default",
+            ],
+        ),
+        (
+            "US Government",
+            "https://api.loganalytics.us",
+            "https://res.openai.azure.us",
+            "https://dce-1.usgovvirginia-1.ingest.monitor.azure.us",
+            [
+                "https://api.loganalytics.us/.default",
+                "https://cognitiveservices.azure.us/.default",
+                "https://monitor.azure.us/.default",
+            ],
+        ),
+    ];
+    for (cloud, la, oai, dce, scopes) in clouds {
+        let settings = Settings::from_env(&env(&[
+            ("LOG_ANALYTICS_WORKSPACE_ID", WORKSPACE),
+            ("LOG_ANALYTICS_ENDPOINT", la),
+            ("AZURE_OPENAI_ENDPOINT", oai),
+            ("AZURE_OPENAI_DEPLOYMENT", "pim-gpt"),
+        ]))
+        .unwrap();
+        // The adapters derive their scopes with the same functions.
+        assert_eq!(
+            [
+                pim_loganalytics::log_analytics_scope(&settings.log_analytics_endpoint),
+                pim_openai::entra_scope_for(oai),
+                pim_domain::cloud::monitor_scope(dce),
+            ],
+            scopes,
+            "{cloud}"
+        );
+        let recorder = Arc::new(RecordingCredential::default());
+        let mut inputs = PreflightInputs::new(Ok(&settings), NOW);
+        inputs.credential = Some(CredentialSource::Other {
+            credential: recorder.clone(),
+            label: "recorder".to_owned(),
+        });
+        inputs.logs_ingestion = Some(dce.to_owned());
+        let results = preflight::run(inputs).await;
+        assert_eq!(*recorder.0.lock().unwrap(), scopes, "{cloud}");
+        for (name, scope) in [
+            "token log-analytics",
+            "token azure-openai",
+            "token azure-monitor",
+        ]
+        .into_iter()
+        .zip(scopes)
+        {
+            let check = find(&results, name);
+            assert_eq!(check.status, CheckStatus::Pass, "{check}");
+            assert!(
+                check
+                    .detail
+                    .starts_with(&format!("{scope} ({cloud} cloud) from recorder")),
+                "{check}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_host_of_no_known_cloud_gets_the_public_scope_and_says_so() {
+    let settings = Settings::from_env(&env(&[
+        ("LOG_ANALYTICS_WORKSPACE_ID", WORKSPACE),
+        ("LOG_ANALYTICS_ENDPOINT", "https://la-proxy.corp.example"),
+    ]))
+    .unwrap();
+    let recorder = Arc::new(RecordingCredential::default());
+    let mut inputs = PreflightInputs::new(Ok(&settings), NOW);
+    inputs.credential = Some(CredentialSource::Other {
+        credential: recorder.clone(),
+        label: "recorder".to_owned(),
+    });
+    let results = preflight::run(inputs).await;
+    assert_eq!(
+        *recorder.0.lock().unwrap(),
+        ["https://api.loganalytics.io/.default"]
+    );
+    assert_eq!(
+        find(&results, "token log-analytics").detail,
+        "https://api.loganalytics.io/.default (host la-proxy.corp.example is in no known Azure cloud, public-cloud scope assumed) from recorder, expires 2030-01-01T00:00:00Z"
+    );
 }

@@ -13,7 +13,7 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use super::*;
 use crate::row::tests::{activation, report};
-use crate::{COLUMNS, rows};
+use crate::{COLUMNS, MONITOR_SCOPE, MONITOR_SCOPE_CHINA, MONITOR_SCOPE_US_GOVERNMENT, rows};
 
 const DCR: &str = "dcr-00112233445566778899aabbccddeeff";
 const STREAM: &str = "Custom-PimAudit_CL";
@@ -527,5 +527,92 @@ async fn a_retry_after_past_the_budget_fails_at_once_naming_the_wait() {
         err.to_string()
             .contains("(the service asked to wait 300 s)"),
         "{err}"
+    );
+}
+
+#[tokio::test]
+async fn every_cloud_gets_the_scope_of_its_data_collection_endpoint() {
+    // A loopback listener stands in for each cloud's host (the client resolves the host to
+    // it): it counts connections and closes them, so each send ends in a transport error
+    // after the token was requested.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            drop(stream);
+        }
+    });
+    let clouds = [
+        ("dce-1.westeurope-1.ingest.monitor.azure.com", MONITOR_SCOPE),
+        (
+            "dce-1.chinaeast2-1.ingest.monitor.azure.cn",
+            MONITOR_SCOPE_CHINA,
+        ),
+        (
+            "dce-1.usgovvirginia-1.ingest.monitor.azure.us",
+            MONITOR_SCOPE_US_GOVERNMENT,
+        ),
+    ];
+    for (n, (host, scope)) in clouds.into_iter().enumerate() {
+        let http = reqwest::Client::builder()
+            .resolve(host, addr)
+            .build()
+            .unwrap();
+        let cred = credential("t");
+        let client = LogsIngestionClient::new(
+            &format!("https://{host}:{}", addr.port()),
+            DCR,
+            STREAM,
+            cred.clone(),
+            Some(IngestionOptions {
+                retry: RetryPolicy::none(),
+                client: Some(http),
+                ..IngestionOptions::default()
+            }),
+        )
+        .unwrap();
+        assert_eq!(client.scope(), scope, "{host}");
+        assert_eq!(monitor_scope(&format!("https://{host}")), scope);
+        let err = client.send(&sample_rows(1)).await.unwrap_err();
+        assert!(!matches!(err, Error::Credential { .. }), "{host}: {err}");
+        assert_eq!(*cred.scopes.lock().unwrap(), [scope], "{host}");
+        assert_eq!(
+            accepted.load(std::sync::atomic::Ordering::SeqCst),
+            n + 1,
+            "{host}: the call did not reach the endpoint"
+        );
+    }
+}
+
+#[test]
+fn an_explicit_scope_wins_and_an_empty_one_is_refused() {
+    let endpoint = "https://dce-1.chinaeast2-1.ingest.monitor.azure.cn";
+    let build = |scope: Option<&str>| {
+        LogsIngestionClient::new(
+            endpoint,
+            DCR,
+            STREAM,
+            credential("t"),
+            Some(IngestionOptions {
+                scope: scope.map(str::to_owned),
+                ..IngestionOptions::default()
+            }),
+        )
+    };
+    assert_eq!(build(None).unwrap().scope(), MONITOR_SCOPE_CHINA);
+    assert_eq!(
+        build(Some(" https://monitor.example/.default "))
+            .unwrap()
+            .scope(),
+        "https://monitor.example/.default"
+    );
+    assert!(
+        build(Some("  "))
+            .unwrap_err()
+            .to_string()
+            .contains("scope is empty")
     );
 }

@@ -713,3 +713,73 @@ async fn a_retry_after_past_the_budget_fails_at_once_naming_the_wait() {
     );
     assert_eq!(server.received_requests().await.unwrap().len(), 1);
 }
+
+/// A loopback listener that stands in for a cloud's host (the client resolves the host to it):
+/// it counts the connections and closes them, so each call ends in a transport error after the
+/// token was requested.
+async fn cloud_host_stand_in() -> (std::net::SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            drop(stream);
+        }
+    });
+    (addr, accepted)
+}
+
+#[tokio::test]
+async fn every_cloud_gets_the_scope_of_its_endpoint_host() {
+    let (addr, accepted) = cloud_host_stand_in().await;
+    let clouds = [
+        ("api.loganalytics.azure.com", LOG_ANALYTICS_SCOPE),
+        ("api.loganalytics.io", LOG_ANALYTICS_SCOPE),
+        ("api.loganalytics.azure.cn", LOG_ANALYTICS_SCOPE_CHINA),
+        ("api.loganalytics.us", LOG_ANALYTICS_SCOPE_US_GOVERNMENT),
+    ];
+    for (n, (host, scope)) in clouds.into_iter().enumerate() {
+        let http = reqwest::Client::builder()
+            .resolve(host, addr)
+            .build()
+            .unwrap();
+        let cred = credential();
+        let client = LogAnalyticsClient::new(
+            vec![WS1.into()],
+            cred.clone(),
+            Some(LogAnalyticsOptions {
+                endpoint: format!("https://{host}:{}", addr.port()),
+                retry: RetryPolicy::none(),
+                client: Some(http),
+                ..LogAnalyticsOptions::default()
+            }),
+        )
+        .unwrap();
+        assert_eq!(client.scope(), scope, "{host}");
+        assert_eq!(log_analytics_scope(client.endpoint()), scope, "{host}");
+        let err = client.query(&query()).await.unwrap_err();
+        assert!(!matches!(err, Error::Credential { .. }), "{host}: {err}");
+        assert_eq!(*cred.scopes.lock().unwrap(), [scope], "{host}");
+        assert_eq!(
+            accepted.load(std::sync::atomic::Ordering::SeqCst),
+            n + 1,
+            "{host}: the call did not reach the endpoint"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_unknown_host_gets_the_public_scope_and_a_credential_error_names_it() {
+    let server = MockServer::start().await;
+    let client =
+        LogAnalyticsClient::new(vec![WS1.into()], Arc::new(NoToken), Some(options(&server)))
+            .unwrap();
+    assert_eq!(client.scope(), LOG_ANALYTICS_SCOPE);
+    let err = client.query(&query()).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::Credential { scope, .. } if scope == LOG_ANALYTICS_SCOPE),
+        "{err}"
+    );
+}
