@@ -1,8 +1,10 @@
 //! Retry policy shared by the Azure adapters: bounded attempts, bounded total time, jittered
-//! exponential backoff that honours the server's `Retry-After`.
+//! exponential backoff.
 //!
-//! Pure computation: adapters measure elapsed time and supply the jitter, so the policy is
-//! testable without clocks or randomness.
+//! Pure computation: no clock, no HTTP. Reading the server's wait from response headers
+//! (`Retry-After` and kin) and driving the attempts live in `pim-http`, whose driver honours a
+//! server wait in full and fails a call at once when the wait is longer than what is left of
+//! [`RetryPolicy::max_total`].
 
 use std::time::Duration;
 
@@ -13,7 +15,9 @@ pub struct RetryPolicy {
     pub max_attempts: u32,
     /// Delay before the first retry when the server names none; doubles per retry.
     pub initial_delay: Duration,
-    /// Longest delay between two attempts (a larger `Retry-After` is capped to this).
+    /// Longest backoff between two attempts when the server names no wait. (`pim-http`'s
+    /// driver honours a server's wait in full, within `max_total`; [`RetryPolicy::delay`]
+    /// alone, given a wait, caps it to this.)
     pub max_delay: Duration,
     /// Longest time from the first attempt to the start of the last one.
     pub max_total: Duration,
@@ -99,33 +103,6 @@ pub fn jitter() -> f64 {
     (hasher.finish() >> 11) as f64 / (1u64 << 53) as f64
 }
 
-/// Reads a `Retry-After`-style header value: `retry-after-ms` (milliseconds) when given, else
-/// `retry-after` as whole or fractional seconds. HTTP-date forms are not used by the Azure
-/// services we call and read as `None`.
-///
-/// ```
-/// use std::time::Duration;
-/// use pim_domain::retry::parse_retry_after;
-/// assert_eq!(parse_retry_after(Some("1500"), Some("9")), Some(Duration::from_millis(1500)));
-/// assert_eq!(parse_retry_after(None, Some("2")), Some(Duration::from_secs(2)));
-/// assert_eq!(parse_retry_after(None, Some("soon")), None);
-/// ```
-pub fn parse_retry_after(
-    retry_after_ms: Option<&str>,
-    retry_after: Option<&str>,
-) -> Option<Duration> {
-    let ms = retry_after_ms
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .filter(|v| v.is_finite() && *v >= 0.0)
-        .map(|v| Duration::from_secs_f64((v / 1000.0).min(86_400.0)));
-    ms.or_else(|| {
-        retry_after
-            .and_then(|v| v.trim().parse::<f64>().ok())
-            .filter(|v| v.is_finite() && *v >= 0.0)
-            .map(|v| Duration::from_secs_f64(v.min(86_400.0)))
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -179,19 +156,5 @@ mod tests {
         let draws: Vec<f64> = (0..64).map(|_| jitter()).collect();
         assert!(draws.iter().all(|j| (0.0..=1.0).contains(j)));
         assert!(draws.iter().any(|j| *j != draws[0]));
-    }
-
-    #[test]
-    fn retry_after_headers() {
-        assert_eq!(
-            parse_retry_after(Some("abc"), Some("3")),
-            Some(Duration::from_secs(3))
-        );
-        assert_eq!(parse_retry_after(Some("-5"), None), None);
-        assert_eq!(parse_retry_after(None, Some("1e400")), None);
-        assert_eq!(
-            parse_retry_after(None, Some("0.25")),
-            Some(Duration::from_millis(250))
-        );
     }
 }

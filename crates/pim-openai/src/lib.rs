@@ -208,6 +208,22 @@ pub enum Error {
         /// The delay the service asked for, if it said.
         retry_after: Option<Duration>,
     },
+    /// The service asked to wait longer than what was left of this call's retry budget, so the
+    /// call failed at once instead of sleeping past it.
+    #[error(
+        "the model service asked to wait {} ms before a retry, more than the {} ms left of this call's retry budget: {source}",
+        asked.as_millis(),
+        remaining.as_millis()
+    )]
+    ServerWaitTooLong {
+        /// The wait the service asked for.
+        asked: Duration,
+        /// What was left of the retry budget.
+        remaining: Duration,
+        /// The answer that asked for the wait.
+        #[source]
+        source: Box<Error>,
+    },
     /// The prompt was blocked by the service's content filter (HTTP 400 `content_filter`).
     #[error("the prompt was blocked by the content filter: {message}")]
     ContentFilter {
@@ -257,6 +273,7 @@ impl Error {
         match self {
             Self::RateLimited { .. } | Self::Timeout(_) | Self::Transport(_) => true,
             Self::Http { status, .. } => *status >= 500,
+            Self::ServerWaitTooLong { source, .. } => source.is_retryable(),
             Self::ContentFilter { .. }
             | Self::InvalidResponse(_)
             | Self::ScriptExhausted(_)

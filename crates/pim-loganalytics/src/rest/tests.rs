@@ -2,6 +2,7 @@
 //! credential, and assertions on both the request sent and the outcome.
 
 use std::sync::Mutex;
+use std::time::Instant;
 
 use azure_core::credentials::{AccessToken, TokenRequestOptions};
 use pim_domain::TimeRange;
@@ -681,4 +682,45 @@ fn error_chains_are_read_defensively() {
     assert_eq!(ApiError::read(&deep).message, "outer");
     assert!(is_semantic_code("SEM0100") && is_semantic_code("SemanticError"));
     assert!(!is_semantic_code("SEM") && !is_semantic_code("SYN0002") && !is_semantic_code("SEMx1"));
+}
+
+#[tokio::test]
+async fn a_server_wait_beyond_the_budget_fails_at_once_naming_the_wait() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(429)
+                .insert_header("Retry-After", "Fri, 01 Jan 2100 00:00:00 GMT")
+                .set_body_json(
+                    json!({"error": {"code": "ThrottledError", "message": "too many requests"}}),
+                ),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    let client = client_for(&server, &[WS1], options(&server));
+    let started = Instant::now();
+    let err = client.query(&query()).await.unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "it did not wait"
+    );
+    let Error::ServerWaitTooLong {
+        attempts,
+        asked,
+        remaining,
+        last,
+    } = &err
+    else {
+        panic!("expected ServerWaitTooLong, got {err:?}");
+    };
+    assert_eq!(*attempts, 1);
+    // An HTTP-date decades away reads as the one-day ceiling, far past the 5 s budget.
+    assert_eq!(*asked, Duration::from_secs(86_400));
+    assert!(*remaining <= Duration::from_secs(5));
+    assert!(matches!(**last, Error::Http { status: 429, .. }));
+    let text = err.to_string();
+    assert!(text.contains("asked to wait 86400.0 s"), "{text}");
+    assert!(text.contains("ThrottledError"), "{text}");
+    assert_eq!(err.retry_after(), Some(Duration::from_secs(86_400)));
 }
