@@ -11,7 +11,9 @@
 //! [`Error::BadQuery`] with the innermost line, position and token, 401/403 become
 //! [`Error::AccessDenied`] naming the role to grant, 404 [`Error::WorkspaceNotFound`].
 //! Throttling, 5xx, timeouts and transport failures are retried with the shared
-//! [`RetryPolicy`]; when it gives up the caller gets [`Error::RetriesExhausted`].
+//! [`RetryPolicy`] through `pim-http`'s driver; when it gives up the caller gets
+//! [`Error::RetriesExhausted`], and a server wait longer than what is left of the budget is
+//! [`Error::ServerWaitTooLong`] at once.
 
 use std::fmt;
 use std::sync::Arc;

@@ -10,7 +10,9 @@
 //! path with a dated [`ApiVersion`], Foundry project endpoints with [`AI_FOUNDRY_SCOPE`]; an
 //! [`OpenAiAuth`] api key or Entra token) and [`OpenAiCompatible`] (self-hosted servers that
 //! speak OpenAI's chat-completions API). Both retry throttling, 5xx and timeouts per
-//! `pim_domain::retry::RetryPolicy`, and never show a key or token in `Debug`, errors or logs.
+//! `pim_domain::retry::RetryPolicy` through `pim-http`'s shared driver (a server wait longer
+//! than the call's remaining budget is [`Error::ServerWaitTooLong`] at once), and never show a
+//! key or token in `Debug`, errors or logs.
 //!
 //! Both send the parameters the model family takes ([`ModelFamily`], [`ModelParameters`];
 //! reference §10): reasoning models get `max_completion_tokens` with room for hidden reasoning,
