@@ -5,6 +5,7 @@
 //! sent only in headers marked sensitive (see [`sensitive_header`]), and scrubbed with
 //! [`scrub`] from any text an answer echoes back before that text reaches an error.
 
+use reqwest::Url;
 use reqwest::header::{HeaderValue, InvalidHeaderValue};
 
 pub use azure_core::credentials::Secret;
@@ -22,6 +23,29 @@ pub fn scrub(text: &str, secrets: &[&str]) -> String {
         .iter()
         .filter(|s| !s.is_empty())
         .fold(text.to_owned(), |acc, s| acc.replace(s, REDACTED))
+}
+
+/// How a URL whose query may hold a secret (a webhook's signature, a SAS token) is shown:
+/// `scheme://host[:port]/path`, with `?[REDACTED]` when there was a query. User info and the
+/// fragment are never shown.
+///
+/// ```
+/// let url = reqwest::Url::parse("https://u:p@x.example:8443/hook?sig=abc#f").unwrap();
+/// assert_eq!(pim_http::secret::redacted_url(&url), "https://x.example:8443/hook?[REDACTED]");
+/// ```
+pub fn redacted_url(url: &Url) -> String {
+    let port = url.port().map(|p| format!(":{p}")).unwrap_or_default();
+    let query = if url.query().is_some() {
+        "?[REDACTED]"
+    } else {
+        ""
+    };
+    format!(
+        "{}://{}{port}{}{query}",
+        url.scheme(),
+        url.host_str().unwrap_or_default(),
+        url.path()
+    )
 }
 
 /// A header value marked sensitive, so that reqwest's and hyper's `Debug` print `Sensitive`.

@@ -678,11 +678,10 @@ fn push_request_id(message: &mut String, request_id: Option<&str>) {
 
 /// A header value marked sensitive, so that `http`'s Debug prints `Sensitive` instead of it.
 fn secret_header(value: &str) -> Result<HeaderValue, Failure> {
-    let mut header = HeaderValue::from_str(value).map_err(|_| {
+    pim_http::secret::sensitive_header(value).map_err(|_| {
         Error::Credential("the key or token contains characters not allowed in a header".into())
-    })?;
-    header.set_sensitive(true);
-    Ok(header)
+            .into()
+    })
 }
 
 fn bearer(token: &str) -> Result<HeaderValue, Failure> {
@@ -1012,9 +1011,11 @@ pub(crate) fn clean(text: &str, max_chars: usize) -> String {
 }
 
 /// A service could echo the key it rejected; never pass it on.
+/// `text` with the static key scrubbed; keys shorter than 4 characters are left alone, as
+/// scrubbing them would mangle ordinary text without protecting anything.
 fn redact(text: &str, secret: Option<&str>) -> String {
     match secret {
-        Some(s) if s.len() >= 4 => text.replace(s, "[REDACTED]"),
+        Some(s) if s.len() >= 4 => pim_http::secret::scrub(text, &[s]),
         _ => text.to_owned(),
     }
 }
