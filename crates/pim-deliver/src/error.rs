@@ -113,6 +113,24 @@ pub enum Error {
         /// The last failure.
         last: Box<Error>,
     },
+    /// The service asked to wait longer than what was left of this call's retry budget, so the
+    /// call failed at once instead of sleeping past it.
+    #[error(
+        "the service asked to wait {} before a retry, more than the {} left of this call's retry budget (after {attempts} attempt{}): {last}",
+        pim_http::retry::seconds(*asked),
+        pim_http::retry::seconds(*remaining),
+        if *attempts == 1 { "" } else { "s" }
+    )]
+    ServerWaitTooLong {
+        /// Attempts made, the first included.
+        attempts: u32,
+        /// The wait the service asked for.
+        asked: Duration,
+        /// What was left of the retry budget.
+        remaining: Duration,
+        /// The answer that asked for the wait.
+        last: Box<Error>,
+    },
     /// Some batches were accepted before a later one failed: re-sending everything would
     /// duplicate the delivered rows in the table.
     #[error("{delivered} of {rows} rows were delivered before a batch failed: {source}")]
@@ -144,6 +162,7 @@ impl Error {
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             Self::Unavailable { retry_after, .. } => *retry_after,
+            Self::ServerWaitTooLong { asked, .. } => Some(*asked),
             _ => None,
         }
     }
@@ -154,7 +173,9 @@ impl Error {
             Self::AccessDenied { status, .. }
             | Self::Rejected { status, .. }
             | Self::Unavailable { status, .. } => Some(*status),
-            Self::RetriesExhausted { last, .. } => last.status(),
+            Self::RetriesExhausted { last, .. } | Self::ServerWaitTooLong { last, .. } => {
+                last.status()
+            }
             Self::PartlyDelivered { source, .. } => source.status(),
             _ => None,
         }

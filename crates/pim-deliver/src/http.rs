@@ -3,9 +3,11 @@
 use std::collections::hash_map::RandomState;
 use std::future::Future;
 use std::hash::{BuildHasher, Hasher};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use pim_domain::retry::{RetryPolicy, parse_retry_after};
+use pim_domain::retry::RetryPolicy;
+use pim_http::retry::{Retryable, Stop};
+use pim_http::transport::TransportKind;
 use reqwest::header::HeaderMap;
 use serde_json::Value;
 
@@ -71,14 +73,6 @@ pub(crate) fn clean(text: &str, max: usize) -> String {
     out
 }
 
-/// Replaces every occurrence of each non-empty secret with `[REDACTED]`.
-pub(crate) fn scrub(text: &str, secrets: &[&str]) -> String {
-    secrets
-        .iter()
-        .filter(|s| !s.is_empty())
-        .fold(text.to_owned(), |acc, s| acc.replace(s, "[REDACTED]"))
-}
-
 /// A response that was not a success, reduced to what an error needs.
 pub(crate) struct Failure {
     pub(crate) status: u16,
@@ -105,14 +99,14 @@ impl Failure {
         let code = header("x-ms-error-code")
             .map(str::to_owned)
             .or_else(|| field("code"))
-            .map(|c| clean(&scrub(&c, secrets), 100))
+            .map(|c| clean(&pim_http::secret::scrub(&c, secrets), 100))
             .filter(|c| !c.is_empty());
         let raw = field("message").unwrap_or_else(|| String::from_utf8_lossy(body).into_owned());
-        let mut message = clean(&scrub(&raw, secrets), MAX_MESSAGE_CHARS);
+        let mut message = clean(&pim_http::secret::scrub(&raw, secrets), MAX_MESSAGE_CHARS);
         if message.is_empty() {
             message = "(no message)".to_owned();
         }
-        let retry_after = parse_retry_after(header("retry-after-ms"), header("retry-after"));
+        let retry_after = pim_http::retry_after::from_headers(headers);
         Self {
             status,
             code,
@@ -147,62 +141,69 @@ impl Failure {
     }
 }
 
-/// Maps a reqwest error to ours. The URL is removed first: a webhook URL carries its signature
-/// in the query, and reqwest's Display would print it.
+/// Maps a reqwest error to ours, by [`TransportKind`]. The URL is removed first: a webhook URL
+/// carries its signature in the query, and reqwest's Display would print it.
 pub(crate) fn transport_error(e: reqwest::Error, target: &str, timeout: Duration) -> Error {
-    if e.is_timeout() {
-        Error::Timeout {
+    match TransportKind::of(&e) {
+        TransportKind::Timeout => Error::Timeout {
             target: target.to_owned(),
             after: timeout,
-        }
-    } else {
-        Error::Transport {
-            context: format!("{target}: the request could not be completed"),
-            source: Box::new(e.without_url()),
-        }
+        },
+        kind => Error::Transport {
+            context: format!("{target}: the request could not be completed ({kind})"),
+            source: Box::new(pim_http::transport::without_url(e)),
+        },
     }
 }
 
-/// Runs `attempt` until it succeeds, fails for good, or `policy` gives up. Returns the value and
-/// how many retries it took. `attempt` gets the 1-based attempt number.
+impl Retryable for Error {
+    fn is_retryable(&self) -> bool {
+        Error::is_retryable(self)
+    }
+
+    fn retry_after(&self) -> Option<Duration> {
+        Error::retry_after(self)
+    }
+}
+
+/// Runs `attempt` through the shared retry driver ([`pim_http::retry::run`]) until it succeeds,
+/// fails for good, or `policy` gives up. Returns the value and how many retries it took.
+/// `attempt` gets the 1-based attempt number.
 pub(crate) async fn with_retries<T, F, Fut>(
     policy: &RetryPolicy,
     what: &str,
-    mut attempt: F,
+    attempt: F,
 ) -> Result<(T, u32)>
 where
     F: FnMut(u32) -> Fut,
     Fut: Future<Output = Result<T>>,
 {
-    let started = Instant::now();
-    let mut n = 1;
-    loop {
-        let error = match attempt(n).await {
-            Ok(value) => return Ok((value, n - 1)),
-            Err(e) if e.is_retryable() => e,
-            Err(e) => return Err(e),
-        };
-        let elapsed = started.elapsed();
-        let Ok(delay) = policy
-            .next(n, error.retry_after(), pim_domain::retry::jitter(), elapsed)
-            .inspect_err(|why| tracing::warn!(what, %why, "delivery not retried"))
-        else {
-            return Err(Error::RetriesExhausted {
-                attempts: n,
+    pim_http::retry::run(policy, what, attempt)
+        .await
+        .map_err(|stop| match stop {
+            Stop::Fatal(e) => e,
+            Stop::Exhausted {
+                last,
+                attempts,
                 elapsed,
-                last: Box::new(error),
-            });
-        };
-        tracing::warn!(
-            what,
-            attempt = n,
-            delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
-            error = %error,
-            "delivery attempt failed; retrying"
-        );
-        tokio::time::sleep(delay).await;
-        n += 1;
-    }
+            } => Error::RetriesExhausted {
+                attempts,
+                elapsed,
+                last: Box::new(last),
+            },
+            Stop::ServerWaitTooLong {
+                last,
+                attempts,
+                asked,
+                remaining,
+                ..
+            } => Error::ServerWaitTooLong {
+                attempts,
+                asked,
+                remaining,
+                last: Box::new(last),
+            },
+        })
 }
 
 fn random_u64(seed: u128) -> u64 {

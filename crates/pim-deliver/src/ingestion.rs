@@ -267,6 +267,8 @@ impl LogsIngestionClient {
     /// - [`Error::Rejected`] on 400/404 and other final 4xx, with the service's
     ///   `x-ms-error-code` and what to check (stream name, DCR id, endpoint);
     /// - [`Error::RetriesExhausted`] when throttling or transient failures outlast the policy;
+    /// - [`Error::ServerWaitTooLong`] at once when the service asks to wait longer than what is
+    ///   left of the policy's `max_total`;
     /// - [`Error::Credential`] when no token could be had.
     ///
     /// When earlier batches were already accepted the error is wrapped in

@@ -10,7 +10,7 @@
 //! - [`rows`] turns a [`Report`](pim_domain::Report) into table rows ([`COLUMNS`] is the schema);
 //! - [`LogsIngestionClient::send`] batches them under the 1 MB call limit, splits a batch the
 //!   service calls too large (413), and retries throttling and transient failures with the
-//!   shared [`RetryPolicy`](pim_domain::retry::RetryPolicy);
+//!   shared [`RetryPolicy`](pim_domain::retry::RetryPolicy) through `pim-http`'s driver;
 //! - [`findings_summary`] and [`WebhookClient::send`] do the same for a webhook, keeping the
 //!   URL's query string (its signature) out of every log, error and `Debug` output.
 //!

@@ -11,6 +11,7 @@ use std::time::Duration;
 use pim_domain::retry::RetryPolicy;
 use pim_domain::timestamp::format_utc;
 use pim_domain::{ActivationReport, Report, Risk, UnknownValue, Verdict};
+use pim_http::secret::{Secret, redacted_url};
 use reqwest::header::CONTENT_TYPE;
 use serde::{Deserialize, Serialize};
 
@@ -312,8 +313,9 @@ pub struct WebhookClient {
     url: reqwest::Url,
     /// `webhook scheme://host/path`: the only form of the URL that is ever shown.
     target: String,
-    /// Query parameter values, scrubbed from any text the receiver sends back.
-    secrets: Vec<String>,
+    /// Query parameter values, scrubbed from any text the receiver sends back (held as
+    /// [`Secret`], whose `Debug` never shows them).
+    secrets: Vec<Secret>,
     request_timeout: Duration,
     retry: RetryPolicy,
 }
@@ -322,27 +324,11 @@ impl fmt::Debug for WebhookClient {
     // By hand: the query string holds the signature.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WebhookClient")
-            .field("url", &redacted(&self.url))
+            .field("url", &redacted_url(&self.url))
             .field("request_timeout", &self.request_timeout)
             .field("retry", &self.retry)
             .finish_non_exhaustive()
     }
-}
-
-/// `scheme://host[:port]/path`, with `?[REDACTED]` when there was a query.
-fn redacted(url: &reqwest::Url) -> String {
-    let port = url.port().map(|p| format!(":{p}")).unwrap_or_default();
-    let query = if url.query().is_some() {
-        "?[REDACTED]"
-    } else {
-        ""
-    };
-    format!(
-        "{}://{}{port}{}{query}",
-        url.scheme(),
-        url.host_str().unwrap_or_default(),
-        url.path()
-    )
 }
 
 /// The part of a URL text before `?` and `#`, for messages about a URL that did not parse.
@@ -385,9 +371,10 @@ impl WebhookClient {
             .collect();
         // Longest first, so a value containing another is replaced whole.
         secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        let secrets = secrets.into_iter().map(Secret::new).collect();
         Ok(Self {
             http,
-            target: format!("webhook {}", redacted(&url)),
+            target: format!("webhook {}", redacted_url(&url)),
             url,
             secrets,
             request_timeout: options.request_timeout,
@@ -414,7 +401,7 @@ impl WebhookClient {
     /// The URL as it may be shown: scheme, host and path; the query (which may hold a
     /// signature) redacted.
     pub fn display_url(&self) -> String {
-        redacted(&self.url)
+        redacted_url(&self.url)
     }
 
     /// Posts the summary as JSON. Any 2xx is success (Logic Apps answer 202, Teams workflows
@@ -457,7 +444,7 @@ impl WebhookClient {
         if status.is_success() {
             return Ok(());
         }
-        let secrets: Vec<&str> = self.secrets.iter().map(String::as_str).collect();
+        let secrets: Vec<&str> = self.secrets.iter().map(Secret::secret).collect();
         let failure = Failure::read(status.as_u16(), &headers, &bytes, &secrets);
         Err(if failure.is_transient() {
             failure.unavailable(&self.target)

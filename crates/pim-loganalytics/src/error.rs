@@ -179,6 +179,25 @@ pub enum Error {
         #[source]
         last: Box<Error>,
     },
+    /// The service asked to wait longer than what was left of this call's retry budget, so the
+    /// call failed at once instead of sleeping past it.
+    #[error(
+        "log analytics asked to wait {} before a retry, more than the {} left of this query's retry budget (after {attempts} attempt{}): {last}",
+        seconds(*asked),
+        seconds(*remaining),
+        if *attempts == 1 { "" } else { "s" }
+    )]
+    ServerWaitTooLong {
+        /// Attempts made, the first included.
+        attempts: u32,
+        /// The wait the service asked for.
+        asked: Duration,
+        /// What was left of the retry budget.
+        remaining: Duration,
+        /// The answer that asked for the wait.
+        #[source]
+        last: Box<Error>,
+    },
     /// The request never got an HTTP answer (connection refused, DNS, TLS, a broken
     /// connection).
     #[error("{context}: {source}")]
@@ -253,7 +272,9 @@ impl Error {
         match self {
             Error::Http { status, .. } => is_retryable_status(*status),
             Error::Transport { .. } | Error::Timeout { .. } => true,
-            Error::RetriesExhausted { last, .. } => last.is_retryable(),
+            Error::RetriesExhausted { last, .. } | Error::ServerWaitTooLong { last, .. } => {
+                last.is_retryable()
+            }
             Error::Io { .. }
             | Error::Format { .. }
             | Error::MissingTable { .. }
@@ -272,6 +293,7 @@ impl Error {
         match self {
             Error::Http { retry_after, .. } => *retry_after,
             Error::RetriesExhausted { last, .. } => last.retry_after(),
+            Error::ServerWaitTooLong { asked, .. } => Some(*asked),
             _ => None,
         }
     }

@@ -11,16 +11,20 @@
 //! [`Error::BadQuery`] with the innermost line, position and token, 401/403 become
 //! [`Error::AccessDenied`] naming the role to grant, 404 [`Error::WorkspaceNotFound`].
 //! Throttling, 5xx, timeouts and transport failures are retried with the shared
-//! [`RetryPolicy`]; when it gives up the caller gets [`Error::RetriesExhausted`].
+//! [`RetryPolicy`] through `pim-http`'s driver; when it gives up the caller gets
+//! [`Error::RetriesExhausted`], and a server wait longer than what is left of the budget is
+//! [`Error::ServerWaitTooLong`] at once.
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use azure_core::credentials::{Secret, TokenCredential};
 use pim_domain::cloud::AzureCloud;
-use pim_domain::retry::{RetryPolicy, parse_retry_after};
+use pim_domain::retry::RetryPolicy;
 use pim_domain::{DataProblem, Table};
+use pim_http::Stop;
+use pim_http::transport::TransportKind;
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_TYPE, HeaderMap};
 use serde::{Deserialize, Serialize};
@@ -291,7 +295,7 @@ impl LogAnalyticsClient {
     }
 
     fn transport_error(&self, e: reqwest::Error, doing: &str) -> Error {
-        if e.is_timeout() {
+        if TransportKind::of(&e) == TransportKind::Timeout {
             Error::Timeout {
                 after: self.request_timeout,
             }
@@ -324,41 +328,46 @@ impl LogAnalytics for LogAnalyticsClient {
             timespan: query.timespan.to_iso_interval(),
             workspaces: &self.workspaces[1..],
         };
-        let started = Instant::now();
-        let mut attempt = 1;
-        loop {
-            tracing::debug!(label = %query.label, attempt, "log analytics query");
-            let error = match self.attempt(&body).await {
-                Ok(outcome) => return Ok(outcome),
-                Err(e) if e.is_retryable() => e,
-                Err(e) => return Err(e),
-            };
-            let elapsed = started.elapsed();
-            let delay = self.retry.next(
-                attempt,
-                error.retry_after(),
-                pim_domain::retry::jitter(),
+        let label = &query.label;
+        let run = pim_http::retry::run(&self.retry, "log analytics query", |attempt| {
+            tracing::debug!(label = %label, attempt, "log analytics query");
+            self.attempt(&body)
+        });
+        match run.await {
+            Ok((outcome, _retries)) => Ok(outcome),
+            Err(Stop::Fatal(e)) => Err(e),
+            Err(Stop::Exhausted {
+                last,
+                attempts,
                 elapsed,
-            );
-            let Ok(delay) = delay.inspect_err(
-                |why| tracing::warn!(label = %query.label, %why, "log analytics query not retried"),
-            ) else {
-                return Err(Error::RetriesExhausted {
-                    attempts: attempt,
-                    elapsed,
-                    last: Box::new(error),
-                });
-            };
-            tracing::warn!(
-                label = %query.label,
-                attempt,
-                delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
-                error = %error,
-                "log analytics query failed; retrying"
-            );
-            tokio::time::sleep(delay).await;
-            attempt += 1;
+            }) => Err(Error::RetriesExhausted {
+                attempts,
+                elapsed,
+                last: Box::new(last),
+            }),
+            Err(Stop::ServerWaitTooLong {
+                last,
+                attempts,
+                asked,
+                remaining,
+                ..
+            }) => Err(Error::ServerWaitTooLong {
+                attempts,
+                asked,
+                remaining,
+                last: Box::new(last),
+            }),
         }
+    }
+}
+
+impl pim_http::Retryable for Error {
+    fn is_retryable(&self) -> bool {
+        Error::is_retryable(self)
+    }
+
+    fn retry_after(&self) -> Option<Duration> {
+        Error::retry_after(self)
     }
 }
 
@@ -492,16 +501,12 @@ impl Answer<'_> {
                 code,
                 message,
                 retry_after: if is_retryable_status(status) {
-                    parse_retry_after(self.header("retry-after-ms"), self.header("retry-after"))
+                    pim_http::retry_after::from_headers(self.headers)
                 } else {
                     None
                 },
             },
         }
-    }
-
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
     fn raw_message(&self) -> String {
@@ -516,11 +521,7 @@ impl Answer<'_> {
     /// Service text made safe to print: the token scrubbed (should a proxy echo the request),
     /// control characters (terminal escapes) blanked, the length capped.
     fn clean(&self, text: &str) -> String {
-        let scrubbed = if self.secret.is_empty() {
-            text.to_owned()
-        } else {
-            text.replace(self.secret, "[REDACTED]")
-        };
+        let scrubbed = pim_http::secret::scrub(text, &[self.secret]);
         let mut out: String = scrubbed
             .chars()
             .map(|c| if c.is_control() { ' ' } else { c })

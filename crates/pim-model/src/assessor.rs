@@ -205,6 +205,14 @@ fn map_error(error: pim_openai::Error) -> Error {
     use pim_openai::Error as E;
     match error {
         E::RateLimited { retry_after } => Error::RateLimited { retry_after },
+        // The service's wait did not fit in the call's retry budget: the call failed at once,
+        // as what the last answer was (throttling, mostly), naming the server's wait.
+        E::ServerWaitTooLong { asked, source, .. } => match map_error(*source) {
+            Error::RateLimited { .. } => Error::RateLimited {
+                retry_after: Some(asked),
+            },
+            other => other,
+        },
         E::Timeout(after) => Error::Timeout(after),
         E::ContentFilter { message } => Error::Refused {
             reason: format!(

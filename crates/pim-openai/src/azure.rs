@@ -766,6 +766,42 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn x_ms_retry_after_ms_is_honoured_and_a_wait_past_the_budget_fails_at_once() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(429).insert_header("x-ms-retry-after-ms", "25"))
+            .up_to_n_times(1)
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(503).insert_header("retry-after", "600"))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let model = key_model(&server, ApiVersion::default());
+        let started = std::time::Instant::now();
+        let err = model.complete(&assessment_request()).await.unwrap_err();
+        let took = started.elapsed();
+        // 25 ms honoured before the second attempt; the 600 s asked after it are more than the
+        // 120 s budget, so the call fails at once instead of sleeping.
+        assert!(took >= Duration::from_millis(25), "{took:?}");
+        assert!(took < Duration::from_secs(5), "{took:?}");
+        assert_eq!(server.received_requests().await.unwrap().len(), 2);
+        let Error::ServerWaitTooLong { asked, source, .. } = &err else {
+            panic!("expected ServerWaitTooLong, got {err:?}");
+        };
+        assert_eq!(*asked, Duration::from_secs(600));
+        assert!(
+            matches!(**source, Error::Http { status: 503, .. }),
+            "{source:?}"
+        );
+        assert!(err.to_string().contains("asked to wait 600000 ms"), "{err}");
+        assert!(err.is_retryable());
+        assert!(!format!("{err:?}").contains(KEY));
+    }
+
+    #[tokio::test]
     async fn throttling_that_outlasts_the_attempts_is_rate_limited() {
         let server = MockServer::start().await;
         Mock::given(method("POST"))

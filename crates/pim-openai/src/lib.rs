@@ -10,7 +10,9 @@
 //! path with a dated [`ApiVersion`], Foundry project endpoints with [`AI_FOUNDRY_SCOPE`]; an
 //! [`OpenAiAuth`] api key or Entra token) and [`OpenAiCompatible`] (self-hosted servers that
 //! speak OpenAI's chat-completions API). Both retry throttling, 5xx and timeouts per
-//! `pim_domain::retry::RetryPolicy`, and never show a key or token in `Debug`, errors or logs.
+//! `pim_domain::retry::RetryPolicy` through `pim-http`'s shared driver (a server wait longer
+//! than the call's remaining budget is [`Error::ServerWaitTooLong`] at once), and never show a
+//! key or token in `Debug`, errors or logs.
 //!
 //! Both send the parameters the model family takes ([`ModelFamily`], [`ModelParameters`];
 //! reference §10): reasoning models get `max_completion_tokens` with room for hidden reasoning,
@@ -210,6 +212,22 @@ pub enum Error {
         /// The delay the service asked for, if it said.
         retry_after: Option<Duration>,
     },
+    /// The service asked to wait longer than what was left of this call's retry budget, so the
+    /// call failed at once instead of sleeping past it.
+    #[error(
+        "the model service asked to wait {} ms before a retry, more than the {} ms left of this call's retry budget: {source}",
+        asked.as_millis(),
+        remaining.as_millis()
+    )]
+    ServerWaitTooLong {
+        /// The wait the service asked for.
+        asked: Duration,
+        /// What was left of the retry budget.
+        remaining: Duration,
+        /// The answer that asked for the wait.
+        #[source]
+        source: Box<Error>,
+    },
     /// The prompt was blocked by the service's content filter (HTTP 400 `content_filter`).
     #[error("the prompt was blocked by the content filter: {message}")]
     ContentFilter {
@@ -259,6 +277,7 @@ impl Error {
         match self {
             Self::RateLimited { .. } | Self::Timeout(_) | Self::Transport(_) => true,
             Self::Http { status, .. } => *status >= 500,
+            Self::ServerWaitTooLong { source, .. } => source.is_retryable(),
             Self::ContentFilter { .. }
             | Self::InvalidResponse(_)
             | Self::ScriptExhausted(_)

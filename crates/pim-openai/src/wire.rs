@@ -10,7 +10,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use azure_core::credentials::{Secret, TokenCredential};
-use pim_domain::retry::{RetryPolicy, parse_retry_after};
+use pim_domain::retry::RetryPolicy;
+use pim_http::Stop;
+use pim_http::transport::TransportKind;
 use reqwest::Url;
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue};
 use serde::Serialize;
@@ -184,6 +186,23 @@ struct Failure {
     retry_after: Option<Duration>,
     /// Set when a 400 names a parameter the model does not take.
     rejection: Option<Rejection>,
+}
+
+impl std::fmt::Display for Failure {
+    // What the retry driver logs: the error, which never holds a key or token.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.error.fmt(f)
+    }
+}
+
+impl pim_http::Retryable for Failure {
+    fn is_retryable(&self) -> bool {
+        self.error.is_retryable()
+    }
+
+    fn retry_after(&self) -> Option<Duration> {
+        self.retry_after
+    }
 }
 
 impl From<Error> for Failure {
@@ -482,34 +501,28 @@ impl Wire {
         true
     }
 
-    /// Sends the request, retrying throttling, 5xx, timeouts and transport failures per
-    /// [`RetryPolicy`].
+    /// Sends the request through the shared retry driver ([`pim_http::retry::run`]), retrying
+    /// throttling, 5xx, timeouts and transport failures per [`RetryPolicy`]. When the policy
+    /// gives up the last failure is returned as it is; a server wait longer than the call's
+    /// remaining budget fails at once with [`Error::ServerWaitTooLong`].
     async fn send(&self, body: &[u8]) -> Result<Answer, Failure> {
-        let started = tokio::time::Instant::now();
-        let mut attempt: u32 = 1;
-        loop {
-            let failure = match self.attempt(body).await {
-                Ok(response) => return Ok(response),
-                Err(failure) => failure,
-            };
-            if !failure.error.is_retryable() {
-                return Err(failure);
-            }
-            let Ok(delay) = self
-                .retry
-                .next(attempt, failure.retry_after, pim_domain::retry::jitter(), started.elapsed())
-                .inspect_err(|why| tracing::warn!(attempt, %why, error = %failure.error, "model call not retried"))
-            else {
-                return Err(failure);
-            };
-            tracing::warn!(
-                attempt,
-                delay_ms = delay.as_millis() as u64,
-                error = %failure.error,
-                "model call failed; retrying"
-            );
-            tokio::time::sleep(delay).await;
-            attempt = attempt.saturating_add(1);
+        match pim_http::retry::run(&self.retry, "model call", |_| self.attempt(body)).await {
+            Ok((answer, _retries)) => Ok(answer),
+            Err(Stop::ServerWaitTooLong {
+                last,
+                asked,
+                remaining,
+                ..
+            }) => Err(Failure {
+                error: Error::ServerWaitTooLong {
+                    asked,
+                    remaining,
+                    source: Box::new(last.error),
+                },
+                retry_after: last.retry_after,
+                rejection: last.rejection,
+            }),
+            Err(stop) => Err(stop.into_last()),
         }
     }
 
@@ -561,10 +574,7 @@ impl Wire {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned)
         };
-        let retry_after = parse_retry_after(
-            header("retry-after-ms").as_deref(),
-            header("retry-after").as_deref(),
-        );
+        let retry_after = pim_http::retry_after::from_headers(response.headers());
         let request_id = header("apim-request-id")
             .or_else(|| header("x-request-id"))
             .or_else(|| header("x-ms-request-id"))
@@ -606,7 +616,7 @@ impl Wire {
     }
 
     fn transport_error(&self, error: reqwest::Error) -> Failure {
-        if error.is_timeout() {
+        if TransportKind::of(&error) == TransportKind::Timeout {
             Error::Timeout(self.request_timeout).into()
         } else {
             // reqwest's error names the URL, which holds no secret: keys travel in headers.
@@ -668,11 +678,10 @@ fn push_request_id(message: &mut String, request_id: Option<&str>) {
 
 /// A header value marked sensitive, so that `http`'s Debug prints `Sensitive` instead of it.
 fn secret_header(value: &str) -> Result<HeaderValue, Failure> {
-    let mut header = HeaderValue::from_str(value).map_err(|_| {
+    pim_http::secret::sensitive_header(value).map_err(|_| {
         Error::Credential("the key or token contains characters not allowed in a header".into())
-    })?;
-    header.set_sensitive(true);
-    Ok(header)
+            .into()
+    })
 }
 
 fn bearer(token: &str) -> Result<HeaderValue, Failure> {
@@ -1002,9 +1011,11 @@ pub(crate) fn clean(text: &str, max_chars: usize) -> String {
 }
 
 /// A service could echo the key it rejected; never pass it on.
+/// `text` with the static key scrubbed; keys shorter than 4 characters are left alone, as
+/// scrubbing them would mangle ordinary text without protecting anything.
 fn redact(text: &str, secret: Option<&str>) -> String {
     match secret {
-        Some(s) if s.len() >= 4 => text.replace(s, "[REDACTED]"),
+        Some(s) if s.len() >= 4 => pim_http::secret::scrub(text, &[s]),
         _ => text.to_owned(),
     }
 }

@@ -263,3 +263,31 @@ async fn redirects_are_not_followed() {
     assert!(matches!(err, Error::Rejected { status: 307, .. }), "{err}");
     assert_eq!(server.received_requests().await.unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn a_server_wait_beyond_the_budget_fails_at_once_naming_the_wait() {
+    let fake = WebhookFake::start(SIG).await;
+    fake.fail_next(
+        1,
+        WebhookFailure::TooManyRequests {
+            retry_after_secs: 3600,
+        },
+    );
+    let client = WebhookClient::new(&fake.url(), Some(fast(3))).unwrap();
+    let summary = findings_summary(&sample(), Threshold::AnyFinding);
+    let started = Instant::now();
+    let err = client.send(&summary).await.unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "it did not wait"
+    );
+    assert!(
+        matches!(&err, Error::ServerWaitTooLong { attempts: 1, asked, .. } if *asked == Duration::from_secs(3600)),
+        "{err}"
+    );
+    let text = err.to_string();
+    assert!(text.contains("asked to wait 3600 s"), "{text}");
+    assert!(!text.contains(SIG), "{text}");
+    assert_eq!(err.status(), Some(429));
+    assert_eq!(fake.requests().len(), 1);
+}

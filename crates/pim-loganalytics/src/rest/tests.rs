@@ -2,6 +2,7 @@
 //! credential, and assertions on both the request sent and the outcome.
 
 use std::sync::Mutex;
+use std::time::Instant;
 
 use azure_core::credentials::{AccessToken, TokenRequestOptions};
 use pim_domain::TimeRange;
@@ -702,16 +703,59 @@ async fn a_retry_after_past_the_budget_fails_at_once_naming_the_wait() {
         .await;
     let client = client_for(&server, &[WS1], options(&server));
     let err = client.query(&query()).await.unwrap_err();
-    let Error::RetriesExhausted { attempts, .. } = &err else {
+    let Error::ServerWaitTooLong {
+        attempts, asked, ..
+    } = &err
+    else {
         panic!("{err:?}");
     };
     assert_eq!(*attempts, 1);
-    assert!(
-        err.to_string()
-            .contains("HTTP 429 ThrottledError (the service asked to wait 300 s)"),
-        "{err}"
-    );
+    assert_eq!(*asked, Duration::from_secs(300));
+    let text = err.to_string();
+    assert!(text.contains("asked to wait 300.0 s"), "{text}");
+    assert!(text.contains("HTTP 429 ThrottledError"), "{text}");
     assert_eq!(server.received_requests().await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_server_wait_beyond_the_budget_fails_at_once_naming_the_wait() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(429)
+                .insert_header("Retry-After", "Fri, 01 Jan 2100 00:00:00 GMT")
+                .set_body_json(
+                    json!({"error": {"code": "ThrottledError", "message": "too many requests"}}),
+                ),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    let client = client_for(&server, &[WS1], options(&server));
+    let started = Instant::now();
+    let err = client.query(&query()).await.unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "it did not wait"
+    );
+    let Error::ServerWaitTooLong {
+        attempts,
+        asked,
+        remaining,
+        last,
+    } = &err
+    else {
+        panic!("expected ServerWaitTooLong, got {err:?}");
+    };
+    assert_eq!(*attempts, 1);
+    // An HTTP-date decades away reads as the one-day ceiling, far past the 5 s budget.
+    assert_eq!(*asked, Duration::from_secs(86_400));
+    assert!(*remaining <= Duration::from_secs(5));
+    assert!(matches!(**last, Error::Http { status: 429, .. }));
+    let text = err.to_string();
+    assert!(text.contains("asked to wait 86400.0 s"), "{text}");
+    assert!(text.contains("ThrottledError"), "{text}");
+    assert_eq!(err.retry_after(), Some(Duration::from_secs(86_400)));
 }
 
 /// A loopback listener that stands in for a cloud's host (the client resolves the host to it):
