@@ -684,16 +684,13 @@ fn error_chains_are_read_defensively() {
     assert!(!is_semantic_code("SEM") && !is_semantic_code("SYN0002") && !is_semantic_code("SEMx1"));
 }
 
-// Issue 9: a Retry-After longer than what is left of the call's budget (5 s here) fails the
-// call at once, and the message names the server's wait; it used to be cut to `max_delay` and
-// retried into the same throttle.
-#[tokio::test]
-async fn a_retry_after_past_the_budget_fails_at_once_naming_the_wait() {
+/// A workspace that answers one 429 `ThrottledError` asking to wait `retry_after`.
+async fn throttling_once(retry_after: &str) -> MockServer {
     let server = MockServer::start().await;
     Mock::given(method("POST"))
         .respond_with(
             ResponseTemplate::new(429)
-                .insert_header("Retry-After", "300")
+                .insert_header("Retry-After", retry_after)
                 .set_body_json(
                     json!({"error": {"code": "ThrottledError", "message": "too many requests"}}),
                 ),
@@ -701,6 +698,15 @@ async fn a_retry_after_past_the_budget_fails_at_once_naming_the_wait() {
         .expect(1)
         .mount(&server)
         .await;
+    server
+}
+
+// Issue 9: a Retry-After longer than what is left of the call's budget (5 s here) fails the
+// call at once, and the message names the server's wait; it used to be cut to `max_delay` and
+// retried into the same throttle.
+#[tokio::test]
+async fn a_retry_after_past_the_budget_fails_at_once_naming_the_wait() {
+    let server = throttling_once("300").await;
     let client = client_for(&server, &[WS1], options(&server));
     let err = client.query(&query()).await.unwrap_err();
     let Error::ServerWaitTooLong {
@@ -719,18 +725,7 @@ async fn a_retry_after_past_the_budget_fails_at_once_naming_the_wait() {
 
 #[tokio::test]
 async fn a_server_wait_beyond_the_budget_fails_at_once_naming_the_wait() {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(
-            ResponseTemplate::new(429)
-                .insert_header("Retry-After", "Fri, 01 Jan 2100 00:00:00 GMT")
-                .set_body_json(
-                    json!({"error": {"code": "ThrottledError", "message": "too many requests"}}),
-                ),
-        )
-        .expect(1)
-        .mount(&server)
-        .await;
+    let server = throttling_once("Fri, 01 Jan 2100 00:00:00 GMT").await;
     let client = client_for(&server, &[WS1], options(&server));
     let started = Instant::now();
     let err = client.query(&query()).await.unwrap_err();
