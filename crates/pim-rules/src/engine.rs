@@ -74,6 +74,14 @@
 //! three sentences built only from these facts. It quotes the justification only when it is
 //! insufficient, at most 120 characters, marked as the user's text, and never when injection is
 //! suspected.
+//!
+//! # Where the rules live
+//!
+//! This module holds the rules' description and [`RulesEngine::assess`], which applies them
+//! step by step. The verdict, risk and flag tables are in the crate's `policy` module, evidence
+//! grouping in `evidence`, the rationale's sentences in `rationale`; `fast` and `bytes` only save
+//! work (names looked up once per distinct name, word-at-a-time text checks) and never change a
+//! result, which `engine/tests/reference.rs` checks against the rules applied per operation.
 
 use std::borrow::Cow;
 use std::sync::Arc;
