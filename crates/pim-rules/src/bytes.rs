@@ -70,3 +70,40 @@ pub(crate) fn tail(name: &str) -> (usize, u64) {
     }
     (bytes.len(), u64::from_le_bytes(last))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprints_and_ascii_checks_agree_with_the_plain_definitions() {
+        for text in [
+            "",
+            "a",
+            "abcdefgh",
+            "abcdefghi",
+            "/subscriptions/s1/resourcegroups/rg-app-042/providers/x/y/web01",
+            "/SUBSCRIPTIONS/s1/resourcegroups/rg",
+            "abcdefgZ",
+            "@[`{",
+            "ü-web01",
+            "web01-ÜBER",
+            "Z",
+        ] {
+            assert_eq!(
+                is_ascii_lower(text),
+                text.to_lowercase() == text && text.is_ascii(),
+                "{text:?}"
+            );
+        }
+        // Every byte counts, whether in a full chunk of eight or in the rest.
+        let id = "/subscriptions/s1/resourcegroups/rg-app-042/providers/x/web01";
+        for at in 0..id.len() {
+            let mut other = id.as_bytes().to_vec();
+            other[at] ^= 1;
+            let other = String::from_utf8(other).unwrap();
+            assert_ne!(fingerprint(id), fingerprint(&other), "byte {at}");
+        }
+        assert_eq!(tail("a"), (1, u64::from(b'a')));
+    }
+}
