@@ -82,13 +82,25 @@
 //! assert_eq!(assessment.evidence.named_resources, ["web01"]);
 //! ```
 
-mod assessor;
-pub mod catalogue;
-pub mod engine;
-mod error;
-pub mod guardrails;
-pub mod justification;
-pub mod vocabulary;
+// The rules, written down for auditors in each module's docs.
+pub mod catalogue; // which operations are sensitive, and how risky
+pub mod engine; // the `RulesEngine`: verdict, risk, flags, evidence and rationale of one case
+pub mod guardrails; // how a model's answer is held in check by the rules
+pub mod justification; // whether a justification says anything, and injection signals
+pub mod vocabulary; // which operations a justification's intents and named resources explain
+
+// The engine's parts.
+mod evidence; // resource labels, evidence groups and catalogue findings
+mod policy; // the verdict and risk tables as code
+mod rationale; // the rationale's sentences, built only from the assessment's facts
+
+// Speed, never behaviour.
+mod bytes; // word-at-a-time text checks and digests (imports nothing from the crate)
+mod fast; // per-name operation facts, worked out once per distinct name and cached
+
+// The seam for other assessors, and errors.
+mod assessor; // the `Assessor` trait a model-backed assessor implements
+mod error; // the crate's errors
 
 pub use assessor::Assessor;
 #[cfg(any(test, feature = "mock"))]

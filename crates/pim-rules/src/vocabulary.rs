@@ -794,7 +794,7 @@ fn touched_segments(activity: &Activity) -> impl Iterator<Item = &str> {
 /// lower case and written into `buf` otherwise: this runs for every segment of every resource
 /// id, and ids are usually logged in lower case.
 fn lowered<'s>(name: &'s str, buf: &'s mut String) -> &'s str {
-    if crate::engine::is_ascii_lower(name) {
+    if crate::bytes::is_ascii_lower(name) {
         return name;
     }
     if name.is_ascii() {
