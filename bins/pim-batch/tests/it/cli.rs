@@ -80,6 +80,7 @@ fn environment_defaults_apply() {
         .unwrap();
     assert_eq!(out.status.code(), Some(0));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    pim_testkit::report_schema::assert_valid_report(&report);
     assert_eq!(report["settings"]["hours"], 6);
     assert!(!String::from_utf8_lossy(&out.stderr).contains("INFO"));
 }
