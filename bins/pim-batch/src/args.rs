@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Scan Log Analytics for PIM activations and judge whether what each elevated identity did fits
 /// the justification it typed. The report goes to stdout (or --output); logs go to stderr.
@@ -11,6 +11,10 @@ use clap::{Args, Parser, ValueEnum};
 #[derive(Debug, Parser)]
 #[command(name = "pim-batch", version, about, long_about)]
 pub struct Cli {
+    /// Without a command, a scan runs.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     #[command(flatten)]
     pub source: SourceArgs,
 
@@ -137,6 +141,14 @@ pub struct Cli {
     /// Log format: text for people, json (one object per line) for log shippers.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+}
+
+/// Commands other than the default scan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Subcommand)]
+pub enum Command {
+    /// Print the JSON report's JSON Schema (draft 2020-12, generated from the report types;
+    /// the same as docs/report.schema.json) and exit.
+    Schema,
 }
 
 /// Log formats.

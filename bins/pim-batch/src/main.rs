@@ -18,7 +18,7 @@ use pim_core::{Auditor, MarkdownOptions, ReportFormat, RulesConfig, ScanOptions,
 use time::OffsetDateTime;
 use tracing::info;
 
-use crate::args::{Cli, Format, LogFormat};
+use crate::args::{Cli, Command, Format, LogFormat};
 
 // A scan allocates millions of small strings (one per log cell) and frees them again; mimalloc
 // does that several times faster than the system allocator (see docs/performance.md).
@@ -158,6 +158,16 @@ fn targets(
 }
 
 fn run(cli: Cli, progress: Arc<progress::TerminalProgress>) -> anyhow::Result<ExitCode> {
+    if let Some(Command::Schema) = cli.command {
+        // Needs no configuration: the schema comes from the report types themselves.
+        let schema = pim_core::domain::schema::report_json_schema_string();
+        let mut stdout = std::io::stdout().lock();
+        stdout
+            .write_all(schema.as_bytes())
+            .and_then(|()| stdout.flush())
+            .context("writing the schema to stdout")?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let env = environment()?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -1,5 +1,6 @@
 //! PIM activations and their elevation windows.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -7,7 +8,9 @@ use crate::{DataProblem, string_enum};
 
 /// What kind of PIM target an activation elevates into. The AuditLogs `Category` column tells
 /// which: `RoleManagement`, `ResourceManagement` or `GroupManagement`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum RoleKind {
     /// A Microsoft Entra directory role (`RoleManagement`).
@@ -50,7 +53,7 @@ impl RoleKind {
 }
 
 /// The identity that activated a role.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Principal {
     /// User principal name, e.g. `jane@contoso.com`.
     pub upn: Option<String>,
@@ -72,7 +75,7 @@ impl Principal {
 }
 
 /// The role that was activated.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Role {
     /// Display name, e.g. `Contributor` or `Global Administrator`.
     pub name: String,
@@ -83,7 +86,7 @@ pub struct Role {
 }
 
 /// What kind of scope a role was activated on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ScopeKind {
     /// The whole Entra directory (tenant).
@@ -113,7 +116,7 @@ string_enum!(ScopeKind, "scope kind", {
 });
 
 /// Where an activated role applies.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Scope {
     /// Directory, subscription, resource group, ...
     pub kind: ScopeKind,
@@ -154,7 +157,7 @@ impl Scope {
 }
 
 /// Why an elevation window ends when it does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum EndReason {
     /// The activation ran to its expiration time (or PIM logged its expiry).
@@ -175,18 +178,21 @@ string_enum!(EndReason, "end reason", {
 });
 
 /// The time during which a role was actually held.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ElevationWindow {
     /// When the elevation started (`StartTime`, else the activation row's time).
     #[serde(with = "time::serde::rfc3339")]
+    #[schemars(schema_with = "crate::schema::date_time")]
     pub start: OffsetDateTime,
     /// The real end: the earliest of expiry, deactivation/expiry row and scan end.
     #[serde(with = "time::serde::rfc3339")]
+    #[schemars(schema_with = "crate::schema::date_time")]
     pub end: OffsetDateTime,
     /// Why the window ends at `end`.
     pub end_reason: EndReason,
     /// The expiration the activation asked for (`ExpirationTime` / `EndTime`), if logged.
     #[serde(with = "time::serde::rfc3339::option", default)]
+    #[schemars(schema_with = "crate::schema::optional_date_time")]
     pub scheduled_end: Option<OffsetDateTime>,
     /// True when no end was logged and the default duration was assumed (even if the window was
     /// then also cut at the scan end).
@@ -209,13 +215,14 @@ impl ElevationWindow {
 /// One completed PIM activation (`Add member to role completed (PIM activation)`).
 ///
 /// Two activations by the same person are two values, each judged on its own window.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Activation {
     /// Stable id: the audit record `Id` where present, else derived from the correlation id and
     /// row position. Unique within a report.
     pub id: String,
     /// When PIM logged the completed activation.
     #[serde(with = "time::serde::rfc3339")]
+    #[schemars(schema_with = "crate::schema::date_time")]
     pub activated_at: OffsetDateTime,
     /// Who activated.
     pub principal: Principal,

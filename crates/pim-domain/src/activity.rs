@@ -1,12 +1,13 @@
 //! What an identity did: Azure operations and directory changes.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::string_enum;
 
 /// Which table an activity came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ActivitySource {
     /// An Azure Resource Manager operation from the `AzureActivity` table.
@@ -24,7 +25,9 @@ string_enum!(ActivitySource, "activity source", {
 ///
 /// `AzureActivity.ActivityStatusValue` is spelled `Start`, `Accept`, `Success`, `Failure` in current
 /// data and `Started`, `Accepted`, `Succeeded`, `Failed` in legacy rows; both map here.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum ActivityStatus {
     /// Only a start row was seen.
@@ -98,7 +101,7 @@ impl ActivityStatus {
 
 /// A thing a directory change acted on (`TargetResources` element), e.g. the group a member was
 /// added to or the role assigned.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ActivityTarget {
     /// `TargetResources[].type`, e.g. `Group`, `User`, `Role`, `Application`, `Policy`.
     pub kind: String,
@@ -109,10 +112,11 @@ pub struct ActivityTarget {
 }
 
 /// One operation performed by an identity.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Activity {
     /// When the operation started (the earliest of its collapsed rows).
     #[serde(with = "time::serde::rfc3339")]
+    #[schemars(schema_with = "crate::schema::date_time")]
     pub time: OffsetDateTime,
     /// `OperationNameValue` for Azure (e.g. `Microsoft.Compute/virtualMachines/restart/action`,
     /// case as logged) or `OperationName` for directory changes (e.g. `Add member to group`).

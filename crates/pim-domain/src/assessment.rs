@@ -1,12 +1,15 @@
 //! Verdicts, risk, flags and evidence.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::string_enum;
 
 /// Does the activity in the window fit the justification?
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
     /// Everything done is explained by the justification.
@@ -31,7 +34,18 @@ string_enum!(Verdict, "verdict", {
 
 /// How risky an elevation was. Ordered: `Low < Medium < High < Critical`.
 #[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    JsonSchema,
 )]
 #[serde(rename_all = "snake_case")]
 pub enum Risk {
@@ -54,7 +68,9 @@ string_enum!(Risk, "risk", {
 });
 
 /// A named condition found while assessing an activation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Flag {
     /// At least one operation in the window is in the sensitive-operation catalogue at high or
@@ -89,7 +105,7 @@ string_enum!(Flag, "flag", {
 });
 
 /// Who produced an assessment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 pub enum AssessorKind {
     /// The deterministic rules engine alone.
     #[serde(rename = "rules")]
@@ -110,7 +126,7 @@ string_enum!(AssessorKind, "assessor", {
 
 /// A reference to one operation (for evidence lists), grouped: the same operation on the same
 /// resource is listed once with a count.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct OperationRef {
     /// The operation name as logged.
     pub operation: String,
@@ -120,11 +136,12 @@ pub struct OperationRef {
     pub count: usize,
     /// When it first happened.
     #[serde(with = "time::serde::rfc3339")]
+    #[schemars(schema_with = "crate::schema::date_time")]
     pub first: OffsetDateTime,
 }
 
 /// One sensitive operation found by the catalogue.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct RiskFinding {
     /// The operation name as logged.
     pub operation: String,
@@ -139,7 +156,7 @@ pub struct RiskFinding {
 }
 
 /// Why the verdict is what it is.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Evidence {
     /// The intents recognised in the justification (e.g. `restart virtual machine`).
     pub intents: Vec<String>,
@@ -154,7 +171,7 @@ pub struct Evidence {
 }
 
 /// The judgement on one activation.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Assessment {
     /// Does the activity fit the justification?
     pub verdict: Verdict,
@@ -169,6 +186,7 @@ pub struct Assessment {
     /// Why the activation could not be (fully) assessed, when it could not.
     pub error: Option<String>,
     /// The model's confidence (0..1), when a model took part.
+    #[schemars(range(min = 0.0, max = 1.0))]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub confidence: Option<f64>,
     /// Where a model and the rules disagreed, and what the guardrails kept.

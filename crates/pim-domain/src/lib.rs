@@ -8,6 +8,7 @@
 //!   `AzureActivity`, or a directory change from `AuditLogs`);
 //! - [`Assessment`]: the [`Verdict`], [`Risk`], [`Flag`]s and [`Evidence`] for one activation;
 //! - [`Report`]: the whole result of a scan, which is also the JSON report's schema;
+//! - [`schema`]: the JSON report's JSON Schema, derived from these types with `schemars`;
 //! - [`DataProblem`]: a precise description of input that could not be used (file, row, field);
 //! - [`Table`]: raw rows as Log Analytics returns them, the input of every parser, whatever the source;
 //! - [`cloud`]: which Azure cloud an endpoint's host belongs to, so every token scope follows
@@ -31,6 +32,7 @@ pub mod cloud;
 mod problem;
 mod report;
 pub mod retry;
+pub mod schema;
 mod table;
 pub mod timestamp;
 

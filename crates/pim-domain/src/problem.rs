@@ -1,11 +1,12 @@
 //! Precise descriptions of input that could not be used.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// Something wrong with the input, located as exactly as possible.
 ///
 /// Displayed as `AuditLogs.json row 17, field AdditionalDetails: not valid JSON (…)`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 pub struct DataProblem {
     /// The file or table the input came from, e.g. `AuditLogs.json` or `AuditLogs`.
     pub source: String,

@@ -1,11 +1,13 @@
 //! The report model: the result of one scan, and the schema of the JSON report.
 //!
 //! Field names here are the JSON report's field names; `docs/report-schema.md` documents them and
-//! `docs/report.schema.json` is their JSON Schema. Changing a name is a breaking change that bumps
+//! `docs/report.schema.json` is their JSON Schema, generated from these types by
+//! [`crate::schema::report_json_schema`]. Changing a name is a breaking change that bumps
 //! [`REPORT_SCHEMA_VERSION`].
 
 use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -25,18 +27,20 @@ use crate::{
 pub const REPORT_SCHEMA_VERSION: &str = "2.0";
 
 /// The time range a scan covers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ReportWindow {
     /// Start of the scan window (`end - hours`).
     #[serde(with = "time::serde::rfc3339")]
+    #[schemars(schema_with = "crate::schema::date_time")]
     pub start: OffsetDateTime,
     /// End of the scan window.
     #[serde(with = "time::serde::rfc3339")]
+    #[schemars(schema_with = "crate::schema::date_time")]
     pub end: OffsetDateTime,
 }
 
 /// Where the data came from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ReportSource {
     /// `demo`, `export` or `log_analytics`.
     pub kind: String,
@@ -45,7 +49,7 @@ pub struct ReportSource {
 }
 
 /// The settings a scan ran with, so a reader can reproduce it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ScanSettings {
     /// Length of the scan window in hours.
     pub hours: u32,
@@ -60,13 +64,15 @@ pub struct ScanSettings {
 }
 
 /// Counts for the report header.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ReportSummary {
     /// Number of activations in the report.
     pub activations: usize,
     /// Activations per verdict (every verdict present, zero included).
+    #[schemars(schema_with = "crate::schema::count_per_verdict")]
     pub by_verdict: BTreeMap<Verdict, usize>,
     /// Activations per risk level (every level present, zero included).
+    #[schemars(schema_with = "crate::schema::count_per_risk")]
     pub by_risk: BTreeMap<Risk, usize>,
     /// Activations that need a human look: not `aligned`, or risk high or above, or flagged.
     pub findings: usize,
@@ -80,7 +86,7 @@ pub struct ReportSummary {
 ///
 /// Counters only ever grow over an assessor's life; a scan reports the difference between two
 /// readings ([`ModelUsage::since`]), so an assessor shared by many scans is counted per scan.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ModelUsage {
     /// Requests sent to the model, retries included.
     pub calls: u64,
@@ -124,7 +130,7 @@ impl ModelUsage {
 /// How one scan ran: time taken, data read and model usage. Operational facts for the people who
 /// run the tool, not part of the judgement (and the only part of a report that differs between
 /// two runs over the same data).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct RunSummary {
     /// Wall time of the scan in milliseconds, measured with a monotonic clock.
     pub duration_ms: u64,
@@ -163,12 +169,13 @@ impl RunSummary {
 pub type ActivationWindow = ElevationWindow;
 
 /// One activation with what the identity did and the judgement, as it appears in the report.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ActivationReport {
     /// Stable id of the activation.
     pub id: String,
     /// When the activation completed.
     #[serde(with = "time::serde::rfc3339")]
+    #[schemars(schema_with = "crate::schema::date_time")]
     pub activated_at: OffsetDateTime,
     /// Who.
     pub principal: Principal,
@@ -244,14 +251,18 @@ impl ActivationReport {
 }
 
 /// The result of one scan.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Report {
     /// [`REPORT_SCHEMA_VERSION`].
+    #[schemars(
+        description = "Report schema version, major.minor (a reader accepts its own major)."
+    )]
     pub schema_version: String,
     /// Unique id of this report (stable for the same inputs and settings).
     pub report_id: String,
     /// When the report was produced.
     #[serde(with = "time::serde::rfc3339")]
+    #[schemars(schema_with = "crate::schema::date_time")]
     pub generated_at: OffsetDateTime,
     /// Name and version of the tool, e.g. `pim-audit 0.1.0`.
     pub generator: String,

@@ -18,6 +18,8 @@
 //!   streams), with 413/429/5xx/401/403 from [`IngestionFailure`];
 //! - [`WebhookFake`]: a Logic App / Teams workflow trigger URL with a signature.
 //!
+//! [`report_schema`] validates JSON reports against the report's JSON Schema (`jsonschema`).
+//!
 //! Every fake keeps a log of [`RecordedRequest`]s so tests can assert on path, headers and body,
 //! and that a secret did not travel where it must not. Configuration methods take `&self`, so
 //! failures can be injected while the code under test holds the URL.
@@ -41,6 +43,7 @@ mod ingestion;
 mod loganalytics;
 mod msi;
 mod openai;
+pub mod report_schema;
 mod webhook;
 
 pub use common::{RecordedRequest, token_for};

@@ -80,6 +80,25 @@ fn environment_defaults_apply() {
         .unwrap();
     assert_eq!(out.status.code(), Some(0));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    pim_testkit::report_schema::assert_valid_report(&report);
     assert_eq!(report["settings"]["hours"], 6);
     assert!(!String::from_utf8_lossy(&out.stderr).contains("INFO"));
+}
+
+#[test]
+fn schema_prints_the_committed_report_schema() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pim-batch"))
+        .arg("schema")
+        .env_remove("LOG_ANALYTICS_WORKSPACE_ID")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+    let committed = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/report.schema.json"
+    ))
+    .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), committed);
+    let schema: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(schema["title"], "PIM Activity Audit Report");
 }

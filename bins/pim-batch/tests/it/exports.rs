@@ -42,6 +42,7 @@ fn malformed_rows_are_reported_precisely_and_lose_nothing() {
     ]);
     assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    pim_testkit::report_schema::assert_valid_report(&report);
     let problems = serde_json::to_string(&report["problems"]).unwrap()
         + &serde_json::to_string(&report["activations"]).unwrap();
     // Each problem names the file, the row and the field.

@@ -90,6 +90,7 @@ impl Deployment {
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
         assert_eq!(out.status.code(), Some(0), "stderr: {stderr}");
         let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        pim_testkit::report_schema::assert_valid_report(&report);
         let activations = report["activations"].as_array().unwrap();
         assert!(activations.len() >= 12, "{}", activations.len());
         let asked: Vec<String> = self.oai.calls().iter().map(|c| c.user_text()).collect();
@@ -269,6 +270,7 @@ async fn a_reasoning_budget_too_small_for_the_hidden_reasoning_is_reported_not_h
     let out = d.run(END).await;
     assert_eq!(out.status.code(), Some(0));
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    pim_testkit::report_schema::assert_valid_report(&report);
     let failed: Vec<&Value> = report["activations"]
         .as_array()
         .unwrap()

@@ -76,7 +76,9 @@ fn json(out: &Output) -> Value {
         "stderr: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    serde_json::from_slice(&out.stdout).unwrap()
+    let report = serde_json::from_slice(&out.stdout).unwrap();
+    pim_testkit::report_schema::assert_valid_report(&report);
+    report
 }
 
 fn find<'a>(report: &'a Value, id_suffix: &str) -> &'a Value {
@@ -307,6 +309,7 @@ async fn a_refused_send_fails_the_run_but_keeps_the_report() {
     .await;
     assert_eq!(out.status.code(), Some(1));
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    pim_testkit::report_schema::assert_valid_report(&report);
     assert!(report["activations"].as_array().unwrap().len() >= 12);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("Monitoring Metrics Publisher"), "{err}");

@@ -40,7 +40,9 @@ pub fn json_report(args: &[&str]) -> Value {
     all.extend(["--format", "json"]);
     let out = run(&all);
     assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
-    serde_json::from_slice(&out.stdout).expect("stdout is a JSON report")
+    let report = serde_json::from_slice(&out.stdout).expect("stdout is a JSON report");
+    pim_testkit::report_schema::assert_valid_report(&report);
+    report
 }
 
 /// The activations of a JSON report.

@@ -39,6 +39,15 @@ async fn demo_markdown() {
 #[tokio::test]
 async fn demo_json() {
     let mut report = demo_report().await;
+    // The whole demo report (every operation) is a valid report per docs/report.schema.json.
+    let full = render(
+        &report,
+        ReportFormat::Json,
+        None,
+        &MarkdownOptions::default(),
+    )
+    .unwrap();
+    pim_testkit::report_schema::assert_valid_report(&serde_json::from_str(&full).unwrap());
     // The runaway script's 5,000 operations (and their 5,000 evidence entries) are all alike:
     // keep three so the snapshot stays reviewable; the count fields still show the real numbers.
     for a in &mut report.activations {

@@ -2,99 +2,26 @@ use pim_domain::{
     ActivityStatus, ActivityTarget, AssessorKind, DataProblem, EndReason, Flag, Report, Risk,
     RoleKind, ScopeKind, Verdict,
 };
+use pim_testkit::report_schema::{report_errors, strict_report_errors};
 use serde_json::Value;
 
 use crate::support::fixture;
 
+/// The committed schema (equal to the generated one: pim-domain's drift test guards that).
 fn schema() -> Value {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/report.schema.json");
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
-/// Follows a local `#/$defs/name` reference.
-fn resolve<'a>(root: &'a Value, schema: &'a Value) -> &'a Value {
-    match schema.get("$ref").and_then(Value::as_str) {
-        Some(r) => {
-            let name = r
-                .strip_prefix("#/$defs/")
-                .unwrap_or_else(|| panic!("non-local $ref {r}"));
-            resolve(root, &root["$defs"][name])
-        }
-        None => schema,
-    }
-}
-
-fn type_matches(ty: &str, v: &Value) -> bool {
-    match ty {
-        "object" => v.is_object(),
-        "array" => v.is_array(),
-        "string" => v.is_string(),
-        "boolean" => v.is_boolean(),
-        "null" => v.is_null(),
-        "integer" => v.is_u64() || v.is_i64(),
-        "number" => v.is_number(),
-        other => panic!("unknown type {other}"),
-    }
-}
-
-/// Checks `value` against `schema` as far as our schema uses JSON Schema: types, enums,
-/// declared properties, required properties and array items. Returns every mismatch.
-fn check(root: &Value, schema: &Value, value: &Value, path: &str, errors: &mut Vec<String>) {
-    let schema = resolve(root, schema);
-    if let Some(ty) = schema.get("type") {
-        let ok = match ty {
-            Value::String(t) => type_matches(t, value),
-            Value::Array(ts) => ts.iter().any(|t| type_matches(t.as_str().unwrap(), value)),
-            _ => panic!("bad type at {path}"),
-        };
-        if !ok {
-            errors.push(format!("{path}: {value} is not {ty}"));
-        }
-    }
-    if let Some(allowed) = schema.get("enum").and_then(Value::as_array)
-        && !allowed.contains(value)
-    {
-        errors.push(format!("{path}: {value} not in enum {allowed:?}"));
-    }
-    match value {
-        Value::Object(map) => {
-            let props = schema.get("properties").and_then(Value::as_object);
-            for (key, v) in map {
-                match props.and_then(|p| p.get(key)) {
-                    Some(s) => check(root, s, v, &format!("{path}.{key}"), errors),
-                    None => errors.push(format!("{path}.{key}: emitted but not declared")),
-                }
-            }
-            for req in schema
-                .get("required")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
-                let req = req.as_str().unwrap();
-                if !map.contains_key(req) {
-                    errors.push(format!("{path}.{req}: required but not emitted"));
-                }
-            }
-        }
-        Value::Array(items) => {
-            let item_schema = schema
-                .get("items")
-                .unwrap_or_else(|| panic!("{path}: no items"));
-            for (i, v) in items.iter().enumerate() {
-                check(root, item_schema, v, &format!("{path}[{i}]"), errors);
-            }
-        }
-        _ => {}
-    }
+/// Every violation of the schema (validated by `jsonschema`, formats included), with every
+/// object closed: an undeclared property is an error too.
+fn check(value: &Value) -> Vec<String> {
+    strict_report_errors(value)
 }
 
 fn errors_for(report: &Report) -> Vec<String> {
-    let root = schema();
     let value = serde_json::from_str(&pim_report::render_json(report).unwrap()).unwrap();
-    let mut errors = Vec::new();
-    check(&root, &root, &value, "$", &mut errors);
-    errors
+    check(&value)
 }
 
 /// The fixture with every optional field filled and every optional list non-empty, so the
@@ -174,24 +101,55 @@ fn fixture_with_nulls_and_omissions_matches_schema() {
 }
 
 #[test]
-fn checker_catches_undeclared_and_missing_properties() {
-    let root = schema();
+fn validator_catches_undeclared_missing_and_malformed_values() {
     let mut value: Value =
         serde_json::from_str(&pim_report::render_json(&fully_populated()).unwrap()).unwrap();
+    assert_eq!(check(&value), Vec::<String>::new());
     value["activations"][0]["surprise"] = Value::Bool(true);
     value["summary"].as_object_mut().unwrap().remove("findings");
     value["activations"][1]["assessment"]["verdict"] = Value::String("maybe".to_owned());
-    let mut errors = Vec::new();
-    check(&root, &root, &value, "$", &mut errors);
-    assert_eq!(errors.len(), 3, "{errors:#?}");
+    value["generated_at"] = Value::String("2026-11-20 18:00".to_owned());
+    value["summary"]["by_risk"]["low"] = Value::from(-1);
+    let errors = check(&value);
+    assert_eq!(errors.len(), 5, "{errors:#?}");
+    for path in [
+        "/activations/0",
+        "/summary",
+        "/activations/1/assessment/verdict",
+        "/generated_at",
+        "/summary/by_risk/low",
+    ] {
+        assert!(
+            errors.iter().any(|e| e.starts_with(&format!("{path}:"))),
+            "{path} not reported: {errors:#?}"
+        );
+    }
+    // The published schema is open (readers survive additive changes); only the stray field
+    // passes there.
+    assert_eq!(
+        report_errors(&value).len(),
+        4,
+        "{:#?}",
+        report_errors(&value)
+    );
+}
+
+#[test]
+fn schema_version_must_have_the_current_major() {
+    let mut value: Value =
+        serde_json::from_str(&pim_report::render_json(&fixture()).unwrap()).unwrap();
+    value["schema_version"] = Value::String("1.1".to_owned());
+    assert_eq!(check(&value).len(), 1, "{:#?}", check(&value));
+    value["schema_version"] = Value::String("2.7".to_owned());
+    assert_eq!(check(&value), Vec::<String>::new());
 }
 
 fn enum_values(name: &str) -> Vec<String> {
-    schema()["$defs"][name]["enum"]
+    schema()["$defs"][name]["oneOf"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|v| v.as_str().unwrap().to_owned())
+        .map(|v| v["const"].as_str().unwrap().to_owned())
         .collect()
 }
 
@@ -201,16 +159,16 @@ fn names<T: Copy + std::fmt::Display>(all: &[T]) -> Vec<String> {
 
 #[test]
 fn schema_enums_list_every_domain_value() {
-    assert_eq!(enum_values("verdict"), names(Verdict::ALL));
-    assert_eq!(enum_values("risk"), names(Risk::ALL));
-    assert_eq!(enum_values("flag"), names(Flag::ALL));
-    assert_eq!(enum_values("assessor"), names(AssessorKind::ALL));
-    assert_eq!(enum_values("role_kind"), names(RoleKind::ALL));
-    assert_eq!(enum_values("scope_kind"), names(ScopeKind::ALL));
-    assert_eq!(enum_values("end_reason"), names(EndReason::ALL));
-    assert_eq!(enum_values("activity_status"), names(ActivityStatus::ALL));
+    assert_eq!(enum_values("Verdict"), names(Verdict::ALL));
+    assert_eq!(enum_values("Risk"), names(Risk::ALL));
+    assert_eq!(enum_values("Flag"), names(Flag::ALL));
+    assert_eq!(enum_values("AssessorKind"), names(AssessorKind::ALL));
+    assert_eq!(enum_values("RoleKind"), names(RoleKind::ALL));
+    assert_eq!(enum_values("ScopeKind"), names(ScopeKind::ALL));
+    assert_eq!(enum_values("EndReason"), names(EndReason::ALL));
+    assert_eq!(enum_values("ActivityStatus"), names(ActivityStatus::ALL));
     assert_eq!(
-        enum_values("activity_source"),
+        enum_values("ActivitySource"),
         names(pim_domain::ActivitySource::ALL)
     );
     // serde and as_str agree, so the schema matches what is emitted.

@@ -16,7 +16,9 @@ fn fixture_markdown() {
 
 #[test]
 fn fixture_json() {
-    pim_snapshot!("fixture_json", render_json(&fixture()).unwrap());
+    let json = render_json(&fixture()).unwrap();
+    pim_testkit::report_schema::assert_valid_report(&serde_json::from_str(&json).unwrap());
+    pim_snapshot!("fixture_json", json);
 }
 
 #[test]
