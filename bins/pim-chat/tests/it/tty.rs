@@ -42,13 +42,17 @@ fn typed_in(
         .unwrap();
     let mut stdin = child.stdin.take().unwrap();
     let mut stdout = child.stdout.take().unwrap();
-    let allowed = Duration::from_secs(10 + 6 * keys.len() as u64);
+    let allowed = Duration::from_secs(30 + 15 * keys.len() as u64);
     let keys: Vec<String> = keys.iter().map(|k| (*k).to_owned()).collect();
-    // `script` does not answer the editor's cursor-position query, so each prompt waits out
-    // crossterm's timeout (about 2 s) before it takes keys: the pauses must be longer.
+    let shown = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+    let seen = shown.clone();
+    // Each chunk is typed only once the session waits for input: the screen ends with a prompt
+    // (`pim>` or a `[y/N]` question) and has been quiet for longer than crossterm's
+    // cursor-position timeout (about 2 s; `script` never answers that query, and keys typed
+    // during it are lost). A fixed pause lost keys when the machine was loaded.
     std::thread::spawn(move || {
         for chunk in keys {
-            std::thread::sleep(Duration::from_secs(3));
+            wait_for_input(&seen);
             if stdin.write_all(chunk.as_bytes()).is_err() {
                 return;
             }
@@ -58,9 +62,14 @@ fn typed_in(
         std::thread::sleep(Duration::from_secs(60));
     });
     let reader = std::thread::spawn(move || {
-        let mut screen = Vec::new();
-        let _ = stdout.read_to_end(&mut screen);
-        screen
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            shown.lock().unwrap().extend_from_slice(&buf[..n]);
+        }
+        std::mem::take(&mut *shown.lock().unwrap())
     });
     // Never hang the suite: a session that does not end is killed and reported.
     let deadline = Instant::now() + allowed;
@@ -133,6 +142,29 @@ fn report_onto_an_existing_file_asks_on_the_terminal() {
         written.starts_with("# PIM Activity Audit Report"),
         "{written}"
     );
+}
+
+/// Waits (at most 60 s) until `screen` ends with a prompt and has not changed for 2.5 s.
+fn wait_for_input(screen: &std::sync::Mutex<Vec<u8>>) {
+    let give_up = Instant::now() + Duration::from_secs(60);
+    let mut last_len = usize::MAX;
+    let mut quiet_since = Instant::now();
+    while Instant::now() < give_up {
+        std::thread::sleep(Duration::from_millis(100));
+        let now = screen.lock().unwrap().clone();
+        if now.len() != last_len {
+            last_len = now.len();
+            quiet_since = Instant::now();
+            continue;
+        }
+        let text = plain(&String::from_utf8_lossy(&now));
+        let text = text.trim_end();
+        if (text.ends_with("pim>") || text.ends_with("[y/N]"))
+            && quiet_since.elapsed() >= Duration::from_millis(2500)
+        {
+            return;
+        }
+    }
 }
 
 /// The screen without terminal control sequences (`ESC [ … letter`, `ESC 7`, `ESC 8`).
