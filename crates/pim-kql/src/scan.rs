@@ -91,13 +91,7 @@ pub struct Identity {
 /// assert!(q.ends_with("| order by TimeGenerated asc"));
 /// ```
 pub fn pim_events_query(range: TimeRange) -> String {
-    // The operation names are fixed text from this crate, not input; the test
-    // `fixed_literals_need_no_escaping` checks they read the same through `string_literal`.
-    let operations = PIM_OPERATIONS
-        .iter()
-        .map(|op| format!("\"{op}\""))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let operations = pim_operation_list();
     format!(
         "AuditLogs\n\
          | where TimeGenerated between ({})\n\
@@ -108,6 +102,17 @@ pub fn pim_events_query(range: TimeRange) -> String {
         between(range),
         AUDIT_COLUMNS.join(", ")
     )
+}
+
+/// [`PIM_OPERATIONS`] as a KQL list body (`"a", "b"`). The names are fixed text from this
+/// crate, not input; the test `fixed_literals_need_no_escaping` checks they read the same through
+/// `string_literal`.
+fn pim_operation_list() -> String {
+    PIM_OPERATIONS
+        .iter()
+        .map(|op| format!("\"{op}\""))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// AzureActivity columns projected by [`activity_pim_events_query`]: where the Activity Log's PIM
@@ -142,12 +147,7 @@ pub const ACTIVITY_PIM_COLUMNS: [&str; 10] = [
 /// assert!(q.contains("\"azurerbac\""));
 /// ```
 pub fn activity_pim_events_query(range: TimeRange) -> String {
-    // Fixed text from this crate, not input (see `fixed_literals_need_no_escaping`).
-    let operations = PIM_OPERATIONS
-        .iter()
-        .map(|op| format!("\"{op}\""))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let operations = pim_operation_list();
     format!(
         "AzureActivity\n\
          | where TimeGenerated between ({})\n\
