@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use azure_core::credentials::Secret;
 use pim_auth::StaticTokenCredential;
 use pim_core::chat::{ScanCache, Session, SessionOptions};
-use pim_core::{Auditor, LogAnalytics};
+use pim_core::{Auditor, KqlSource};
 use pim_loganalytics::{LogAnalyticsClient, LogAnalyticsOptions};
 use pim_openai::{AzureOpenAi, ChatModel, OpenAiAuth};
 use pim_testkit::{FakeReply, LogAnalyticsFake, OpenAiFake, Responder};
@@ -93,7 +93,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "bench-token",
         OffsetDateTime::now_utc() + time::Duration::hours(1),
     ));
-    let source: Arc<dyn LogAnalytics> = Arc::new(LogAnalyticsClient::new(
+    let source: Arc<dyn KqlSource> = Arc::new(LogAnalyticsClient::new(
         vec!["11111111-2222-4333-8444-555555555555".into()],
         credential,
         Some(LogAnalyticsOptions {
@@ -148,7 +148,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 async fn run_sessions(
     n: usize,
     auditor: &Arc<Auditor>,
-    source: &Arc<dyn LogAnalytics>,
+    source: &Arc<dyn KqlSource>,
     model: &Arc<dyn ChatModel>,
     cache: Option<Arc<ScanCache>>,
 ) -> Result<Vec<Duration>, Box<dyn std::error::Error>> {

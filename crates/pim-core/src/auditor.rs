@@ -14,7 +14,7 @@ use pim_domain::{
     ScanSettings, Table, TimeRange, Verdict,
 };
 use pim_kql::Identity;
-use pim_loganalytics::{LogAnalytics, LogQuery, LogTable, QueryOutcome, SourceKind};
+use pim_loganalytics::{KqlSource, LogQuery, LogTable, QueryOutcome};
 use pim_rules::{Assessor, Case, RulesConfig, RulesEngine};
 use time::{Duration, OffsetDateTime};
 use tracing::{debug, info, warn};
@@ -25,16 +25,12 @@ use crate::observer::{ObserverHandle, ScanObserver, ScanStage};
 use crate::{Error, Result, ScanOptions};
 use futures_util::StreamExt;
 
-/// Identities per activity query against a live workspace: keeps the KQL text well under the
-/// query API's size limits while still making a handful of queries for thousands of users.
-const LIVE_IDENTITY_CHUNK: usize = 200;
-
 /// Runs scans: one source of logs, the rules engine, and optionally a model-backed assessor.
 ///
 /// Cheap to share: hold it in an `Arc` and call [`Auditor::scan`] from many tasks.
 #[derive(Debug, Clone)]
 pub struct Auditor {
-    source: Arc<dyn LogAnalytics>,
+    source: Arc<dyn KqlSource>,
     rules: Arc<RulesEngine>,
     assessor: Option<Arc<dyn Assessor>>,
     limits: ModelLimits,
@@ -48,7 +44,7 @@ pub const DEFAULT_MODEL_DEADLINE: std::time::Duration = std::time::Duration::fro
 /// Builds an [`Auditor`].
 #[derive(Debug)]
 pub struct AuditorBuilder {
-    source: Arc<dyn LogAnalytics>,
+    source: Arc<dyn KqlSource>,
     rules: RulesConfig,
     assessor: Option<Arc<dyn Assessor>>,
     limits: ModelLimits,
@@ -153,7 +149,7 @@ impl ActivityFetch {
 
 impl Auditor {
     /// Starts building an auditor that reads from `source`.
-    pub fn builder(source: Arc<dyn LogAnalytics>) -> AuditorBuilder {
+    pub fn builder(source: Arc<dyn KqlSource>) -> AuditorBuilder {
         AuditorBuilder {
             source,
             rules: RulesConfig::default(),
@@ -165,7 +161,7 @@ impl Auditor {
     }
 
     /// The source this auditor reads.
-    pub fn source(&self) -> &Arc<dyn LogAnalytics> {
+    pub fn source(&self) -> &Arc<dyn KqlSource> {
         &self.source
     }
 
@@ -224,7 +220,9 @@ impl Auditor {
             scan.start - Duration::hours(i64::from(options.lookback_hours)),
             end,
         );
-        let live = info.kind == SourceKind::LogAnalytics;
+        let capabilities = self.source.capabilities();
+        // A source that runs no KQL answers every query with the whole table it names.
+        let whole_tables = !capabilities.runs_arbitrary_kql;
         let mut log = ScanLog::default();
 
         // 1. PIM activations, expiries and deactivations: AuditLogs (primary) and the Activity
@@ -239,7 +237,7 @@ impl Auditor {
         self.observer.stage(ScanStage::Querying {
             what: LogTable::AuditLogs.name().to_owned(),
         });
-        let audit_name = table_source_name(LogTable::AuditLogs, info.kind);
+        let audit_name = self.source.table_label(LogTable::AuditLogs);
         let audit_events = match self.source.query(&pim_query).await {
             Ok(outcome) => {
                 let pim_table = log.take_table(outcome, &audit_name);
@@ -251,10 +249,11 @@ impl Auditor {
                 Some(events)
             }
             // An export folder may hold only the Activity Log: its PIM rows are then enough.
+            // (Only a source that can lack a table, an export, answers MissingTable.)
             Err(pim_loganalytics::Error::MissingTable {
                 table: LogTable::AuditLogs,
                 ..
-            }) if info.kind == SourceKind::Export => None,
+            }) => None,
             Err(source) => return Err(Error::PimQuery { source }),
         };
         let activity_query = LogQuery {
@@ -267,12 +266,12 @@ impl Auditor {
         self.observer.stage(ScanStage::Querying {
             what: LogTable::AzureActivity.name().to_owned(),
         });
-        let activity_name = table_source_name(LogTable::AzureActivity, info.kind);
+        let activity_name = self.source.table_label(LogTable::AzureActivity);
         // Offline sources answer with the whole table whatever the query: the activity stage
         // reuses this answer instead of reading (and parsing) the file a second time.
         let mut offline_activity: Option<QueryOutcome> = None;
         let activity_events = match self.source.query(&activity_query).await {
-            Ok(outcome) if !live => {
+            Ok(outcome) if whole_tables => {
                 let events = outcome
                     .tables
                     .first()
@@ -334,11 +333,7 @@ impl Auditor {
         lap("pim-events");
 
         // 2. What the activated identities did, across the union of their windows.
-        let chunk = if live {
-            LIVE_IDENTITY_CHUNK
-        } else {
-            usize::MAX
-        };
+        let chunk = capabilities.max_identities_per_query.unwrap_or(usize::MAX);
         let (azure, directory) = if activations.is_empty() {
             (ActivityFetch::empty(), ActivityFetch::empty())
         } else {
@@ -355,7 +350,6 @@ impl Auditor {
                     span,
                     options,
                     chunk,
-                    info.kind,
                     &mut log,
                     offline_activity.take(),
                 )
@@ -367,7 +361,6 @@ impl Auditor {
                     span,
                     options,
                     chunk,
-                    info.kind,
                     &mut log,
                     None,
                 )
@@ -668,7 +661,6 @@ impl Auditor {
         span: TimeRange,
         options: &ScanOptions,
         chunk: usize,
-        kind: SourceKind,
         log: &mut ScanLog,
         mut cached: Option<QueryOutcome>,
     ) -> ActivityFetch {
@@ -708,7 +700,7 @@ impl Auditor {
                 return failed;
             }
         };
-        let source_name = table_source_name(table, kind);
+        let source_name = self.source.table_label(table);
         let mut fetch = ActivityFetch {
             identity_failures,
             ..ActivityFetch::empty()
@@ -1110,14 +1102,6 @@ fn file_name(table: &Table, default: &str) -> String {
     }
 }
 
-/// How input problems name a table: the export file for offline sources, the table otherwise.
-fn table_source_name(table: LogTable, kind: SourceKind) -> String {
-    match kind {
-        SourceKind::Export => format!("{}.json", table.name()),
-        _ => table.name().to_owned(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::AtomicU64;
@@ -1130,7 +1114,7 @@ mod tests {
     /// Passes the demo tenant through, counting the rows of the tables it hands out.
     #[derive(Debug)]
     struct RowCounting {
-        demo: Arc<dyn LogAnalytics>,
+        demo: Arc<dyn KqlSource>,
         rows: AtomicUsize,
         fail: bool,
     }
@@ -1146,9 +1130,13 @@ mod tests {
     }
 
     #[async_trait]
-    impl LogAnalytics for RowCounting {
+    impl KqlSource for RowCounting {
         fn info(&self) -> pim_loganalytics::SourceInfo {
             self.demo.info()
+        }
+
+        fn capabilities(&self) -> pim_loganalytics::SourceCapabilities {
+            self.demo.capabilities()
         }
 
         async fn query(&self, query: &LogQuery) -> pim_loganalytics::Result<QueryOutcome> {

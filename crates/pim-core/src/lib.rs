@@ -29,7 +29,7 @@ pub use render::{ReportFormat, render};
 pub use pim_domain as domain;
 /// The Log Analytics port, for embedders that bring their own source.
 pub use pim_loganalytics::{
-    LogAnalytics, LogQuery, LogTable, QueryOutcome, SourceInfo, SourceKind,
+    KqlSource, LogQuery, LogTable, QueryOutcome, SourceCapabilities, SourceInfo, SourceKind,
 };
 /// Markdown options for [`render`].
 pub use pim_report::MarkdownOptions;
@@ -45,7 +45,7 @@ pub use pim_rules::{Assessor, Case, RulesConfig};
 ///
 /// # Errors
 /// [`Error::Source`] if the embedded data cannot be parsed (a build defect, reported not panicked).
-pub fn demo_source() -> Result<Arc<dyn LogAnalytics>> {
+pub fn demo_source() -> Result<Arc<dyn KqlSource>> {
     let demo = pim_loganalytics::DemoTenant::new().map_err(Error::Source)?;
     Ok(Arc::new(demo))
 }
@@ -56,7 +56,7 @@ pub fn demo_source() -> Result<Arc<dyn LogAnalytics>> {
 ///
 /// # Errors
 /// [`Error::Source`] naming the path when the directory or `AuditLogs.json` is missing.
-pub fn export_source(dir: impl Into<PathBuf>) -> Result<Arc<dyn LogAnalytics>> {
+pub fn export_source(dir: impl Into<PathBuf>) -> Result<Arc<dyn KqlSource>> {
     let export = pim_loganalytics::ExportDir::open(dir).map_err(Error::Source)?;
     Ok(Arc::new(export))
 }

@@ -11,7 +11,7 @@ use azure_core::credentials::Secret;
 /// The credential type every live client takes.
 pub use azure_core::credentials::TokenCredential;
 use pim_auth::{AuthMethod, AuthSettings, ChainCredential};
-use pim_loganalytics::{LogAnalytics, LogAnalyticsClient, LogAnalyticsOptions};
+use pim_loganalytics::{KqlSource, LogAnalyticsClient, LogAnalyticsOptions};
 use pim_model::{ModelAssessor, ModelAssessorOptions};
 use pim_openai::{
     ApiVersion, AzureOpenAi, AzureOpenAiOptions, ChatModel, ModelFamily, OpenAiAuth,
@@ -45,7 +45,7 @@ pub fn credential(
 pub fn log_analytics(
     settings: &Settings,
     credential: Arc<dyn TokenCredential>,
-) -> Result<Arc<dyn LogAnalytics>> {
+) -> Result<Arc<dyn KqlSource>> {
     if settings.workspaces.is_empty() {
         return Err(Error::Config(crate::config::ConfigError {
             variable: "LOG_ANALYTICS_WORKSPACE_ID",
@@ -163,7 +163,7 @@ pub fn open_source(
     choice: &SourceChoice,
     settings: &Settings,
     credential: Option<Arc<dyn TokenCredential>>,
-) -> Result<Arc<dyn LogAnalytics>> {
+) -> Result<Arc<dyn KqlSource>> {
     match choice {
         SourceChoice::Demo => crate::demo_source(),
         SourceChoice::Exports(dir) => crate::export_source(dir.clone()),

@@ -34,7 +34,7 @@ use azure_core::credentials::TokenCredential;
 use pim_auth::ChainCredential;
 use pim_domain::TimeRange;
 use pim_domain::timestamp::format_utc;
-use pim_loganalytics::{Error as SourceError, LogAnalytics, LogQuery, LogTable, QueryOutcome};
+use pim_loganalytics::{Error as SourceError, KqlSource, LogQuery, LogTable, QueryOutcome};
 use pim_openai::{
     ChatMessage, ChatModel, ChatRequest, Error as ModelError, FinishReason, ResponseFormat,
     StructuredOutput,
@@ -242,7 +242,7 @@ pub struct PreflightInputs<'a> {
     /// The credential; `None` when the caller built none (a needed token check then fails).
     pub credential: Option<CredentialSource>,
     /// The Log Analytics client for the configured workspaces (e.g. [`crate::live::log_analytics`]).
-    pub source: Option<Arc<dyn LogAnalytics>>,
+    pub source: Option<Arc<dyn KqlSource>>,
     /// The configured model (e.g. [`crate::live::chat_model`]).
     pub model: Option<Arc<dyn ChatModel>>,
     /// The alert destinations to probe, in order.
@@ -475,7 +475,7 @@ impl Run {
     async fn workspace(
         &mut self,
         settings: &Settings,
-        source: Option<&dyn LogAnalytics>,
+        source: Option<&dyn KqlSource>,
         now: OffsetDateTime,
     ) {
         if settings.workspaces.is_empty() {

@@ -9,7 +9,8 @@ use time::{Duration, OffsetDateTime};
 use crate::format::{ParsedExport, parse_export};
 use crate::offline::wanted_table;
 use crate::{
-    Error, LogAnalytics, LogQuery, LogTable, QueryOutcome, Result, SourceInfo, SourceKind,
+    Error, KqlSource, LogQuery, LogTable, QueryOutcome, Result, SourceCapabilities, SourceInfo,
+    SourceKind,
 };
 
 const AUDIT_LOGS: &str = include_str!("../demo/AuditLogs.json");
@@ -100,13 +101,17 @@ impl From<ParsedExport> for DemoTable {
 }
 
 #[async_trait::async_trait]
-impl LogAnalytics for DemoTenant {
+impl KqlSource for DemoTenant {
     fn info(&self) -> SourceInfo {
         SourceInfo {
             kind: SourceKind::Demo,
             description: "embedded demo tenant (contoso-demo.com)".to_owned(),
             default_end: Some(self.reference_end),
         }
+    }
+
+    fn capabilities(&self) -> SourceCapabilities {
+        SourceCapabilities::WHOLE_TABLES
     }
 
     async fn query(&self, query: &LogQuery) -> Result<QueryOutcome> {
@@ -359,6 +364,8 @@ mod tests {
         let info = demo.info();
         assert_eq!(info.kind, SourceKind::Demo);
         assert_eq!(info.kind.as_str(), "demo");
+        assert_eq!(demo.capabilities(), SourceCapabilities::WHOLE_TABLES);
+        assert_eq!(demo.table_label(LogTable::AuditLogs), "AuditLogs");
         assert_eq!(info.default_end, Some(demo.reference_end()));
         for (table, name) in [
             (&demo.audit_logs.table, "AuditLogs"),

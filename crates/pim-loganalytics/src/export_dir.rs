@@ -15,7 +15,8 @@ fn file_label(path: &Path) -> String {
 }
 use crate::offline::wanted_table;
 use crate::{
-    Error, LogAnalytics, LogQuery, LogTable, QueryOutcome, Result, SourceInfo, SourceKind,
+    Error, KqlSource, LogQuery, LogTable, QueryOutcome, Result, SourceCapabilities, SourceInfo,
+    SourceKind,
 };
 
 /// A directory of exported query results: `AuditLogs.json` and `AzureActivity.json`, at least
@@ -110,13 +111,21 @@ impl ExportDir {
 }
 
 #[async_trait::async_trait]
-impl LogAnalytics for ExportDir {
+impl KqlSource for ExportDir {
     fn info(&self) -> SourceInfo {
         SourceInfo {
             kind: SourceKind::Export,
             description: self.dir.display().to_string(),
             default_end: None,
         }
+    }
+
+    fn capabilities(&self) -> SourceCapabilities {
+        SourceCapabilities::WHOLE_TABLES
+    }
+
+    fn table_label(&self, table: LogTable) -> String {
+        table.file_name().to_owned()
     }
 
     async fn query(&self, query: &LogQuery) -> Result<QueryOutcome> {
@@ -224,6 +233,12 @@ mod tests {
         let src = ExportDir::open(&dir.0).unwrap();
         let info = src.info();
         assert_eq!(info.kind, SourceKind::Export);
+        // An export runs no KQL: the scan must plan for whole tables named by their files.
+        assert_eq!(src.capabilities(), SourceCapabilities::WHOLE_TABLES);
+        assert_eq!(
+            src.table_label(LogTable::AzureActivity),
+            "AzureActivity.json"
+        );
         assert_eq!(info.description, dir.0.display().to_string());
         assert_eq!(info.default_end, None);
         let out = block_on(src.query(&query(Some(LogTable::AuditLogs)))).unwrap();

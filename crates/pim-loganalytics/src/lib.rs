@@ -4,7 +4,9 @@
 //! Analytics returns them; one shared parser (in `pim-correlate`) turns rows into domain types
 //! whatever the source. This crate never interprets PIM semantics.
 //!
-//! - [`LogAnalytics`]: the port, held as `Arc<dyn LogAnalytics>` by `pim-core`;
+//! - [`KqlSource`]: the port, a KQL query source, held as `Arc<dyn KqlSource>` by `pim-core`;
+//!   [`SourceCapabilities`] says what a source can run (arbitrary KQL, identities per query,
+//!   splitting by time), so core never branches on the kind of source;
 //! - [`ExportDir`]: a directory of exported query results (`--from-dir`): JSON in either shape
 //!   or the Azure portal's CSV, `AuditLogs` and/or `AzureActivity`;
 //! - [`DemoTenant`]: a small embedded tenant with a generated runaway script (`--demo`);
@@ -22,7 +24,7 @@
 //!
 //! ```
 //! use pim_domain::{timestamp::parse_timestamp, TimeRange};
-//! use pim_loganalytics::{DemoTenant, LogAnalytics, LogQuery, LogTable, SourceKind};
+//! use pim_loganalytics::{DemoTenant, KqlSource, LogQuery, LogTable, SourceKind};
 //!
 //! # tokio_test_runtime(async {
 //! let demo = DemoTenant::new().unwrap();
@@ -166,12 +168,47 @@ pub struct SourceInfo {
     pub default_end: Option<OffsetDateTime>,
 }
 
-/// The Log Analytics port: runs a query and returns raw tables.
+/// What a source can do. The scan and the chat agent plan their queries from this, never from
+/// the source's [`SourceKind`], so a new adapter (Azure Data Explorer, say) plugs in by
+/// declaring what it can do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SourceCapabilities {
+    /// The source runs the KQL text it is given, so it can answer arbitrary (model-written)
+    /// queries. When `false` it answers every query with the whole table the query names
+    /// ([`LogQuery::table`]), whatever the text says, and the parser re-checks every row.
+    pub runs_arbitrary_kql: bool,
+    /// The most identities one activity query may name, to keep the query text within the
+    /// service's size limits; `None` when there is no limit.
+    pub max_identities_per_query: Option<usize>,
+    /// The source honours [`LogQuery::timespan`], so one query over a long range can be split
+    /// into shorter ones that together return the same rows.
+    pub splits_by_time: bool,
+}
+
+impl SourceCapabilities {
+    /// A source that runs no KQL and answers with whole tables (an export, the demo tenant).
+    pub const WHOLE_TABLES: SourceCapabilities = SourceCapabilities {
+        runs_arbitrary_kql: false,
+        max_identities_per_query: None,
+        splits_by_time: false,
+    };
+}
+
+/// The port every log source implements: a KQL query source. It runs a [`LogQuery`] and
+/// returns raw tables; [`KqlSource::capabilities`] says what it can run.
 #[cfg_attr(any(test, feature = "mock"), mockall::automock)]
 #[async_trait::async_trait]
-pub trait LogAnalytics: Send + Sync + std::fmt::Debug {
+pub trait KqlSource: Send + Sync + std::fmt::Debug {
     /// What this source is.
     fn info(&self) -> SourceInfo;
+
+    /// What this source can do.
+    fn capabilities(&self) -> SourceCapabilities;
+
+    /// How input problems name `table`: the table name, or the file it was read from.
+    fn table_label(&self, table: LogTable) -> String {
+        table.name().to_owned()
+    }
 
     /// Runs one query.
     ///

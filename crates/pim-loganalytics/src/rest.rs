@@ -31,7 +31,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::is_retryable_status;
-use crate::{Error, LogAnalytics, LogQuery, QueryOutcome, Result, SourceInfo, SourceKind};
+use crate::{
+    Error, KqlSource, LogQuery, QueryOutcome, Result, SourceCapabilities, SourceInfo, SourceKind,
+};
+
+/// Identities per activity query: keeps the KQL text well under the query API's size limits
+/// while still making a handful of queries for thousands of users.
+const MAX_IDENTITIES_PER_QUERY: usize = 200;
 
 /// The public-cloud query endpoint.
 pub const DEFAULT_ENDPOINT: &str = "https://api.loganalytics.azure.com";
@@ -122,9 +128,9 @@ impl fmt::Debug for LogAnalyticsOptions {
     }
 }
 
-/// A [`LogAnalytics`] source backed by the Log Analytics query REST API.
+/// A [`KqlSource`] source backed by the Log Analytics query REST API.
 ///
-/// Cheap to share (`Arc<dyn LogAnalytics>`); requests may run concurrently.
+/// Cheap to share (`Arc<dyn KqlSource>`); requests may run concurrently.
 pub struct LogAnalyticsClient {
     http: reqwest::Client,
     credential: Arc<dyn TokenCredential>,
@@ -309,7 +315,7 @@ impl LogAnalyticsClient {
 }
 
 #[async_trait::async_trait]
-impl LogAnalytics for LogAnalyticsClient {
+impl KqlSource for LogAnalyticsClient {
     fn info(&self) -> SourceInfo {
         SourceInfo {
             kind: SourceKind::LogAnalytics,
@@ -319,6 +325,14 @@ impl LogAnalytics for LogAnalyticsClient {
                 self.endpoint
             ),
             default_end: None,
+        }
+    }
+
+    fn capabilities(&self) -> SourceCapabilities {
+        SourceCapabilities {
+            runs_arbitrary_kql: true,
+            max_identities_per_query: Some(MAX_IDENTITIES_PER_QUERY),
+            splits_by_time: true,
         }
     }
 

@@ -4,7 +4,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use pim_domain::{Column, Table, TimeRange};
-use pim_loganalytics::{DemoTenant, LogAnalytics, LogQuery, LogTable};
+use pim_loganalytics::{DemoTenant, KqlSource, LogQuery, LogTable};
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path_regex};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};

@@ -111,21 +111,25 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use async_trait::async_trait;
-    use pim_loganalytics::{LogAnalytics, LogQuery, QueryOutcome, SourceInfo};
+    use pim_loganalytics::{KqlSource, LogQuery, QueryOutcome, SourceInfo};
 
     use super::*;
 
     /// The demo tenant, counting the queries it answers.
     #[derive(Debug)]
     struct Counting {
-        inner: Arc<dyn LogAnalytics>,
+        inner: Arc<dyn KqlSource>,
         queries: AtomicUsize,
     }
 
     #[async_trait]
-    impl LogAnalytics for Counting {
+    impl KqlSource for Counting {
         fn info(&self) -> SourceInfo {
             self.inner.info()
+        }
+
+        fn capabilities(&self) -> pim_loganalytics::SourceCapabilities {
+            self.inner.capabilities()
         }
 
         async fn query(&self, query: &LogQuery) -> pim_loganalytics::Result<QueryOutcome> {

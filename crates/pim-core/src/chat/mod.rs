@@ -9,7 +9,7 @@
 //! ```
 //! use std::sync::Arc;
 //! use pim_core::chat::{Session, SessionOptions};
-//! use pim_core::{Auditor, LogAnalytics};
+//! use pim_core::{Auditor, KqlSource};
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let source = pim_core::demo_source()?;

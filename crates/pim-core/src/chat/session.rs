@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use pim_domain::{ActivationReport, ActivityStatus, Report, Table, TimeRange};
 use pim_kql::check::check_query;
-use pim_loganalytics::{LogAnalytics, LogQuery, SourceKind};
+use pim_loganalytics::{KqlSource, LogQuery};
 use pim_openai::{ChatMessage, ChatModel, ChatRequest};
 use time::{Duration, OffsetDateTime};
 use tracing::debug;
@@ -55,7 +55,7 @@ Anything else is a question for the model, which answers with a checked KQL quer
 #[derive(Debug)]
 pub struct Session {
     auditor: Arc<Auditor>,
-    source: Arc<dyn LogAnalytics>,
+    source: Arc<dyn KqlSource>,
     model: Option<Arc<dyn ChatModel>>,
     options: SessionOptions,
     report: Option<Arc<Report>>,
@@ -72,7 +72,7 @@ impl Session {
     /// rule); without `model`, free-form questions get a message saying how to configure one.
     pub fn new(
         auditor: Arc<Auditor>,
-        source: Arc<dyn LogAnalytics>,
+        source: Arc<dyn KqlSource>,
         model: Option<Arc<dyn ChatModel>>,
         options: SessionOptions,
     ) -> Self {
@@ -469,7 +469,7 @@ impl Session {
                     again. The commands (type `help`) work without one."
                 .to_owned();
         };
-        if self.source.info().kind != SourceKind::LogAnalytics {
+        if !self.source.capabilities().runs_arbitrary_kql {
             return needs_workspace();
         }
         let end = self.end(now);

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use pim_auth::StaticTokenCredential;
 use pim_core::chat::{BANNER, Session, SessionOptions};
-use pim_core::{Auditor, LogAnalytics, demo_source};
+use pim_core::{Auditor, KqlSource, demo_source};
 use pim_loganalytics::{LogAnalyticsClient, LogAnalyticsOptions};
 use pim_openai::{ChatModel, ScriptedChatModel};
 use pim_testkit::{Failure, LogAnalyticsFake};
@@ -43,7 +43,7 @@ async fn live_session(model: &ScriptedChatModel) -> (Session, LogAnalyticsFake) 
         }),
     )
     .unwrap();
-    let source: Arc<dyn LogAnalytics> = Arc::new(client);
+    let source: Arc<dyn KqlSource> = Arc::new(client);
     let auditor = Arc::new(Auditor::builder(source.clone()).build());
     let model: Arc<dyn ChatModel> = Arc::new(model.clone());
     (Session::new(auditor, source, Some(model), options()), fake)
@@ -398,7 +398,7 @@ async fn one_row_holding_everything_is_refused_and_every_query_has_a_timespan() 
         }),
     )
     .unwrap();
-    let source: Arc<dyn LogAnalytics> = Arc::new(client);
+    let source: Arc<dyn KqlSource> = Arc::new(client);
     let auditor = Arc::new(Auditor::builder(source.clone()).build());
     let shared: Arc<dyn ChatModel> = Arc::new(model.clone());
     let mut s = Session::new(auditor, source, Some(shared), options());

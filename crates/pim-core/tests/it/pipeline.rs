@@ -3,15 +3,15 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use pim_core::domain::{Flag, RoleKind, Table, TimeRange, Verdict};
 use pim_core::{
-    Auditor, LogAnalytics, LogQuery, LogTable, QueryOutcome, ScanOptions, SourceInfo, SourceKind,
-    demo_source,
+    Auditor, KqlSource, LogQuery, LogTable, QueryOutcome, ScanOptions, SourceCapabilities,
+    SourceInfo, SourceKind, demo_source,
 };
 use time::macros::datetime;
 
 /// Serves the demo tenant's tables but can fail or mark partial any table, and records queries.
 #[derive(Debug)]
 struct Scripted {
-    demo: Arc<dyn LogAnalytics>,
+    demo: Arc<dyn KqlSource>,
     fail: Option<LogTable>,
     partial: Option<LogTable>,
     seen: Mutex<Vec<LogQuery>>,
@@ -29,12 +29,20 @@ impl Scripted {
 }
 
 #[async_trait]
-impl LogAnalytics for Scripted {
+impl KqlSource for Scripted {
     fn info(&self) -> SourceInfo {
         SourceInfo {
             kind: SourceKind::LogAnalytics,
             description: "scripted".into(),
             default_end: None,
+        }
+    }
+
+    fn capabilities(&self) -> SourceCapabilities {
+        SourceCapabilities {
+            runs_arbitrary_kql: true,
+            max_identities_per_query: Some(200),
+            splits_by_time: true,
         }
     }
 
@@ -128,12 +136,19 @@ async fn a_failed_activity_query_marks_activations_unknown_never_no_activity() {
 
 #[tokio::test]
 async fn a_failed_pim_query_fails_the_scan() {
-    let mut mock = pim_loganalytics::MockLogAnalytics::new();
+    let mut mock = pim_loganalytics::MockKqlSource::new();
     mock.expect_info().return_const(SourceInfo {
         kind: SourceKind::LogAnalytics,
         description: "mock".into(),
         default_end: None,
     });
+    mock.expect_capabilities().return_const(SourceCapabilities {
+        runs_arbitrary_kql: true,
+        max_identities_per_query: Some(200),
+        splits_by_time: true,
+    });
+    mock.expect_table_label()
+        .returning(|table| table.name().to_owned());
     mock.expect_query().times(1).returning(|_| {
         Err(pim_loganalytics::Error::Unsupported {
             message: "down".into(),
@@ -167,12 +182,19 @@ async fn a_partial_activity_result_flags_the_activations() {
 
 #[tokio::test]
 async fn an_empty_source_gives_an_empty_report() {
-    let mut mock = pim_loganalytics::MockLogAnalytics::new();
+    let mut mock = pim_loganalytics::MockKqlSource::new();
     mock.expect_info().return_const(SourceInfo {
         kind: SourceKind::LogAnalytics,
         description: "empty".into(),
         default_end: None,
     });
+    mock.expect_capabilities().return_const(SourceCapabilities {
+        runs_arbitrary_kql: true,
+        max_identities_per_query: Some(200),
+        splits_by_time: true,
+    });
+    mock.expect_table_label()
+        .returning(|table| table.name().to_owned());
     // The two PIM-events queries; with no activation there is no activity to fetch.
     mock.expect_query().times(2).returning(|_| {
         Ok(QueryOutcome {
@@ -349,17 +371,25 @@ async fn no_model_call_is_made_where_the_rules_verdict_must_stand() {
 /// whose table is empty does.
 #[derive(Debug)]
 struct ExportAsLive {
-    export: Arc<dyn LogAnalytics>,
+    export: Arc<dyn KqlSource>,
     seen: Mutex<Vec<String>>,
 }
 
 #[async_trait]
-impl LogAnalytics for ExportAsLive {
+impl KqlSource for ExportAsLive {
     fn info(&self) -> SourceInfo {
         SourceInfo {
             kind: SourceKind::LogAnalytics,
             description: "export served as live".into(),
             default_end: None,
+        }
+    }
+
+    fn capabilities(&self) -> SourceCapabilities {
+        SourceCapabilities {
+            runs_arbitrary_kql: true,
+            max_identities_per_query: Some(200),
+            splits_by_time: true,
         }
     }
 
@@ -410,4 +440,75 @@ async fn live_scans_read_pim_events_from_the_activity_log_with_a_fixed_number_of
         ["pim-events", "pim-events-activity", "azure-activity"]
     );
     assert_eq!(report.run.queries, 3);
+}
+
+/// The demo tenant wearing other capabilities: the scan must plan from what a source declares,
+/// never from its kind.
+#[derive(Debug)]
+struct Declared {
+    inner: Arc<dyn KqlSource>,
+    capabilities: SourceCapabilities,
+    seen: Mutex<Vec<String>>,
+}
+
+#[async_trait]
+impl KqlSource for Declared {
+    fn info(&self) -> SourceInfo {
+        self.inner.info()
+    }
+
+    fn capabilities(&self) -> SourceCapabilities {
+        self.capabilities
+    }
+
+    async fn query(&self, query: &LogQuery) -> pim_loganalytics::Result<QueryOutcome> {
+        self.seen.lock().unwrap().push(query.label.clone());
+        self.inner.query(query).await
+    }
+}
+
+async fn azure_activity_labels(capabilities: SourceCapabilities) -> Vec<String> {
+    let source = Arc::new(Declared {
+        inner: demo_source().unwrap(),
+        capabilities,
+        seen: Mutex::new(Vec::new()),
+    });
+    let end = source.info().default_end.unwrap();
+    Auditor::builder(source.clone())
+        .build()
+        .scan(&ScanOptions::new(end), end)
+        .await
+        .unwrap();
+    let seen = source.seen.lock().unwrap();
+    seen.iter()
+        .filter(|l| l.starts_with("azure-activity"))
+        .cloned()
+        .collect()
+}
+
+#[tokio::test]
+async fn the_scan_plans_its_queries_from_the_declared_capabilities() {
+    let runs_kql = |max| SourceCapabilities {
+        runs_arbitrary_kql: true,
+        max_identities_per_query: max,
+        splits_by_time: true,
+    };
+    // One identity per query: the demo's identities are spread over one query each.
+    let one_each = azure_activity_labels(runs_kql(Some(1))).await;
+    let n = one_each.len();
+    assert!(n >= 2, "{one_each:?}");
+    let expected: Vec<String> = (1..=n).map(|i| format!("azure-activity {i}/{n}")).collect();
+    assert_eq!(one_each, expected);
+    // No limit: one query for every identity.
+    assert_eq!(
+        azure_activity_labels(runs_kql(None)).await,
+        ["azure-activity"]
+    );
+    // A source that runs no KQL answers with whole tables: the PIM-events answer is reused and
+    // no activity query is sent to AzureActivity at all.
+    assert!(
+        azure_activity_labels(SourceCapabilities::WHOLE_TABLES)
+            .await
+            .is_empty()
+    );
 }

@@ -188,6 +188,16 @@ async fn sends_the_documented_request_shape() {
         single.info().description,
         format!("Log Analytics workspace {WS1} at {}", server.uri())
     );
+    // A workspace runs any KQL, filters on the timespan, and takes 200 identities a query.
+    assert_eq!(
+        single.capabilities(),
+        SourceCapabilities {
+            runs_arbitrary_kql: true,
+            max_identities_per_query: Some(200),
+            splits_by_time: true,
+        }
+    );
+    assert_eq!(single.table_label(LogTable::AuditLogs), "AuditLogs");
 }
 
 #[tokio::test]
