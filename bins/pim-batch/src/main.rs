@@ -63,7 +63,7 @@ fn main() -> ExitCode {
     for warning in &env.warnings {
         tracing::warn!("{warning}");
     }
-    finish(run(cli, settings, progress))
+    finish(run(cli, &env, settings, progress))
 }
 
 /// The exit code of a run; a closed pipe (`pim-batch … | head`) is the reader's choice, not a
@@ -181,6 +181,7 @@ fn delivery(cli: &Cli, settings: &mut Settings) -> anyhow::Result<()> {
 
 fn run(
     cli: Cli,
+    env: &config::Environment,
     settings: Result<Settings, ConfigError>,
     progress: Arc<progress::TerminalProgress>,
 ) -> anyhow::Result<ExitCode> {
@@ -189,11 +190,12 @@ fn run(
         .build()
         .context("starting the async runtime")?;
     if cli.check {
-        let settings = match settings {
-            Ok(mut s) => delivery(&cli, &mut s).map(|()| Ok(s))?,
-            Err(e) => Err(e),
-        };
-        return runtime.block_on(check(settings));
+        // A configuration error is a line of the check, not the end of it.
+        let mut settings = settings;
+        if let Ok(s) = &mut settings {
+            delivery(&cli, s)?;
+        }
+        return runtime.block_on(check(settings, env.documented()));
     }
     let fail_on = parse_fail_on(&cli.fail_on)?;
     let mut settings = settings.context("configuration")?;
@@ -265,7 +267,10 @@ fn run(
 }
 
 /// `--check`: one line per check on stdout; exit 0 when all pass.
-async fn check(settings: Result<Settings, ConfigError>) -> anyhow::Result<ExitCode> {
+async fn check(
+    settings: Result<Settings, ConfigError>,
+    variables: Vec<(&'static str, config::Origin)>,
+) -> anyhow::Result<ExitCode> {
     use pim_core::preflight::{self, CredentialSource, PreflightInputs};
     let mut credential = None;
     let mut chain = None;
@@ -289,6 +294,7 @@ async fn check(settings: Result<Settings, ConfigError>) -> anyhow::Result<ExitCo
         inputs.model = live::chat_model(s, c.clone()).context("model")?;
     }
     inputs.credential = credential;
+    inputs.variables = variables;
     if let Ok(s) = &settings {
         // The same call the scan makes; each destination brings its probe and its token.
         let c = chain.clone().map(|c| c as Arc<dyn live::TokenCredential>);

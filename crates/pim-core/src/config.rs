@@ -850,8 +850,38 @@ pub fn parse_dotenv(text: &str) -> Result<BTreeMap<String, String>, Vec<usize>> 
 pub struct Environment {
     /// The `.env` file's variables under the process's own, which win.
     pub vars: BTreeMap<String, String>,
+    /// The names whose value came from `.env` (not overridden by the process).
+    pub from_dotenv: std::collections::BTreeSet<String>,
     /// Warnings to log: [`PLATFORM_VARIABLES`] found in `.env` and ignored.
     pub warnings: Vec<String>,
+}
+
+/// Where a documented variable's value came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// The process environment.
+    Process,
+    /// The `.env` file.
+    DotEnv,
+}
+
+impl Environment {
+    /// The [`VARIABLES`] that are set (not blank), in that order, and where each came from:
+    /// what `--check` lists (names only: a value may be a secret).
+    pub fn documented(&self) -> Vec<(&'static str, Origin)> {
+        VARIABLES
+            .iter()
+            .filter(|(name, _)| self.vars.get(*name).is_some_and(|v| !v.trim().is_empty()))
+            .map(|(name, _)| {
+                let origin = if self.from_dotenv.contains(*name) {
+                    Origin::DotEnv
+                } else {
+                    Origin::Process
+                };
+                (*name, origin)
+            })
+            .collect()
+    }
 }
 
 /// The environment a binary runs with: the variables of a `.env` file (its text, if there is
@@ -892,9 +922,14 @@ pub fn environment(
             ));
         }
     }
-    env.extend(vars);
+    let mut from_dotenv: std::collections::BTreeSet<String> = env.keys().cloned().collect();
+    for (name, value) in vars {
+        from_dotenv.remove(&name);
+        env.insert(name, value);
+    }
     Ok(Environment {
         vars: env,
+        from_dotenv,
         warnings,
     })
 }
@@ -1373,6 +1408,13 @@ mod tests {
             "https://hooks.example/x?sig=a$b"
         );
         assert!(!loaded.vars.contains_key("IDENTITY_HEADER"));
+        assert_eq!(
+            loaded.documented(),
+            vec![
+                ("PIM_SCAN_HOURS", Origin::Process),
+                ("PIM_WEBHOOK_URL", Origin::DotEnv)
+            ]
+        );
         assert_eq!(loaded.warnings.len(), 1);
         assert!(
             loaded.warnings[0].contains("IDENTITY_HEADER"),

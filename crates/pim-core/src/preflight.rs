@@ -2,8 +2,8 @@
 //!
 //! [`run`] goes through the checks in a fixed order and returns one [`CheckResult`] per line:
 //!
-//! 1. `configuration`: the settings parsed (workspaces and model listed), or the variable at
-//!    fault;
+//! 1. `configuration`: the settings parsed (workspaces, model and the variables set listed,
+//!    by name, with those from `.env` marked), or the variable at fault;
 //! 2. `token <service>`: a token for each scope the configuration needs (Log Analytics when a
 //!    workspace is configured, Cognitive Services (or Azure AI for a Foundry project endpoint)
 //!    when the Azure OpenAI model uses Entra, Azure
@@ -41,7 +41,7 @@ use pim_openai::{
 };
 use time::OffsetDateTime;
 
-use crate::config::{ConfigError, ModelSettings, Settings};
+use crate::config::{ConfigError, ModelSettings, Origin, Settings};
 
 /// The default limit on each network step (one token, one query, one model call, one probe).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -259,6 +259,10 @@ pub struct PreflightInputs<'a> {
     /// ([`pim_deliver::Destination::token_need`], e.g. Azure Monitor for Logs Ingestion, with
     /// the scope of the endpoint's cloud); each gets a `token <service>` check.
     pub destination_tokens: Vec<pim_deliver::TokenNeed>,
+    /// The documented variables that are set and where each came from
+    /// ([`crate::config::Environment::documented`]): listed, by name only, on the
+    /// configuration line.
+    pub variables: Vec<(&'static str, Origin)>,
     /// The current time: the end of the table checks' time range, and the reference for token
     /// expiry (library code never reads the clock).
     pub now: OffsetDateTime,
@@ -285,6 +289,7 @@ impl<'a> PreflightInputs<'a> {
             model: None,
             destinations: Vec::new(),
             destination_tokens: Vec::new(),
+            variables: Vec::new(),
             now,
             timeout: DEFAULT_TIMEOUT,
         }
@@ -308,10 +313,19 @@ pub async fn run(inputs: PreflightInputs<'_>) -> Vec<CheckResult> {
     let settings = match inputs.settings {
         Ok(settings) => {
             run.secrets.extend(configured_secrets(settings));
-            run.push(CheckResult::pass(
-                "configuration",
-                describe_settings(settings),
-            ));
+            let mut detail = describe_settings(settings);
+            if !inputs.variables.is_empty() {
+                let names: Vec<String> = inputs
+                    .variables
+                    .iter()
+                    .map(|(name, origin)| match origin {
+                        Origin::Process => (*name).to_owned(),
+                        Origin::DotEnv => format!("{name} (.env)"),
+                    })
+                    .collect();
+                detail.push_str(&format!("; variables set: {}", names.join(", ")));
+            }
+            run.push(CheckResult::pass("configuration", detail));
             settings
         }
         Err(e) => {

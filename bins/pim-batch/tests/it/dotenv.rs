@@ -279,6 +279,11 @@ async fn a_workspace_and_a_pinned_credential() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert!(stdout.contains("auth: env"), "{stdout}");
+    // The configuration line names the variables set and which came from .env, never a value.
+    assert!(stdout.contains("PIM_AUTH (.env)"), "{stdout}");
+    assert!(stdout.contains("IDENTITY_HEADER"), "{stdout}");
+    assert!(!stdout.contains("IDENTITY_HEADER (.env)"), "{stdout}");
+    assert!(!stdout.contains(MI_SECRET), "{stdout}");
     assert!(
         stdout.contains("`env` is selected but not configured"),
         "{stdout}"
