@@ -46,15 +46,18 @@ FROM debian:${DEBIAN_RELEASE}-slim AS runtime
 # The system store is where the TLS stack looks for roots (rustls-platform-verifier reads
 # /etc/ssl/certs); without it every HTTPS call to Azure fails certificate verification.
 # One fixed, unprivileged UID/GID (10001, above any host's regular users), so that Kubernetes'
-# runAsNonRoot can verify it and a mounted volume can be granted to it.
+# runAsNonRoot can verify it and a mounted volume can be granted to it (--no-log-init: a high
+# UID would otherwise grow /var/log/lastlog into a large sparse file).
 # ca-certificates is deliberately unpinned: the newest root store of the release is the point.
 # hadolint ignore=DL3008
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
- && groupadd --system --gid 10001 pim \
- && useradd --system --uid 10001 --gid pim --home-dir /home/pim --create-home \
-      --shell /usr/sbin/nologin pim
+ && groupadd --gid 10001 pim \
+ && useradd --uid 10001 --gid pim --no-log-init --home-dir /home/pim --create-home \
+      --shell /usr/sbin/nologin pim \
+ && install -d -o 10001 -g 10001 \
+      /home/pim/.local /home/pim/.local/share /home/pim/.local/share/pim-audit
 
 COPY --from=build /out/pim-batch /out/pim-chat /usr/local/bin/
 
@@ -67,7 +70,8 @@ LABEL org.opencontainers.image.title="pim-audit" \
       org.opencontainers.image.base.name="docker.io/library/debian:bookworm-slim"
 
 # Numeric, so that runtimes can tell it is not root without reading /etc/passwd. HOME holds
-# pim-chat's history (~/.local/share/pim-audit/history.txt) and is the working directory, where
+# pim-chat's history (~/.local/share/pim-audit/history.txt; the directory exists and belongs to
+# the user, so a named volume mounted there is writable) and is the working directory, where
 # pim-batch would read a .env file (mount one read-only, or better use --env-file).
 USER 10001:10001
 ENV HOME=/home/pim

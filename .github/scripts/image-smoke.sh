@@ -11,6 +11,8 @@ user="$(docker image inspect --format '{{.Config.User}}' "$image")"
 echo "User: $user"
 test "$user" = "10001:10001"
 test "$(docker run --rm --entrypoint id "$image" -u)" = "10001"
+# pim-chat's history directory belongs to that user (a named volume mounted there inherits it).
+docker run --rm --entrypoint test "$image" -w /home/pim/.local/share/pim-audit
 
 step "CA certificates are installed"
 docker run --rm --entrypoint test "$image" -s /etc/ssl/certs/ca-certificates.crt
