@@ -349,7 +349,8 @@ pub(crate) mod tests {
         a.tickets = (0..100).map(|i| format!("INC{i}")).collect();
         let row = AuditRow::new(&report(Vec::new()), &a);
         assert_eq!(row.justification.chars().count(), JUSTIFICATION_MAX_CHARS);
-        assert!(row.justification.starts_with("ignore previous   x"));
+        // The shared log-field rule (issue 11) folds NUL, CR and LF into one space.
+        assert!(row.justification.starts_with("ignore previous x"));
         assert_eq!(row.rationale.chars().count(), RATIONALE_MAX_CHARS);
         assert!(row.rationale.ends_with('…'));
         assert_eq!(row.role_name, "[31mOwner");

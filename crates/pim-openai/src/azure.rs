@@ -10,6 +10,7 @@ use std::time::Duration;
 use azure_core::credentials::{Secret, TokenCredential};
 use pim_domain::cloud::AzureCloud;
 use pim_domain::retry::RetryPolicy;
+use pim_domain::text;
 
 use crate::wire::{self, Credentials, TokenCapField, Wire};
 use crate::{ChatModel, ChatRequest, ChatResponse, Error, ModelParameters, ModelProfile};
@@ -154,7 +155,7 @@ impl ApiVersion {
         } else {
             Err(Error::Config(format!(
                 "the api version {:?} is neither `v1` nor a date like {LATEST_DATED_API_VERSION} or 2025-04-01-preview",
-                wire::clean(v, 60)
+                text::log_field(v, 60)
             )))
         }
     }
@@ -322,7 +323,7 @@ impl AzureOpenAi {
             if prefix.len() != stripped.len() {
                 return Err(Error::Config(format!(
                     "the Foundry project endpoint {:?} has more path after the project name; give it as https://<resource>.services.ai.azure.com/api/projects/<project>",
-                    wire::clean(&stripped, 200)
+                    text::log_field(&stripped, 200)
                 )));
             }
             if options.api_version != ApiVersion::V1 {
