@@ -4,6 +4,30 @@
 //! never the value; the adapters already receive tokens in it from `azure_core` credentials),
 //! sent only in headers marked sensitive (see [`sensitive_header`]), and scrubbed with
 //! [`scrub`] from any text an answer echoes back before that text reaches an error.
+//!
+//! Every adapter type that holds a secret (options, clients, credentials, settings) writes its
+//! `Debug` by hand and shows each secret as [`Redacted`], the one stand-in for all of them, so
+//! `{:?}` output reads the same everywhere and says *that* a secret is configured, never what it
+//! is. A URL whose query carries a signature is shown with [`redacted_url`]. A caller's
+//! `reqwest::Client` is never printed: its default headers may hold a key.
+//!
+//! ```
+//! use std::fmt;
+//! use pim_http::secret::{Redacted, Secret};
+//!
+//! struct Options { key: Secret, user: String }
+//!
+//! impl fmt::Debug for Options {
+//!     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+//!         f.debug_struct("Options").field("key", &Redacted).field("user", &self.user).finish()
+//!     }
+//! }
+//!
+//! let options = Options { key: Secret::new("sk-123"), user: "kim".into() };
+//! assert_eq!(format!("{options:?}"), r#"Options { key: [REDACTED], user: "kim" }"#);
+//! ```
+
+use std::fmt;
 
 use reqwest::Url;
 use reqwest::header::{HeaderValue, InvalidHeaderValue};
@@ -12,6 +36,38 @@ pub use azure_core::credentials::Secret;
 
 /// What replaces a secret in text.
 pub const REDACTED: &str = "[REDACTED]";
+
+/// What a hand-written `Debug` prints in place of a secret: `[REDACTED]` ([`REDACTED`]),
+/// unquoted. See the [module docs](self).
+///
+/// ```
+/// use pim_http::secret::Redacted;
+/// assert_eq!(format!("{:?}", Redacted), "[REDACTED]");
+/// assert_eq!(format!("{:?}", Redacted::if_some(Some(&"sk-123"))), "Some([REDACTED])");
+/// assert_eq!(format!("{:?}", Redacted::if_some(None::<&String>)), "None");
+/// ```
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+pub struct Redacted;
+
+impl Redacted {
+    /// `Some(Redacted)` when an optional secret is set, `None` when not, so `Debug` still says
+    /// whether one is configured.
+    pub fn if_some<T: ?Sized>(secret: Option<&T>) -> Option<Redacted> {
+        secret.map(|_| Redacted)
+    }
+}
+
+impl fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(REDACTED)
+    }
+}
+
+impl fmt::Display for Redacted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(REDACTED)
+    }
+}
 
 /// Replaces every occurrence of each non-empty secret in `text` with `[REDACTED]`.
 ///
@@ -76,5 +132,28 @@ mod tests {
             "x [REDACTED] y"
         );
         assert_eq!(scrub("nothing", &[]), "nothing");
+    }
+
+    #[test]
+    fn redacted_shows_the_one_marker() {
+        assert_eq!(format!("{Redacted:?}"), REDACTED);
+        assert_eq!(Redacted.to_string(), REDACTED);
+        let key = Secret::new("sk-very-secret");
+        let shown = format!("{:?}", Redacted::if_some(Some(&key)));
+        assert_eq!(shown, "Some([REDACTED])");
+        assert!(!shown.contains("very-secret"));
+        assert_eq!(format!("{:?}", Redacted::if_some(None::<&Secret>)), "None");
+    }
+
+    // Why no adapter prints a caller's `reqwest::Client`: its `Debug` shows default headers.
+    #[test]
+    fn a_clients_debug_shows_its_default_headers() {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert("api-key", HeaderValue::from_static("header-secret"));
+        let client = reqwest::Client::builder()
+            .default_headers(headers)
+            .build()
+            .unwrap();
+        assert!(format!("{client:?}").contains("header-secret"));
     }
 }

@@ -6,6 +6,7 @@
 //! the model name goes in the body, and which token-cap field they send, so those are the
 //! fields of [`Wire`].
 
+use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -13,6 +14,7 @@ use azure_core::credentials::{Secret, TokenCredential};
 use pim_domain::retry::RetryPolicy;
 use pim_domain::text;
 use pim_http::Stop;
+use pim_http::secret::Redacted;
 use pim_http::transport::TransportKind;
 use reqwest::Url;
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue};
@@ -57,6 +59,21 @@ pub(crate) enum Credentials {
         credential: Arc<dyn TokenCredential>,
         scope: &'static str,
     },
+}
+
+impl fmt::Debug for Credentials {
+    /// Which kind of auth, never the key: the one redaction marker of [`Redacted`].
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::None => f.write_str("None"),
+            Self::ApiKeyHeader(_) => f.debug_tuple("ApiKeyHeader").field(&Redacted).finish(),
+            Self::StaticBearer(_) => f.debug_tuple("StaticBearer").field(&Redacted).finish(),
+            Self::Entra { scope, .. } => f
+                .debug_struct("Entra")
+                .field("scope", scope)
+                .finish_non_exhaustive(),
+        }
+    }
 }
 
 /// Which request field carries [`ChatRequest::max_tokens`].

@@ -291,3 +291,24 @@ async fn a_server_wait_beyond_the_budget_fails_at_once_naming_the_wait() {
     assert_eq!(err.status(), Some(429));
     assert_eq!(fake.requests().len(), 1);
 }
+
+#[test]
+fn options_debug_never_prints_a_callers_client() {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        "authorization",
+        reqwest::header::HeaderValue::from_static("Bearer header-secret-xyz"),
+    );
+    let options = WebhookOptions {
+        client: Some(
+            reqwest::Client::builder()
+                .default_headers(headers)
+                .build()
+                .unwrap(),
+        ),
+        ..Default::default()
+    };
+    let shown = format!("{options:?}");
+    assert!(!shown.contains("header-secret-xyz"), "{shown}");
+    assert!(shown.contains("custom_client: true"), "{shown}");
+}
