@@ -69,6 +69,45 @@ impl fmt::Display for Redacted {
     }
 }
 
+/// What [`client_with_a_secret_header`] puts in its default `Authorization` header.
+#[cfg(any(test, feature = "test-support"))]
+pub const TEST_HEADER_SECRET: &str = "header-secret-xyz";
+
+/// For the adapters' `Debug` tests (feature `test-support`): a client whose default headers hold
+/// [`TEST_HEADER_SECRET`]. A client's own `Debug` prints its default headers, so an options type
+/// whose `Debug` printed the client would leak it.
+///
+/// # Errors
+/// reqwest cannot build a client here (no TLS backend).
+#[cfg(any(test, feature = "test-support"))]
+pub fn client_with_a_secret_header() -> reqwest::Result<reqwest::Client> {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        HeaderValue::from_static("Bearer header-secret-xyz"),
+    );
+    reqwest::Client::builder().default_headers(headers).build()
+}
+
+/// For the adapters' tests (feature `test-support`): builds a value around
+/// [`client_with_a_secret_header`] and checks its `Debug`, which must not show
+/// [`TEST_HEADER_SECRET`] and must say `custom_client: true` (how our options show a caller's
+/// client).
+///
+/// # Errors
+/// The `Debug` text when it fails the check, or the reason no client could be built.
+#[cfg(any(test, feature = "test-support"))]
+pub fn check_debug_hides_client<T: fmt::Debug>(
+    build: impl FnOnce(reqwest::Client) -> T,
+) -> Result<(), String> {
+    let client = client_with_a_secret_header().map_err(|e| e.to_string())?;
+    let shown = format!("{:?}", build(client));
+    if shown.contains(TEST_HEADER_SECRET) || !shown.contains("custom_client: true") {
+        return Err(shown);
+    }
+    Ok(())
+}
+
 /// Replaces every occurrence of each non-empty secret in `text` with `[REDACTED]`.
 ///
 /// ```
@@ -148,12 +187,19 @@ mod tests {
     // Why no adapter prints a caller's `reqwest::Client`: its `Debug` shows default headers.
     #[test]
     fn a_clients_debug_shows_its_default_headers() {
-        let mut headers = reqwest::header::HeaderMap::new();
-        headers.insert("api-key", HeaderValue::from_static("header-secret"));
-        let client = reqwest::Client::builder()
-            .default_headers(headers)
-            .build()
-            .unwrap();
-        assert!(format!("{client:?}").contains("header-secret"));
+        let client = client_with_a_secret_header().unwrap();
+        assert!(format!("{client:?}").contains(TEST_HEADER_SECRET));
+        // So the check catches a derived Debug that prints the client.
+        #[derive(Debug)]
+        #[allow(dead_code)]
+        struct Derived {
+            custom_client: bool,
+            client: reqwest::Client,
+        }
+        let derived = |client| Derived {
+            custom_client: true,
+            client,
+        };
+        assert!(check_debug_hides_client(derived).is_err());
     }
 }
