@@ -325,11 +325,7 @@ pub(crate) fn printable(text: &str) -> String {
 
 /// At most `max` characters, with an ellipsis when cut.
 pub(crate) fn truncate(text: &str, max: usize) -> String {
-    if text.chars().count() <= max {
-        return text.to_owned();
-    }
-    let cut: String = text.chars().take(max.saturating_sub(1)).collect();
-    format!("{cut}…")
+    pim_domain::text::clip(text, max)
 }
 
 #[cfg(test)]
