@@ -9,8 +9,12 @@
 //!
 //! See: issue 11, "The chat agent has its own library crate".
 
-use pim_domain::{ActivationReport, ReportWindow, Table};
-use serde::Serialize;
+use std::fmt;
+use std::ops::Deref;
+use std::sync::Arc;
+
+use pim_domain::{ActivationReport, Report, ReportWindow, Table};
+use serde::{Serialize, Serializer};
 
 /// The answer to one line. Serialized with a `kind` tag (`"scan"`, `"query"`, …) next to the
 /// variant's fields.
@@ -89,8 +93,11 @@ impl Answer {
                 .identities
                 .iter()
                 .flat_map(|i| &i.activations)
+                .map(Deref::deref)
                 .collect(),
-            Self::Activity(user) | Self::Assessment(user) => user.activations.iter().collect(),
+            Self::Activity(user) | Self::Assessment(user) => {
+                user.activations.iter().map(Deref::deref).collect()
+            }
             _ => Vec::new(),
         }
     }
@@ -132,7 +139,7 @@ pub struct ListedIdentity {
     /// The label reports use: the UPN, else display name, else object id.
     pub label: String,
     /// Their activations in the window, as in the JSON report.
-    pub activations: Vec<ActivationReport>,
+    pub activations: Vec<ReportActivation>,
 }
 
 /// One user's activations: the subject of "what did X do" and of `assess`.
@@ -141,7 +148,63 @@ pub struct UserActivations {
     /// The user, as resolved (a label from the listing, or the name as typed).
     pub user: String,
     /// Their activations in the scan window, as in the JSON report.
-    pub activations: Vec<ActivationReport>,
+    pub activations: Vec<ReportActivation>,
+}
+
+/// One activation of the session's last report, shared rather than copied: an activation can
+/// carry thousands of operations, and fifty sessions listing the same scan should not copy
+/// them fifty times. Reads as (derefs to) an [`ActivationReport`] and serializes as one.
+#[derive(Clone)]
+pub struct ReportActivation {
+    report: Arc<Report>,
+    /// Always a valid index into `report.activations` (see [`ReportActivation::all`]).
+    index: usize,
+}
+
+impl ReportActivation {
+    /// The activations of `report` that `keep` selects, in report order.
+    pub(crate) fn all(
+        report: &Arc<Report>,
+        mut keep: impl FnMut(&ActivationReport) -> bool,
+    ) -> Vec<Self> {
+        report
+            .activations
+            .iter()
+            .enumerate()
+            .filter(|(_, a)| keep(a))
+            .map(|(index, _)| Self {
+                report: report.clone(),
+                index,
+            })
+            .collect()
+    }
+}
+
+impl Deref for ReportActivation {
+    type Target = ActivationReport;
+
+    fn deref(&self) -> &ActivationReport {
+        // The index came from enumerating this very report, which is immutable behind the Arc.
+        &self.report.activations[self.index]
+    }
+}
+
+impl fmt::Debug for ReportActivation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
+}
+
+impl PartialEq for ReportActivation {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl Serialize for ReportActivation {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        (**self).serialize(serializer)
+    }
 }
 
 /// What a report holds.

@@ -57,8 +57,8 @@ mod source;
 mod text;
 
 pub use answer::{
-    Answer, Confirm, ListedIdentity, Problem, QueryAnswer, ReportCounts, ScanSummary, Summary,
-    UserActivations,
+    Answer, Confirm, ListedIdentity, Problem, QueryAnswer, ReportActivation, ReportCounts,
+    ScanSummary, Summary, UserActivations,
 };
 pub use cache::ScanCache;
 pub use session::Session;

@@ -11,8 +11,8 @@ use pim_openai::{ChatMessage, ChatModel, ChatRequest};
 use time::{Duration, OffsetDateTime};
 
 use crate::answer::{
-    Answer, Confirm, ListedIdentity, Problem, QueryAnswer, ReportCounts, ScanSummary, Summary,
-    UserActivations,
+    Answer, Confirm, ListedIdentity, Problem, QueryAnswer, ReportActivation, ReportCounts,
+    ScanSummary, Summary, UserActivations,
 };
 use crate::cache::ScanCache;
 use crate::context::{Listed, resolve};
@@ -203,12 +203,7 @@ impl Session {
             .map(|(i, user)| ListedIdentity {
                 number: i + 1,
                 label: user.label.clone(),
-                activations: report
-                    .activations
-                    .iter()
-                    .filter(|a| a.principal.label() == user.label)
-                    .cloned()
-                    .collect(),
+                activations: ReportActivation::all(&report, |a| a.principal.label() == user.label),
             })
             .collect();
         // After a listing, "they" means the only user listed, else whoever was discussed before.
@@ -233,15 +228,8 @@ impl Session {
         &mut self,
         label: &str,
         now: OffsetDateTime,
-    ) -> Result<(Arc<Report>, Vec<ActivationReport>), Problem> {
-        let find = |report: &Report| -> Vec<ActivationReport> {
-            report
-                .activations
-                .iter()
-                .filter(|a| is_user(a, label))
-                .cloned()
-                .collect()
-        };
+    ) -> Result<(Arc<Report>, Vec<ReportActivation>), Problem> {
+        let find = |report: &Arc<Report>| ReportActivation::all(report, |a| is_user(a, label));
         let end = self.end(now);
         if let Some(report) = &self.report {
             let found = find(report);

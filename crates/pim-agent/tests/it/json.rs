@@ -41,8 +41,12 @@ async fn command_answers_carry_their_activations_as_objects() {
             .starts_with("INC0051234 routine patching.")
     );
     assert_eq!(mallory["assessment"]["verdict"], "not_aligned");
-    // The helper a served agent uses for its `activations` list sees the same objects.
-    assert_eq!(scan.activations().len(), 15);
+    // The helper a served agent uses for its `activations` list sees the same objects, which
+    // are the JSON report's own.
+    let all = scan.activations();
+    assert_eq!(all.len(), 15);
+    let before = identities[0]["activations"].as_array().unwrap().len();
+    assert_eq!(serde_json::to_value(all[before]).unwrap(), *mallory);
 
     let what = to_json(&s.handle_line("what did 2 do", END).await);
     assert_eq!(what["kind"], "activity");
