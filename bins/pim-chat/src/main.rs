@@ -1,5 +1,5 @@
 //! `pim-chat`: the interactive audit session. Wiring only: arguments and environment in, a
-//! `pim_core::chat::Session` does the work, and `repl` moves lines between it and the terminal
+//! `pim_agent::Session` does the work, and `repl` moves lines between it and the terminal
 //! (or a pipe).
 
 mod args;
@@ -13,8 +13,8 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
+use pim_agent::{Session, SessionOptions};
 use pim_core::Auditor;
-use pim_core::chat::{Session, SessionOptions};
 use pim_core::config::Settings;
 use pim_core::domain::timestamp::parse_timestamp;
 use pim_core::live;
