@@ -14,8 +14,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use azure_core::credentials::Secret;
+use pim_agent::{ScanCache, Session, SessionOptions, render_text};
 use pim_auth::StaticTokenCredential;
-use pim_core::chat::{ScanCache, Session, SessionOptions};
 use pim_core::{Auditor, KqlSource};
 use pim_loganalytics::{LogAnalyticsClient, LogAnalyticsOptions};
 use pim_openai::{AzureOpenAi, ChatModel, OpenAiAuth};
@@ -171,8 +171,8 @@ async fn run_sessions(
             let mut turns = Vec::with_capacity(SCRIPT.len());
             for line in SCRIPT {
                 let start = Instant::now();
-                let outcome = session.handle_line(line, END).await;
-                turns.push((start.elapsed(), outcome.text));
+                let answer = session.handle_line(line, END).await;
+                turns.push((start.elapsed(), render_text(&answer)));
             }
             turns
         });

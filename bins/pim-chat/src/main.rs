@@ -1,6 +1,6 @@
 //! `pim-chat`: the interactive audit session. Wiring only: arguments and settings in
-//! (`pim_core::config`), one `pim_core::live::connect` call, a `pim_core::chat::Session` does
-//! the work, and `repl` moves lines between it and the terminal
+//! (`pim_core::config`), one `pim_core::live::connect` call, a `pim_agent::Session` does the
+//! work, and `repl` moves lines between it and the terminal
 //! (or a pipe).
 
 mod args;
@@ -12,7 +12,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
-use pim_core::chat::{Session, SessionOptions};
+use pim_agent::{Session, SessionOptions};
 use pim_core::config::{self, ConfigError, Settings};
 use pim_core::domain::timestamp::parse_timestamp;
 use pim_core::live;

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use anyhow::Context;
-use pim_core::chat::{BANNER, Outcome, Session};
+use pim_agent::{Answer, BANNER, Session, render_text};
 use reedline::{
     ColumnarMenu, Completer, CompletionResult, Emacs, FileBackedHistory, KeyCode, KeyModifiers,
     MenuBuilder, Prompt, PromptEditMode, PromptHistorySearch, PromptHistorySearchStatus, Reedline,
@@ -44,9 +44,9 @@ pub fn piped(
         if line.is_empty() {
             continue;
         }
-        let outcome = runtime.block_on(session.handle_line(line, OffsetDateTime::now_utc()));
-        write_text(&mut out, &outcome.text)?;
-        if outcome.exit {
+        let answer = runtime.block_on(session.handle_line(line, OffsetDateTime::now_utc()));
+        write_text(&mut out, &render_text(&answer))?;
+        if answer.ends_session() {
             return Ok(());
         }
     }
@@ -91,25 +91,24 @@ pub fn interactive(runtime: &Runtime, mut session: Session) -> anyhow::Result<()
                     continue;
                 }
                 let now = OffsetDateTime::now_utc();
-                let mut outcome = runtime.block_on(cancellable(session.handle_line(&line, now)));
+                let mut answer = runtime.block_on(cancellable(session.handle_line(&line, now)));
                 // A request that would replace something (`report PATH` onto a file) is asked
                 // about here, on the terminal; a pipe gets the refusal, which says how to insist.
-                if let Some(confirm) = outcome.as_ref().and_then(|o| o.confirm.clone()) {
-                    let yes = ask(&mut asker, &confirm.question)?;
-                    outcome = if yes {
-                        runtime.block_on(cancellable(session.handle_line(&confirm.line, now)))
+                let mut declined = false;
+                if let Some(confirm) = answer.as_ref().and_then(|a| a.confirm().cloned()) {
+                    if ask(&mut asker, &confirm.question)? {
+                        answer =
+                            runtime.block_on(cancellable(session.handle_line(&confirm.line, now)));
                     } else {
-                        outcome.map(|o| Outcome {
-                            text: "Not written.".to_owned(),
-                            ..o
-                        })
-                    };
+                        declined = true;
+                    }
                 }
                 let mut out = stdout.lock();
-                match outcome {
-                    Some(outcome) => {
-                        write_text(&mut out, &outcome.text)?;
-                        if outcome.exit {
+                match answer {
+                    Some(_) if declined => write_text(&mut out, "Not written.")?,
+                    Some(answer) => {
+                        write_text(&mut out, &render_text(&answer))?;
+                        if answer.ends_session() {
                             return Ok(());
                         }
                     }
@@ -127,7 +126,7 @@ pub fn interactive(runtime: &Runtime, mut session: Session) -> anyhow::Result<()
 
 /// Runs `request` until it finishes (`Some`) or Ctrl-C arrives (`None`, and the request is
 /// dropped where it stands).
-async fn cancellable(request: impl Future<Output = Outcome>) -> Option<Outcome> {
+async fn cancellable(request: impl Future<Output = Answer>) -> Option<Answer> {
     let interrupted = async {
         // Without a signal handler the request simply cannot be cancelled; it must not look
         // cancelled at once.
@@ -136,7 +135,7 @@ async fn cancellable(request: impl Future<Output = Outcome>) -> Option<Outcome> 
         }
     };
     tokio::select! {
-        outcome = request => Some(outcome),
+        answer = request => Some(answer),
         () = interrupted => None,
     }
 }

@@ -565,23 +565,7 @@ fn plan_managed_identity(settings: &AuthSettings) -> Result<Candidate, Skip> {
 /// Collapses an error message to one bounded line: attempts are listed one per line and the
 /// text may come from a remote server.
 fn one_line(text: &str) -> String {
-    let mut out = String::new();
-    let mut chars = 0;
-    for word in text.split_whitespace() {
-        if chars >= MAX_REASON_CHARS {
-            out.push('…');
-            break;
-        }
-        if !out.is_empty() {
-            out.push(' ');
-            chars += 1;
-        }
-        for c in word.chars().filter(|c| !c.is_control()) {
-            out.push(c);
-            chars += 1;
-        }
-    }
-    out
+    pim_domain::text::log_field(text, MAX_REASON_CHARS)
 }
 
 #[cfg(test)]

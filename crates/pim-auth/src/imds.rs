@@ -18,6 +18,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use pim_domain::text;
+
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::OnceCell;
@@ -152,7 +154,7 @@ fn classify(answer: &[u8], addr: SocketAddr) -> Result<(), String> {
             let (key, value) = line.split_once(':')?;
             key.trim()
                 .eq_ignore_ascii_case(name)
-                .then(|| clean(value.trim(), 60))
+                .then(|| text::log_field(value, 60))
         })
     };
     let mut seen = format!("HTTP {status}");
@@ -168,11 +170,6 @@ fn classify(answer: &[u8], addr: SocketAddr) -> Result<(), String> {
     Err(format!(
         "{addr} is a metadata service but not Azure IMDS: a token request without the Metadata: true header got {seen}, where Azure IMDS answers 400 \"Required metadata header not specified\" (another cloud's metadata service?)"
     ))
-}
-
-/// Printable characters only, at most `max` of them: the text comes from whatever answered.
-fn clean(text: &str, max: usize) -> String {
-    text.chars().filter(|c| !c.is_control()).take(max).collect()
 }
 
 #[cfg(test)]
@@ -272,6 +269,22 @@ mod tests {
 
     #[test]
     fn service_text_is_cleaned_and_cut() {
-        assert_eq!(clean("a\u{1b}[31mb\nc", 3), "a[3");
+        // A header value comes from whatever answered: one clean line, cut visibly.
+        let content_type = format!("Content-Type: {}", "x".repeat(200));
+        let seen = classify(
+            &answer(
+                "HTTP/1.1 200 OK",
+                &["Server: evil\u{1b}[31m\u{202e}", &content_type],
+                "",
+            ),
+            ADDR.parse().unwrap(),
+        )
+        .unwrap_err();
+        assert!(!seen.chars().any(text::is_unsafe), "{seen}");
+        assert!(seen.contains("server evil [31m"), "{seen}");
+        assert!(
+            seen.contains(&format!("content-type {}…", "x".repeat(59))),
+            "{seen}"
+        );
     }
 }

@@ -94,7 +94,12 @@ impl FromStr for AuthMethod {
             "azd" | "azure-developer-cli" | "developer-cli" | "azd-cli" => {
                 AuthMethod::AzureDeveloperCli
             }
-            _ => return Err(Error::UnknownMethod(printable_excerpt(value))),
+            _ => {
+                return Err(Error::UnknownMethod(
+                    // Shown as typed, control and bidi characters made visible, at most 40 chars.
+                    pim_domain::text::terminal_line(value, 40),
+                ));
+            }
         };
         Ok(method)
     }
@@ -104,26 +109,6 @@ impl fmt::Display for AuthMethod {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
-}
-
-/// Keeps an error message short and free of control characters whatever the user typed.
-pub(crate) fn printable_excerpt(value: &str) -> String {
-    const MAX_CHARS: usize = 40;
-    let mut out: String = value
-        .chars()
-        .take(MAX_CHARS)
-        .flat_map(|c| {
-            if c.is_control() {
-                c.escape_default().collect::<Vec<_>>()
-            } else {
-                vec![c]
-            }
-        })
-        .collect();
-    if value.chars().count() > MAX_CHARS {
-        out.push('…');
-    }
-    out
 }
 
 #[cfg(test)]

@@ -5,6 +5,8 @@ use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::Duration;
 
+use pim_http::secret::Redacted;
+
 use crate::{AuthMethod, Error};
 
 /// The environment variables [`AuthSettings::from_env_map`] keeps. Everything else in the map
@@ -114,14 +116,14 @@ impl AuthSettings {
 
 impl fmt::Debug for AuthSettings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let env: BTreeMap<&str, &str> = self
+        let env: BTreeMap<&str, &dyn fmt::Debug> = self
             .env
             .iter()
             .map(|(k, v)| {
-                let shown = if SECRET_VARS.contains(&k.as_str()) {
-                    "<redacted>"
+                let shown: &dyn fmt::Debug = if SECRET_VARS.contains(&k.as_str()) {
+                    &Redacted
                 } else {
-                    v.as_str()
+                    v
                 };
                 (k.as_str(), shown)
             })
@@ -184,6 +186,9 @@ mod tests {
             assert!(!debug.contains(secret), "{debug}");
         }
         assert!(debug.contains("client-id-1"), "{debug}");
-        assert!(debug.contains("<redacted>"), "{debug}");
+        assert!(
+            debug.contains(r#""AZURE_CLIENT_SECRET": [REDACTED]"#),
+            "{debug}"
+        );
     }
 }

@@ -3,6 +3,7 @@
 use std::fmt;
 
 use azure_core::credentials::{AccessToken, Secret, TokenCredential, TokenRequestOptions};
+use pim_http::secret::Redacted;
 use time::OffsetDateTime;
 
 /// Returns a fixed token and expiry for every scope. Its [`fmt::Debug`] output redacts the token.
@@ -30,7 +31,7 @@ impl StaticTokenCredential {
 impl fmt::Debug for StaticTokenCredential {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("StaticTokenCredential")
-            .field("token", &"<redacted>")
+            .field("token", &Redacted)
             .field("expires_on", &self.expires_on)
             .finish()
     }
@@ -71,6 +72,6 @@ mod tests {
             StaticTokenCredential::new("static-token-value", datetime!(2030-01-01 0:00 UTC));
         let debug = format!("{credential:?}");
         assert!(!debug.contains("static-token-value"), "{debug}");
-        assert!(debug.contains("<redacted>"), "{debug}");
+        assert!(debug.contains("token: [REDACTED]"), "{debug}");
     }
 }

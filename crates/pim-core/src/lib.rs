@@ -2,7 +2,6 @@
 
 mod auditor;
 mod budget;
-pub mod chat;
 pub mod config;
 mod error;
 pub mod live;

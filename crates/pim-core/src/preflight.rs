@@ -374,16 +374,15 @@ impl Run {
     }
 
     fn clean(&self, text: &str) -> String {
-        let mut text = one_line(text);
+        // Secrets go first, before the cut, so no part of one can survive it; then one clean
+        // line (multi-line errors, such as the credential chain's list of attempts, included).
+        let mut raw = text.to_owned();
         for secret in &self.secrets {
             if !secret.is_empty() {
-                text = text.replace(secret.as_str(), "[REDACTED]");
+                raw = raw.replace(secret.as_str(), "[REDACTED]");
             }
         }
-        if text.chars().count() > MAX_TEXT_CHARS {
-            text = text.chars().take(MAX_TEXT_CHARS).collect::<String>() + "…";
-        }
-        text
+        pim_domain::text::log_field(&raw, MAX_TEXT_CHARS)
     }
 
     fn seconds(&self) -> String {
@@ -1017,23 +1016,6 @@ fn split_fix(text: &str) -> (String, Option<String>) {
     }
 }
 
-/// Multi-line errors (the credential chain lists every attempt) on one line, control
-/// characters removed so a service message cannot move the cursor or fake a line.
-fn one_line(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for part in text
-        .split(['\n', '\r'])
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-    {
-        if !out.is_empty() {
-            out.push(' ');
-        }
-        out.extend(part.chars().filter(|c| !c.is_control()));
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1075,7 +1057,12 @@ mod tests {
 
     #[test]
     fn text_is_one_clean_line() {
-        assert_eq!(one_line("a\n- b\r\n\u{1b}[2Jc\t"), "a - b [2Jc");
+        let run = Run {
+            results: Vec::new(),
+            secrets: Vec::new(),
+            timeout: DEFAULT_TIMEOUT,
+        };
+        assert_eq!(run.clean("a\n- b\r\n\u{1b}[2Jc\t"), "a - b [2Jc");
         assert_eq!(
             split_fix("no token; fix: run `az login`"),
             ("no token".to_owned(), Some("run `az login`".to_owned()))
@@ -1092,6 +1079,9 @@ mod tests {
         };
         assert_eq!(run.clean("key sk-123 rejected"), "key [REDACTED] rejected");
         let long = "é".repeat(5_000);
-        assert_eq!(run.clean(&long).chars().count(), MAX_TEXT_CHARS + 1);
+        // The shared log-field rule counts the mark inside the bound (issue 11).
+        let cut = run.clean(&long);
+        assert_eq!(cut.chars().count(), MAX_TEXT_CHARS);
+        assert!(cut.ends_with('…'));
     }
 }

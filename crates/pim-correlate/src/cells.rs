@@ -53,7 +53,7 @@ impl Problems {
 
 /// At most 64 characters of untrusted text, for problem messages.
 pub(crate) fn shorten(s: &str) -> String {
-    s.chars().take(64).collect()
+    pim_domain::text::clip(s, 64)
 }
 
 /// The text of a scalar: strings trimmed (`None` when blank), numbers and booleans as text.
@@ -153,7 +153,7 @@ pub(crate) fn parse_time_value(
                     field,
                     format!(
                         "timestamp {:?} is before the year 2000: a placeholder, not a real time",
-                        s.trim().chars().take(64).collect::<String>()
+                        shorten(s.trim())
                     ),
                 ));
                 None

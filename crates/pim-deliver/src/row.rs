@@ -23,8 +23,9 @@ pub const TICKETS_MAX: usize = 20;
 /// One activation as a row of the `PimAudit_CL` table (Logs Ingestion stream
 /// `Custom-PimAudit_CL`).
 ///
-/// Serialises with the PascalCase column names below. Every text column has had its control
-/// characters replaced with spaces and is capped (see the `*_MAX_*` constants); missing values
+/// Serialises with the PascalCase column names below. Every text column is one line (control,
+/// bidi and invisible characters and runs of whitespace made one space, by
+/// `pim_domain::text::log_field`) and is capped (see the `*_MAX_*` constants); missing values
 /// are JSON `null`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -349,7 +350,8 @@ pub(crate) mod tests {
         a.tickets = (0..100).map(|i| format!("INC{i}")).collect();
         let row = AuditRow::new(&report(Vec::new()), &a);
         assert_eq!(row.justification.chars().count(), JUSTIFICATION_MAX_CHARS);
-        assert!(row.justification.starts_with("ignore previous   x"));
+        // The shared log-field rule (issue 11) folds NUL, CR and LF into one space.
+        assert!(row.justification.starts_with("ignore previous x"));
         assert_eq!(row.rationale.chars().count(), RATIONALE_MAX_CHARS);
         assert!(row.rationale.ends_with('…'));
         assert_eq!(row.role_name, "[31mOwner");

@@ -183,7 +183,8 @@ pub struct SummaryFinding {
     pub risk: String,
     /// Flag names.
     pub flags: Vec<String>,
-    /// A short rationale (control characters removed, at most 300 characters).
+    /// A short rationale (one line, control, bidi and invisible characters made spaces, at most
+    /// 300 characters; see `pim_domain::text::log_field`).
     pub rationale: String,
     /// When the role was activated, RFC 3339 UTC.
     pub activated_at: String,

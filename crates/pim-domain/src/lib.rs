@@ -12,10 +12,12 @@
 //! - [`DataProblem`]: a precise description of input that could not be used (file, row, field);
 //! - [`Table`]: raw rows as Log Analytics returns them, the input of every parser, whatever the source;
 //! - [`cloud`]: which Azure cloud an endpoint's host belongs to, so every token scope follows
-//!   its endpoint (with the Logs Ingestion scopes, which `pim-deliver` and `--check` share).
+//!   its endpoint (with the Logs Ingestion scopes, which `pim-deliver` and `--check` share);
+//! - [`text`]: the one set of rules for untrusted text: cutting on character boundaries, and
+//!   neutralising control, bidi and zero-width characters for a terminal, a log field or Markdown.
 //!
 //! The justification and every other text that comes from the logs is *untrusted data*: these
-//! types only carry it; escaping is the job of whoever renders or splices it.
+//! types only carry it; whoever renders or splices it escapes it, with the rules of [`text`].
 //!
 //! ```
 //! use pim_domain::{Risk, Verdict};
@@ -34,6 +36,7 @@ mod report;
 pub mod retry;
 pub mod schema;
 mod table;
+pub mod text;
 pub mod timestamp;
 
 pub use activation::{

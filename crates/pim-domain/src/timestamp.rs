@@ -81,7 +81,7 @@ pub fn parse_timestamp(input: &str) -> Result<OffsetDateTime, TimestampError> {
         return Ok(t);
     }
     let err = || TimestampError {
-        input: s.chars().take(64).collect(),
+        input: crate::text::clip(s, 64),
     };
     if let Some(t) = parse_portal(s) {
         return Ok(t);

@@ -7,8 +7,9 @@
 //! - [`retry_after`]: the server's wait from `retry-after-ms`, `x-ms-retry-after-ms` and
 //!   `Retry-After` (seconds or HTTP-date).
 //! - [`transport`]: timeout / connect / body classification of a request that got no answer.
-//! - [`secret`]: the [`Secret`](secret::Secret) type, sensitive headers and scrubbing of echoed
-//!   secrets.
+//! - [`secret`]: the [`Secret`](secret::Secret) type, [`Redacted`](secret::Redacted) (how every
+//!   hand-written `Debug` shows a secret), redacted URLs, sensitive headers and scrubbing of
+//!   echoed secrets.
 //!
 //! The policy itself, [`RetryPolicy`], is plain data and stays in `pim-domain`, which does no
 //! I/O; everything that reads HTTP lives here.

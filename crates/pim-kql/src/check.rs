@@ -44,7 +44,7 @@
 //!   `facet` are refused (after the tables in them are checked): they return several result
 //!   tables, which one cap cannot bound.
 //!   One row can still hold everything (`summarize make_list(pack_all())`): the caller must also
-//!   bound the size of the response, as the chat agent does.
+//!   bound the size of the response, as the [repair loop](crate::repair) does.
 //! - **Time range.** The control is the query API's `timespan`, which the caller must send on
 //!   every request. The text filter added here is a hint that keeps scans small:
 //!   `| where TimeGenerated > ago(..)` is inserted after every allowed-table reference whose

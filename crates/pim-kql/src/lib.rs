@@ -16,6 +16,13 @@
 //! modules, with Kusto's function catalogue in [`BUILTINS`]), and is tested against Microsoft's
 //! own parser over a corpus of hostile and legitimate queries (`oracle/`, `tests/corpus/`).
 //!
+//! [`repair::write_and_run`] is the prompt-and-repair loop for model-written KQL: it asks a
+//! [`KqlWriter`](repair::KqlWriter) (a model) for a query, checks it, runs it with a
+//! [`QueryRunner`](repair::QueryRunner) (a source), and feeds every refusal, service error or
+//! oversized result back to the model, a bounded number of times. [`prompt`] holds its prompts
+//! (the schemas of both tables) and [`extract_kql`]. Both traits are the caller's to implement,
+//! so this crate depends on no model and no source.
+//!
 //! Identities (UPNs, object ids) are always written as obfuscated literals, so they stay out of
 //! Kusto's query telemetry.
 //!
@@ -36,11 +43,14 @@ mod builtins;
 pub mod check;
 mod lexer;
 mod literal;
+pub mod prompt;
+pub mod repair;
 mod scan;
 
 pub use builtins::BUILTINS;
 pub use check::{CheckedQuery, QueryPolicy, QueryRejection, check_query};
 pub use literal::{datetime_literal, obfuscated_string_literal, string_list, string_literal};
+pub use prompt::extract_kql;
 pub use scan::{
     ACTIVITY_COLUMNS, ACTIVITY_PIM_COLUMNS, AUDIT_COLUMNS, DEFAULT_CHUNK, Identity, PIM_OPERATIONS,
     activity_pim_events_query, azure_activity_queries, directory_activity_queries,

@@ -494,7 +494,7 @@ impl ApiError {
             }
         }
         if out.message.is_empty() && !error.is_object() {
-            out.message = error.to_string().chars().take(500).collect();
+            out.message = pim_domain::text::clip(&error.to_string(), 500);
         }
         out
     }

@@ -22,6 +22,7 @@ use std::time::Duration;
 use azure_core::credentials::{Secret, TokenCredential};
 use pim_domain::cloud::AzureCloud;
 use pim_domain::retry::RetryPolicy;
+use pim_domain::text;
 use pim_domain::{DataProblem, Table};
 use pim_http::Stop;
 use pim_http::transport::TransportKind;
@@ -532,19 +533,13 @@ impl Answer<'_> {
         }
     }
 
-    /// Service text made safe to print: the token scrubbed (should a proxy echo the request),
-    /// control characters (terminal escapes) blanked, the length capped.
-    fn clean(&self, text: &str) -> String {
-        let scrubbed = pim_http::secret::scrub(text, &[self.secret]);
-        let mut out: String = scrubbed
-            .chars()
-            .map(|c| if c.is_control() { ' ' } else { c })
-            .take(MAX_MESSAGE_CHARS)
-            .collect();
-        if scrubbed.chars().nth(MAX_MESSAGE_CHARS).is_some() {
-            out.push('…');
-        }
-        out
+    /// Service text made safe to print: the token scrubbed first (should a proxy echo the
+    /// request; before the cut, so no part of it survives), then one clean, capped log field.
+    fn clean(&self, raw: &str) -> String {
+        text::log_field(
+            &pim_http::secret::scrub(raw, &[self.secret]),
+            MAX_MESSAGE_CHARS,
+        )
     }
 }
 
@@ -698,7 +693,7 @@ fn validate_workspaces(workspaces: Vec<String>) -> Result<Vec<String>> {
             return Err(config("a workspace id is empty"));
         }
         if !is_guid(id) && !is_workspace_arm_id(id) {
-            let shown: String = id.chars().take(200).filter(|c| !c.is_control()).collect();
+            let shown = text::log_field(id, 200);
             return Err(config(format!(
                 "workspace id {shown:?} is neither a GUID (the workspace's customer id, e.g. 00000000-0000-0000-0000-000000000000) nor an ARM resource id (/subscriptions/<guid>/resourceGroups/<group>/providers/Microsoft.OperationalInsights/workspaces/<name>)"
             )));

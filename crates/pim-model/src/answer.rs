@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use pim_domain::{OperationRef, Verdict};
+use pim_domain::{OperationRef, Verdict, text};
 use pim_rules::Case;
 use serde::Deserialize;
 use serde_json::json;
@@ -130,17 +130,17 @@ pub fn parse_answer(text: &str, case: &Case<'_>) -> Result<ModelAnswer, ParseErr
     if body.is_empty() {
         return Err(ParseError::Empty);
     }
-    let value: serde_json::Value =
-        serde_json::from_str(body).map_err(|e| ParseError::NotJson(clean(&e.to_string(), 200)))?;
+    let value: serde_json::Value = serde_json::from_str(body)
+        .map_err(|e| ParseError::NotJson(text::log_field(&e.to_string(), 200)))?;
     if !value.is_object() {
         return Err(ParseError::Shape("the answer is not a json object".into()));
     }
-    let raw: Raw =
-        serde_json::from_value(value).map_err(|e| ParseError::Shape(clean(&e.to_string(), 200)))?;
+    let raw: Raw = serde_json::from_value(value)
+        .map_err(|e| ParseError::Shape(text::log_field(&e.to_string(), 200)))?;
     let verdict: Verdict = raw
         .verdict
         .parse()
-        .map_err(|_| ParseError::UnknownVerdict(clean(&raw.verdict, 40)))?;
+        .map_err(|_| ParseError::UnknownVerdict(text::log_field(&raw.verdict, 40)))?;
     if !(raw.confidence.is_finite() && (0.0..=1.0).contains(&raw.confidence)) {
         return Err(ParseError::ConfidenceOutOfRange(raw.confidence));
     }
@@ -148,7 +148,7 @@ pub fn parse_answer(text: &str, case: &Case<'_>) -> Result<ModelAnswer, ParseErr
     Ok(ModelAnswer {
         verdict,
         confidence: raw.confidence,
-        rationale: clean(&raw.rationale, MAX_RATIONALE_CHARS),
+        rationale: text::log_field(&raw.rationale, MAX_RATIONALE_CHARS),
         explained: matcher.resolve(&raw.explained_operations),
         unexplained: matcher.resolve(&raw.unexplained_operations),
     })
@@ -160,56 +160,6 @@ fn strip_fence(text: &str) -> &str {
     };
     let rest = rest.strip_prefix("json").unwrap_or(rest);
     rest.strip_suffix("```").unwrap_or(rest).trim()
-}
-
-/// Removes control characters and invisible or direction-changing formatting characters, folds
-/// whitespace runs to one space, and cuts to `max_chars` characters (marking the cut with `…`).
-pub(crate) fn clean(text: &str, max_chars: usize) -> String {
-    let mut out = String::new();
-    let mut chars = 0usize;
-    let mut pending_space = false;
-    for c in text.chars() {
-        if c.is_whitespace() {
-            pending_space = chars > 0;
-            continue;
-        }
-        if c.is_control() || is_invisible(c) {
-            continue;
-        }
-        let needed = usize::from(pending_space) + 1;
-        if chars + needed > max_chars {
-            // The mark takes the last place, so the result never exceeds `max_chars`.
-            if chars >= max_chars {
-                out.pop();
-            }
-            out.push('…');
-            return out;
-        }
-        if pending_space {
-            out.push(' ');
-            chars += 1;
-            pending_space = false;
-        }
-        out.push(c);
-        chars += 1;
-    }
-    out
-}
-
-fn is_invisible(c: char) -> bool {
-    matches!(
-        c,
-        '\u{00ad}'
-            | '\u{061c}'
-            | '\u{180e}'
-            | '\u{200b}'..='\u{200f}'
-            | '\u{202a}'..='\u{202e}'
-            | '\u{2060}'..='\u{2064}'
-            | '\u{2066}'..='\u{206f}'
-            | '\u{feff}'
-            | '\u{fff9}'..='\u{fffb}'
-            | '\u{e0000}'..='\u{e007f}'
-    )
 }
 
 /// Finds the case's groups from the names a model lists.
@@ -269,7 +219,7 @@ impl Matcher {
                 }
             } else {
                 push(OperationRef {
-                    operation: clean(name, MAX_LISTED_CHARS),
+                    operation: text::log_field(name, MAX_LISTED_CHARS),
                     resource: None,
                     count: 0,
                     first: self.fallback_time,

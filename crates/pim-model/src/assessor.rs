@@ -3,11 +3,11 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use pim_domain::{Assessment, AssessorKind, Evidence};
+use pim_domain::{Assessment, AssessorKind, Evidence, text};
 use pim_openai::{ChatMessage, ChatModel, ChatRequest, ChatResponse, FinishReason, ResponseFormat};
 use pim_rules::{Assessor, Case, Error};
 
-use crate::answer::{ModelAnswer, clean, parse_answer};
+use crate::answer::{ModelAnswer, parse_answer};
 use crate::prompt::build;
 use crate::{PROMPT_VERSION, assessment_schema};
 
@@ -217,22 +217,22 @@ fn map_error(error: pim_openai::Error) -> Error {
         E::ContentFilter { message } => Error::Refused {
             reason: format!(
                 "the content filter blocked the prompt: {}",
-                clean(&message, 300)
+                text::log_field(&message, 300)
             ),
         },
         E::Http { status: 429, .. } => Error::RateLimited { retry_after: None },
         E::Http { status, message } if status >= 500 => Error::Backend {
             status,
-            body: clean(&message, 500),
+            body: text::log_field(&message, 500),
         },
         E::Http { status, message } => Error::Configuration {
             reason: format!(
                 "the model service answered HTTP {status}: {}",
-                clean(&message, 500)
+                text::log_field(&message, 500)
             ),
         },
         E::InvalidResponse(reason) => Error::InvalidAnswer {
-            reason: clean(&reason, 500),
+            reason: text::log_field(&reason, 500),
         },
         E::Transport(source) => Error::Transport {
             message: source.to_string(),

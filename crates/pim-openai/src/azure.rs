@@ -10,6 +10,8 @@ use std::time::Duration;
 use azure_core::credentials::{Secret, TokenCredential};
 use pim_domain::cloud::AzureCloud;
 use pim_domain::retry::RetryPolicy;
+use pim_domain::text;
+use pim_http::secret::Redacted;
 
 use crate::wire::{self, Credentials, TokenCapField, Wire};
 use crate::{ChatModel, ChatRequest, ChatResponse, Error, ModelParameters, ModelProfile};
@@ -154,7 +156,7 @@ impl ApiVersion {
         } else {
             Err(Error::Config(format!(
                 "the api version {:?} is neither `v1` nor a date like {LATEST_DATED_API_VERSION} or 2025-04-01-preview",
-                wire::clean(v, 60)
+                text::log_field(v, 60)
             )))
         }
     }
@@ -197,7 +199,7 @@ impl fmt::Debug for OpenAiAuth {
     /// Never shows the key; a credential is shown by kind only.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::ApiKey(_) => f.write_str("ApiKey([REDACTED])"),
+            Self::ApiKey(_) => f.debug_tuple("ApiKey").field(&Redacted).finish(),
             Self::Entra(_) => f.write_str("Entra(TokenCredential)"),
         }
     }
@@ -205,8 +207,9 @@ impl fmt::Debug for OpenAiAuth {
 
 /// Settings of [`AzureOpenAi`]; `Default` gives [`DEFAULT_API_VERSION`] (`v1`), a 60 s
 /// per-request timeout, [`RetryPolicy::default`] and [`ModelParameters::default`] (family
-/// `auto`, reasoning effort `low`).
-#[derive(Debug, Clone)]
+/// `auto`, reasoning effort `low`). Its `Debug` never prints the client (see
+/// [`pim_http::secret`]).
+#[derive(Clone)]
 pub struct AzureOpenAiOptions {
     /// Which API (URL style) to call.
     pub api_version: ApiVersion,
@@ -230,6 +233,19 @@ impl Default for AzureOpenAiOptions {
             client: None,
             parameters: ModelParameters::default(),
         }
+    }
+}
+
+impl fmt::Debug for AzureOpenAiOptions {
+    // By hand: a caller's client may carry default headers (an `api-key`), which we never print.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AzureOpenAiOptions")
+            .field("api_version", &self.api_version)
+            .field("request_timeout", &self.request_timeout)
+            .field("retry", &self.retry)
+            .field("custom_client", &self.client.is_some())
+            .field("parameters", &self.parameters)
+            .finish()
     }
 }
 
@@ -322,7 +338,7 @@ impl AzureOpenAi {
             if prefix.len() != stripped.len() {
                 return Err(Error::Config(format!(
                     "the Foundry project endpoint {:?} has more path after the project name; give it as https://<resource>.services.ai.azure.com/api/projects/<project>",
-                    wire::clean(&stripped, 200)
+                    text::log_field(&stripped, 200)
                 )));
             }
             if options.api_version != ApiVersion::V1 {
@@ -425,7 +441,7 @@ impl fmt::Debug for AzureOpenAi {
             .field("endpoint", &self.endpoint)
             .field("deployment", &self.deployment)
             .field("api_version", &self.api_version)
-            .field("auth", &auth_kind(&self.wire.credentials))
+            .field("auth", &self.wire.credentials)
             .field("request_timeout", &self.wire.request_timeout)
             .field("retry", &self.wire.retry)
             .finish()
@@ -447,16 +463,6 @@ impl ChatModel for AzureOpenAi {
 
     fn profile(&self) -> ModelProfile {
         self.wire.profile()
-    }
-}
-
-/// How a request authenticates, for Debug output.
-pub(crate) fn auth_kind(credentials: &Credentials) -> &'static str {
-    match credentials {
-        Credentials::None => "none",
-        Credentials::ApiKeyHeader(_) => "api-key header ([REDACTED])",
-        Credentials::StaticBearer(_) => "bearer key ([REDACTED])",
-        Credentials::Entra { .. } => "entra token",
     }
 }
 
@@ -1086,7 +1092,16 @@ mod tests {
         ] {
             assert!(!text.contains(KEY) && !text.contains("SUPER"), "{text}");
         }
-        assert!(format!("{model:?}").contains("[REDACTED]"));
+        assert!(format!("{model:?}").contains("auth: ApiKeyHeader([REDACTED])"));
+    }
+
+    #[test]
+    fn options_debug_never_prints_a_callers_client() {
+        let options = |client| AzureOpenAiOptions {
+            client: Some(client),
+            ..Default::default()
+        };
+        pim_http::secret::check_debug_hides_client(options).unwrap();
     }
 
     #[test]

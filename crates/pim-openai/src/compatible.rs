@@ -8,13 +8,13 @@ use std::time::Duration;
 use azure_core::credentials::Secret;
 use pim_domain::retry::RetryPolicy;
 
-use crate::azure::{auth_kind, check_key, client_or_default};
+use crate::azure::{check_key, client_or_default};
 use crate::wire::{self, Credentials, TokenCapField, Wire};
 use crate::{ChatModel, ChatRequest, ChatResponse, Error, ModelParameters, ModelProfile};
 
 /// Settings of [`OpenAiCompatible`]; `Default` gives a 60 s per-request timeout and
-/// [`RetryPolicy::default`].
-#[derive(Debug, Clone)]
+/// [`RetryPolicy::default`]. Its `Debug` never prints the client (see [`pim_http::secret`]).
+#[derive(Clone)]
 pub struct OpenAiCompatibleOptions {
     /// Limit on one HTTP attempt, from connecting to the end of the body. Local models can be
     /// slow on long prompts: raise this rather than lowering the prompt budget.
@@ -35,6 +35,18 @@ impl Default for OpenAiCompatibleOptions {
             client: None,
             parameters: ModelParameters::default(),
         }
+    }
+}
+
+impl fmt::Debug for OpenAiCompatibleOptions {
+    // By hand: a caller's client may carry default headers (an `Authorization`), never printed.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OpenAiCompatibleOptions")
+            .field("request_timeout", &self.request_timeout)
+            .field("retry", &self.retry)
+            .field("custom_client", &self.client.is_some())
+            .field("parameters", &self.parameters)
+            .finish()
     }
 }
 
@@ -144,7 +156,7 @@ impl fmt::Debug for OpenAiCompatible {
         f.debug_struct("OpenAiCompatible")
             .field("base_url", &self.base_url)
             .field("model", &self.model)
-            .field("auth", &auth_kind(&self.wire.credentials))
+            .field("auth", &self.wire.credentials)
             .field("request_timeout", &self.wire.request_timeout)
             .field("retry", &self.wire.retry)
             .finish()
@@ -315,10 +327,20 @@ mod tests {
         for text in [format!("{model:?}"), model.describe()] {
             assert!(!text.contains(KEY) && !text.contains("SECRET"), "{text}");
         }
+        assert!(format!("{model:?}").contains("auth: StaticBearer([REDACTED])"));
         assert_eq!(
             model.describe(),
             "openai-compatible model qwen at http://localhost:8000/v1"
         );
         assert!(OpenAiCompatible::new("http://localhost:8000/v1", None, "", None).is_err());
+    }
+
+    #[test]
+    fn options_debug_never_prints_a_callers_client() {
+        let options = |client| OpenAiCompatibleOptions {
+            client: Some(client),
+            ..Default::default()
+        };
+        pim_http::secret::check_debug_hides_client(options).unwrap();
     }
 }

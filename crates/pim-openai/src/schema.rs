@@ -147,11 +147,11 @@ fn type_name(value: &Value) -> &'static str {
 
 /// A value as shown in an error: short, one line, no control characters.
 fn short(value: &Value) -> String {
-    crate::wire::clean(&value.to_string(), 60)
+    pim_domain::text::log_field(&value.to_string(), 60)
 }
 
 fn short_name(name: &str) -> String {
-    crate::wire::clean(name, 40)
+    pim_domain::text::log_field(name, 40)
 }
 
 #[cfg(test)]

@@ -6,12 +6,15 @@
 //! the model name goes in the body, and which token-cap field they send, so those are the
 //! fields of [`Wire`].
 
+use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use azure_core::credentials::{Secret, TokenCredential};
 use pim_domain::retry::RetryPolicy;
+use pim_domain::text;
 use pim_http::Stop;
+use pim_http::secret::Redacted;
 use pim_http::transport::TransportKind;
 use reqwest::Url;
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue};
@@ -56,6 +59,21 @@ pub(crate) enum Credentials {
         credential: Arc<dyn TokenCredential>,
         scope: &'static str,
     },
+}
+
+impl fmt::Debug for Credentials {
+    /// Which kind of auth, never the key: the one redaction marker of [`Redacted`].
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::None => f.write_str("None"),
+            Self::ApiKeyHeader(_) => f.debug_tuple("ApiKeyHeader").field(&Redacted).finish(),
+            Self::StaticBearer(_) => f.debug_tuple("StaticBearer").field(&Redacted).finish(),
+            Self::Entra { scope, .. } => f
+                .debug_struct("Entra")
+                .field("scope", scope)
+                .finish_non_exhaustive(),
+        }
+    }
 }
 
 /// Which request field carries [`ChatRequest::max_tokens`].
@@ -238,7 +256,7 @@ impl Wire {
         match ModelFamily::infer(&self.name) {
             Some(f) => (
                 Some(f),
-                Some(format!("the name {:?}", clean(&self.name, 80))),
+                Some(format!("the name {:?}", text::log_field(&self.name, 80))),
             ),
             None => (None, None),
         }
@@ -372,12 +390,12 @@ impl Wire {
                 Ok(response) => return Ok(response),
                 Err(reason) if repair.is_empty() => {
                     tracing::info!(
-                        deployment = %clean(&self.name, 80),
+                        deployment = %text::log_field(&self.name, 80),
                         reason = %reason,
                         "the json_object answer does not follow the schema; asking once for a repair"
                     );
                     repair = vec![
-                        ChatMessage::assistant(clean(
+                        ChatMessage::assistant(text::log_field(
                             answer.response.content.as_deref().unwrap_or_default(),
                             4_000,
                         )),
@@ -400,7 +418,7 @@ impl Wire {
     fn learn_from(&self, answer: &Answer, request: &ChatRequest, plan: &Plan) {
         let mut learned = self.learned();
         if let Some(model) = &answer.model {
-            let model = clean(model, 80);
+            let model = text::log_field(model, 80);
             if self.parameters.family.is_none()
                 && let Some(family) = ModelFamily::infer(&model)
             {
@@ -412,7 +430,7 @@ impl Wire {
                 ));
                 if changed {
                     tracing::info!(
-                        deployment = %clean(&self.name, 80),
+                        deployment = %text::log_field(&self.name, 80),
                         model = %model,
                         family = %family,
                         "the service names the model behind the deployment; sending {family} parameters from now on"
@@ -487,16 +505,16 @@ impl Wire {
             _ => return false,
         };
         tracing::info!(
-            deployment = %clean(&self.name, 80),
-            parameter = %clean(param, 60),
-            code = %clean(&rejection.code, 40),
+            deployment = %text::log_field(&self.name, 80),
+            parameter = %text::log_field(param, 60),
+            code = %text::log_field(&rejection.code, 40),
             adjustment = %what,
             "the model rejected a request parameter; adjusted for the rest of the run, retrying once"
         );
         learned.adjustments.push(format!(
             "{} ({}): {what}",
-            clean(param, 60),
-            clean(&rejection.code, 40)
+            text::log_field(param, 60),
+            text::log_field(&rejection.code, 40)
         ));
         true
     }
@@ -578,7 +596,7 @@ impl Wire {
         let request_id = header("apim-request-id")
             .or_else(|| header("x-request-id"))
             .or_else(|| header("x-ms-request-id"))
-            .map(|id| clean(&id, 100));
+            .map(|id| text::log_field(&id, 100));
         let bytes = self.read_body(response).await?;
 
         if (200..300).contains(&status) {
@@ -697,7 +715,7 @@ pub(crate) fn parse_base(raw: &str, what: &str) -> Result<Url, Error> {
     let mut url = Url::parse(raw).map_err(|e| {
         Error::Config(format!(
             "the {what} {:?} is not a URL: {e}",
-            clean(raw, 200)
+            text::log_field(raw, 200)
         ))
     })?;
     // Checked before anything echoes the URL: user info may hold a password.
@@ -709,13 +727,13 @@ pub(crate) fn parse_base(raw: &str, what: &str) -> Result<Url, Error> {
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
         return Err(Error::Config(format!(
             "the {what} {:?} must be an http or https URL with a host",
-            clean(raw, 200)
+            text::log_field(raw, 200)
         )));
     }
     if url.query().is_some() || url.fragment().is_some() {
         return Err(Error::Config(format!(
             "the {what} {:?} must not have a query or fragment",
-            clean(url.as_str(), 200)
+            text::log_field(url.as_str(), 200)
         )));
     }
     let path = url.path().trim_end_matches('/').to_owned();
@@ -749,8 +767,12 @@ fn check_local(response: &ChatResponse, schema: &Value) -> Result<ChatResponse, 
     if json.is_empty() {
         return Err("the answer is empty".to_owned());
     }
-    let value: Value = serde_json::from_str(json)
-        .map_err(|e| format!("the answer is not JSON ({})", clean(&e.to_string(), 120)))?;
+    let value: Value = serde_json::from_str(json).map_err(|e| {
+        format!(
+            "the answer is not JSON ({})",
+            text::log_field(&e.to_string(), 120)
+        )
+    })?;
     crate::schema::validate(&value, schema)?;
     Ok(ChatResponse {
         content: Some(json.to_owned()),
@@ -790,7 +812,7 @@ fn parse_answer(body: &[u8]) -> Result<Answer, Error> {
             "length" => FinishReason::Length,
             "content_filter" => FinishReason::ContentFilter,
             "tool_calls" | "function_call" => FinishReason::ToolCalls,
-            other => FinishReason::Other(clean(other, 64)),
+            other => FinishReason::Other(text::log_field(other, 64)),
         },
         None | Some(Value::Null) => FinishReason::Other("none".to_owned()),
         Some(_) => return Err(invalid("`choices[0].finish_reason` is not a string")),
@@ -855,7 +877,7 @@ impl ErrorDetail {
         match serde_json::from_slice::<Value>(body) {
             Ok(value) => Self::from_value(&value),
             Err(_) => {
-                let text = clean(&String::from_utf8_lossy(body), MAX_MESSAGE_CHARS);
+                let text = text::log_field(&String::from_utf8_lossy(body), MAX_MESSAGE_CHARS);
                 Self {
                     raw: (!text.trim().is_empty()).then_some(text),
                     ..Self::default()
@@ -870,7 +892,7 @@ impl ErrorDetail {
         // some self-hosted servers: {"error":"text"}.
         let error = match root.get("error") {
             Some(Value::String(s)) => {
-                detail.message = Some(clean(s, MAX_MESSAGE_CHARS));
+                detail.message = Some(text::log_field(s, MAX_MESSAGE_CHARS));
                 return detail;
             }
             Some(e @ Value::Object(_)) => e,
@@ -878,7 +900,8 @@ impl ErrorDetail {
         };
         detail.code = text_field(error, "code");
         detail.param = text_field(error, "param");
-        detail.message = text_field(error, "message").map(|m| clean(&m, MAX_MESSAGE_CHARS));
+        detail.message =
+            text_field(error, "message").map(|m| text::log_field(&m, MAX_MESSAGE_CHARS));
         collect_filtered(error, &mut detail.filtered);
         let mut inner = error.get("innererror");
         // Bounded: a hostile body could nest without end.
@@ -890,7 +913,7 @@ impl ErrorDetail {
                 detail.inner_code = Some(code);
             }
             if let Some(message) = text_field(node, "message") {
-                detail.inner_message = Some(clean(&message, MAX_MESSAGE_CHARS));
+                detail.inner_message = Some(text::log_field(&message, MAX_MESSAGE_CHARS));
             }
             collect_filtered(node, &mut detail.filtered);
             inner = node.get("innererror");
@@ -960,7 +983,7 @@ impl ErrorDetail {
         let codes: Vec<String> = [&self.code, &self.inner_code]
             .into_iter()
             .flatten()
-            .map(|c| clean(c, 80))
+            .map(|c| text::log_field(c, 80))
             .collect();
         if codes.is_empty() {
             message
@@ -973,7 +996,7 @@ impl ErrorDetail {
 /// A string or number field as text.
 fn text_field(value: &Value, key: &str) -> Option<String> {
     match value.get(key)? {
-        Value::String(s) if !s.trim().is_empty() => Some(clean(s, MAX_MESSAGE_CHARS)),
+        Value::String(s) if !s.trim().is_empty() => Some(text::log_field(s, MAX_MESSAGE_CHARS)),
         Value::Number(n) => Some(n.to_string()),
         _ => None,
     }
@@ -986,7 +1009,7 @@ fn collect_filtered(node: &Value, out: &mut Vec<String>) {
         if let Some(Value::Object(categories)) = node.get(key) {
             for (name, result) in categories.iter().take(32) {
                 if result.get("filtered") == Some(&Value::Bool(true)) {
-                    let name = clean(name, 40);
+                    let name = text::log_field(name, 40);
                     if !out.contains(&name) {
                         out.push(name);
                     }
@@ -994,20 +1017,6 @@ fn collect_filtered(node: &Value, out: &mut Vec<String>) {
             }
         }
     }
-}
-
-/// Makes untrusted service text safe to put in an error: control characters become spaces
-/// (no forged log lines), and the length is capped.
-pub(crate) fn clean(text: &str, max_chars: usize) -> String {
-    let mut out: String = text
-        .chars()
-        .take(max_chars)
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    if text.chars().nth(max_chars).is_some() {
-        out.push('…');
-    }
-    out
 }
 
 /// A service could echo the key it rejected; never pass it on.
@@ -1051,7 +1060,7 @@ mod tests {
         let d = ErrorDetail::parse(br#"{"error":"model not found"}"#);
         assert_eq!(d.summary(), "model not found");
         let d = ErrorDetail::parse(b"<html>\r\nBad Gateway</html>");
-        assert_eq!(d.summary(), "<html>  Bad Gateway</html>");
+        assert_eq!(d.summary(), "<html> Bad Gateway</html>");
         assert_eq!(ErrorDetail::parse(b"").summary(), "no details in the body");
     }
 
@@ -1097,7 +1106,8 @@ mod tests {
                 .summary()
                 .chars()
                 .count(),
-            401
+            // The shared log-field rule keeps the `…` inside the bound (issue 11).
+            400
         );
         let mut nested = String::from(r#"{"error":{"message":"m""#);
         for _ in 0..40 {
@@ -1110,7 +1120,8 @@ mod tests {
             "é".repeat(10_000)
         );
         let s = ErrorDetail::parse(huge.as_bytes()).summary();
-        assert_eq!(s.chars().count(), MAX_MESSAGE_CHARS + 1);
+        assert_eq!(s.chars().count(), MAX_MESSAGE_CHARS);
+        assert!(s.ends_with('…'));
         assert!(!s.contains('\u{7}'));
     }
 

@@ -6,6 +6,14 @@
 //! ever writes is [`WORD_BREAK`] after an `@`. Control characters and invisible or
 //! direction-changing code points are shown as visible `\u{XXXX}` text, so a reader sees exactly
 //! what was logged and a bidi override cannot reorder what they read.
+//!
+//! Which characters those are, how they are shown and where text is cut are the shared rules of
+//! [`pim_domain::text`]; this module adds only the Markdown and Mermaid *syntax*. The terminal
+//! functions [`terminal`] and [`terminal_line`] are re-exported from there.
+
+use pim_domain::text::{self, visible_form};
+
+pub use pim_domain::text::{terminal, terminal_line};
 
 /// Default cap, in characters, for [`md`] in body text.
 pub const MD_MAX_CHARS: usize = 2000;
@@ -26,7 +34,8 @@ pub const MERMAID_MAX_CHARS: usize = 60;
 /// assert_eq!(md("a\nb", 100), r"a\\nb");
 /// ```
 pub fn md(text: &str, max_chars: usize) -> String {
-    let (head, more) = truncate(text.trim(), max_chars);
+    let cut = text::cut(text.trim(), max_chars);
+    let (head, more) = (cut.kept, cut.dropped);
     let mut out = String::with_capacity(head.len() + head.len() / 4 + 8);
     let chars: Vec<char> = head.chars().collect();
     // Only the start of the field can begin a block: newlines never survive below.
@@ -105,7 +114,8 @@ pub fn md_code(text: &str, max_chars: usize, in_table_cell: bool) -> String {
     if in_table_cell && text.contains('|') {
         return md_cell(text, max_chars);
     }
-    let (head, more) = truncate(text, max_chars);
+    let cut = text::cut(text, max_chars);
+    let (head, more) = (cut.kept, cut.dropped);
     if head.is_empty() && more == 0 {
         return "—".to_owned();
     }
@@ -149,7 +159,7 @@ pub fn mermaid_label(text: &str, max_chars: usize) -> String {
     let mut kept = 0usize;
     let mut cut = false;
     for c in text.chars() {
-        let keep = (c.is_alphanumeric() && visible_form(c).is_none())
+        let keep = (c.is_alphanumeric() && !text::is_unsafe(c))
             || matches!(
                 c,
                 '.' | ',' | '-' | '_' | '/' | '(' | ')' | '@' | '+' | '\'' | '&' | '='
@@ -207,100 +217,6 @@ pub fn mermaid_label(text: &str, max_chars: usize) -> String {
         label.insert(0, '_');
     }
     label
-}
-
-/// Makes untrusted text safe to print on a terminal, keeping its line breaks: every other
-/// control character (escape sequences, carriage return, backspace, tab), and every invisible or
-/// direction-changing code point (bidi overrides and isolates, zero-width spaces and joiners, tag
-/// characters) is shown as visible text, as [`md`] shows it (`\u{202E}`, `\r`, `\t`), and each
-/// line longer than `max_line_chars` characters is cut with a visible `…(N more chars)` marker.
-///
-/// ```
-/// use pim_report::escape::terminal;
-/// assert_eq!(terminal("a\u{1b}[31mb\u{202E}c\nd\re", 100), "a\\u{001B}[31mb\\u{202E}c\nd\\re");
-/// assert_eq!(terminal("abcdef", 3), "abc…(3 more chars)");
-/// ```
-pub fn terminal(text: &str, max_line_chars: usize) -> String {
-    let mut out = String::with_capacity(text.len().min(max_line_chars.saturating_mul(4)) + 16);
-    for (i, line) in text.split('\n').enumerate() {
-        if i > 0 {
-            out.push('\n');
-        }
-        push_terminal_line(&mut out, line, max_line_chars);
-    }
-    out
-}
-
-/// [`terminal`] for text that must stay on one line (a status line): line breaks are shown as
-/// `\n` too.
-///
-/// ```
-/// use pim_report::escape::terminal_line;
-/// assert_eq!(terminal_line("querying a\nb", 100), "querying a\\nb");
-/// ```
-pub fn terminal_line(text: &str, max_chars: usize) -> String {
-    let mut out = String::with_capacity(text.len().min(max_chars.saturating_mul(4)) + 16);
-    push_terminal_line(&mut out, text, max_chars);
-    out
-}
-
-fn push_terminal_line(out: &mut String, line: &str, max_chars: usize) {
-    let (head, more) = truncate(line, max_chars);
-    for c in head.chars() {
-        match visible_form(c) {
-            Some(visible) => out.push_str(&visible),
-            None => out.push(c),
-        }
-    }
-    if more > 0 {
-        out.push_str(&format!("…({more} more chars)"));
-    }
-}
-
-/// Splits `text` after `max_chars` characters; returns the head and how many characters were cut.
-pub(crate) fn truncate(text: &str, max_chars: usize) -> (&str, usize) {
-    match text.char_indices().nth(max_chars) {
-        Some((byte, _)) => (&text[..byte], text[byte..].chars().count()),
-        None => (text, 0),
-    }
-}
-
-/// The visible replacement for a control, invisible or direction-changing character, or `None`
-/// for an ordinary one.
-fn visible_form(c: char) -> Option<String> {
-    match c {
-        '\n' => Some("\\n".to_owned()),
-        '\r' => Some("\\r".to_owned()),
-        '\t' => Some("\\t".to_owned()),
-        _ if c.is_control() || is_invisible(c) => Some(format!("\\u{{{:04X}}}", u32::from(c))),
-        _ => None,
-    }
-}
-
-/// Format characters (Unicode category Cf), line/paragraph separators and fillers that render as
-/// nothing or change the direction of the text around them. Emoji variation selectors
-/// (U+FE00..U+FE0F) are left alone; they are ordinary in emoji.
-fn is_invisible(c: char) -> bool {
-    matches!(
-        u32::from(c),
-        0x00AD
-            | 0x034F
-            | 0x061C
-            | 0x115F
-            | 0x1160
-            | 0x17B4
-            | 0x17B5
-            | 0x180B..=0x180F
-            | 0x200B..=0x200F
-            | 0x2028..=0x202E
-            | 0x2060..=0x206F
-            | 0x3164
-            | 0xFEFF
-            | 0xFFA0
-            | 0xFFF9..=0xFFFB
-            | 0x1D173..=0x1D17A
-            | 0xE0000..=0xE0FFF
-    )
 }
 
 fn push_escaped_ascii(out: &mut String, visible: &str) {
@@ -406,7 +322,7 @@ mod tests {
             out,
             r"ok\u{001B}]0;pwned\u{0007}\u{202E}gnp.exe\u{200B}\u{2066}x\u{0008}\r\tz\u{0085}"
         );
-        assert!(!out.chars().any(|c| c.is_control() || is_invisible(c)));
+        assert!(!out.chars().any(text::is_unsafe));
         assert_eq!(terminal("a\nb", 10), "a\nb");
         assert_eq!(terminal_line("a\nb", 10), r"a\nb");
         let huge = "x".repeat(10_000_000);

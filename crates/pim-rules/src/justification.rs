@@ -548,32 +548,12 @@ fn name_signals(text: &str) -> Vec<&'static str> {
     found
 }
 
-/// A short, safe excerpt of the user's text for a rationale: normalised (hidden characters gone,
-/// whitespace collapsed to single spaces), double quotes replaced, at most `max` characters.
+/// A short, safe excerpt of the user's text for a rationale: one line by the shared rules of
+/// [`pim_domain::text::log_field`] (control, bidi and invisible characters and runs of whitespace
+/// become one space), double quotes replaced so the excerpt can be quoted, at most `max`
+/// characters with the `…` included.
 pub(crate) fn excerpt(text: &str, max: usize) -> String {
-    let flat = normalise_keep_case(text);
-    let mut out: String = flat.chars().take(max).collect();
-    if flat.chars().count() > max {
-        out.push('…');
-    }
-    out
-}
-
-fn normalise_keep_case(text: &str) -> String {
-    let cleaned: String = text
-        .chars()
-        .filter(|c| !is_invisible(*c))
-        .map(|c| {
-            if c.is_whitespace() || c.is_control() {
-                ' '
-            } else if c == '"' {
-                '\''
-            } else {
-                c
-            }
-        })
-        .collect();
-    cleaned.split_whitespace().collect::<Vec<_>>().join(" ")
+    pim_domain::text::log_field(&text.replace('"', "'"), max)
 }
 
 #[cfg(test)]
@@ -810,7 +790,8 @@ mod tests {
         let e = excerpt("a \"quoted\"\n\ttext\u{200B}", 120);
         assert_eq!(e, "a 'quoted' text");
         let long = excerpt(&"x".repeat(500), 120);
-        assert_eq!(long.chars().count(), 121);
+        // The shared log-field rule keeps the `…` inside the bound (issue 11).
+        assert_eq!(long.chars().count(), 120);
         assert!(long.ends_with('…'));
     }
 

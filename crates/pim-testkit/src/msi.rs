@@ -46,7 +46,7 @@ impl std::fmt::Debug for ManagedIdentityFake {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ManagedIdentityFake")
             .field("endpoint", &self.endpoint())
-            .field("header_secret", &"[REDACTED]")
+            .field("header_secret", &pim_http::secret::Redacted)
             .field("requests", &lock(&self.state).requests.len())
             .finish()
     }

@@ -51,7 +51,7 @@ impl std::fmt::Debug for WebhookFake {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WebhookFake")
             .field("endpoint", &self.server.uri())
-            .field("sig", &"[REDACTED]")
+            .field("sig", &pim_http::secret::Redacted)
             .field("requests", &lock(&self.state).requests.len())
             .finish()
     }

@@ -1,6 +1,6 @@
 //! Scripted sessions against the bundled demo tenant, and start-up failures.
 
-use pim_core::chat::BANNER;
+use pim_agent::BANNER;
 
 use crate::support::{chat, is_log_line};
 

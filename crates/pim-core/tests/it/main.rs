@@ -13,9 +13,6 @@ mod pipeline;
 // `--check` preflight against the loopback fakes: passes, each failure's remedy, skips, secrets.
 mod preflight;
 
-// The chat session: scripted conversations on the demo tenant, free-form KQL with repair.
-mod chat;
-
 // Issue 9: the model stage's deadline, the warnings about failed model calls, and a server's
 // Retry-After that does not fit in a call's budget, against the loopback Azure OpenAI fake.
 mod model_stage;

@@ -616,3 +616,12 @@ fn an_explicit_scope_wins_and_an_empty_one_is_refused() {
             .contains("scope is empty")
     );
 }
+
+#[test]
+fn options_debug_never_prints_a_callers_client() {
+    let options = |client| IngestionOptions {
+        client: Some(client),
+        ..Default::default()
+    };
+    pim_http::secret::check_debug_hides_client(options).unwrap();
+}

@@ -291,3 +291,12 @@ async fn a_server_wait_beyond_the_budget_fails_at_once_naming_the_wait() {
     assert_eq!(err.status(), Some(429));
     assert_eq!(fake.requests().len(), 1);
 }
+
+#[test]
+fn options_debug_never_prints_a_callers_client() {
+    let options = |client| WebhookOptions {
+        client: Some(client),
+        ..Default::default()
+    };
+    pim_http::secret::check_debug_hides_client(options).unwrap();
+}

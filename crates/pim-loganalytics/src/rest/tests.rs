@@ -832,3 +832,12 @@ async fn an_unknown_host_gets_the_public_scope_and_a_credential_error_names_it()
         "{err}"
     );
 }
+
+#[test]
+fn options_debug_never_prints_a_callers_client() {
+    let options = |client| LogAnalyticsOptions {
+        client: Some(client),
+        ..Default::default()
+    };
+    pim_http::secret::check_debug_hides_client(options).unwrap();
+}

@@ -1,14 +1,25 @@
-//! The interactive investigation session behind `pim-chat`: commands (`scan`, "what did 2 do",
-//! `assess`, `report`, `show kql`), conversation context ("they", "the second one"), and
-//! free-form questions that a model turns into checked, repaired KQL.
+//! The chat agent of the PIM Activity Audit Agent: one investigation conversation per user.
 //!
-//! A [`Session`] holds one conversation and no global state: a bot or web service creates one
-//! per user, all sharing one [`Auditor`](crate::Auditor), source and model behind `Arc`s.
-//! The session never reads the clock or the environment: each line comes with `now`.
+//! A [`Session`] understands commands (`scan`, "what did 2 do", `assess`, `report`, `show
+//! kql`), conversation context ("they", "the second one"), and free-form questions that a model
+//! turns into checked, repaired KQL ([`pim_kql::repair`]). Every line gets a typed [`Answer`]
+//! carrying its data (the activations as in the JSON report, the query and its result table):
+//! [`render_text`] prints it as `pim-chat` does, and the answer serializes to JSON
+//! ([`serde::Serialize`]) for a served agent.
+//!
+//! A session holds one conversation and no global state: a bot or web service creates one per
+//! user, all sharing one [`Auditor`](pim_core::Auditor), source and model behind `Arc`s, and
+//! one [`ScanCache`] so that identical scans run once. The session never reads the clock or
+//! the environment: each line comes with `now`.
+//!
+//! The crate's public API is this page: [`Session`] and its [`SessionOptions`], the answer
+//! types ([`Answer`] and what it holds), [`render_text`], [`ScanCache`], [`BANNER`] and
+//! [`COMMANDS`]. Reading lines (intents), resolving "they" (context), writing reports and the
+//! chat's prompts are private modules.
 //!
 //! ```
 //! use std::sync::Arc;
-//! use pim_core::chat::{Session, SessionOptions};
+//! use pim_agent::{Answer, Session, SessionOptions, render_text};
 //! use pim_core::{Auditor, KqlSource};
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -19,30 +30,41 @@
 //! let mut session = Session::new(auditor, source, None, options);
 //! let now = time::OffsetDateTime::now_utc(); // the caller's clock
 //! let runtime = tokio::runtime::Builder::new_current_thread().build()?;
-//! let outcome = runtime.block_on(session.handle_line("scan", now));
-//! assert!(outcome.text.starts_with("Scanned") && !outcome.exit);
-//! let outcome = runtime.block_on(session.handle_line("what did 2 do", now));
-//! assert!(outcome.text.contains("activation"));
+//! let answer = runtime.block_on(session.handle_line("scan", now));
+//! assert!(render_text(&answer).starts_with("Scanned") && !answer.ends_session());
+//! let Answer::Scan(scan) = &answer else { unreachable!() };
+//! assert_eq!(scan.identities[1].number, 2);
+//! let answer = runtime.block_on(session.handle_line("what did 2 do", now));
+//! assert!(render_text(&answer).contains("activation"));
+//! // The same answer as data, for a served agent.
+//! let json = serde_json::to_value(&answer)?;
+//! assert_eq!(json["kind"], "activity");
+//! assert!(json["activations"][0]["principal"].is_object());
 //! # Ok(())
 //! # }
 //! ```
 //!
-//! See: issue 4.
+//! See: issue 4 (the chat), issue 11 (its own crate, structured answers).
 
+mod answer;
 mod cache;
 mod context;
 mod intent;
 mod nl;
 mod save;
 mod session;
+mod source;
+mod text;
 
+pub use answer::{
+    Answer, Confirm, ListedIdentity, Problem, QueryAnswer, ReportActivation, ReportCounts,
+    ScanSummary, Summary, UserActivations,
+};
 pub use cache::ScanCache;
-pub use context::{Listed, ResolveError, resolve};
-pub use intent::{Intent, UserRef, parse_intent};
-pub use nl::{extract_kql, format_table};
 pub use session::Session;
+pub use text::render_text;
 
-use pim_kql::check::QueryPolicy;
+use pim_kql::QueryPolicy;
 use time::OffsetDateTime;
 
 /// The banner a chat front end prints first.
@@ -75,44 +97,12 @@ pub struct SessionOptions {
 impl Default for SessionOptions {
     fn default() -> Self {
         Self {
-            hours: crate::DEFAULT_HOURS,
+            hours: pim_core::DEFAULT_HOURS,
             end: None,
             max_repairs: 3,
             history_turns: 6,
             query_policy: QueryPolicy::default(),
             max_table_rows: 20,
-        }
-    }
-}
-
-/// What a line produced: the text to print, and whether the session is over.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Outcome {
-    /// The answer, as plain text (ends without a trailing newline).
-    pub text: String,
-    /// True after `exit` / `quit`.
-    pub exit: bool,
-    /// Set when the request was refused pending the user's yes (e.g. `report PATH` onto an
-    /// existing file): a front end on a terminal may ask [`Confirm::question`] and, on yes,
-    /// handle [`Confirm::line`]; elsewhere `text` already says how to insist.
-    pub confirm: Option<Confirm>,
-}
-
-/// A question to put to the user before running a line that replaces something.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Confirm {
-    /// The yes/no question, e.g. `Overwrite out.md?`.
-    pub question: String,
-    /// The line to handle on yes, e.g. `report! out.md`.
-    pub line: String,
-}
-
-impl Outcome {
-    pub(crate) fn say(text: impl Into<String>) -> Self {
-        Self {
-            text: text.into(),
-            exit: false,
-            confirm: None,
         }
     }
 }

@@ -1,20 +1,20 @@
 //! Conversation context: which users the last scan listed (and their numbers) and who was last
 //! discussed, and the resolution of "they", "2" or a typed name against it.
 
-use super::intent::UserRef;
+use crate::intent::UserRef;
 
 /// A user as the last scan listed them.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Listed {
+pub(crate) struct Listed {
     /// The label reports use: the UPN, else display name, else object id.
-    pub label: String,
+    pub(crate) label: String,
     /// The display name, when known (so "Ju Cho" finds `ju.cho@…`).
-    pub display_name: Option<String>,
+    pub(crate) display_name: Option<String>,
 }
 
 /// Why a reference could not be resolved; the message tells the user what to type instead.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ResolveError {
+pub(crate) enum ResolveError {
     /// "they" with nobody discussed yet.
     #[error(
         "I'm not sure who you mean: run `scan` and pick a number (\"what did 2 do\"), or give a UPN"
@@ -45,7 +45,7 @@ fn listing_hint(listed: usize) -> String {
 ///
 /// # Errors
 /// [`ResolveError`] when a pronoun has no antecedent or a number is out of range.
-pub fn resolve(
+pub(crate) fn resolve(
     user: &UserRef,
     listed: &[Listed],
     current: Option<&str>,

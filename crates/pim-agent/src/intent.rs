@@ -3,7 +3,7 @@
 
 /// Who a follow-up is about, before it is resolved against the session's context.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum UserRef {
+pub(crate) enum UserRef {
     /// "they", "their", "that user", or no user at all: the user last discussed.
     Current,
     /// "2", "#2", "the second one": the user with this number (1-based) in the last listing.
@@ -14,7 +14,7 @@ pub enum UserRef {
 
 /// What one line asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Intent {
+pub(crate) enum Intent {
     /// A blank line.
     Empty,
     /// `scan [hours]` (also `scan 48h`, `scan last 2 days`).
@@ -85,7 +85,7 @@ const ORDINALS: &[(&str, usize)] = &[
 
 /// Reads one line typed in the chat. Commands are matched case-insensitively and tolerate
 /// filler words and trailing punctuation; names and paths keep the case they were typed in.
-pub fn parse_intent(line: &str) -> Intent {
+pub(crate) fn parse_intent(line: &str) -> Intent {
     if line.trim() == "?" {
         return Intent::Help;
     }

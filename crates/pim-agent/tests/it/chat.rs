@@ -1,17 +1,18 @@
-//! Scripted chat sessions: the commands on the demo tenant, and free-form questions through the
-//! real Log Analytics client against the loopback fake, with a scripted model.
+//! Scripted chat sessions, read as `pim-chat` prints them: the commands on the demo tenant, and
+//! free-form questions through the real Log Analytics client against the loopback fake, with a
+//! scripted model.
 
 use std::sync::Arc;
 
+use pim_agent::{Answer, BANNER, Confirm, Session, SessionOptions, render_text};
 use pim_auth::StaticTokenCredential;
-use pim_core::chat::{BANNER, Session, SessionOptions};
 use pim_core::{Auditor, KqlSource, demo_source};
 use pim_loganalytics::{LogAnalyticsClient, LogAnalyticsOptions};
 use pim_openai::{ChatModel, ScriptedChatModel};
 use pim_testkit::{Failure, LogAnalyticsFake};
 use time::macros::datetime;
 
-const END: time::OffsetDateTime = datetime!(2026-11-20 18:00 UTC);
+pub(crate) const END: time::OffsetDateTime = datetime!(2026-11-20 18:00 UTC);
 
 fn options() -> SessionOptions {
     SessionOptions {
@@ -20,14 +21,30 @@ fn options() -> SessionOptions {
     }
 }
 
-fn demo_session(model: Option<Arc<dyn ChatModel>>) -> Session {
+/// An answer with its text as `pim-chat` prints it, whether it ends the session, and what to
+/// confirm: what the tests read.
+struct Said {
+    text: String,
+    exit: bool,
+    confirm: Option<Confirm>,
+}
+
+fn said(answer: Answer) -> Said {
+    Said {
+        text: render_text(&answer),
+        exit: answer.ends_session(),
+        confirm: answer.confirm().cloned(),
+    }
+}
+
+pub(crate) fn demo_session(model: Option<Arc<dyn ChatModel>>) -> Session {
     let source = demo_source().unwrap();
     let auditor = Arc::new(Auditor::builder(source.clone()).build());
     Session::new(auditor, source, model, options())
 }
 
 /// A session whose source is the real Log Analytics client aimed at the fake.
-async fn live_session(model: &ScriptedChatModel) -> (Session, LogAnalyticsFake) {
+pub(crate) async fn live_session(model: &ScriptedChatModel) -> (Session, LogAnalyticsFake) {
     let fake = LogAnalyticsFake::start().await;
     fake.with_demo_tenant().await.unwrap();
     let credential = Arc::new(StaticTokenCredential::new(
@@ -49,13 +66,13 @@ async fn live_session(model: &ScriptedChatModel) -> (Session, LogAnalyticsFake) 
     (Session::new(auditor, source, Some(model), options()), fake)
 }
 
-fn fenced(kql: &str) -> String {
+pub(crate) fn fenced(kql: &str) -> String {
     format!("Here is the query:\n```kql\n{kql}\n```")
 }
 
-const BAD_KQL: &str =
+pub(crate) const BAD_KQL: &str =
     "AzureActivity\n| where TimeGenerated > ago(1d)\n| summarize deletions = countt() by Caller";
-const GOOD_KQL: &str = "AzureActivity\n| where TimeGenerated > ago(1d)\n| project TimeGenerated, Caller, OperationNameValue";
+pub(crate) const GOOD_KQL: &str = "AzureActivity\n| where TimeGenerated > ago(1d)\n| project TimeGenerated, Caller, OperationNameValue";
 
 #[tokio::test]
 async fn a_scripted_investigation_on_the_demo_tenant() {
@@ -63,7 +80,7 @@ async fn a_scripted_investigation_on_the_demo_tenant() {
     assert!(BANNER.contains("`scan`") && BANNER.contains("`exit`"));
     let mut s = demo_session(None);
 
-    let scan = s.handle_line("scan", END).await;
+    let scan = said(s.handle_line("scan", END).await);
     assert!(!scan.exit);
     assert!(
         scan.text.contains("15 activations by 14 identities"),
@@ -84,7 +101,7 @@ async fn a_scripted_investigation_on_the_demo_tenant() {
     assert!(s.completions().contains(&"scan".to_owned()));
     assert!(s.last_kql().unwrap().starts_with("AuditLogs\n"));
 
-    let what = s.handle_line("What did 2 do?", END).await;
+    let what = said(s.handle_line("What did 2 do?", END).await);
     assert!(
         what.text
             .starts_with("mallory.reed@contoso-demo.com — 1 activation"),
@@ -97,9 +114,10 @@ async fn a_scripted_investigation_on_the_demo_tenant() {
     );
     assert!(what.text.contains("4 operations"));
 
-    let align = s
-        .handle_line("does their activity align with the reason?", END)
-        .await;
+    let align = said(
+        s.handle_line("does their activity align with the reason?", END)
+            .await,
+    );
     assert!(
         align
             .text
@@ -112,16 +130,17 @@ async fn a_scripted_investigation_on_the_demo_tenant() {
     assert!(align.text.contains("Rationale: "));
 
     // Another user, by UPN, then a pronoun follows them.
-    let li = s
-        .handle_line("what did LI.WEI@contoso-demo.com do", END)
-        .await;
+    let li = said(
+        s.handle_line("what did LI.WEI@contoso-demo.com do", END)
+            .await,
+    );
     assert!(
         li.text
             .starts_with("li.wei@contoso-demo.com — 1 activation"),
         "{}",
         li.text
     );
-    let assess = s.handle_line("assess them", END).await;
+    let assess = said(s.handle_line("assess them", END).await);
     assert!(
         assess
             .text
@@ -129,26 +148,28 @@ async fn a_scripted_investigation_on_the_demo_tenant() {
         "{}",
         assess.text
     );
-    let second = s.handle_line("what did the second one do", END).await;
+    let second = said(s.handle_line("what did the second one do", END).await);
     assert!(second.text.starts_with("mallory.reed@"), "{}", second.text);
 
-    let nobody = s
-        .handle_line("what did nobody@contoso-demo.com do", END)
-        .await;
+    let nobody = said(
+        s.handle_line("what did nobody@contoso-demo.com do", END)
+            .await,
+    );
     assert_eq!(
         nobody.text,
         "nobody@contoso-demo.com did not activate a PIM role between 2026-11-19 18:00 UTC and 2026-11-20 18:00 UTC."
     );
-    let out_of_range = s.handle_line("what did 40 do", END).await;
+    let out_of_range = said(s.handle_line("what did 40 do", END).await);
     assert_eq!(
         out_of_range.text,
         "There is no user 40: the last scan listed users 1 to 14."
     );
 
     let path = std::env::temp_dir().join(format!("pim-chat-report-{}.md", std::process::id()));
-    let report = s
-        .handle_line(&format!("report {}", path.display()), END)
-        .await;
+    let report = said(
+        s.handle_line(&format!("report {}", path.display()), END)
+            .await,
+    );
     assert!(
         report
             .text
@@ -159,16 +180,17 @@ async fn a_scripted_investigation_on_the_demo_tenant() {
     let markdown = std::fs::read_to_string(&path).unwrap();
     // Issue 9: a second `report PATH` does not replace the file; it asks, and `report!` insists.
     std::fs::write(&path, "precious").unwrap();
-    let again = s
-        .handle_line(&format!("report {}", path.display()), END)
-        .await;
+    let again = said(
+        s.handle_line(&format!("report {}", path.display()), END)
+            .await,
+    );
     assert!(again.text.starts_with("Not written: "), "{}", again.text);
     assert!(again.text.contains("already exists"), "{}", again.text);
     let confirm = again.confirm.clone().unwrap();
     assert_eq!(confirm.line, format!("report! {}", path.display()));
     assert!(confirm.question.ends_with("Overwrite it?"), "{confirm:?}");
     assert_eq!(std::fs::read_to_string(&path).unwrap(), "precious");
-    let forced = s.handle_line(&confirm.line, END).await;
+    let forced = said(s.handle_line(&confirm.line, END).await);
     assert!(
         forced.text.starts_with("Wrote the Markdown report"),
         "{}",
@@ -176,37 +198,38 @@ async fn a_scripted_investigation_on_the_demo_tenant() {
     );
     assert_eq!(forced.confirm, None);
     assert_eq!(std::fs::read_to_string(&path).unwrap(), markdown);
-    let device = s.handle_line("report /dev/null", END).await;
+    let device = said(s.handle_line("report /dev/null", END).await);
     assert!(device.text.contains("is a system path"), "{}", device.text);
     assert_eq!(device.confirm, None);
     std::fs::remove_file(&path).unwrap();
     assert!(markdown.contains("mallory.reed@contoso-demo.com"));
-    let printed = s.handle_line("report", END).await;
+    let printed = said(s.handle_line("report", END).await);
     assert_eq!(printed.text, markdown.trim_end());
 
-    let kql = s.handle_line("show kql", END).await;
+    let kql = said(s.handle_line("show kql", END).await);
     assert!(
         kql.text.contains("where LoggedByService =~ \"PIM\""),
         "{}",
         kql.text
     );
 
-    let bye = s.handle_line("exit", END).await;
+    let bye = said(s.handle_line("exit", END).await);
     assert!(bye.exit);
 }
 
 #[tokio::test]
 async fn any_upn_can_be_asked_about_before_a_scan() {
     let mut s = demo_session(None);
-    let they = s.handle_line("what did they do", END).await;
+    let they = said(s.handle_line("what did they do", END).await);
     assert!(
         they.text.starts_with("I'm not sure who you mean"),
         "{}",
         they.text
     );
-    let what = s
-        .handle_line("what did jane.doe@contoso-demo.com do", END)
-        .await;
+    let what = said(
+        s.handle_line("what did jane.doe@contoso-demo.com do", END)
+            .await,
+    );
     assert!(
         what.text
             .starts_with("jane.doe@contoso-demo.com — 2 activations"),
@@ -218,16 +241,17 @@ async fn any_upn_can_be_asked_about_before_a_scan() {
             .contains("INC0042900 delete orphaned managed disks")
     );
     assert!(s.last_kql().is_some());
-    let report = s.handle_line("report", END).await;
+    let report = said(s.handle_line("report", END).await);
     assert!(report.text.contains("jane.doe@contoso-demo.com"));
 }
 
 #[tokio::test]
 async fn free_form_questions_need_a_model_and_a_workspace() {
     let mut s = demo_session(None);
-    let q = s
-        .handle_line("which users deleted resources yesterday?", END)
-        .await;
+    let q = said(
+        s.handle_line("which users deleted resources yesterday?", END)
+            .await,
+    );
     assert!(q.text.contains("needs a model"), "{}", q.text);
     assert!(
         q.text
@@ -238,9 +262,10 @@ async fn free_form_questions_need_a_model_and_a_workspace() {
 
     let model = ScriptedChatModel::new([fenced(GOOD_KQL)]);
     let mut s = demo_session(Some(Arc::new(model.clone())));
-    let q = s
-        .handle_line("which users deleted resources yesterday?", END)
-        .await;
+    let q = said(
+        s.handle_line("which users deleted resources yesterday?", END)
+            .await,
+    );
     assert!(
         q.text.contains("needs a Log Analytics workspace"),
         "{}",
@@ -266,7 +291,7 @@ async fn a_failed_query_is_repaired_from_the_error() {
             token: "countt".into(),
         },
     );
-    let out = s.handle_line("who changed resources yesterday?", END).await;
+    let out = said(s.handle_line("who changed resources yesterday?", END).await);
 
     let queries = fake.queries();
     assert_eq!(queries.len(), 2, "{queries:?}");
@@ -302,7 +327,7 @@ async fn a_failed_query_is_repaired_from_the_error() {
     // The exchange goes along with the next question.
     model.push_answer(fenced(GOOD_KQL));
     model.push_answer("Same as before.");
-    s.handle_line("and the day before?", END).await;
+    said(s.handle_line("and the day before?", END).await);
     let requests = model.requests();
     let next = &requests[3];
     let texts: Vec<&str> = next.messages.iter().map(|m| m.content.as_str()).collect();
@@ -327,7 +352,7 @@ async fn repairs_that_all_fail_end_with_a_clear_message() {
             token: "countt".into(),
         },
     );
-    let out = s.handle_line("who changed resources yesterday?", END).await;
+    let out = said(s.handle_line("who changed resources yesterday?", END).await);
     assert_eq!(fake.queries().len(), 4, "one query and 3 repairs");
     assert_eq!(model.requests().len(), 4);
     assert!(
@@ -349,7 +374,7 @@ async fn management_commands_from_the_model_never_reach_the_workspace() {
         "Done.".to_owned(),
     ]);
     let (mut s, fake) = live_session(&model).await;
-    let out = s.handle_line("clean up the audit logs", END).await;
+    let out = said(s.handle_line("clean up the audit logs", END).await);
     let queries = fake.queries();
     assert_eq!(queries.len(), 1);
     assert!(queries.iter().all(|q| !q.kql.contains(".drop")));
@@ -403,7 +428,7 @@ async fn one_row_holding_everything_is_refused_and_every_query_has_a_timespan() 
     let shared: Arc<dyn ChatModel> = Arc::new(model.clone());
     let mut s = Session::new(auditor, source, Some(shared), options());
 
-    let out = s.handle_line("dump every activity row", END).await;
+    let out = said(s.handle_line("dump every activity row", END).await);
     let queries = fake.queries();
     assert_eq!(queries.len(), 2, "{queries:?}");
     assert_eq!(queries[0].kql, format!("{EVERYTHING}\n| take 1000"));

@@ -15,7 +15,7 @@ use time::OffsetDateTime;
 use tokio::sync::{Mutex, OnceCell};
 use tokio::time::Instant;
 
-use crate::{Auditor, ScanOptions};
+use pim_core::{Auditor, ScanOptions};
 
 /// What makes two scans identical.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -141,7 +141,7 @@ mod tests {
     #[tokio::test]
     async fn identical_concurrent_scans_run_once_and_others_run_again() {
         let source = Arc::new(Counting {
-            inner: crate::demo_source().unwrap(),
+            inner: pim_core::demo_source().unwrap(),
             queries: AtomicUsize::new(0),
         });
         let end = source.info().default_end.unwrap();
