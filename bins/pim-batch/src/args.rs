@@ -8,8 +8,11 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// the justification it typed. The report goes to stdout (or --output); logs go to stderr.
 ///
 /// Exit codes: 0 success; 1 the scan could not be completed; 2 bad arguments; 3 --fail-on met.
+///
+/// Flags override the variables listed below (see `--help`), which come from the environment
+/// or a `.env` file in the working directory.
 #[derive(Debug, Parser)]
-#[command(name = "pim-batch", version, about, long_about)]
+#[command(name = "pim-batch", version, about, long_about, after_long_help = pim_core::config::variables_help())]
 pub struct Cli {
     /// Without a command, a scan runs.
     #[command(subcommand)]
@@ -18,9 +21,9 @@ pub struct Cli {
     #[command(flatten)]
     pub source: SourceArgs,
 
-    /// Length of the scan window in hours, ending at --end.
-    #[arg(long, env = "PIM_SCAN_HOURS", default_value_t = pim_core::DEFAULT_HOURS)]
-    pub hours: u32,
+    /// Length of the scan window in hours, ending at --end [default: PIM_SCAN_HOURS or 24].
+    #[arg(long, value_name = "N")]
+    pub hours: Option<u32>,
 
     /// End of the scan window (RFC 3339, e.g. 2026-11-20T18:00:00Z). Defaults to now, or to the
     /// demo tenant's fixed end with --demo.
@@ -28,9 +31,10 @@ pub struct Cli {
     pub end: Option<String>,
 
     /// How far before the scan window to look for activations still active in it, in hours
-    /// (the longest activation duration your PIM policies allow).
-    #[arg(long, env = "PIM_LOOKBACK_HOURS", default_value_t = pim_core::DEFAULT_LOOKBACK_HOURS)]
-    pub lookback_hours: u32,
+    /// (the longest activation duration your PIM policies allow) [default: PIM_LOOKBACK_HOURS or
+    /// 24].
+    #[arg(long, value_name = "N")]
+    pub lookback_hours: Option<u32>,
 
     /// Write the report to this file instead of stdout.
     #[arg(long, short, value_name = "PATH")]
@@ -49,22 +53,18 @@ pub struct Cli {
     pub include_failed: bool,
 
     /// Most operations kept per activation; beyond it the activation is flagged
-    /// activity_truncated.
-    #[arg(long, env = "PIM_MAX_ACTIVITIES", default_value_t = pim_core::DEFAULT_MAX_ACTIVITIES)]
-    pub max_activities: usize,
+    /// activity_truncated [default: PIM_MAX_ACTIVITIES or 5000].
+    #[arg(long, value_name = "N")]
+    pub max_activities: Option<usize>,
 
     /// Most activities listed per activation in the Markdown report (the JSON lists all).
     #[arg(long, default_value_t = 50)]
     pub max_listed: usize,
 
     /// Name fragments that make a role or group privileged (comma-separated, case-insensitive);
-    /// replaces the defaults (admin, priv, tier0, global, owner, ...).
-    #[arg(
-        long,
-        env = "PIM_PRIVILEGED_PATTERNS",
-        value_delimiter = ',',
-        value_name = "LIST"
-    )]
+    /// replaces the defaults (admin, priv, tier0, global, owner, ...) [default:
+    /// PIM_PRIVILEGED_PATTERNS or the built-in list].
+    #[arg(long, value_delimiter = ',', value_name = "LIST")]
     pub privileged_patterns: Option<Vec<String>>,
 
     /// Exit with code 3 when an activation meets this: a verdict (not_aligned, partial,
@@ -84,44 +84,32 @@ pub struct Cli {
     #[arg(long, value_name = "LIST", default_value = "findings")]
     pub send_threshold: String,
 
-    /// Logs Ingestion: the data collection endpoint (or the DCR's logs ingestion endpoint).
-    #[arg(long, env = "PIM_DCR_ENDPOINT", value_name = "URL")]
+    /// Logs Ingestion: the data collection endpoint (or the DCR's logs ingestion endpoint)
+    /// [default: PIM_DCR_ENDPOINT].
+    #[arg(long, value_name = "URL")]
     pub dcr_endpoint: Option<String>,
 
-    /// Logs Ingestion: the data collection rule's immutable id (dcr-…).
-    #[arg(long, env = "PIM_DCR_RULE_ID", value_name = "ID")]
+    /// Logs Ingestion: the data collection rule's immutable id (dcr-…) [default:
+    /// PIM_DCR_RULE_ID].
+    #[arg(long, value_name = "ID")]
     pub dcr_rule_id: Option<String>,
 
-    /// Logs Ingestion: the stream declared in the rule.
-    #[arg(
-        long,
-        env = "PIM_DCR_STREAM",
-        value_name = "STREAM",
-        default_value = "Custom-PimAudit_CL"
-    )]
-    pub dcr_stream: String,
+    /// Logs Ingestion: the stream declared in the rule [default: PIM_DCR_STREAM or
+    /// Custom-PimAudit_CL].
+    #[arg(long, value_name = "STREAM")]
+    pub dcr_stream: Option<String>,
 
-    /// The webhook for `--send webhook` (kept out of the process list; its signature is never
-    /// logged).
-    #[arg(
-        long,
-        env = "PIM_WEBHOOK_URL",
-        value_name = "URL",
-        hide_env_values = true
-    )]
+    /// The webhook for `--send webhook` [default: PIM_WEBHOOK_URL, which keeps it out of the
+    /// process list; its signature is never logged].
+    #[arg(long, value_name = "URL")]
     pub webhook_url: Option<String>,
 
     /// Longest time the whole model stage of a scan may take (e.g. 90s, 10m, 1h). Activations
     /// the model has not assessed by then are `unknown` ("model stage deadline reached"),
-    /// keeping the rules' findings, and the report's warnings say how many.
-    #[arg(
-        long,
-        env = "PIM_MODEL_DEADLINE",
-        value_name = "DURATION",
-        default_value = "10m",
-        value_parser = pim_core::config::parse_duration
-    )]
-    pub model_deadline: std::time::Duration,
+    /// keeping the rules' findings, and the report's warnings say how many [default:
+    /// PIM_MODEL_DEADLINE or 10m].
+    #[arg(long, value_name = "DURATION", value_parser = pim_core::config::parse_duration)]
+    pub model_deadline: Option<std::time::Duration>,
 
     /// Check the set-up instead of scanning: configuration, a token for each scope and which
     /// credential supplied it, the workspace and both tables, the model, the destinations.
@@ -130,17 +118,19 @@ pub struct Cli {
     pub check: bool,
 
     /// Pin one credential instead of trying the chain: env, workload-identity,
-    /// managed-identity, cli, azd (or auto).
-    #[arg(long, env = "PIM_AUTH", value_name = "METHOD")]
+    /// managed-identity, cli, azd (or auto) [default: PIM_AUTH].
+    #[arg(long, value_name = "METHOD")]
     pub auth: Option<String>,
 
-    /// Log level: error, warn, info, debug or trace (or a tracing filter directive).
-    #[arg(long, env = "LOG_LEVEL", default_value = "info")]
-    pub log_level: String,
+    /// Log level: error, warn, info, debug or trace (or a tracing filter directive) [default:
+    /// LOG_LEVEL or info].
+    #[arg(long, value_name = "LEVEL")]
+    pub log_level: Option<String>,
 
-    /// Log format: text for people, json (one object per line) for log shippers.
-    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
-    pub log_format: LogFormat,
+    /// Log format: text for people, json (one object per line) for log shippers [default:
+    /// LOG_FORMAT or text].
+    #[arg(long, value_enum)]
+    pub log_format: Option<LogFormat>,
 }
 
 /// Commands other than the default scan.
@@ -182,4 +172,35 @@ pub enum Format {
     Markdown,
     /// JSON for machines (docs/report.schema.json).
     Json,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cli_definition_is_consistent_and_binds_no_variable() {
+        use clap::CommandFactory;
+        let command = Cli::command();
+        command.clone().debug_assert();
+        // Variables are read once, by pim_core::config::Settings; a clap `env` binding would
+        // read the process environment before `.env` is loaded (issue 11).
+        for arg in command.get_arguments() {
+            assert_eq!(
+                arg.get_env(),
+                None,
+                "--{:?} binds a variable",
+                arg.get_long()
+            );
+        }
+    }
+
+    #[test]
+    fn the_long_help_lists_every_variable() {
+        use clap::CommandFactory;
+        let help = Cli::command().render_long_help().to_string();
+        for (name, _) in pim_core::config::VARIABLES {
+            assert!(help.contains(name), "{name} missing from --help");
+        }
+    }
 }

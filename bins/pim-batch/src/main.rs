@@ -1,20 +1,22 @@
-//! `pim-batch`: the scheduled, non-interactive scan. Wiring only: arguments and environment in,
-//! `pim-core` does the work, the report out.
+//! `pim-batch`: the scheduled, non-interactive scan. Wiring only: arguments and settings in
+//! (`pim_core::config`), one `pim_core::live::connect` call, the scan, the report out, and a
+//! loop over the destinations.
 
 mod args;
 mod progress;
 
-use std::collections::BTreeMap;
 use std::io::Write;
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use pim_core::config::Settings;
+use pim_core::config::{self, ConfigError, Settings};
 use pim_core::domain::timestamp::parse_timestamp;
 use pim_core::domain::{Report, Risk, Verdict};
-use pim_core::{Auditor, MarkdownOptions, ReportFormat, RulesConfig, ScanOptions, live};
+use pim_core::{MarkdownOptions, ReportFormat, ScanOptions, live};
+use pim_deliver::Secret;
 use time::OffsetDateTime;
 use tracing::info;
 
@@ -32,17 +34,44 @@ const EXIT_FINDINGS: u8 = 3;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::Schema) = cli.command {
+        // Needs no configuration: the schema comes from the report types themselves.
+        return finish(print_schema());
+    }
+    // The one read of the environment: `.env` under the process's own variables, then the
+    // flags over both (issue 11).
+    let env = match config::load_environment(Path::new(".env"), std::env::vars()) {
+        Ok(env) => env,
+        Err(e) => {
+            eprintln!("pim-batch: error: {e}");
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
+    let settings = Settings::from_env(&env.vars).and_then(|s| with_flags(s, &cli));
+    let logging = settings
+        .as_ref()
+        .map(|s| s.logging.clone())
+        .unwrap_or_default();
     let progress = Arc::new(progress::TerminalProgress::new());
+    let level = logging.level.as_deref().unwrap_or("info");
     if let Err(e) =
-        progress::init_logging(&cli.log_level, cli.log_format == LogFormat::Json, &progress)
+        progress::init_logging(level, logging.format == config::LogFormat::Json, &progress)
     {
         eprintln!("pim-batch: {e:#}");
         return ExitCode::from(EXIT_FAILURE);
     }
-    match run(cli, progress) {
+    for warning in &env.warnings {
+        tracing::warn!("{warning}");
+    }
+    finish(run(cli, &env, settings, progress))
+}
+
+/// The exit code of a run; a closed pipe (`pim-batch … | head`) is the reader's choice, not a
+/// failure.
+fn finish(result: anyhow::Result<ExitCode>) -> ExitCode {
+    match result {
         Ok(code) => code,
         Err(e) => {
-            // A closed pipe (`pim-batch … | head`) is the reader's choice, not a failure.
             if e.chain().any(|c| {
                 c.downcast_ref::<std::io::Error>()
                     .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
@@ -52,6 +81,65 @@ fn main() -> ExitCode {
             eprintln!("pim-batch: error: {e:#}");
             ExitCode::from(EXIT_FAILURE)
         }
+    }
+}
+
+fn print_schema() -> anyhow::Result<ExitCode> {
+    let schema = pim_core::domain::schema::report_json_schema_string();
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(schema.as_bytes())
+        .and_then(|()| stdout.flush())
+        .context("writing the schema to stdout")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The flags given, over the settings from the environment.
+fn with_flags(mut s: Settings, cli: &Cli) -> Result<Settings, ConfigError> {
+    if let Some(hours) = cli.hours {
+        s.scan.hours = hours;
+    }
+    if let Some(hours) = cli.lookback_hours {
+        s.scan.lookback_hours = hours;
+    }
+    if let Some(max) = cli.max_activities {
+        s.scan.max_activities = max;
+    }
+    if let Some(patterns) = &cli.privileged_patterns {
+        s.scan.privileged_patterns = Some(config::list(
+            "--privileged-patterns",
+            patterns.iter().map(String::as_str),
+            "pattern",
+        )?);
+    }
+    if let Some(deadline) = cli.model_deadline {
+        s.scan.model_deadline = deadline;
+    }
+    if let Some(auth) = &cli.auth {
+        s.pin_auth(auth)?;
+    }
+    let li = &mut s.delivery.logs_ingestion;
+    li.endpoint = cli.dcr_endpoint.clone().or(li.endpoint.take());
+    li.rule_id = cli.dcr_rule_id.clone().or(li.rule_id.take());
+    if let Some(stream) = &cli.dcr_stream {
+        li.stream = stream.clone();
+    }
+    if let Some(url) = &cli.webhook_url {
+        s.delivery.webhook_url = Some(Secret::new(url.clone()));
+    }
+    if let Some(level) = &cli.log_level {
+        s.logging.level = Some(level.clone());
+    }
+    if let Some(format) = cli.log_format {
+        s.logging.format = log_format(format);
+    }
+    Ok(s)
+}
+
+fn log_format(format: LogFormat) -> config::LogFormat {
+    match format {
+        LogFormat::Text => config::LogFormat::Text,
+        LogFormat::Json => config::LogFormat::Json,
     }
 }
 
@@ -80,141 +168,45 @@ fn parse_fail_on(values: &[String]) -> anyhow::Result<Vec<FailOn>> {
         .collect()
 }
 
-/// The environment: the process's own variables over a `.env` file in the working directory.
-fn environment() -> anyhow::Result<BTreeMap<String, String>> {
-    let dotenv = std::path::Path::new(".env");
-    let text = if dotenv.is_file() {
-        Some(std::fs::read_to_string(dotenv).context("reading .env")?)
-    } else {
-        None
-    };
-    pim_core::config::environment(text.as_deref(), std::env::vars()).map_err(anyhow::Error::msg)
+/// `--send` and `--send-threshold`, parsed once into typed destinations.
+fn delivery(cli: &Cli, settings: &mut Settings) -> anyhow::Result<()> {
+    settings.delivery.targets =
+        pim_deliver::DestinationSpec::parse_list(&cli.send).map_err(anyhow::Error::msg)?;
+    settings.delivery.threshold = cli
+        .send_threshold
+        .parse()
+        .map_err(|e| anyhow::anyhow!("--send-threshold: {e}"))?;
+    Ok(())
 }
 
-/// Where `--send` delivers the findings.
-enum Target {
-    LogsIngestion(pim_deliver::LogsIngestionClient),
-    Webhook(pim_deliver::WebhookClient),
-}
-
-impl Target {
-    fn name(&self) -> String {
-        match self {
-            Target::LogsIngestion(c) => format!("logs-ingestion {}", c.url()),
-            Target::Webhook(c) => c.display_url(),
-        }
-    }
-}
-
-/// Builds the `--send` destinations up front, so a misconfigured one stops the run before
-/// the scan rather than after it.
-fn targets(
-    cli: &Cli,
-    credential: Option<&Arc<pim_auth::ChainCredential>>,
-) -> anyhow::Result<Vec<Target>> {
-    let mut out = Vec::new();
-    for send in cli
-        .send
-        .iter()
-        .flat_map(|s| s.split(','))
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-    {
-        if send.eq_ignore_ascii_case("logs-ingestion") {
-            let endpoint = cli.dcr_endpoint.as_deref().context(
-                "--send logs-ingestion needs the data collection endpoint: --dcr-endpoint or PIM_DCR_ENDPOINT",
-            )?;
-            let rule = cli.dcr_rule_id.as_deref().context(
-                "--send logs-ingestion needs the data collection rule's immutable id: --dcr-rule-id or PIM_DCR_RULE_ID",
-            )?;
-            let credential = credential.context("--send logs-ingestion needs Azure credentials")?;
-            let client = pim_deliver::LogsIngestionClient::new(
-                endpoint,
-                rule,
-                &cli.dcr_stream,
-                credential.clone(),
-                None,
-            )
-            .context("--send logs-ingestion")?;
-            out.push(Target::LogsIngestion(client));
-        } else if send.eq_ignore_ascii_case("webhook")
-            || send.to_ascii_lowercase().starts_with("webhook=")
-        {
-            let url = match send.split_once('=') {
-                Some((_, url)) => url.to_owned(),
-                None => cli
-                    .webhook_url
-                    .clone()
-                    .context("--send webhook needs the URL: PIM_WEBHOOK_URL, --webhook-url, or --send webhook=URL")?,
-            };
-            // Never echo the URL: its query may carry a signature.
-            let client = pim_deliver::WebhookClient::new(&url, None).context("--send webhook")?;
-            out.push(Target::Webhook(client));
-        } else {
-            bail!("--send {send:?}: expected logs-ingestion, webhook or webhook=URL");
-        }
-    }
-    Ok(out)
-}
-
-fn run(cli: Cli, progress: Arc<progress::TerminalProgress>) -> anyhow::Result<ExitCode> {
-    if let Some(Command::Schema) = cli.command {
-        // Needs no configuration: the schema comes from the report types themselves.
-        let schema = pim_core::domain::schema::report_json_schema_string();
-        let mut stdout = std::io::stdout().lock();
-        stdout
-            .write_all(schema.as_bytes())
-            .and_then(|()| stdout.flush())
-            .context("writing the schema to stdout")?;
-        return Ok(ExitCode::SUCCESS);
-    }
-    let env = environment()?;
+fn run(
+    cli: Cli,
+    env: &config::Environment,
+    settings: Result<Settings, ConfigError>,
+    progress: Arc<progress::TerminalProgress>,
+) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
     if cli.check {
-        return runtime.block_on(check(&cli, &env));
+        // A configuration error is a line of the check, not the end of it.
+        let mut settings = settings;
+        if let Ok(s) = &mut settings {
+            delivery(&cli, s)?;
+        }
+        return runtime.block_on(check(settings, env.documented()));
     }
     let fail_on = parse_fail_on(&cli.fail_on)?;
-    let threshold: pim_deliver::Threshold = cli
-        .send_threshold
-        .parse()
-        .map_err(|e| anyhow::anyhow!("--send-threshold: {e}"))?;
-    let settings = Settings::from_env(&env).context("configuration")?;
-    let sends_logs = cli
-        .send
-        .iter()
-        .any(|s| s.to_ascii_lowercase().contains("logs-ingestion"));
-    // The credential chain is built only when something live needs it (no token is fetched
-    // until a request is made).
-    let needs_azure = !(cli.source.demo || cli.source.from_dir.is_some())
-        || settings.model.is_some()
-        || sends_logs;
-    let credential = if needs_azure {
-        Some(live::credential(&env, cli.auth.as_deref()).context("credentials")?)
-    } else {
-        None
-    };
-    let targets = targets(&cli, credential.as_ref())?;
+    let mut settings = settings.context("configuration")?;
+    delivery(&cli, &mut settings)?;
     let choice = match &cli.source.from_dir {
         _ if cli.source.demo => live::SourceChoice::Demo,
         Some(dir) => live::SourceChoice::Exports(dir.clone()),
         None => live::SourceChoice::Workspace,
     };
-    let source = live::open_source(
-        &choice,
-        &settings,
-        credential
-            .clone()
-            .map(|c| c as Arc<dyn live::TokenCredential>),
-    )
-    .context("opening the log source")?;
-    let model = match &credential {
-        Some(credential) => live::chat_model(&settings, credential.clone()).context("model")?,
-        None => None,
-    };
-    let info = source.info();
+    let connected = live::connect(&settings, &choice, Some(progress))?;
+    let info = connected.source.info();
     let now = OffsetDateTime::now_utc();
     let end = match &cli.end {
         Some(text) => parse_timestamp(text).with_context(|| format!("--end {text:?}"))?,
@@ -222,37 +214,14 @@ fn run(cli: Cli, progress: Arc<progress::TerminalProgress>) -> anyhow::Result<Ex
     };
 
     let mut options = ScanOptions::new(end);
-    options.hours = cli.hours;
-    options.lookback_hours = cli.lookback_hours;
+    options.hours = settings.scan.hours;
+    options.lookback_hours = settings.scan.lookback_hours;
     options.include_failed = cli.include_failed;
-    options.max_activities_per_activation = cli.max_activities;
-
-    let mut rules = RulesConfig::default();
-    if let Some(patterns) = cli.privileged_patterns.clone() {
-        let patterns: Vec<String> = patterns
-            .into_iter()
-            .map(|p| p.trim().to_owned())
-            .filter(|p| !p.is_empty())
-            .collect();
-        if patterns.is_empty() {
-            bail!("--privileged-patterns / PIM_PRIVILEGED_PATTERNS is set but names no pattern");
-        }
-        rules.privileged_name_patterns = patterns;
-    }
-    let mut builder = Auditor::builder(source)
-        .rules(rules)
-        .observer(progress)
-        .model_deadline(cli.model_deadline);
-    if let Some(model) = model {
-        info!(model = %model.describe(), "model-backed assessment on");
-        let (a, limits) = live::model_assessor(model, settings.model_limits);
-        builder = builder.assessor(a).model_limits(limits);
-    }
-    let auditor = builder.build();
+    options.max_activities_per_activation = settings.scan.max_activities;
 
     info!(source = %info.description, kind = info.kind.as_str(), hours = options.hours, "scanning");
     let report = runtime
-        .block_on(auditor.scan(&options, now))
+        .block_on(connected.auditor.scan(&options, now))
         .context("scan failed")?;
     for w in &report.warnings {
         tracing::warn!("{w}");
@@ -279,7 +248,15 @@ fn run(cli: Cli, progress: Arc<progress::TerminalProgress>) -> anyhow::Result<Ex
     }
 
     // Delivery comes after the report is safely written: a failed send must not lose it.
-    runtime.block_on(deliver(&targets, &report, &threshold))?;
+    runtime.block_on(async {
+        for destination in &connected.destinations {
+            destination
+                .send(&report)
+                .await
+                .with_context(|| format!("sending to {}", destination.name()))?;
+        }
+        anyhow::Ok(())
+    })?;
 
     let met = findings_meeting(&report, &fail_on);
     if met > 0 {
@@ -289,60 +266,24 @@ fn run(cli: Cli, progress: Arc<progress::TerminalProgress>) -> anyhow::Result<Ex
     Ok(ExitCode::SUCCESS)
 }
 
-async fn deliver(
-    targets: &[Target],
-    report: &Report,
-    threshold: &pim_deliver::Threshold,
-) -> anyhow::Result<()> {
-    for target in targets {
-        match target {
-            Target::LogsIngestion(client) => {
-                let rows = pim_deliver::rows(report);
-                let sent = client
-                    .send(&rows)
-                    .await
-                    .with_context(|| format!("sending to {}", target.name()))?;
-                info!(
-                    rows = sent.rows,
-                    batches = sent.batches,
-                    retries = sent.retries,
-                    "findings sent to Logs Ingestion"
-                );
-            }
-            Target::Webhook(client) => {
-                let summary = pim_deliver::findings_summary(report, threshold.clone());
-                if summary.is_empty() {
-                    info!(webhook = %client.display_url(), "no finding at the threshold; webhook not called");
-                    continue;
-                }
-                client
-                    .send(&summary)
-                    .await
-                    .with_context(|| format!("sending to {}", target.name()))?;
-                info!(webhook = %client.display_url(), findings = summary.findings.len(), "findings sent to the webhook");
-            }
-        }
-    }
-    Ok(())
-}
-
 /// `--check`: one line per check on stdout; exit 0 when all pass.
-async fn check(cli: &Cli, env: &BTreeMap<String, String>) -> anyhow::Result<ExitCode> {
-    use pim_core::preflight::{self, CredentialSource, Destination, PreflightInputs};
-    let settings = Settings::from_env(env);
-    let sends_logs = cli
-        .send
-        .iter()
-        .any(|s| s.to_ascii_lowercase().contains("logs-ingestion"));
+async fn check(
+    settings: Result<Settings, ConfigError>,
+    variables: Vec<(&'static str, config::Origin)>,
+) -> anyhow::Result<ExitCode> {
+    use pim_core::preflight::{self, CredentialSource, PreflightInputs};
     let mut credential = None;
     let mut chain = None;
-    if settings.is_ok() {
-        match live::credential(env, cli.auth.as_deref()) {
+    if let Ok(s) = &settings {
+        match live::credential(s) {
             Ok(c) => {
                 chain = Some(c.clone());
                 credential = Some(CredentialSource::from(c));
             }
-            Err(e) => credential = Some(CredentialSource::Unavailable(format!("{e:#}"))),
+            Err(e) => {
+                let reason = format!("{:#}", anyhow::Error::from(e));
+                credential = Some(CredentialSource::Unavailable(reason));
+            }
         }
     }
     let mut inputs = PreflightInputs::new(settings.as_ref(), OffsetDateTime::now_utc());
@@ -353,15 +294,11 @@ async fn check(cli: &Cli, env: &BTreeMap<String, String>) -> anyhow::Result<Exit
         inputs.model = live::chat_model(s, c.clone()).context("model")?;
     }
     inputs.credential = credential;
-    // The token check asks for the scope of the data collection endpoint's cloud; a missing
-    // endpoint is reported by the destination check below.
-    inputs.logs_ingestion = sends_logs.then(|| cli.dcr_endpoint.clone().unwrap_or_default());
-    for target in targets(cli, chain.as_ref())? {
-        let name = target.name();
-        inputs.destinations.push(match target {
-            Target::LogsIngestion(c) => Destination::new(name, async move { c.probe().await }),
-            Target::Webhook(c) => Destination::new(name, async move { c.probe().await }),
-        });
+    inputs.variables = variables;
+    if let Ok(s) = &settings {
+        // The same call the scan makes; each destination brings its probe and its token.
+        let c = chain.clone().map(|c| c as Arc<dyn live::TokenCredential>);
+        inputs.add_destinations(&pim_deliver::destinations(&s.delivery, c)?);
     }
     let results = preflight::run(inputs).await;
     let mut out = std::io::stdout().lock();

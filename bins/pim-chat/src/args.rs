@@ -13,26 +13,25 @@ use clap::{Args, Parser};
 ///
 /// Exit codes: 0 the session ended normally; 1 it could not start (bad options or
 /// configuration).
+///
+/// Flags override the variables listed below (see `--help`), which come from the environment
+/// or a `.env` file in the working directory.
 #[derive(Debug, Parser)]
-#[command(name = "pim-chat", version, about, long_about)]
+#[command(name = "pim-chat", version, about, long_about, after_long_help = pim_core::config::variables_help())]
 pub struct Cli {
     #[command(flatten)]
     pub source: SourceArgs,
 
     /// Longest time the whole model stage of a scan may take (e.g. 90s, 10m, 1h). Activations
     /// the model has not assessed by then are `unknown` ("model stage deadline reached"),
-    /// keeping the rules' findings, and the report's warnings say how many.
-    #[arg(
-        long,
-        env = "PIM_MODEL_DEADLINE",
-        value_name = "DURATION",
-        default_value = "10m",
-        value_parser = pim_core::config::parse_duration
-    )]
-    pub model_deadline: std::time::Duration,
+    /// keeping the rules' findings, and the report's warnings say how many [default:
+    /// PIM_MODEL_DEADLINE or 10m].
+    #[arg(long, value_name = "DURATION", value_parser = pim_core::config::parse_duration)]
+    pub model_deadline: Option<std::time::Duration>,
 
-    /// Length of the scan window in hours, ending at --end (`scan N` overrides it per scan).
-    #[arg(long, env = "PIM_SCAN_HOURS")]
+    /// Length of the scan window in hours, ending at --end (`scan N` overrides it per scan)
+    /// [default: PIM_SCAN_HOURS or 24].
+    #[arg(long, value_name = "N")]
     pub hours: Option<u32>,
 
     /// End of the scan window (RFC 3339, e.g. 2026-11-20T18:00:00Z). Defaults to the time of
@@ -40,30 +39,25 @@ pub struct Cli {
     #[arg(long, value_name = "RFC3339")]
     pub end: Option<String>,
 
-    /// Most corrections asked of the model when a query it wrote fails.
-    #[arg(long, env = "PIM_MAX_REPAIRS", value_name = "N")]
+    /// Most corrections asked of the model when a query it wrote fails [default:
+    /// PIM_MAX_REPAIRS or 3].
+    #[arg(long, value_name = "N")]
     pub max_repairs: Option<usize>,
 
     /// Tables model-written queries may read (comma-separated); any other table is refused
-    /// before the query runs.
-    #[arg(
-        long,
-        env = "PIM_ALLOWED_TABLES",
-        value_delimiter = ',',
-        value_name = "LIST",
-        default_value = "AuditLogs,AzureActivity"
-    )]
-    pub allowed_tables: Vec<String>,
+    /// before the query runs [default: PIM_ALLOWED_TABLES or AuditLogs,AzureActivity].
+    #[arg(long, value_delimiter = ',', value_name = "LIST")]
+    pub allowed_tables: Option<Vec<String>>,
 
     /// Pin one credential instead of trying the chain: env, workload-identity,
-    /// managed-identity, cli, azd (or auto).
-    #[arg(long, env = "PIM_AUTH", value_name = "METHOD")]
+    /// managed-identity, cli, azd (or auto) [default: PIM_AUTH].
+    #[arg(long, value_name = "METHOD")]
     pub auth: Option<String>,
 
     /// Log level: error, warn, info, debug or trace (or a tracing filter directive). Logs go to
-    /// stderr; the default keeps an interactive session quiet.
-    #[arg(long, env = "LOG_LEVEL", default_value = "warn")]
-    pub log_level: String,
+    /// stderr; the default keeps an interactive session quiet [default: LOG_LEVEL or warn].
+    #[arg(long, value_name = "LEVEL")]
+    pub log_level: Option<String>,
 }
 
 /// Where the logs come from. With neither flag, the Log Analytics workspace(s) in
@@ -110,12 +104,22 @@ mod tests {
         assert_eq!(cli.hours, Some(48));
         assert_eq!(cli.end.as_deref(), Some("2026-11-20T18:00:00Z"));
         assert_eq!(cli.max_repairs, Some(5));
-        assert_eq!(cli.log_level, "debug");
+        assert_eq!(cli.log_level.as_deref(), Some("debug"));
     }
 
     #[test]
     fn cli_definition_is_consistent() {
         use clap::CommandFactory;
-        Cli::command().debug_assert();
+        let command = Cli::command();
+        command.clone().debug_assert();
+        // Variables are read once, by pim_core::config::Settings (issue 11).
+        for arg in command.get_arguments() {
+            assert_eq!(
+                arg.get_env(),
+                None,
+                "--{:?} binds a variable",
+                arg.get_long()
+            );
+        }
     }
 }

@@ -1,21 +1,19 @@
-//! `pim-chat`: the interactive audit session. Wiring only: arguments and environment in, a
-//! `pim_agent::Session` does the work, and `repl` moves lines between it and the terminal
+//! `pim-chat`: the interactive audit session. Wiring only: arguments and settings in
+//! (`pim_core::config`), one `pim_core::live::connect` call, a `pim_agent::Session` does the
+//! work, and `repl` moves lines between it and the terminal
 //! (or a pipe).
 
 mod args;
 mod repl;
 
-use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::Path;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
 use pim_agent::{Session, SessionOptions};
-use pim_core::Auditor;
-use pim_core::config::Settings;
+use pim_core::config::{self, ConfigError, Settings};
 use pim_core::domain::timestamp::parse_timestamp;
 use pim_core::live;
 use tracing::info;
@@ -32,11 +30,28 @@ const EXIT_FAILURE: u8 = 1;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Err(e) = init_logging(&cli.log_level) {
+    // The one read of the environment: `.env` under the process's own variables, then the
+    // flags over both (the same as pim-batch; issue 11).
+    let env = match config::load_environment(Path::new(".env"), std::env::vars()) {
+        Ok(env) => env,
+        Err(e) => {
+            eprintln!("pim-chat: error: {e}");
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
+    let settings = Settings::from_env(&env.vars).and_then(|s| with_flags(s, &cli));
+    let level = match &settings {
+        Ok(s) => s.logging.level.clone(),
+        Err(_) => cli.log_level.clone(),
+    };
+    if let Err(e) = init_logging(level.as_deref().unwrap_or("warn")) {
         eprintln!("pim-chat: error: {e:#}");
         return ExitCode::from(EXIT_FAILURE);
     }
-    match run(cli) {
+    for warning in &env.warnings {
+        tracing::warn!("{warning}");
+    }
+    match run(cli, settings) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
@@ -66,79 +81,62 @@ fn init_logging(level: &str) -> anyhow::Result<()> {
     tracing::subscriber::set_global_default(subscriber).context("installing the logger")
 }
 
-/// The settings environment: a `.env` file in the working directory, overridden by the
-/// process's own variables (the same precedence as `pim-batch`).
-fn environment() -> anyhow::Result<BTreeMap<String, String>> {
-    let path = Path::new(".env");
-    let text = if path.is_file() {
-        Some(std::fs::read_to_string(path).context("reading .env")?)
-    } else {
-        None
-    };
-    pim_core::config::environment(text.as_deref(), std::env::vars()).map_err(anyhow::Error::msg)
+/// The flags given, over the settings from the environment.
+fn with_flags(mut s: Settings, cli: &Cli) -> Result<Settings, ConfigError> {
+    if let Some(deadline) = cli.model_deadline {
+        s.scan.model_deadline = deadline;
+    }
+    if let Some(hours) = cli.hours {
+        s.scan.hours = hours;
+    }
+    if let Some(max_repairs) = cli.max_repairs {
+        s.chat.max_repairs = Some(max_repairs);
+    }
+    if let Some(tables) = &cli.allowed_tables {
+        s.chat.allowed_tables = config::list(
+            "--allowed-tables",
+            tables.iter().map(String::as_str),
+            "table",
+        )?;
+    }
+    if let Some(auth) = &cli.auth {
+        s.pin_auth(auth)?;
+    }
+    if let Some(level) = &cli.log_level {
+        s.logging.level = Some(level.clone());
+    }
+    Ok(s)
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
+fn run(cli: Cli, settings: Result<Settings, ConfigError>) -> anyhow::Result<()> {
     // A bad --end is the cheapest mistake to report, so it is checked before anything is built.
     let end = cli
         .end
         .as_deref()
         .map(|text| parse_timestamp(text).with_context(|| format!("--end {text:?}")))
         .transpose()?;
-    let env = environment()?;
-    let settings = Settings::from_env(&env).context("configuration")?;
-    let offline = cli.source.demo || cli.source.from_dir.is_some();
-    // The credential chain is only built when something live needs it; building it fetches no
-    // token.
-    let credential = if !offline || settings.model.is_some() {
-        Some(live::credential(&env, cli.auth.as_deref()).context("credentials")?)
-    } else {
-        None
-    };
+    let settings = settings.context("configuration")?;
     let choice = match &cli.source.from_dir {
         _ if cli.source.demo => live::SourceChoice::Demo,
         Some(dir) => live::SourceChoice::Exports(dir.clone()),
         None => live::SourceChoice::Workspace,
     };
-    let source = live::open_source(
-        &choice,
-        &settings,
-        credential
-            .clone()
-            .map(|c| c as Arc<dyn live::TokenCredential>),
-    )
-    .context("opening the log source")?;
-    let model = match &credential {
-        Some(credential) => live::chat_model(&settings, credential.clone()).context("model")?,
-        None => None,
-    };
-
-    let mut builder = Auditor::builder(source.clone()).model_deadline(cli.model_deadline);
-    if let Some(model) = &model {
-        info!(model = %model.describe(), "model configured");
-        let (assessor, limits) = live::model_assessor(model.clone(), settings.model_limits);
-        builder = builder.assessor(assessor).model_limits(limits);
-    }
-    let auditor = Arc::new(builder.build());
+    let live::Connected {
+        source,
+        model,
+        auditor,
+        ..
+    } = live::connect(&settings, &choice, None)?;
 
     let info = source.info();
-    let mut options = SessionOptions::default();
-    if let Some(hours) = cli.hours {
-        options.hours = hours;
-    }
-    if let Some(max_repairs) = cli.max_repairs {
+    let mut options = SessionOptions {
+        hours: settings.scan.hours,
+        ..SessionOptions::default()
+    };
+    if let Some(max_repairs) = settings.chat.max_repairs {
         options.max_repairs = max_repairs;
     }
-    let tables: Vec<String> = cli
-        .allowed_tables
-        .iter()
-        .map(|t| t.trim().to_owned())
-        .filter(|t| !t.is_empty())
-        .collect();
-    if tables.is_empty() {
-        anyhow::bail!("--allowed-tables / PIM_ALLOWED_TABLES names no table");
-    }
-    options.query_policy.allowed_tables = tables;
+    options.query_policy.allowed_tables = settings.chat.allowed_tables.clone();
     // Fixed data (the demo tenant) has a fixed end; live data ends at each request's "now".
     options.end = end.or(info.default_end);
     info!(source = %info.description, kind = info.kind.as_str(), hours = options.hours, "session starting");

@@ -136,7 +136,13 @@ fn cell_text(table: &Table, row: usize, col: usize) -> String {
 /// the people being audited.
 pub(crate) fn printable(text: &str) -> String {
     text.chars()
-        .map(|c| if pim_domain::text::is_unsafe(c) { ' ' } else { c })
+        .map(|c| {
+            if pim_domain::text::is_unsafe(c) {
+                ' '
+            } else {
+                c
+            }
+        })
         .collect()
 }
 

@@ -1,11 +1,27 @@
 //! Configuration from the environment (or a `.env` file), validated up front.
 //!
-//! Library code never reads the process environment: the binary gathers a snapshot (its own
-//! environment over a `.env` file) and passes it to [`Settings::from_env`], which reports the
-//! first missing or malformed setting by its variable name.
+//! [`Settings`] owns every variable the binaries read, and [`VARIABLES`] lists them (with what
+//! they mean, for `--help` and the README): nothing else reads the environment, and clap flags
+//! bind to no variable. A binary builds the settings once, then lets its flags override them:
+//!
+//! 1. [`load_environment`] reads `.env` (with `dotenvy`, into a map: the process environment is
+//!    never modified) and lays the process's own variables over it, so the real environment
+//!    wins;
+//! 2. [`Settings::from_env`] validates that snapshot and reports the first missing or malformed
+//!    setting by its variable name;
+//! 3. the binary assigns the flags it was given over the fields (`--hours` over
+//!    [`ScanDefaults::hours`], `--auth` through [`Settings::pin_auth`], ...).
+//!
+//! Library code never reads the process environment itself; the binary passes the snapshot.
+//!
+//! See: issue 11, "One `Settings` owns every variable".
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::path::Path;
+use std::time::Duration;
+
+use azure_core::credentials::Secret;
 
 /// Default Log Analytics query endpoint.
 pub const DEFAULT_LOG_ANALYTICS_ENDPOINT: &str = "https://api.loganalytics.azure.com";
@@ -15,7 +31,9 @@ pub const DEFAULT_OPENAI_API_VERSION: &str = "v1";
 /// Default number of model assessments in flight at once.
 pub const DEFAULT_MODEL_CONCURRENCY: usize = 8;
 
-/// Every variable [`Settings::from_env`] reads, for documentation and for `--check`.
+/// Every variable [`Settings::from_env`] reads, with what it means: the one list that
+/// `--help` prints and the README's *Configuration* section documents (a test holds all three
+/// together).
 pub const VARIABLES: &[(&str, &str)] = &[
     (
         "LOG_ANALYTICS_WORKSPACE_ID",
@@ -45,10 +63,6 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("OPENAI_API_KEY", "key for OPENAI_BASE_URL (optional)"),
     ("OPENAI_MODEL", "model name for OPENAI_BASE_URL"),
     (
-        "PIM_AUTH",
-        "pin one credential: env, workload-identity, managed-identity, cli, azd",
-    ),
-    (
         "PIM_MODEL_FAMILY",
         "auto (default: from the model name the service returns, else the deployment name), reasoning (o1/o3/o4, gpt-5) or standard (gpt-4o, gpt-4.1, non-OpenAI)",
     ),
@@ -72,7 +86,112 @@ pub const VARIABLES: &[(&str, &str)] = &[
         "PIM_MODEL_TPM",
         "client-side budget of model tokens per minute (optional)",
     ),
+    (
+        "PIM_MODEL_DEADLINE",
+        "longest time the whole model stage of a scan may take (default 10m; --model-deadline)",
+    ),
+    (
+        "PIM_AUTH",
+        "pin one credential: env, workload-identity, managed-identity, cli, azd (--auth)",
+    ),
+    (
+        "AZURE_TENANT_ID",
+        "tenant of the service principal or workload identity",
+    ),
+    (
+        "AZURE_CLIENT_ID",
+        "client id of the service principal, workload identity or user-assigned managed identity",
+    ),
+    ("AZURE_CLIENT_SECRET", "secret of the service principal"),
+    (
+        "AZURE_FEDERATED_TOKEN_FILE",
+        "token file of a workload identity (set by the platform)",
+    ),
+    (
+        "AZURE_AUTHORITY_HOST",
+        "Entra authority for a sovereign cloud, e.g. https://login.chinacloudapi.cn",
+    ),
+    (
+        "IDENTITY_ENDPOINT",
+        "App Service / Container Apps managed identity endpoint (set by the platform; read from the process environment only)",
+    ),
+    (
+        "IDENTITY_HEADER",
+        "App Service / Container Apps managed identity secret (set by the platform; read from the process environment only)",
+    ),
+    (
+        "PIM_SCAN_HOURS",
+        "length of the scan window in hours (default 24; --hours)",
+    ),
+    (
+        "PIM_LOOKBACK_HOURS",
+        "how long before the window to look for activations still active in it (default 24; --lookback-hours)",
+    ),
+    (
+        "PIM_MAX_ACTIVITIES",
+        "operations kept per activation (default 5000; --max-activities)",
+    ),
+    (
+        "PIM_PRIVILEGED_PATTERNS",
+        "comma-separated name fragments that make a role or group privileged (--privileged-patterns)",
+    ),
+    (
+        "PIM_MAX_REPAIRS",
+        "pim-chat: most corrections asked of the model when a query it wrote fails (default 3; --max-repairs)",
+    ),
+    (
+        "PIM_ALLOWED_TABLES",
+        "pim-chat: tables model-written queries may read (default AuditLogs,AzureActivity; --allowed-tables)",
+    ),
+    (
+        "PIM_DCR_ENDPOINT",
+        "Logs Ingestion: the data collection endpoint (--dcr-endpoint)",
+    ),
+    (
+        "PIM_DCR_RULE_ID",
+        "Logs Ingestion: the data collection rule's immutable id, dcr-... (--dcr-rule-id)",
+    ),
+    (
+        "PIM_DCR_STREAM",
+        "Logs Ingestion: the stream declared in the rule (default Custom-PimAudit_CL; --dcr-stream)",
+    ),
+    (
+        "PIM_WEBHOOK_URL",
+        "the URL for --send webhook (a secret: never logged; --webhook-url)",
+    ),
+    (
+        "LOG_LEVEL",
+        "error, warn, info, debug, trace or a tracing filter (pim-batch default info, pim-chat warn; --log-level)",
+    ),
+    (
+        "LOG_FORMAT",
+        "pim-batch logs: text (default) or json (--log-format)",
+    ),
 ];
+
+/// Variables that a hosting platform sets and that `azure_identity` reads from the process
+/// environment itself: taken from a `.env` file they would make the chain describe a managed
+/// identity that the credential then does not use, so [`environment`] ignores them there.
+pub const PLATFORM_VARIABLES: &[&str] = &[
+    "IDENTITY_ENDPOINT",
+    "IDENTITY_HEADER",
+    "IDENTITY_SERVER_THUMBPRINT",
+    "MSI_ENDPOINT",
+    "MSI_SECRET",
+    "IMDS_ENDPOINT",
+];
+
+/// [`VARIABLES`] as `--help` prints it: one `NAME  meaning` line each.
+pub fn variables_help() -> String {
+    let width = VARIABLES.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
+    let mut out = String::from(
+        "Configuration (from the environment, or a .env file in the working directory; the environment wins; flags win over both):\n",
+    );
+    for (name, meaning) in VARIABLES {
+        out.push_str(&format!("  {name:width$}  {meaning}\n"));
+    }
+    out
+}
 
 /// A setting that is missing or malformed, named by its variable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -165,8 +284,9 @@ impl Default for ModelLimits {
     }
 }
 
-/// Everything the live sources need.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Everything the binaries are configured with: the live sources, the model, the credential
+/// chain, the scan defaults, pim-chat's query policy, delivery and logging.
+#[derive(Debug, Clone)]
 pub struct Settings {
     /// Log Analytics workspace ids; empty when no workspace is configured.
     pub workspaces: Vec<String>,
@@ -179,8 +299,93 @@ pub struct Settings {
     /// The model family and its parameters (`PIM_MODEL_FAMILY`, `PIM_MODEL_REASONING_EFFORT`,
     /// `PIM_MODEL_MAX_OUTPUT_TOKENS`).
     pub model_parameters: pim_openai::ModelParameters,
-    /// A pinned credential method (`PIM_AUTH`), as given.
-    pub auth: Option<String>,
+    /// The credential chain's view of the environment (`AZURE_*`, `IDENTITY_*`) and the method
+    /// `PIM_AUTH` pins (overridden by `--auth` through [`Settings::pin_auth`]).
+    pub auth: pim_auth::AuthSettings,
+    /// Defaults of a scan (`PIM_SCAN_HOURS`, `PIM_LOOKBACK_HOURS`, ...).
+    pub scan: ScanDefaults,
+    /// pim-chat's settings (`PIM_MAX_REPAIRS`, `PIM_ALLOWED_TABLES`).
+    pub chat: ChatSettings,
+    /// Where findings are sent (`PIM_DCR_*`, `PIM_WEBHOOK_URL`; the targets come from `--send`).
+    pub delivery: pim_deliver::DeliverySettings,
+    /// Logging (`LOG_LEVEL`, `LOG_FORMAT`).
+    pub logging: LogSettings,
+}
+
+/// The defaults of a scan that variables (and then flags) may change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScanDefaults {
+    /// Length of the scan window in hours (`PIM_SCAN_HOURS`, default [`crate::DEFAULT_HOURS`]).
+    pub hours: u32,
+    /// Look-back before the window (`PIM_LOOKBACK_HOURS`, default
+    /// [`crate::DEFAULT_LOOKBACK_HOURS`]).
+    pub lookback_hours: u32,
+    /// Most operations kept per activation (`PIM_MAX_ACTIVITIES`, default
+    /// [`crate::DEFAULT_MAX_ACTIVITIES`]).
+    pub max_activities: usize,
+    /// Name fragments that make a role or group privileged (`PIM_PRIVILEGED_PATTERNS`);
+    /// `None` keeps the rules engine's built-in list.
+    pub privileged_patterns: Option<Vec<String>>,
+    /// Bound on the whole model stage (`PIM_MODEL_DEADLINE`, default
+    /// [`crate::DEFAULT_MODEL_DEADLINE`]).
+    pub model_deadline: Duration,
+}
+
+impl Default for ScanDefaults {
+    fn default() -> Self {
+        Self {
+            hours: crate::DEFAULT_HOURS,
+            lookback_hours: crate::DEFAULT_LOOKBACK_HOURS,
+            max_activities: crate::DEFAULT_MAX_ACTIVITIES,
+            privileged_patterns: None,
+            model_deadline: crate::DEFAULT_MODEL_DEADLINE,
+        }
+    }
+}
+
+/// Tables model-written queries may read unless `PIM_ALLOWED_TABLES` says otherwise.
+pub const DEFAULT_ALLOWED_TABLES: &[&str] = &["AuditLogs", "AzureActivity"];
+
+/// pim-chat's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChatSettings {
+    /// Most repairs of a model-written query (`PIM_MAX_REPAIRS`); `None` keeps the session's
+    /// default.
+    pub max_repairs: Option<usize>,
+    /// Tables model-written queries may read (`PIM_ALLOWED_TABLES`, default
+    /// [`DEFAULT_ALLOWED_TABLES`]).
+    pub allowed_tables: Vec<String>,
+}
+
+impl Default for ChatSettings {
+    fn default() -> Self {
+        Self {
+            max_repairs: None,
+            allowed_tables: DEFAULT_ALLOWED_TABLES
+                .iter()
+                .map(|t| (*t).to_owned())
+                .collect(),
+        }
+    }
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable text.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Logging settings; each binary has its own default level.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogSettings {
+    /// `LOG_LEVEL`, when set.
+    pub level: Option<String>,
+    /// `LOG_FORMAT` (default text).
+    pub format: LogFormat,
 }
 
 impl Settings {
@@ -189,7 +394,14 @@ impl Settings {
     /// # Errors
     /// The first missing or malformed setting, named by its variable, with the fix.
     pub fn from_env(env: &BTreeMap<String, String>) -> Result<Self, ConfigError> {
-        let get = |k: &str| env.get(k).map(|v| v.trim()).filter(|v| !v.is_empty());
+        let get = |k: &'static str| {
+            // Settings reads only what VARIABLES documents (a test checks the other direction).
+            debug_assert!(
+                VARIABLES.iter().any(|(n, _)| *n == k),
+                "{k} is not in VARIABLES"
+            );
+            env.get(k).map(|v| v.trim()).filter(|v| !v.is_empty())
+        };
 
         let workspaces = match get("LOG_ANALYTICS_WORKSPACE_ID") {
             None => Vec::new(),
@@ -301,15 +513,121 @@ impl Settings {
             model_parameters.max_output_tokens =
                 positive("PIM_MODEL_MAX_OUTPUT_TOKENS", v, 200_000)?;
         }
+        // The chain keeps its own variables (AZURE_*, IDENTITY_*, PIM_AUTH) from the snapshot.
+        let auth = pim_auth::AuthSettings::from_env_map(env.clone())
+            .map_err(|e| ConfigError::new("PIM_AUTH", e.to_string()))?;
+
+        let mut scan = ScanDefaults::default();
+        if let Some(v) = get("PIM_SCAN_HOURS") {
+            scan.hours = whole("PIM_SCAN_HOURS", v)?;
+        }
+        if let Some(v) = get("PIM_LOOKBACK_HOURS") {
+            scan.lookback_hours = whole("PIM_LOOKBACK_HOURS", v)?;
+        }
+        if let Some(v) = get("PIM_MAX_ACTIVITIES") {
+            scan.max_activities = whole("PIM_MAX_ACTIVITIES", v)?;
+        }
+        if let Some(v) = get("PIM_PRIVILEGED_PATTERNS") {
+            scan.privileged_patterns =
+                Some(list("PIM_PRIVILEGED_PATTERNS", v.split(','), "pattern")?);
+        }
+        if let Some(v) = get("PIM_MODEL_DEADLINE") {
+            scan.model_deadline =
+                parse_duration(v).map_err(|e| ConfigError::new("PIM_MODEL_DEADLINE", e))?;
+        }
+
+        let mut chat = ChatSettings::default();
+        if let Some(v) = get("PIM_MAX_REPAIRS") {
+            chat.max_repairs = Some(whole("PIM_MAX_REPAIRS", v)?);
+        }
+        if let Some(v) = get("PIM_ALLOWED_TABLES") {
+            chat.allowed_tables = list("PIM_ALLOWED_TABLES", v.split(','), "table")?;
+        }
+
+        let mut delivery = pim_deliver::DeliverySettings::default();
+        delivery.logs_ingestion.endpoint = get("PIM_DCR_ENDPOINT").map(str::to_owned);
+        delivery.logs_ingestion.rule_id = get("PIM_DCR_RULE_ID").map(str::to_owned);
+        if let Some(v) = get("PIM_DCR_STREAM") {
+            delivery.logs_ingestion.stream = v.to_owned();
+        }
+        delivery.webhook_url = get("PIM_WEBHOOK_URL").map(|v| Secret::new(v.to_owned()));
+
+        let logging = LogSettings {
+            level: get("LOG_LEVEL").map(str::to_owned),
+            format: match get("LOG_FORMAT") {
+                None => LogFormat::Text,
+                Some(v) if v.eq_ignore_ascii_case("text") => LogFormat::Text,
+                Some(v) if v.eq_ignore_ascii_case("json") => LogFormat::Json,
+                Some(v) => {
+                    return Err(ConfigError::new(
+                        "LOG_FORMAT",
+                        format!("{:?} is not a log format: use text or json", shorten(v)),
+                    ));
+                }
+            },
+        };
+
         Ok(Self {
             workspaces,
             log_analytics_endpoint,
             model,
             model_limits,
             model_parameters,
-            auth: get("PIM_AUTH").map(str::to_owned),
+            auth,
+            scan,
+            chat,
+            delivery,
+            logging,
         })
     }
+
+    /// Pins one credential method from a flag (`--auth`), over `PIM_AUTH`.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming `--auth` when the method is unknown.
+    pub fn pin_auth(&mut self, method: &str) -> Result<(), ConfigError> {
+        self.auth.pinned = pim_auth::AuthMethod::parse_pin(method)
+            .map_err(|e| ConfigError::new("--auth", e.to_string()))?;
+        Ok(())
+    }
+
+    /// Whether anything configured needs an Azure credential: a workspace source, an Azure
+    /// model, or a destination that says so. (Building the chain fetches no token.)
+    pub fn needs_azure_credential(&self, source: &crate::live::SourceChoice) -> bool {
+        matches!(source, crate::live::SourceChoice::Workspace)
+            || self.model.is_some()
+            || self.delivery.needs_azure_credential()
+    }
+}
+
+/// A list given by a flag or a variable: items trimmed, empty ones dropped, and at least one
+/// left (`what` names an item in the message: "pattern", "table").
+///
+/// # Errors
+/// [`ConfigError`] naming `variable` when no item is left.
+pub fn list<'a>(
+    variable: &'static str,
+    items: impl IntoIterator<Item = &'a str>,
+    what: &str,
+) -> Result<Vec<String>, ConfigError> {
+    let out: Vec<String> = items
+        .into_iter()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if out.is_empty() {
+        return Err(ConfigError::new(
+            variable,
+            format!("set but names no {what}"),
+        ));
+    }
+    Ok(out)
+}
+
+fn whole<T: std::str::FromStr>(variable: &'static str, v: &str) -> Result<T, ConfigError> {
+    v.parse()
+        .map_err(|_| ConfigError::new(variable, format!("{:?} is not a whole number", shorten(v))))
 }
 
 fn parse_workspaces(v: &str) -> Result<Vec<String>, ConfigError> {
@@ -488,53 +806,107 @@ fn shorten(v: &str) -> String {
     v.chars().take(80).collect()
 }
 
-/// Reads a `.env` file's text: `KEY=VALUE` lines, `#` comments, optional `export `, values
-/// optionally in single or double quotes. Lines that are not assignments are reported by number.
+/// Reads a `.env` file's text with `dotenvy`: `KEY=VALUE` lines, `#` comments, optional
+/// `export `, values optionally in single or double quotes (double-quoted and bare values
+/// expand `$NAME` / `${NAME}`; single-quoted ones are taken as written). When a name is given
+/// twice the last one wins. Lines that are not assignments are reported by number.
 ///
 /// # Errors
-/// The 1-based numbers of the lines that could not be read.
+/// The 1-based numbers of the lines that could not be read (0 for a fault `dotenvy` could not
+/// tie to a line).
 pub fn parse_dotenv(text: &str) -> Result<BTreeMap<String, String>, Vec<usize>> {
+    let lines: Vec<&str> = text.lines().collect();
     let mut map = BTreeMap::new();
     let mut bad = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let line = line.strip_prefix("export ").unwrap_or(line);
-        let Some((key, value)) = line.split_once('=') else {
-            bad.push(i + 1);
-            continue;
-        };
-        let key = key.trim();
-        if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            bad.push(i + 1);
-            continue;
-        }
-        let value = value.trim();
-        let value = match (value.chars().next(), value.chars().last()) {
-            (Some(q @ ('"' | '\'')), Some(e)) if value.len() >= 2 && e == q => {
-                &value[1..value.len() - 1]
+    // Where to look for the next faulty line: dotenvy names the line's text, not its number.
+    let mut cursor = 0;
+    for item in dotenvy::from_read_iter(text.as_bytes()) {
+        match item {
+            Ok((key, value)) => {
+                map.insert(key, value);
             }
-            _ => value.split(" #").next().unwrap_or(value).trim(),
-        };
-        map.insert(key.to_owned(), value.to_owned());
+            Err(dotenvy::Error::LineParse(line, _)) => {
+                let first = line.lines().next().unwrap_or_default().trim_end();
+                let found = lines
+                    .iter()
+                    .skip(cursor)
+                    .position(|l| l.trim_start_matches('\u{feff}').trim_end() == first);
+                match found {
+                    Some(i) => {
+                        cursor += i + 1;
+                        bad.push(cursor);
+                    }
+                    None => bad.push(0),
+                }
+            }
+            Err(_) => bad.push(0),
+        }
     }
     if bad.is_empty() { Ok(map) } else { Err(bad) }
 }
 
+/// The variables a binary runs with, and what was left out of them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Environment {
+    /// The `.env` file's variables under the process's own, which win.
+    pub vars: BTreeMap<String, String>,
+    /// The names whose value came from `.env` (not overridden by the process).
+    pub from_dotenv: std::collections::BTreeSet<String>,
+    /// Warnings to log: [`PLATFORM_VARIABLES`] found in `.env` and ignored.
+    pub warnings: Vec<String>,
+}
+
+/// Where a documented variable's value came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// The process environment.
+    Process,
+    /// The `.env` file.
+    DotEnv,
+}
+
+impl Environment {
+    /// The [`VARIABLES`] that are set (not blank), in that order, and where each came from:
+    /// what `--check` lists (names only: a value may be a secret).
+    pub fn documented(&self) -> Vec<(&'static str, Origin)> {
+        VARIABLES
+            .iter()
+            .filter(|(name, _)| self.vars.get(*name).is_some_and(|v| !v.trim().is_empty()))
+            .map(|(name, _)| {
+                let origin = if self.from_dotenv.contains(*name) {
+                    Origin::DotEnv
+                } else {
+                    Origin::Process
+                };
+                (*name, origin)
+            })
+            .collect()
+    }
+}
+
 /// The environment a binary runs with: the variables of a `.env` file (its text, if there is
 /// one), overridden by the process's own variables (`std::env::vars()`), which always win.
+/// [`PLATFORM_VARIABLES`] are taken from the process only.
 ///
 /// # Errors
-/// A message naming the `.env` lines that are not `KEY=VALUE` assignments.
+/// A message naming the `.env` lines that are not `KEY=VALUE` assignments (never their text:
+/// a line may hold a secret).
 pub fn environment(
     dotenv: Option<&str>,
     vars: impl IntoIterator<Item = (String, String)>,
-) -> Result<BTreeMap<String, String>, String> {
+) -> Result<Environment, String> {
     let mut env = match dotenv {
         Some(text) => parse_dotenv(text).map_err(|lines| {
-            let lines: Vec<String> = lines.iter().map(ToString::to_string).collect();
+            let lines: Vec<String> = lines
+                .iter()
+                .map(|n| {
+                    if *n == 0 {
+                        "?".to_owned()
+                    } else {
+                        n.to_string()
+                    }
+                })
+                .collect();
             format!(
                 ".env: lines {} are not KEY=VALUE assignments",
                 lines.join(", ")
@@ -542,8 +914,43 @@ pub fn environment(
         })?,
         None => BTreeMap::new(),
     };
-    env.extend(vars);
-    Ok(env)
+    let mut warnings = Vec::new();
+    for name in PLATFORM_VARIABLES {
+        if env.remove(*name).is_some() {
+            warnings.push(format!(
+                ".env: {name} is ignored: the hosting platform sets it in the process environment, where the managed identity credential reads it"
+            ));
+        }
+    }
+    let mut from_dotenv: std::collections::BTreeSet<String> = env.keys().cloned().collect();
+    for (name, value) in vars {
+        from_dotenv.remove(&name);
+        env.insert(name, value);
+    }
+    Ok(Environment {
+        vars: env,
+        from_dotenv,
+        warnings,
+    })
+}
+
+/// [`environment`] for a `.env` file at `path` (none there is fine).
+///
+/// # Errors
+/// The file exists but cannot be read, or has lines that are not assignments.
+pub fn load_environment(
+    path: &Path,
+    vars: impl IntoIterator<Item = (String, String)>,
+) -> Result<Environment, String> {
+    let text = if path.is_file() {
+        Some(
+            std::fs::read_to_string(path)
+                .map_err(|e| format!("reading {}: {e}", path.display()))?,
+        )
+    } else {
+        None
+    };
+    environment(text.as_deref(), vars)
 }
 
 #[cfg(test)]
@@ -702,8 +1109,8 @@ mod tests {
             [("A".to_owned(), "from-process".to_owned())],
         )
         .unwrap();
-        assert_eq!(env["A"], "from-process");
-        assert_eq!(env["B"], "file-only");
+        assert_eq!(env.vars["A"], "from-process");
+        assert_eq!(env.vars["B"], "file-only");
         let e = environment(Some("ok=1\nbroken line\n"), []).unwrap_err();
         assert_eq!(e, ".env: lines 2 are not KEY=VALUE assignments");
     }
@@ -718,5 +1125,309 @@ mod tests {
         assert_eq!(ok["B"], "two words");
         assert_eq!(ok["C"], "x#y");
         assert_eq!(ok["D"], "plain");
+    }
+
+    /// A value for each variable that must change the settings, with the variables it needs
+    /// beside it (set in both runs). Every variable of VARIABLES must have a row.
+    /// A variable, a value that must change the settings, and the variables it needs.
+    type Sample = (
+        &'static str,
+        &'static str,
+        &'static [(&'static str, &'static str)],
+    );
+
+    const SAMPLES: &[Sample] = &[
+        ("LOG_ANALYTICS_WORKSPACE_ID", WS, &[]),
+        (
+            "LOG_ANALYTICS_ENDPOINT",
+            "https://api.loganalytics.azure.cn",
+            &[],
+        ),
+        (
+            "AZURE_OPENAI_ENDPOINT",
+            "https://r.openai.azure.com",
+            &[("AZURE_OPENAI_DEPLOYMENT", "d")],
+        ),
+        (
+            "AZURE_OPENAI_DEPLOYMENT",
+            "d",
+            &[("AZURE_OPENAI_ENDPOINT", "https://r.openai.azure.com")],
+        ),
+        (
+            "AZURE_OPENAI_API_VERSION",
+            "2024-10-21",
+            &[
+                ("AZURE_OPENAI_ENDPOINT", "https://r.openai.azure.com"),
+                ("AZURE_OPENAI_DEPLOYMENT", "d"),
+            ],
+        ),
+        (
+            "AZURE_OPENAI_API_KEY",
+            "k",
+            &[
+                ("AZURE_OPENAI_ENDPOINT", "https://r.openai.azure.com"),
+                ("AZURE_OPENAI_DEPLOYMENT", "d"),
+            ],
+        ),
+        (
+            "OPENAI_BASE_URL",
+            "https://llm.internal/v1",
+            &[("OPENAI_MODEL", "m")],
+        ),
+        (
+            "OPENAI_API_KEY",
+            "k",
+            &[
+                ("OPENAI_BASE_URL", "https://llm.internal/v1"),
+                ("OPENAI_MODEL", "m"),
+            ],
+        ),
+        (
+            "OPENAI_MODEL",
+            "m2",
+            &[
+                ("OPENAI_BASE_URL", "https://llm.internal/v1"),
+                ("OPENAI_MODEL", "m"),
+            ],
+        ),
+        ("PIM_MODEL_FAMILY", "reasoning", &[]),
+        ("PIM_MODEL_REASONING_EFFORT", "high", &[]),
+        ("PIM_MODEL_MAX_OUTPUT_TOKENS", "9000", &[]),
+        ("PIM_MODEL_CONCURRENCY", "2", &[]),
+        ("PIM_MODEL_RPM", "60", &[]),
+        ("PIM_MODEL_TPM", "6000", &[]),
+        ("PIM_MODEL_DEADLINE", "90s", &[]),
+        ("PIM_AUTH", "cli", &[]),
+        ("AZURE_TENANT_ID", "t", &[]),
+        ("AZURE_CLIENT_ID", "c", &[]),
+        ("AZURE_CLIENT_SECRET", "s", &[]),
+        ("AZURE_FEDERATED_TOKEN_FILE", "/var/run/token", &[]),
+        (
+            "AZURE_AUTHORITY_HOST",
+            "https://login.chinacloudapi.cn",
+            &[],
+        ),
+        ("IDENTITY_ENDPOINT", "http://127.0.0.1:1/msi", &[]),
+        ("IDENTITY_HEADER", "h", &[]),
+        ("PIM_SCAN_HOURS", "6", &[]),
+        ("PIM_LOOKBACK_HOURS", "48", &[]),
+        ("PIM_MAX_ACTIVITIES", "10", &[]),
+        ("PIM_PRIVILEGED_PATTERNS", "crown, jewel", &[]),
+        ("PIM_MAX_REPAIRS", "1", &[]),
+        ("PIM_ALLOWED_TABLES", "AuditLogs", &[]),
+        (
+            "PIM_DCR_ENDPOINT",
+            "https://dce.westeurope-1.ingest.monitor.azure.com",
+            &[],
+        ),
+        (
+            "PIM_DCR_RULE_ID",
+            "dcr-00112233445566778899aabbccddeeff",
+            &[],
+        ),
+        ("PIM_DCR_STREAM", "Custom-Other_CL", &[]),
+        ("PIM_WEBHOOK_URL", "https://hooks.example/x?sig=s", &[]),
+        ("LOG_LEVEL", "debug", &[]),
+        ("LOG_FORMAT", "json", &[]),
+    ];
+
+    #[test]
+    fn every_variable_is_read_by_settings() {
+        let names: Vec<&str> = VARIABLES.iter().map(|(n, _)| *n).collect();
+        let sampled: Vec<&str> = SAMPLES.iter().map(|(n, _, _)| *n).collect();
+        assert_eq!(
+            names, sampled,
+            "every variable needs a sample, in VARIABLES order"
+        );
+        for (name, value, companions) in SAMPLES {
+            // Without the variable its companions alone may be an error: compare the results.
+            let without = Settings::from_env(&env(companions));
+            let mut with = env(companions);
+            with.insert((*name).to_owned(), (*value).to_owned());
+            let with = Settings::from_env(&with);
+            assert!(with.is_ok(), "{name}: {with:?}");
+            assert_ne!(
+                format!("{without:?}"),
+                format!("{with:?}"),
+                "{name}={value} changed nothing"
+            );
+        }
+    }
+
+    #[test]
+    fn the_new_variables_land_where_the_binaries_read_them() {
+        let s = Settings::from_env(&env(&[
+            ("PIM_SCAN_HOURS", "6"),
+            ("PIM_LOOKBACK_HOURS", "48"),
+            ("PIM_MAX_ACTIVITIES", "10"),
+            ("PIM_PRIVILEGED_PATTERNS", " crown, ,jewel "),
+            ("PIM_MODEL_DEADLINE", "90s"),
+            ("PIM_MAX_REPAIRS", "1"),
+            ("PIM_ALLOWED_TABLES", "AuditLogs"),
+            ("PIM_DCR_ENDPOINT", "https://dce.example"),
+            ("PIM_DCR_RULE_ID", "dcr-1"),
+            ("PIM_DCR_STREAM", "Custom-Other_CL"),
+            ("PIM_WEBHOOK_URL", "https://hooks.example/x?sig=very-secret"),
+            ("PIM_AUTH", "cli"),
+            ("LOG_LEVEL", "debug"),
+            ("LOG_FORMAT", "JSON"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            s.scan,
+            ScanDefaults {
+                hours: 6,
+                lookback_hours: 48,
+                max_activities: 10,
+                privileged_patterns: Some(vec!["crown".into(), "jewel".into()]),
+                model_deadline: Duration::from_secs(90),
+            }
+        );
+        assert_eq!(s.chat.max_repairs, Some(1));
+        assert_eq!(s.chat.allowed_tables, vec!["AuditLogs".to_owned()]);
+        let li = &s.delivery.logs_ingestion;
+        assert_eq!(li.endpoint.as_deref(), Some("https://dce.example"));
+        assert_eq!(li.rule_id.as_deref(), Some("dcr-1"));
+        assert_eq!(li.stream, "Custom-Other_CL");
+        assert_eq!(
+            s.delivery.webhook_url.as_ref().map(Secret::secret),
+            Some("https://hooks.example/x?sig=very-secret")
+        );
+        assert_eq!(s.auth.pinned, Some(pim_auth::AuthMethod::AzureCli));
+        assert_eq!(s.logging.level.as_deref(), Some("debug"));
+        assert_eq!(s.logging.format, LogFormat::Json);
+        assert!(!format!("{s:?}").contains("very-secret"));
+
+        let defaults = Settings::from_env(&env(&[])).unwrap();
+        assert_eq!(defaults.scan, ScanDefaults::default());
+        assert_eq!(defaults.chat, ChatSettings::default());
+        assert_eq!(
+            defaults.delivery.logs_ingestion.stream,
+            "Custom-PimAudit_CL"
+        );
+        assert_eq!(defaults.auth.pinned, None);
+    }
+
+    #[test]
+    fn flags_override_and_bad_new_values_are_named() {
+        let mut s = Settings::from_env(&env(&[("PIM_AUTH", "cli")])).unwrap();
+        s.pin_auth("managed-identity").unwrap();
+        assert_eq!(s.auth.pinned, Some(pim_auth::AuthMethod::ManagedIdentity));
+        assert_eq!(s.pin_auth("password").unwrap_err().variable, "--auth");
+        for (pairs, variable) in [
+            (&[("PIM_SCAN_HOURS", "a day")][..], "PIM_SCAN_HOURS"),
+            (&[("PIM_LOOKBACK_HOURS", "-1")][..], "PIM_LOOKBACK_HOURS"),
+            (&[("PIM_MAX_ACTIVITIES", "many")][..], "PIM_MAX_ACTIVITIES"),
+            (
+                &[("PIM_PRIVILEGED_PATTERNS", " , ")][..],
+                "PIM_PRIVILEGED_PATTERNS",
+            ),
+            (&[("PIM_ALLOWED_TABLES", ",")][..], "PIM_ALLOWED_TABLES"),
+            (&[("PIM_MAX_REPAIRS", "x")][..], "PIM_MAX_REPAIRS"),
+            (&[("PIM_MODEL_DEADLINE", "soon")][..], "PIM_MODEL_DEADLINE"),
+            (&[("PIM_AUTH", "password")][..], "PIM_AUTH"),
+            (&[("LOG_FORMAT", "xml")][..], "LOG_FORMAT"),
+        ] {
+            let e = Settings::from_env(&env(pairs)).unwrap_err();
+            assert_eq!(e.variable, variable, "{e}");
+        }
+        assert_eq!(
+            list("--allowed-tables", [" ", ""], "table")
+                .unwrap_err()
+                .to_string(),
+            "--allowed-tables: set but names no table"
+        );
+    }
+
+    /// The backticked variable names (`NAME_WITH_UNDERSCORE`) of the README's Configuration
+    /// section.
+    fn readme_configuration_variables() -> Vec<String> {
+        let readme = include_str!("../../../README.md");
+        let start = readme
+            .find("### Configuration")
+            .expect("a Configuration section");
+        let section = &readme[start + 3..];
+        let section = &section[..section.find("\n### ").unwrap_or(section.len())];
+        let mut names: Vec<String> = section
+            .split('`')
+            .skip(1)
+            .step_by(2)
+            // `NAME` or `NAME=value`: the name is the leading run of capitals, digits and `_`.
+            .map(|w| {
+                let end = w
+                    .find(|c: char| !(c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_'))
+                    .unwrap_or(w.len());
+                (&w[..end], &w[end..])
+            })
+            .filter(|(name, rest)| {
+                name.contains('_') && name.len() > 3 && (rest.is_empty() || rest.starts_with('='))
+            })
+            .map(|(name, _)| name.to_owned())
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+
+    #[test]
+    fn every_variable_is_documented_in_the_readme_and_every_documented_one_is_read() {
+        let documented = readme_configuration_variables();
+        for (name, _) in VARIABLES {
+            assert!(
+                documented.iter().any(|d| d == name),
+                "{name} is read but not documented in README.md's Configuration section"
+            );
+        }
+        for name in &documented {
+            assert!(
+                VARIABLES.iter().any(|(n, _)| n == name),
+                "{name} is documented in README.md's Configuration section but not in VARIABLES"
+            );
+        }
+        let help = variables_help();
+        for (name, meaning) in VARIABLES {
+            assert!(help.contains(name) && help.contains(meaning), "{name}");
+        }
+    }
+
+    #[test]
+    fn a_dotenv_file_is_read_without_touching_the_process_environment() {
+        let dir = std::env::temp_dir().join(format!("pim-core-dotenv-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(".env");
+        std::fs::write(
+            &path,
+            "PIM_SCAN_HOURS=6\nexport PIM_WEBHOOK_URL='https://hooks.example/x?sig=a$b'\nIDENTITY_HEADER=from-file\nPIM_TEST_ONLY_IN_FILE=1\n",
+        )
+        .unwrap();
+        let loaded =
+            load_environment(&path, [("PIM_SCAN_HOURS".to_owned(), "7".to_owned())]).unwrap();
+        assert_eq!(loaded.vars["PIM_SCAN_HOURS"], "7", "the process wins");
+        assert_eq!(
+            loaded.vars["PIM_WEBHOOK_URL"],
+            "https://hooks.example/x?sig=a$b"
+        );
+        assert!(!loaded.vars.contains_key("IDENTITY_HEADER"));
+        assert_eq!(
+            loaded.documented(),
+            vec![
+                ("PIM_SCAN_HOURS", Origin::Process),
+                ("PIM_WEBHOOK_URL", Origin::DotEnv)
+            ]
+        );
+        assert_eq!(loaded.warnings.len(), 1);
+        assert!(
+            loaded.warnings[0].contains("IDENTITY_HEADER"),
+            "{:?}",
+            loaded.warnings
+        );
+        assert!(std::env::var_os("PIM_TEST_ONLY_IN_FILE").is_none());
+        let missing = load_environment(&dir.join("none"), []).unwrap();
+        assert!(missing.vars.is_empty());
+        std::fs::write(&path, "A=1\nB=\"unterminated\nC=3\n").unwrap();
+        let e = load_environment(&path, []).unwrap_err();
+        assert!(e.starts_with(".env: lines 2"), "{e}");
+        assert!(!e.contains("unterminated"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -26,6 +26,19 @@ pub enum Error {
     /// The model client could not be set up.
     #[error("could not set up the model client")]
     Model(#[source] pim_openai::Error),
+    /// One step of [`crate::live::connect`] failed; `step` says which ("credentials",
+    /// "opening the log source", "model").
+    #[error("{step}")]
+    Setup {
+        /// The step.
+        step: &'static str,
+        /// Its error.
+        #[source]
+        source: Box<Error>,
+    },
+    /// A delivery destination could not be built (the message names the flag or variable).
+    #[error(transparent)]
+    Deliver(pim_deliver::Error),
     /// The report could not be rendered.
     #[error("could not render the report")]
     Render(#[from] pim_report::Error),
@@ -33,6 +46,15 @@ pub enum Error {
     /// (wrong file, wrong shape, no operation column): an empty report of it would be a lie.
     #[error("the PIM-events input cannot be read: {0}")]
     UnrecognisedInput(String),
+}
+
+impl Error {
+    pub(crate) fn setup(step: &'static str, source: Error) -> Self {
+        Self::Setup {
+            step,
+            source: Box::new(source),
+        }
+    }
 }
 
 /// Result of the embedding API.

@@ -1,16 +1,24 @@
 //! Connecting to live Azure services from validated [`Settings`]: the credential chain, the
-//! Log Analytics query API and the model.
+//! Log Analytics query API, the model, the auditor and the delivery destinations.
+//!
+//! [`connect`] is the one wiring call both binaries make: it builds the credential chain only
+//! when something needs it, opens the chosen source, the model and its assessor, the
+//! [`Auditor`], and every `--send` destination, and hands them back as [`Connected`]. The
+//! smaller functions ([`credential`], [`log_analytics`], [`chat_model`], [`model_assessor`],
+//! [`open_source`]) are its parts, for `--check` and for embedders.
 //!
 //! Nothing here fetches a token or sends a request: clients are built, and the first scan (or
 //! `--check`) uses them.
+//!
+//! See: issue 11, "The binaries share one wiring call".
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use azure_core::credentials::Secret;
 /// The credential type every live client takes.
 pub use azure_core::credentials::TokenCredential;
-use pim_auth::{AuthMethod, AuthSettings, ChainCredential};
+use pim_auth::ChainCredential;
+use pim_deliver::Destination;
 use pim_loganalytics::{KqlSource, LogAnalyticsClient, LogAnalyticsOptions};
 use pim_model::{ModelAssessor, ModelAssessorOptions};
 use pim_openai::{
@@ -19,22 +27,15 @@ use pim_openai::{
 };
 
 use crate::config::{ModelLimits, ModelSettings, Settings};
-use crate::{Error, Result};
+use crate::{Auditor, Error, Result, RulesConfig, ScanObserver};
 
-/// Builds the credential chain from an environment snapshot; `pin` (from `--auth`, overriding
-/// `PIM_AUTH`) selects one method.
+/// Builds the credential chain from the settings ([`Settings::auth`]: the environment's
+/// `AZURE_*` / `IDENTITY_*` variables and the method `PIM_AUTH` or `--auth` pins).
 ///
 /// # Errors
-/// [`Error::Auth`] for an unknown method name or a pinned method that is not configured.
-pub fn credential(
-    env: &BTreeMap<String, String>,
-    pin: Option<&str>,
-) -> Result<Arc<ChainCredential>> {
-    let mut settings = AuthSettings::from_env_map(env.clone()).map_err(Error::Auth)?;
-    if let Some(pin) = pin {
-        settings.pinned = AuthMethod::parse_pin(pin).map_err(Error::Auth)?;
-    }
-    pim_auth::credential(&settings).map_err(Error::Auth)
+/// [`Error::Auth`] for a pinned method that is not configured.
+pub fn credential(settings: &Settings) -> Result<Arc<ChainCredential>> {
+    pim_auth::credential(&settings.auth).map_err(Error::Auth)
 }
 
 /// The Log Analytics query API client for the configured workspaces.
@@ -176,5 +177,143 @@ pub fn open_source(
                 problem: "no data source: pass --demo for the bundled demo tenant, --from-dir DIR for AuditLogs.json and AzureActivity.json exports, or set LOG_ANALYTICS_WORKSPACE_ID to read a workspace".to_owned(),
             })),
         },
+    }
+}
+
+/// What a binary is connected to: everything [`connect`] built.
+#[derive(Debug)]
+pub struct Connected {
+    /// The log source.
+    pub source: Arc<dyn KqlSource>,
+    /// The model, when one is configured.
+    pub model: Option<Arc<dyn ChatModel>>,
+    /// The auditor over the source, with the model-backed assessor when there is a model.
+    pub auditor: Arc<Auditor>,
+    /// The destinations `--send` named, built and ready (empty when none).
+    pub destinations: Vec<Arc<dyn Destination>>,
+    /// The credential chain, when something needed it.
+    pub credential: Option<Arc<ChainCredential>>,
+}
+
+/// Connects a binary: the credential chain (only when [`Settings::needs_azure_credential`]),
+/// the chosen source, the model, the auditor (with [`crate::config::ScanDefaults`]'s privileged
+/// patterns and model deadline, and `observer` when given) and the destinations of
+/// [`Settings::delivery`]. Destinations are built before any scan, so a misconfigured one stops
+/// the run first.
+///
+/// # Errors
+/// [`Error::Setup`] naming the step (credentials, the log source, the model), wrapping its
+/// error; [`Error::Deliver`] for a destination that cannot be built.
+pub fn connect(
+    settings: &Settings,
+    choice: &SourceChoice,
+    observer: Option<Arc<dyn ScanObserver>>,
+) -> Result<Connected> {
+    let credential = if settings.needs_azure_credential(choice) {
+        Some(credential(settings).map_err(|e| Error::setup("credentials", e))?)
+    } else {
+        None
+    };
+    let dyn_credential = credential.clone().map(|c| c as Arc<dyn TokenCredential>);
+    let destinations = pim_deliver::destinations(&settings.delivery, dyn_credential.clone())
+        .map_err(Error::Deliver)?;
+    let source = open_source(choice, settings, dyn_credential.clone())
+        .map_err(|e| Error::setup("opening the log source", e))?;
+    let model = match &dyn_credential {
+        Some(c) => chat_model(settings, c.clone()).map_err(|e| Error::setup("model", e))?,
+        None => None,
+    };
+
+    let mut rules = RulesConfig::default();
+    if let Some(patterns) = &settings.scan.privileged_patterns {
+        rules.privileged_name_patterns = patterns.clone();
+    }
+    let mut builder = Auditor::builder(source.clone())
+        .rules(rules)
+        .model_deadline(settings.scan.model_deadline);
+    if let Some(observer) = observer {
+        builder = builder.observer(observer);
+    }
+    if let Some(model) = &model {
+        tracing::info!(model = %model.describe(), "model-backed assessment on");
+        let (assessor, limits) = model_assessor(model.clone(), settings.model_limits);
+        builder = builder.assessor(assessor).model_limits(limits);
+    }
+    Ok(Connected {
+        source,
+        model,
+        auditor: Arc::new(builder.build()),
+        destinations,
+        credential,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    fn settings(pairs: &[(&str, &str)]) -> Settings {
+        let env: BTreeMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Settings::from_env(&env).unwrap()
+    }
+
+    #[test]
+    fn the_demo_needs_no_credential_and_gets_the_configured_rules() {
+        let s = settings(&[
+            ("PIM_PRIVILEGED_PATTERNS", "crown"),
+            ("PIM_MODEL_DEADLINE", "5s"),
+        ]);
+        let c = connect(&s, &SourceChoice::Demo, None).unwrap();
+        assert!(c.credential.is_none());
+        assert!(c.model.is_none());
+        assert!(c.destinations.is_empty());
+        assert_eq!(c.source.info().kind, pim_loganalytics::SourceKind::Demo);
+    }
+
+    #[test]
+    fn a_webhook_url_mentioning_logs_ingestion_builds_no_credential() {
+        let mut s = settings(&[(
+            "PIM_WEBHOOK_URL",
+            "https://hooks.example/logs-ingestion?sig=x",
+        )]);
+        s.delivery.targets = pim_deliver::DestinationSpec::parse_list(&["webhook"]).unwrap();
+        let c = connect(&s, &SourceChoice::Demo, None).unwrap();
+        assert!(
+            c.credential.is_none(),
+            "no Monitor credential for a webhook"
+        );
+        assert_eq!(c.destinations.len(), 1);
+        assert!(c.destinations[0].token_need().is_none());
+    }
+
+    #[test]
+    fn logs_ingestion_builds_the_chain_and_each_step_names_itself() {
+        let mut s = settings(&[
+            (
+                "PIM_DCR_ENDPOINT",
+                "https://dce.westeurope-1.ingest.monitor.azure.com",
+            ),
+            ("PIM_DCR_RULE_ID", "dcr-00112233445566778899aabbccddeeff"),
+        ]);
+        s.delivery.targets = vec![pim_deliver::DestinationSpec::LogsIngestion];
+        let c = connect(&s, &SourceChoice::Demo, None).unwrap();
+        assert!(c.credential.is_some());
+        assert_eq!(
+            c.destinations[0].token_need().map(|t| t.scope),
+            Some("https://monitor.azure.com/.default".to_owned())
+        );
+
+        let s = settings(&[]);
+        let e = connect(&s, &SourceChoice::Workspace, None).unwrap_err();
+        assert!(e.to_string().starts_with("opening the log source"), "{e}");
+        assert!(
+            std::error::Error::source(&e).is_some_and(|s| s.to_string().contains("--demo")),
+            "{e:?}"
+        );
     }
 }

@@ -2,8 +2,8 @@
 //!
 //! [`run`] goes through the checks in a fixed order and returns one [`CheckResult`] per line:
 //!
-//! 1. `configuration`: the settings parsed (workspaces and model listed), or the variable at
-//!    fault;
+//! 1. `configuration`: the settings parsed (workspaces, model and the variables set listed,
+//!    by name, with those from `.env` marked), or the variable at fault;
 //! 2. `token <service>`: a token for each scope the configuration needs (Log Analytics when a
 //!    workspace is configured, Cognitive Services (or Azure AI for a Foundry project endpoint)
 //!    when the Azure OpenAI model uses Entra, Azure
@@ -41,7 +41,7 @@ use pim_openai::{
 };
 use time::OffsetDateTime;
 
-use crate::config::{ConfigError, ModelSettings, Settings};
+use crate::config::{ConfigError, ModelSettings, Origin, Settings};
 
 /// The default limit on each network step (one token, one query, one model call, one probe).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -226,6 +226,14 @@ impl Destination {
     }
 }
 
+impl From<Arc<dyn pim_deliver::Destination>> for Destination {
+    /// The probe of a configured destination, under its own name.
+    fn from(destination: Arc<dyn pim_deliver::Destination>) -> Self {
+        let name = destination.name();
+        Self::new(name, async move { destination.probe().await })
+    }
+}
+
 impl fmt::Debug for Destination {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Destination")
@@ -247,10 +255,14 @@ pub struct PreflightInputs<'a> {
     pub model: Option<Arc<dyn ChatModel>>,
     /// The alert destinations to probe, in order.
     pub destinations: Vec<Destination>,
-    /// The data collection endpoint of a configured Logs Ingestion destination (empty when
-    /// it is missing), so an Azure Monitor token for that endpoint's cloud is needed; `None`
-    /// when no Logs Ingestion destination is configured.
-    pub logs_ingestion: Option<String>,
+    /// The Azure tokens the configured destinations will ask for
+    /// ([`pim_deliver::Destination::token_need`], e.g. Azure Monitor for Logs Ingestion, with
+    /// the scope of the endpoint's cloud); each gets a `token <service>` check.
+    pub destination_tokens: Vec<pim_deliver::TokenNeed>,
+    /// The documented variables that are set and where each came from
+    /// ([`crate::config::Environment::documented`]): listed, by name only, on the
+    /// configuration line.
+    pub variables: Vec<(&'static str, Origin)>,
     /// The current time: the end of the table checks' time range, and the reference for token
     /// expiry (library code never reads the clock).
     pub now: OffsetDateTime,
@@ -259,6 +271,14 @@ pub struct PreflightInputs<'a> {
 }
 
 impl<'a> PreflightInputs<'a> {
+    /// Adds the configured destinations: each one's probe, and the token it will ask for.
+    pub fn add_destinations(&mut self, destinations: &[Arc<dyn pim_deliver::Destination>]) {
+        for d in destinations {
+            self.destination_tokens.extend(d.token_need());
+            self.destinations.push(Destination::from(d.clone()));
+        }
+    }
+
     /// Inputs with only the settings and the time: no credential, clients or destinations,
     /// [`DEFAULT_TIMEOUT`]. Set the other fields directly.
     pub fn new(settings: Result<&'a Settings, &'a ConfigError>, now: OffsetDateTime) -> Self {
@@ -268,7 +288,8 @@ impl<'a> PreflightInputs<'a> {
             source: None,
             model: None,
             destinations: Vec::new(),
-            logs_ingestion: None,
+            destination_tokens: Vec::new(),
+            variables: Vec::new(),
             now,
             timeout: DEFAULT_TIMEOUT,
         }
@@ -292,10 +313,19 @@ pub async fn run(inputs: PreflightInputs<'_>) -> Vec<CheckResult> {
     let settings = match inputs.settings {
         Ok(settings) => {
             run.secrets.extend(configured_secrets(settings));
-            run.push(CheckResult::pass(
-                "configuration",
-                describe_settings(settings),
-            ));
+            let mut detail = describe_settings(settings);
+            if !inputs.variables.is_empty() {
+                let names: Vec<String> = inputs
+                    .variables
+                    .iter()
+                    .map(|(name, origin)| match origin {
+                        Origin::Process => (*name).to_owned(),
+                        Origin::DotEnv => format!("{name} (.env)"),
+                    })
+                    .collect();
+                detail.push_str(&format!("; variables set: {}", names.join(", ")));
+            }
+            run.push(CheckResult::pass("configuration", detail));
             settings
         }
         Err(e) => {
@@ -318,7 +348,7 @@ pub async fn run(inputs: PreflightInputs<'_>) -> Vec<CheckResult> {
     run.tokens(
         settings,
         inputs.credential.as_ref(),
-        inputs.logs_ingestion.as_deref(),
+        &inputs.destination_tokens,
         inputs.now,
     )
     .await;
@@ -363,16 +393,16 @@ impl Run {
         &mut self,
         settings: &Settings,
         credential: Option<&CredentialSource>,
-        logs_ingestion: Option<&str>,
+        destination_tokens: &[pim_deliver::TokenNeed],
         now: OffsetDateTime,
     ) {
         // Each scope comes from the same function the adapter calls on the same endpoint, so
         // the check tests exactly the token the run will ask for.
-        let mut needed = Vec::new();
+        let mut needed: Vec<(String, &str, &str)> = Vec::new();
         if !settings.workspaces.is_empty() {
             let endpoint = settings.log_analytics_endpoint.as_str();
             needed.push((
-                "token log-analytics",
+                "token log-analytics".to_owned(),
                 pim_loganalytics::log_analytics_scope(endpoint),
                 endpoint,
             ));
@@ -384,16 +414,16 @@ impl Run {
         }) = &settings.model
         {
             needed.push((
-                "token azure-openai",
+                "token azure-openai".to_owned(),
                 pim_openai::entra_scope_for(endpoint),
                 endpoint.as_str(),
             ));
         }
-        if let Some(endpoint) = logs_ingestion {
+        for need in destination_tokens {
             needed.push((
-                "token azure-monitor",
-                pim_domain::cloud::monitor_scope(endpoint),
-                endpoint,
+                format!("token {}", need.service),
+                need.scope.as_str(),
+                need.endpoint.as_str(),
             ));
         }
         if needed.is_empty() {
@@ -404,7 +434,7 @@ impl Run {
             return;
         }
         for (name, scope, endpoint) in needed {
-            let result = self.token(name, scope, endpoint, credential, now).await;
+            let result = self.token(&name, scope, endpoint, credential, now).await;
             self.push(result);
         }
     }
@@ -895,6 +925,15 @@ fn configured_secrets(settings: &Settings) -> Vec<String> {
         }
         _ => Vec::new(),
     }
+    .into_iter()
+    .chain(
+        settings
+            .delivery
+            .webhook_url
+            .as_ref()
+            .map(|u| u.secret().to_owned()),
+    )
+    .collect()
 }
 
 fn describe_settings(settings: &Settings) -> String {
@@ -916,7 +955,7 @@ fn describe_settings(settings: &Settings) -> String {
         || "no model (rules only)".to_owned(),
         |m| format!("model: {}", describe_model(m)),
     );
-    let auth = settings.auth.as_deref().map_or_else(
+    let auth = settings.auth.pinned.map_or_else(
         || "auth: credential chain".to_owned(),
         |a| format!("auth: {a}"),
     );

@@ -143,6 +143,22 @@ pub enum Error {
         #[source]
         source: Box<Error>,
     },
+    /// A destination cannot be built: a setting it needs is missing. The message names the
+    /// flag and the variable that give it.
+    #[error("{message}")]
+    MissingSetting {
+        /// What is missing and where to set it.
+        message: String,
+    },
+    /// A destination's client rejected its settings.
+    #[error("--send {destination}")]
+    Setup {
+        /// The destination kind, as `--send` names it.
+        destination: &'static str,
+        /// The client's error (an [`Error::InvalidConfig`]).
+        #[source]
+        source: Box<Error>,
+    },
     /// The payload could not be serialised (not expected with this crate's types).
     #[error("could not encode the payload as JSON: {0}")]
     Encode(#[from] serde_json::Error),

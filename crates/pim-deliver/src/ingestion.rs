@@ -225,6 +225,11 @@ impl LogsIngestionClient {
         &self.scope
     }
 
+    /// The data collection endpoint, as configured (without a trailing `/`).
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
     /// The full request URL (it holds no secret).
     pub fn url(&self) -> &str {
         self.url.as_str()

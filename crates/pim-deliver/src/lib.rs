@@ -7,6 +7,9 @@
 //! [`WebhookClient`] posts a [`FindingsSummary`] of the activations at or above a
 //! [`Threshold`].
 //!
+//! - [`Destination`] is the port every destination implements (name, send, probe);
+//!   [`destinations`] builds the configured ones from [`DeliverySettings`] (the
+//!   [`DestinationSpec`]s that `--send` names, parsed once), so a binary only loops over them;
 //! - [`rows`] turns a [`Report`](pim_domain::Report) into table rows ([`COLUMNS`] is the schema);
 //! - [`LogsIngestionClient::send`] batches them under the 1 MB call limit, splits a batch the
 //!   service calls too large (413), and retries throttling and transient failures with the
@@ -26,12 +29,17 @@
 //! assert!(pim_deliver::COLUMNS.iter().any(|(name, _)| *name == "IsFinding"));
 //! ```
 
+mod destination;
 mod error;
 mod http;
 mod ingestion;
 mod row;
 mod webhook;
 
+pub use destination::{
+    DEFAULT_STREAM, Delivered, DeliverySettings, Destination, DestinationSpec,
+    LogsIngestionDestination, LogsIngestionSettings, TokenNeed, WebhookDestination, destinations,
+};
 pub use error::{Error, Result};
 pub use ingestion::{
     API_VERSION, DEFAULT_MAX_BODY_BYTES, IngestionOptions, LogsIngestionClient, MIN_MAX_BODY_BYTES,
@@ -42,6 +50,9 @@ pub use ingestion::{
 pub use pim_domain::cloud::{
     MONITOR_SCOPE, MONITOR_SCOPE_CHINA, MONITOR_SCOPE_US_GOVERNMENT, monitor_scope,
 };
+/// How [`DeliverySettings`] and [`DestinationSpec`] hold a webhook URL: its `Debug` never
+/// shows the value.
+pub use pim_http::secret::Secret;
 pub use row::{
     AuditRow, COLUMNS, JUSTIFICATION_MAX_CHARS, RATIONALE_MAX_CHARS, TEXT_MAX_CHARS, TICKETS_MAX,
     rows,

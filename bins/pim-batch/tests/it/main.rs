@@ -16,6 +16,9 @@ mod exports;
 // Arguments, exit codes and output options.
 mod cli;
 
+// Every documented variable takes effect from a `.env` file alone.
+mod dotenv;
+
 // Live Azure, against the loopback fakes of pim-testkit.
 mod live;
 

@@ -20,3 +20,5 @@ mod live;
 mod families;
 // Issue 9: hostile log text reaches the terminal escaped and cut.
 mod hostile;
+// Issue 11: pim-chat's own variables take effect from a `.env` file alone.
+mod dotenv;

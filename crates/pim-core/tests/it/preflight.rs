@@ -91,7 +91,7 @@ async fn everything_configured_and_reachable_passes() {
     oai.expect_bearer(TOKEN);
     let settings = settings(&la, &oai, None);
     let mut inputs = live_inputs(&settings, static_credential(EXPIRY));
-    inputs.logs_ingestion = Some(DCE.to_owned());
+    inputs.destination_tokens = vec![pim_deliver::TokenNeed::monitor(DCE)];
     inputs.destinations = vec![Destination::new("logs-ingestion", async {
         Ok("DCR dcr-123 stream Custom-PimAudit_CL accepted an empty batch".to_owned())
     })];
@@ -530,7 +530,7 @@ async fn a_credential_that_gets_no_token_fails_each_needed_scope() {
             label: "refusing".to_owned(),
         },
     );
-    inputs.logs_ingestion = Some(DCE.to_owned());
+    inputs.destination_tokens = vec![pim_deliver::TokenNeed::monitor(DCE)];
 
     let results = preflight::run(inputs).await;
 
@@ -647,7 +647,7 @@ async fn every_token_check_names_and_requests_the_scope_of_its_endpoints_cloud()
             credential: recorder.clone(),
             label: "recorder".to_owned(),
         });
-        inputs.logs_ingestion = Some(dce.to_owned());
+        inputs.destination_tokens = vec![pim_deliver::TokenNeed::monitor(dce)];
         let results = preflight::run(inputs).await;
         assert_eq!(*recorder.0.lock().unwrap(), scopes, "{cloud}");
         for (name, scope) in [
