@@ -1,18 +1,16 @@
 #![doc = include_str!("../README.md")]
 
-mod auditor;
-mod budget;
-pub mod config;
-mod error;
-pub mod live;
-mod observer;
-mod options;
-pub mod preflight;
-mod render;
-mod report_id;
-
-use std::path::PathBuf;
-use std::sync::Arc;
+mod auditor; // `Auditor`: the scan pipeline (PIM events, activity, correlation, assessment)
+mod budget; // `CallBudget`: model calls per minute
+pub mod config; // `Settings`: every variable, from the environment and `.env`
+mod error; // `Error`: what a scan or set-up can fail with
+pub mod live; // `live::connect`: source, credential, model, auditor and destinations from settings
+mod observer; // `ScanObserver`: progress of a scan, stage by stage
+mod options; // `ScanOptions`: the window, filters and limits of one scan
+pub mod preflight; // `--check`: configuration, tokens, workspace, model and destinations
+mod render; // Markdown or JSON from a report
+mod report_id; // stable report ids
+mod sources; // the demo tenant and offline export sources
 
 pub use auditor::{Auditor, AuditorBuilder, DEFAULT_MODEL_DEADLINE};
 pub use budget::CallBudget;
@@ -23,6 +21,7 @@ pub use options::{
     ScanOptions,
 };
 pub use render::{ReportFormat, render};
+pub use sources::{demo_source, export_source};
 
 /// The domain types of reports, activations and assessments.
 pub use pim_domain as domain;
@@ -38,24 +37,3 @@ pub use pim_report::MarkdownOptions;
 pub use pim_report::escape::{terminal as terminal_text, terminal_line};
 /// The rules engine's configuration and the seam for model-backed assessors.
 pub use pim_rules::{Assessor, Case, RulesConfig};
-
-/// The bundled demo tenant: a realistic, fixed set of PIM activations and activity embedded in
-/// the library, with a fixed scan end ([`SourceInfo::default_end`]).
-///
-/// # Errors
-/// [`Error::Source`] if the embedded data cannot be parsed (a build defect, reported not panicked).
-pub fn demo_source() -> Result<Arc<dyn KqlSource>> {
-    let demo = pim_loganalytics::DemoTenant::new().map_err(Error::Source)?;
-    Ok(Arc::new(demo))
-}
-
-/// A directory of offline exports: `AuditLogs.json` (required) and `AzureActivity.json`, each a
-/// Log Analytics query API response or an array of row objects as `az monitor log-analytics
-/// query -o json` prints them.
-///
-/// # Errors
-/// [`Error::Source`] naming the path when the directory or `AuditLogs.json` is missing.
-pub fn export_source(dir: impl Into<PathBuf>) -> Result<Arc<dyn KqlSource>> {
-    let export = pim_loganalytics::ExportDir::open(dir).map_err(Error::Source)?;
-    Ok(Arc::new(export))
-}
