@@ -14,11 +14,15 @@
 //! the other records are read. A record with more fields than the header has its extra fields
 //! dropped and reported.
 
+use std::io::BufRead;
+use std::path::Path;
+
 use pim_domain::{Column, DataProblem, Table};
 use serde_json::Value;
 
 use crate::format::ParsedExport;
-use crate::{Error, LogTable, Result};
+use crate::offline::{Cell, Scope};
+use crate::{Error, LogTable, Result, RowScope, ScopedRows};
 
 /// Most per-row problems listed per file (as for JSON exports).
 const MAX_ROW_PROBLEMS: usize = 100;
@@ -44,10 +48,56 @@ pub fn parse_csv_export(bytes: &[u8], source_name: &str, table: LogTable) -> Res
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(Error::format(source_name, "the file is empty"));
     }
+    read_records(bytes, None, source_name, table, None)
+}
+
+/// Reads the portal CSV export at `path` as a stream, keeping only the rows `scope` keeps (all
+/// rows without one): the result [`parse_csv_export`] gives for the whole file, filtered, with
+/// the kept rows' positions in [`ParsedExport::scoped`]. Every record that cannot be read is
+/// reported, whatever the scope.
+///
+/// # Errors
+///
+/// [`Error::Io`] naming `path` when it cannot be read; otherwise as [`parse_csv_export`].
+pub fn read_csv_export(
+    path: &Path,
+    source_name: &str,
+    table: LogTable,
+    scope: Option<&RowScope>,
+) -> Result<ParsedExport> {
+    let io = |source| Error::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(io)?;
+    let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
+    // Skip a byte-order mark; a file that is only whitespace is empty (the first buffer tells,
+    // unless the file opens with a megabyte of blanks, which is then read whole to find out).
+    let head = reader.fill_buf().map_err(io)?;
+    let bom = head.starts_with(b"\xEF\xBB\xBF");
+    if bom {
+        reader.consume(3);
+    }
+    let head = reader.fill_buf().map_err(io)?;
+    if head.iter().all(u8::is_ascii_whitespace) {
+        let bytes = std::fs::read(path).map_err(io)?;
+        return parse_csv_export(&bytes, source_name, table);
+    }
+    read_records(reader, Some(path), source_name, table, scope)
+}
+
+/// Reads the records of `input` (the file at `path`, when it is one).
+fn read_records<R: std::io::Read>(
+    input: R,
+    path: Option<&Path>,
+    source_name: &str,
+    table: LogTable,
+    scope: Option<&RowScope>,
+) -> Result<ParsedExport> {
     let mut reader = csv::ReaderBuilder::new()
         .flexible(true)
         .has_headers(true)
-        .from_reader(bytes);
+        .from_reader(input);
     let headers = reader
         .headers()
         .map_err(|e| {
@@ -65,11 +115,23 @@ pub fn parse_csv_export(bytes: &[u8], source_name: &str, table: LogTable) -> Res
         })
         .collect();
     let width = columns.len();
+    let scope = scope.map(|s| {
+        let mut scope = Scope::new(s);
+        scope.bind(&columns);
+        scope
+    });
+    let scope = scope.as_ref().filter(|s| !s.is_inert());
     let mut rows = Vec::new();
+    let mut positions = Vec::new();
+    let mut left_out = 0usize;
+    let mut good = 0usize;
     let mut bad: Vec<(usize, String)> = Vec::new();
-    for (index, record) in reader.records().enumerate() {
-        match record {
-            Ok(record) => {
+    let mut record = csv::StringRecord::new();
+    let mut index = 0usize;
+    loop {
+        match reader.read_record(&mut record) {
+            Ok(false) => break,
+            Ok(true) => {
                 if record.len() > width {
                     bad.push((
                         index,
@@ -79,25 +141,48 @@ pub fn parse_csv_export(bytes: &[u8], source_name: &str, table: LogTable) -> Res
                         ),
                     ));
                 }
-                let mut cells: Vec<Value> = record
-                    .iter()
-                    .take(width)
-                    .map(|field| {
-                        if field.is_empty() {
-                            Value::Null
-                        } else {
-                            Value::String(field.to_owned())
-                        }
+                let keep = scope.is_none_or(|scope| {
+                    scope.keep(|c| match record.get(c) {
+                        _ if c >= width => Cell::Absent,
+                        None | Some("") => Cell::Null,
+                        Some(field) => Cell::Str(field),
                     })
-                    .collect();
-                cells.resize(width, Value::Null);
-                rows.push(cells);
+                });
+                if keep {
+                    let mut cells: Vec<Value> = record
+                        .iter()
+                        .take(width)
+                        .map(|field| {
+                            if field.is_empty() {
+                                Value::Null
+                            } else {
+                                Value::String(field.to_owned())
+                            }
+                        })
+                        .collect();
+                    cells.resize(width, Value::Null);
+                    rows.push(cells);
+                    positions.push(good);
+                } else {
+                    left_out += 1;
+                }
+                good += 1;
             }
-            Err(e) => bad.push((
-                index,
-                format!("the CSV record cannot be read ({e}); the row is skipped"),
-            )),
+            Err(e) => {
+                if let (Some(path), csv::ErrorKind::Io(_)) = (path, e.kind()) {
+                    return Err(Error::Io {
+                        path: path.to_owned(),
+                        source: std::io::Error::other(e.to_string()),
+                    });
+                }
+                // A broken record does not stop the reader: the next call reads the next one.
+                bad.push((
+                    index,
+                    format!("the CSV record cannot be read ({e}); the row is skipped"),
+                ));
+            }
         }
+        index += 1;
     }
     let mut problems = Vec::new();
     let total = bad.len();
@@ -121,6 +206,10 @@ pub fn parse_csv_export(bytes: &[u8], source_name: &str, table: LogTable) -> Res
         },
         partial_error: None,
         problems,
+        scoped: (left_out > 0).then_some(ScopedRows {
+            positions,
+            left_out,
+        }),
     })
 }
 

@@ -473,6 +473,7 @@ impl Answer<'_> {
             tables,
             partial_error,
             problems,
+            scoped: None,
         })
     }
 

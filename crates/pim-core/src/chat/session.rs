@@ -520,6 +520,7 @@ impl Session {
                 table: None,
                 kql: checked.kql.clone(),
                 timespan,
+                scope: None,
             };
             match self.source.query(&query).await {
                 Ok(outcome) => {
