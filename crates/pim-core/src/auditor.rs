@@ -235,7 +235,8 @@ impl Auditor {
             table: Some(LogTable::AuditLogs),
             kql: pim_kql::pim_events_query(pim_range),
             timespan: pim_range,
-            scope: None,
+            // An export keeps only the PIM rows of AuditLogs while it reads the file (issue 12).
+            scope: whole_tables.then(audit_pim_scope),
         };
         log.queries += 1;
         self.observer.stage(ScanStage::Querying {
@@ -243,10 +244,18 @@ impl Auditor {
         });
         let audit_name = self.source.table_label(LogTable::AuditLogs);
         let audit_events = match self.source.query(&pim_query).await {
-            Ok(outcome) => {
+            Ok(mut outcome) => {
+                let scoped = outcome.scoped.take();
                 let pim_table = log.take_table(outcome, &audit_name);
-                let events = parse_pim_events(&pim_table, &file_name(&pim_table, &audit_name));
+                let mut events = parse_pim_events(&pim_table, &file_name(&pim_table, &audit_name));
                 drop(pim_table);
+                if let Some(rows) = &scoped {
+                    renumber_events(&mut events, &rows.positions);
+                    // The source left rows out because it read their operation names, so the
+                    // table has named rows and is recognisable. (Without an operation or audit
+                    // column the source leaves nothing out and the parser judges every row.)
+                    events.unrecognised = None;
+                }
                 if let Some(why) = events.unrecognised {
                     return Err(Error::UnrecognisedInput(why));
                 }
@@ -1115,19 +1124,44 @@ fn union_span(activations: &[Activation]) -> TimeRange {
     }
 }
 
+/// The AuditLogs rows that can hold PIM events: `parse_pim_events` ignores every row whose
+/// operation name (else display name) is readable and not a PIM one. Without an operation
+/// column, or without any column only audit records carry, it reads no row and says so naming
+/// their count: then the source must leave nothing out.
+fn audit_pim_scope() -> RowScope {
+    let names = |list: &[&str]| list.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+    RowScope {
+        operations: Some(OperationScope {
+            columns: names(&["OperationName", "ActivityDisplayName"]),
+            names: names(&PIM_WINDOW_OPERATIONS),
+        }),
+        required_columns: vec![
+            names(&["OperationName", "ActivityDisplayName"]),
+            names(&[
+                "LoggedByService",
+                "InitiatedBy",
+                "TargetResources",
+                "AdditionalDetails",
+            ]),
+        ],
+        ..RowScope::default()
+    }
+}
+
+/// The operations that open or close an elevation window, as the parsers name them.
+const PIM_WINDOW_OPERATIONS: [&str; 3] = [
+    pim_correlate::OP_ACTIVATION_COMPLETED,
+    pim_correlate::OP_ACTIVATION_EXPIRED,
+    pim_correlate::OP_DEACTIVATE_COMPLETED,
+];
+
 /// The Activity Log rows that can hold PIM events: `parse_activity_pim_events` skips every row
 /// whose operation name is readable and not a PIM one, and so may the source.
 fn activity_pim_scope() -> RowScope {
     RowScope {
         operations: Some(OperationScope {
             columns: vec!["OperationNameValue".to_owned(), "OperationName".to_owned()],
-            names: [
-                pim_correlate::OP_ACTIVATION_COMPLETED,
-                pim_correlate::OP_ACTIVATION_EXPIRED,
-                pim_correlate::OP_DEACTIVATE_COMPLETED,
-            ]
-            .map(str::to_owned)
-            .to_vec(),
+            names: PIM_WINDOW_OPERATIONS.map(str::to_owned).to_vec(),
         }),
         ..RowScope::default()
     }
@@ -1194,6 +1228,22 @@ fn renumber(row: usize, positions: &[usize]) -> usize {
 fn renumber_problem(problem: &mut DataProblem, positions: &[usize]) {
     if let Some(row) = problem.row.as_mut() {
         *row = renumber(*row, positions);
+    }
+    // A duplicate names the row it repeats in its message ("\"Add member …\" row duplicates
+    // row 3 (same record Id …"): that number is a row too. The operation quoted before it is
+    // one of the three PIM names, so the marker cannot occur earlier.
+    const MARK: &str = " row duplicates row ";
+    if let Some(at) = problem.message.find(MARK) {
+        let start = at + MARK.len();
+        let digits = problem.message[start..]
+            .bytes()
+            .take_while(u8::is_ascii_digit)
+            .count();
+        if let Ok(row) = problem.message[start..start + digits].parse::<usize>() {
+            problem
+                .message
+                .replace_range(start..start + digits, &renumber(row, positions).to_string());
+        }
     }
 }
 

@@ -188,16 +188,13 @@ impl Scope {
         out
     }
 
-    /// Whether the row whose cells `cell` reads can matter.
+    /// Whether the row whose cells `cell` reads can matter. A row is left out only when every
+    /// test the scope makes can be read: a readable operation that is not wanted, or a readable
+    /// time and identity of which one is out of scope. A row whose time or identity cannot be
+    /// read is kept, so that the parser reports it as it always has.
     pub(crate) fn keep<'a>(&self, cell: impl Fn(usize) -> Cell<'a>) -> bool {
         if self.inert {
             return true;
-        }
-        if let Some((cols, span)) = &self.time
-            && let Some(t) = cols.iter().find_map(|&c| time_of(cell(c)))
-            && !span.contains(t)
-        {
-            return false;
         }
         if let Some((cols, names)) = &self.operations
             && let Some(op) = cols.iter().find_map(|&c| cell(c).scalar_text())
@@ -205,29 +202,45 @@ impl Scope {
         {
             return false;
         }
-        if let Some(wanted) = &self.identities {
-            let mut named = false;
-            let mut seen = |value: &str| {
-                named = true;
-                wanted.contains(&value.trim().to_lowercase())
-            };
-            for (col, paths) in &self.identity_fields {
-                let found = match paths {
-                    None => match cell(*col) {
-                        Cell::Str(s) if !s.trim().is_empty() => seen(s),
-                        _ => false,
-                    },
-                    Some(paths) => dynamic_values(cell(*col), paths, &mut seen),
-                };
-                if found {
-                    return true;
-                }
-            }
-            if named {
-                return false;
-            }
+        // `Some(in scope)`, or `None` when the row's value cannot be read.
+        let in_span = match &self.time {
+            None => Some(true),
+            Some((cols, span)) => cols
+                .iter()
+                .find_map(|&c| time_of(cell(c)))
+                .map(|t| span.contains(t)),
+        };
+        if in_span.is_none() {
+            return true;
         }
-        true
+        let known = match &self.identities {
+            None => Some(true),
+            Some(wanted) => {
+                let mut named = false;
+                let mut seen = |value: &str| {
+                    named = true;
+                    wanted.contains(&value.trim().to_lowercase())
+                };
+                let mut found = false;
+                for (col, paths) in &self.identity_fields {
+                    found = match paths {
+                        None => match cell(*col) {
+                            Cell::Str(s) if !s.trim().is_empty() => seen(s),
+                            _ => false,
+                        },
+                        Some(paths) => dynamic_values(cell(*col), paths, &mut seen),
+                    };
+                    if found {
+                        break;
+                    }
+                }
+                named.then_some(found)
+            }
+        };
+        match (in_span, known) {
+            (Some(a), Some(b)) => a && b,
+            _ => true,
+        }
     }
 }
 

@@ -889,3 +889,207 @@ impl<'de> Visitor<'de> for Capture<'_> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::parse_export;
+    use crate::offline::scope_table;
+    use crate::{IdentityScope, OperationScope, TimeScope};
+    use pim_domain::TimeRange;
+    use pim_domain::timestamp::parse_timestamp;
+
+    /// A reader that hands out `n` bytes at a time, so that every token straddles a refill.
+    struct Trickle<'a> {
+        bytes: &'a [u8],
+        n: usize,
+    }
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.n.min(buf.len()).min(self.bytes.len());
+            buf[..n].copy_from_slice(&self.bytes[..n]);
+            self.bytes = &self.bytes[n..];
+            Ok(n)
+        }
+    }
+
+    fn streamed(text: &[u8], n: usize, scope: Option<&RowScope>) -> Option<ParsedExport> {
+        let reader = Trickle { bytes: text, n };
+        match stream_export(reader, "AzureActivity.json", LogTable::AzureActivity, scope).unwrap() {
+            Streamed::Done(p) => Some(p),
+            Streamed::Unusual => None,
+        }
+    }
+
+    /// What the in-memory reader gives, with the scope applied afterwards.
+    fn whole(text: &[u8], scope: Option<&RowScope>) -> ParsedExport {
+        let mut p = parse_export(text, "AzureActivity.json", LogTable::AzureActivity).unwrap();
+        if let Some(scope) = scope {
+            p.scoped = scope_table(&mut p.table, scope);
+        }
+        p
+    }
+
+    fn scope() -> RowScope {
+        RowScope {
+            time: Some(TimeScope {
+                columns: vec!["TimeGenerated".into()],
+                span: TimeRange::new(
+                    parse_timestamp("2026-11-20T10:00:00Z").unwrap(),
+                    parse_timestamp("2026-11-20T11:00:00Z").unwrap(),
+                ),
+            }),
+            identities: Some(IdentityScope {
+                fields: vec![
+                    IdentityField::Column("Caller".into()),
+                    IdentityField::Dynamic {
+                        column: "Claims_d".into(),
+                        path: vec!["oid".into()],
+                    },
+                ],
+                values: vec!["Jane@Contoso.com".into(), "OID-J".into()],
+            }),
+            operations: None,
+            required_columns: vec![vec!["TimeGenerated".into()]],
+        }
+    }
+
+    use crate::IdentityField;
+
+    const API: &str = r#"{"tables":[{"name":"PrimaryResult","columns":[
+        {"name":"TimeGenerated","type":"datetime"},{"name":"Caller","type":"string"},
+        {"name":"Claims_d","type":"dynamic"},{"name":"N","type":"long"}],
+      "rows":[
+        ["2026-11-20T10:05:00Z","jane@contoso.com","{\"oid\":\"x\"}",1],
+        ["2026-11-20T12:05:00Z","jane@contoso.com",null,2],
+        ["2026-11-20T10:06:00Z","bob@contoso.com","{\"oid\":\"oid-b\"}",3],
+        ["2026-11-20T10:07:00Z","svc@contoso.com","{\"oid\":\"oid-j\"}",4],
+        [null,"bob@contoso.com",null,5],
+        ["not a time","bob@contoso.com",null,6],
+        ["2026-11-20T10:08:00Z",null,"{\"x\":\"\\u00e9 [\\\"]\"}",7],
+        5,
+        ["2026-11-20T10:09:00Z","JANE@contoso.com ",{"oid":"z"},8,"extra"],
+        ["2026-11-20T23:00:00Z","bob@contoso.com",null,9,"extra"]
+      ]},{"name":"Second","columns":[],"rows":[[1]]}],
+      "error":{"code":"PartialError","message":"some"}}"#;
+
+    const OBJECTS: &str = r#"[
+        {"TimeGenerated":"2026-11-20T10:05:00Z","Caller":"jane@contoso.com"},
+        {"TimeGenerated":"2026-11-20T12:05:00Z","Caller":"jane@contoso.com","Extra":"e"},
+        "nope",
+        {"Caller":"bob@contoso.com","N":1},
+        {"TimeGenerated":"2026-11-20T10:06:00Z","Caller":"bob@contoso.com","Late":true},
+        {"TimeGenerated":"2026-11-20T10:07:00Z","Claims_d":{"oid":"OID-J"}}
+    ]"#;
+
+    #[test]
+    fn streaming_gives_what_the_whole_file_gives_in_any_block_size() {
+        let sc = scope();
+        for text in [API, OBJECTS, "[]", "\u{FEFF}[]", "[{}]"] {
+            for s in [None, Some(&sc)] {
+                let expected = whole(text.as_bytes(), s);
+                for n in [1, 2, 7, 64, BLOCK] {
+                    let got = streamed(text.as_bytes(), n, s)
+                        .unwrap_or_else(|| panic!("{text} streamed as unusual"));
+                    assert_eq!(got, expected, "{text} n={n} scoped={}", s.is_some());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_scope_drops_rows_it_can_read_and_keeps_the_unreadable() {
+        let p = streamed(API.as_bytes(), BLOCK, Some(&scope())).unwrap();
+        let n: Vec<i64> = p
+            .table
+            .rows
+            .iter()
+            .map(|r| r[3].as_i64().unwrap())
+            .collect();
+        // 1 jane in span; 4 named by its object-id claim; 5 and 6 have no readable time; 7
+        // names no one; 8 is jane again (trimmed, any case). 2 is out of the span; 3 and 9 are
+        // bob's.
+        assert_eq!(n, [1, 4, 5, 6, 7, 8]);
+        let scoped = p.scoped.unwrap();
+        // Positions count rows of the whole table: the bad row `5` is not one of them.
+        assert_eq!(scoped.positions, [0, 3, 4, 5, 6, 7]);
+        assert_eq!(scoped.left_out, 3);
+        // Problems are the whole file's: the bad row, and both long rows even though one was
+        // left out.
+        let rows: Vec<_> = p.problems.iter().map(|x| x.row).collect();
+        assert_eq!(rows, [None, Some(7), Some(7), Some(8)], "{:?}", p.problems);
+        assert_eq!(p.partial_error.as_deref(), Some("PartialError: some"));
+    }
+
+    #[test]
+    fn unusual_documents_are_left_to_the_whole_file_reader() {
+        for text in [
+            "",
+            "  ",
+            r#"[{"a":1e999}]"#,
+            r#"[{"a":"\ud800"}]"#,
+            r#"{"tables":[{"rows":[[1]],"columns":[{"name":"A"}]}]}"#,
+            r#"{"tables":[{"name":"T","columns":[],"rows":[],"rows":[]}]}"#,
+            r#"{"tables":[]}"#,
+            r#"{"value":[]}"#,
+            "[] []",
+            r#"[{"a":1},{"a":2"#,
+            "hello",
+            &format!("[{}1{}]", "[".repeat(200), "]".repeat(200)),
+        ] {
+            assert!(streamed(text.as_bytes(), 3, None).is_none(), "{text}");
+        }
+    }
+
+    #[test]
+    fn operations_scope_keeps_named_operations_and_rows_without_one() {
+        let text = r#"[{"OperationNameValue":"Microsoft.Compute/virtualMachines/write"},
+            {"OperationNameValue":" add member to role completed (pim activation) "},
+            {"OperationNameValue":"","OperationName":"Other"},
+            {"OperationNameValue":null}]"#;
+        let sc = RowScope {
+            operations: Some(OperationScope {
+                columns: vec!["OperationNameValue".into(), "OperationName".into()],
+                names: vec!["Add member to role completed (PIM activation)".into()],
+            }),
+            ..RowScope::default()
+        };
+        let p = streamed(text.as_bytes(), BLOCK, Some(&sc)).unwrap();
+        assert_eq!(p.scoped.unwrap().positions, [1, 3]);
+    }
+
+    /// A large export is held only as far as its scope keeps rows: 60,000 rows of which 60
+    /// matter come back as 60 rows (counts, never times).
+    #[test]
+    fn a_big_export_keeps_only_the_rows_in_scope() {
+        let mut text = String::from(
+            r#"{"tables":[{"name":"PrimaryResult","columns":[{"name":"TimeGenerated","type":"datetime"},{"name":"Caller","type":"string"},{"name":"Claims_d","type":"dynamic"}],"rows":["#,
+        );
+        let total = 60_000;
+        for i in 0..total {
+            if i > 0 {
+                text.push(',');
+            }
+            let (who, minute) = if i % 1000 == 0 {
+                ("jane@contoso.com", 10)
+            } else if i % 2 == 0 {
+                ("jane@contoso.com", 14)
+            } else {
+                ("bob@contoso.com", 10)
+            };
+            text.push_str(&format!(
+                r#"["2026-11-20T{minute}:{:02}:00Z","{who}","{{\"oid\":\"{i}\",\"pad\":\"{}\"}}"]"#,
+                i % 60,
+                "x".repeat(200)
+            ));
+        }
+        text.push_str("]}]}");
+        let p = streamed(text.as_bytes(), BLOCK, Some(&scope())).unwrap();
+        assert_eq!(p.table.rows.len(), total / 1000);
+        let scoped = p.scoped.unwrap();
+        assert_eq!(scoped.left_out, total - total / 1000);
+        assert!(scoped.positions.iter().all(|i| i % 1000 == 0));
+        assert!(p.problems.is_empty());
+    }
+}
