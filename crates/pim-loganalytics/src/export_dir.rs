@@ -20,7 +20,7 @@ use crate::{
 };
 
 /// A directory of exported query results: `AuditLogs.json` and `AzureActivity.json`, at least
-/// one of them, each in either shape [`parse_export`] reads. File names match
+/// one of them, each in either shape [`parse_export`](crate::format::parse_export) reads. File names match
 /// case-insensitively. `AzureActivity.json` alone is enough: Azure resource-role PIM events are
 /// also in the Activity Log (the scan then warns that directory roles and groups cannot be seen).
 ///

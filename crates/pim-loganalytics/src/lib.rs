@@ -12,15 +12,20 @@
 //! - [`DemoTenant`]: a small embedded tenant with a generated runaway script (`--demo`);
 //! - `LogAnalyticsClient` (feature `azure`, on by default): the Log Analytics query REST API,
 //!   with typed errors and retries of throttling and transient failures;
+//! - [`format::read_export`] and [`csv_export::read_csv_export`]: stream an export file (both
+//!   JSON shapes, the portal's CSV) and keep only the rows a [`RowScope`] keeps;
 //! - [`format::parse_export`]: reads both export shapes (query API response, `az ... -o json`
-//!   row objects), fast enough for a 500,000-row export; one unreadable cell costs only its row;
+//!   row objects) from memory; one unreadable cell costs only its row;
 //! - [`csv_export::parse_csv_export`]: reads the portal's CSV export (` [UTC]` headers,
 //!   US-style times, dynamic columns as JSON text);
 //! - [`Error`]: what failed and whether a retry can help ([`Error::is_retryable`]).
 //!
-//! Offline sources do not run KQL: they answer with the whole table the query reads
-//! ([`LogQuery::table`]), in the file's row order so that problems name the right rows, and the
-//! parser re-checks every row against its window and identity.
+//! Offline sources do not run KQL: they answer with the table the query reads
+//! ([`LogQuery::table`]), in the file's row order. The scan says which rows it can use in
+//! [`LogQuery::scope`]; an export applies it while it streams the file, so its memory follows
+//! the rows the scan needs, not the export's size, and [`QueryOutcome::scoped`] says where each
+//! row kept stands in the whole table, so that problems still name the right rows. The parser
+//! re-checks every row against its window and identity either way.
 //!
 //! ```
 //! use pim_domain::{timestamp::parse_timestamp, TimeRange};
@@ -124,10 +129,11 @@ pub struct LogQuery {
 ///
 /// An export answers every query with the table the query names. Handed a scope, it keeps only
 /// the rows that can matter while it streams the file, so its memory follows the rows the scan
-/// needs rather than the size of the export (issue 12). Every test a scope makes is
-/// conservative: a row is left out only when a cell it tests *can be read* and says the row is
-/// out of scope. A row whose time, operation or identity cannot be read is kept, because the
-/// parser reports it and counts it against every activation it could belong to.
+/// needs rather than the size of the export (issue 12). Every test is conservative: a row is left
+/// out only for a readable operation that is not wanted, or for a readable time *and* a readable
+/// identity of which one is out of scope. A row whose time, operation or identity cannot be read
+/// is kept, because the parser reports it and counts it against every activation it could belong
+/// to. Applying a scope is an optimisation: a source may ignore it (the demo tenant does).
 ///
 /// A kept row keeps its position: [`QueryOutcome::scoped`] lists, for each row returned, where
 /// it stands in the whole table, so problems still name the right row of the file.
