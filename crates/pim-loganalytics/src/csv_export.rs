@@ -13,6 +13,10 @@
 //! A record that cannot be read (invalid UTF-8, broken quoting) becomes a problem naming its row;
 //! the other records are read. A record with more fields than the header has its extra fields
 //! dropped and reported.
+//!
+//! [`read_csv_export`] streams a file with the `csv` crate's reader and keeps only the records a
+//! [`RowScope`] keeps (every unreadable record is still reported); [`parse_csv_export`] reads
+//! from memory. Both go through the same record loop.
 
 use std::io::BufRead;
 use std::path::Path;
@@ -258,6 +262,53 @@ mod tests {
         assert_eq!(p.problems[0].row, Some(1));
         assert_eq!(p.problems[1].row, Some(2));
         assert!(p.problems.iter().all(|x| x.source == "AuditLogs.csv"));
+    }
+
+    #[test]
+    fn a_streamed_file_keeps_the_records_in_scope_and_reports_every_bad_one() {
+        let dir = std::env::temp_dir().join(format!("pim-csv-scope-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("AzureActivity.csv");
+        let mut bytes = b"\xEF\xBB\xBFTimeGenerated [UTC],Caller\n".to_vec();
+        bytes.extend_from_slice(b"\"11/20/2026, 10:05:00.000 AM\",jane@contoso.com\n");
+        bytes.extend_from_slice(b"\"11/20/2026, 10:06:00.000 AM\",bob@contoso.com,extra\n");
+        bytes.extend_from_slice(b"\"11/20/2026, 10:07:00.000 AM\",bad \xff\n");
+        bytes.extend_from_slice(b",bob@contoso.com\n");
+        bytes.extend_from_slice(b"\"11/20/2026, 3:00:00.000 PM\",jane@contoso.com\n");
+        std::fs::write(&path, &bytes).unwrap();
+        let scope = RowScope {
+            time: Some(crate::TimeScope {
+                columns: vec!["TimeGenerated".into()],
+                span: pim_domain::TimeRange::new(
+                    pim_domain::timestamp::parse_timestamp("2026-11-20T10:00:00Z").unwrap(),
+                    pim_domain::timestamp::parse_timestamp("2026-11-20T11:00:00Z").unwrap(),
+                ),
+            }),
+            identities: Some(crate::IdentityScope {
+                fields: vec![crate::IdentityField::Column("Caller".into())],
+                values: vec!["jane@contoso.com".into()],
+            }),
+            ..RowScope::default()
+        };
+        let p = read_csv_export(
+            &path,
+            "AzureActivity.csv",
+            LogTable::AzureActivity,
+            Some(&scope),
+        )
+        .unwrap();
+        let whole = parse_csv_export(&bytes, "AzureActivity.csv", LogTable::AzureActivity).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        // Jane in the span, and bob's record with no time; bob's other record and Jane's at 3 PM
+        // are left out. The long record and the unreadable one are reported all the same.
+        assert_eq!(p.table.rows.len(), 2);
+        assert_eq!(p.table.rows[1][0], Value::Null);
+        let scoped = p.scoped.unwrap();
+        assert_eq!(scoped.positions, [0, 2]);
+        assert_eq!(scoped.left_out, 2);
+        assert_eq!(p.problems, whole.problems);
+        assert_eq!(p.problems.len(), 2);
+        assert_eq!(p.table.columns, whole.table.columns);
     }
 
     #[test]

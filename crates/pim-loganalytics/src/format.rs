@@ -15,6 +15,10 @@
 //! read, so a 500,000-row export costs little more than its cells. A row of the wrong type
 //! (not an array, or not an object) becomes a [`DataProblem`] and the other rows are kept.
 //!
+//! [`read_export`] streams a file instead (a sliding buffer cut into rows, each decoded by the
+//! same visitors) and keeps only the rows a [`RowScope`] keeps; any document it does not expect
+//! is handed to [`parse_export`], so both give the same result.
+//!
 //! One bad cell stays one bad cell: when the document does not parse, a structural scan (strings
 //! and brackets only, nothing decoded) finds the rows serde_json cannot read (an out-of-range
 //! number such as `1e999`, a lone surrogate escape, a stray byte), and the file is read again

@@ -117,7 +117,8 @@ pub struct LogQuery {
     pub table: Option<LogTable>,
     /// The KQL text (built with `pim-kql`).
     pub kql: String,
-    /// The time range, sent as the API `timespan` (offline sources return whole tables).
+    /// The time range, sent as the API `timespan` (offline sources apply [`LogQuery::scope`]
+    /// instead).
     pub timespan: TimeRange,
     /// The rows that can matter to this query, said in a form a source that runs no KQL can
     /// apply while it reads ([`RowScope`]). Live sources ignore it: the KQL says the same.
