@@ -69,6 +69,7 @@ impl QueryRunner for SourceRunner<'_> {
             table: None,
             kql: query.kql.clone(),
             timespan: self.timespan,
+            scope: None,
         };
         self.source
             .query(&request)

@@ -14,7 +14,10 @@ use pim_domain::{
     ScanSettings, Table, TimeRange, Verdict,
 };
 use pim_kql::Identity;
-use pim_loganalytics::{KqlSource, LogQuery, LogTable, QueryOutcome};
+use pim_loganalytics::{
+    IdentityField, IdentityScope, KqlSource, LogQuery, LogTable, OperationScope, QueryOutcome,
+    RowScope, TimeScope,
+};
 use pim_rules::{Assessor, Case, RulesConfig, RulesEngine};
 use time::{Duration, OffsetDateTime};
 use tracing::{debug, info, warn};
@@ -232,6 +235,8 @@ impl Auditor {
             table: Some(LogTable::AuditLogs),
             kql: pim_kql::pim_events_query(pim_range),
             timespan: pim_range,
+            // An export keeps only the PIM rows of AuditLogs while it reads the file (issue 12).
+            scope: whole_tables.then(audit_pim_scope),
         };
         log.queries += 1;
         self.observer.stage(ScanStage::Querying {
@@ -239,10 +244,18 @@ impl Auditor {
         });
         let audit_name = self.source.table_label(LogTable::AuditLogs);
         let audit_events = match self.source.query(&pim_query).await {
-            Ok(outcome) => {
+            Ok(mut outcome) => {
+                let scoped = outcome.scoped.take();
                 let pim_table = log.take_table(outcome, &audit_name);
-                let events = parse_pim_events(&pim_table, &file_name(&pim_table, &audit_name));
+                let mut events = parse_pim_events(&pim_table, &file_name(&pim_table, &audit_name));
                 drop(pim_table);
+                if let Some(rows) = &scoped {
+                    renumber_events(&mut events, &rows.positions);
+                    // The source left rows out because it read their operation names, so the
+                    // table has named rows and is recognisable. (Without an operation or audit
+                    // column the source leaves nothing out and the parser judges every row.)
+                    events.unrecognised = None;
+                }
                 if let Some(why) = events.unrecognised {
                     return Err(Error::UnrecognisedInput(why));
                 }
@@ -261,18 +274,24 @@ impl Auditor {
             table: Some(LogTable::AzureActivity),
             kql: pim_kql::activity_pim_events_query(pim_range),
             timespan: pim_range,
+            // An export keeps only the Activity Log's PIM rows while it reads the file, instead
+            // of holding the whole table (issue 12).
+            scope: whole_tables.then(activity_pim_scope),
         };
         log.queries += 1;
         self.observer.stage(ScanStage::Querying {
             what: LogTable::AzureActivity.name().to_owned(),
         });
         let activity_name = self.source.table_label(LogTable::AzureActivity);
-        // Offline sources answer with the whole table whatever the query: the activity stage
-        // reuses this answer instead of reading (and parsing) the file a second time.
+        // A source that runs no KQL and answered with the whole table (the demo) serves the
+        // activity stage with this same answer instead of reading the table a second time. An
+        // export that applied the scope kept only the PIM rows: the activity stage asks again,
+        // with its own scope.
         let mut offline_activity: Option<QueryOutcome> = None;
         let activity_events = match self.source.query(&activity_query).await {
-            Ok(outcome) if whole_tables => {
-                let events = outcome
+            Ok(mut outcome) if whole_tables => {
+                let scoped = outcome.scoped.take();
+                let mut events = outcome
                     .tables
                     .first()
                     .map_or_else(PimEvents::default, |full| {
@@ -281,7 +300,10 @@ impl Auditor {
                             &file_name(full, &activity_name),
                         )
                     });
-                offline_activity = Some(outcome);
+                match scoped {
+                    Some(rows) => renumber_events(&mut events, &rows.positions),
+                    None => offline_activity = Some(outcome),
+                }
                 Some(events)
             }
             Ok(outcome) => {
@@ -709,6 +731,10 @@ impl Auditor {
             return fetch;
         }
         let n = texts.len();
+        // A source that runs no KQL gets the same filter as a row scope, so that an export
+        // keeps only these identities' rows in the span while it reads (issue 12).
+        let scope = (!self.source.capabilities().runs_arbitrary_kql)
+            .then(|| activity_scope(table, &identities, span));
         for (i, kql) in texts.into_iter().enumerate() {
             let query = LogQuery {
                 label: if n > 1 {
@@ -719,6 +745,7 @@ impl Auditor {
                 table: Some(table),
                 kql,
                 timespan: span,
+                scope: scope.clone(),
             };
             // An offline answer already read for this table serves its (single) query.
             let answer = match cached.take() {
@@ -736,7 +763,8 @@ impl Auditor {
                 }
             };
             match answer {
-                Ok(outcome) => {
+                Ok(mut outcome) => {
+                    let scoped = outcome.scoped.take();
                     if outcome.partial_error.is_some() {
                         fetch.partial = true;
                     }
@@ -758,17 +786,21 @@ impl Auditor {
                     let parse_started = std::time::Instant::now();
                     // Every failure is read; which are reported is decided below, where the
                     // catalogue is known.
-                    let parsed = if directory {
+                    let mut parsed = if directory {
                         parse_directory_activity(&t, &source_name, true)
                     } else {
                         parse_azure_activity(&t, &source_name, true)
                     };
+                    if let Some(rows) = &scoped {
+                        renumber_parsed(&mut parsed, &rows.positions);
+                    }
                     let parsed = self.keep_reported(parsed, options.include_failed);
                     let parse_ms = parse_started.elapsed().as_millis() as u64;
                     drop(t);
                     debug!(
                         query = %query.label,
                         rows = parsed.rows_read,
+                        left_out = scoped.as_ref().map_or(0, |s| s.left_out),
                         activities = parsed.activities.len(),
                         parse_ms,
                         drop_ms = (parse_started.elapsed().as_millis() as u64).saturating_sub(parse_ms),
@@ -1089,6 +1121,155 @@ fn union_span(activations: &[Activation]) -> TimeRange {
     match (start, end) {
         (Some(s), Some(e)) => TimeRange::new(s, e),
         _ => TimeRange::new(OffsetDateTime::UNIX_EPOCH, OffsetDateTime::UNIX_EPOCH),
+    }
+}
+
+/// The AuditLogs rows that can hold PIM events: `parse_pim_events` ignores every row whose
+/// operation name (else display name) is readable and not a PIM one. Without an operation
+/// column, or without any column only audit records carry, it reads no row and says so naming
+/// their count: then the source must leave nothing out.
+fn audit_pim_scope() -> RowScope {
+    let names = |list: &[&str]| list.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+    RowScope {
+        operations: Some(OperationScope {
+            columns: names(&["OperationName", "ActivityDisplayName"]),
+            names: names(&PIM_WINDOW_OPERATIONS),
+        }),
+        required_columns: vec![
+            names(&["OperationName", "ActivityDisplayName"]),
+            names(&[
+                "LoggedByService",
+                "InitiatedBy",
+                "TargetResources",
+                "AdditionalDetails",
+            ]),
+        ],
+        ..RowScope::default()
+    }
+}
+
+/// The operations that open or close an elevation window, as the parsers name them.
+const PIM_WINDOW_OPERATIONS: [&str; 3] = [
+    pim_correlate::OP_ACTIVATION_COMPLETED,
+    pim_correlate::OP_ACTIVATION_EXPIRED,
+    pim_correlate::OP_DEACTIVATE_COMPLETED,
+];
+
+/// The Activity Log rows that can hold PIM events: `parse_activity_pim_events` skips every row
+/// whose operation name is readable and not a PIM one, and so may the source.
+fn activity_pim_scope() -> RowScope {
+    RowScope {
+        operations: Some(OperationScope {
+            columns: vec!["OperationNameValue".to_owned(), "OperationName".to_owned()],
+            names: PIM_WINDOW_OPERATIONS.map(str::to_owned).to_vec(),
+        }),
+        ..RowScope::default()
+    }
+}
+
+/// The rows of `table` that can be the activity of `identities` in `span`, read where the
+/// parsers read them: AzureActivity's `Caller` and object-id claim, AuditLogs' `InitiatedBy`
+/// user; the time of the row the parser uses (`ActivityDateTime` first in AuditLogs). The
+/// required columns are the ones without which the parser reads no row at all (it then names
+/// every row, so the source must not leave any out).
+fn activity_scope(table: LogTable, identities: &[Identity], span: TimeRange) -> RowScope {
+    let names = |list: &[&str]| list.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+    let dynamic = |column: &str, path: &[&str]| IdentityField::Dynamic {
+        column: column.to_owned(),
+        path: names(path),
+    };
+    let values = identities
+        .iter()
+        .flat_map(|i| [i.upn.clone(), i.object_id.clone()])
+        .flatten()
+        .collect();
+    let oid = pim_correlate::OBJECT_ID_CLAIM;
+    let (time_columns, fields, required) = match table {
+        LogTable::AzureActivity => (
+            names(&["TimeGenerated"]),
+            vec![
+                IdentityField::Column("Caller".to_owned()),
+                dynamic("Claims_d", &[oid]),
+                dynamic("Claims_d", &["oid"]),
+                dynamic("Claims", &[oid]),
+                dynamic("Claims", &["oid"]),
+            ],
+            vec![
+                names(&["TimeGenerated"]),
+                names(&["OperationNameValue", "OperationName"]),
+                names(&["ActivityStatusValue", "ActivityStatus"]),
+            ],
+        ),
+        LogTable::AuditLogs => (
+            names(&["ActivityDateTime", "TimeGenerated"]),
+            vec![
+                dynamic("InitiatedBy", &["user", "userPrincipalName"]),
+                dynamic("InitiatedBy", &["user", "id"]),
+            ],
+            vec![names(&["InitiatedBy"])],
+        ),
+    };
+    RowScope {
+        time: Some(TimeScope {
+            columns: time_columns,
+            span,
+        }),
+        identities: Some(IdentityScope { fields, values }),
+        operations: None,
+        required_columns: required,
+    }
+}
+
+/// A row the parser named in a scoped table, renumbered as the whole table numbers it.
+fn renumber(row: usize, positions: &[usize]) -> usize {
+    positions.get(row).copied().unwrap_or(row)
+}
+
+fn renumber_problem(problem: &mut DataProblem, positions: &[usize]) {
+    if let Some(row) = problem.row.as_mut() {
+        *row = renumber(*row, positions);
+    }
+    // A duplicate names the row it repeats in its message ("\"Add member …\" row duplicates
+    // row 3 (same record Id …"): that number is a row too. The operation quoted before it is
+    // one of the three PIM names, so the marker cannot occur earlier.
+    const MARK: &str = " row duplicates row ";
+    if let Some(at) = problem.message.find(MARK) {
+        let start = at + MARK.len();
+        let digits = problem.message[start..]
+            .bytes()
+            .take_while(u8::is_ascii_digit)
+            .count();
+        if let Ok(row) = problem.message[start..start + digits].parse::<usize>() {
+            problem
+                .message
+                .replace_range(start..start + digits, &renumber(row, positions).to_string());
+        }
+    }
+}
+
+/// Renumbers the rows PIM events name (records, their problems, the table's problems).
+fn renumber_events(events: &mut PimEvents, positions: &[usize]) {
+    for record in &mut events.activations {
+        record.row = renumber(record.row, positions);
+        for p in &mut record.problems {
+            renumber_problem(p, positions);
+        }
+    }
+    for end in &mut events.ends {
+        end.row = renumber(end.row, positions);
+    }
+    for p in &mut events.problems {
+        renumber_problem(p, positions);
+    }
+}
+
+/// Renumbers the rows parsed activities name (problems and unreadable rows).
+fn renumber_parsed(parsed: &mut ParsedActivities, positions: &[usize]) {
+    for p in &mut parsed.problems {
+        renumber_problem(p, positions);
+    }
+    for u in &mut parsed.unreadable {
+        renumber_problem(&mut u.problem, positions);
     }
 }
 

@@ -27,7 +27,8 @@ pub use sources::{demo_source, export_source};
 pub use pim_domain as domain;
 /// The Log Analytics port, for embedders that bring their own source.
 pub use pim_loganalytics::{
-    KqlSource, LogQuery, LogTable, QueryOutcome, SourceCapabilities, SourceInfo, SourceKind,
+    IdentityField, IdentityScope, KqlSource, LogQuery, LogTable, OperationScope, QueryOutcome,
+    RowScope, ScopedRows, SourceCapabilities, SourceInfo, SourceKind, TimeScope,
 };
 /// Markdown options for [`render`].
 pub use pim_report::MarkdownOptions;

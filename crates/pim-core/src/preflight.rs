@@ -532,6 +532,7 @@ impl Run {
                 table: None,
                 kql: format!("{} | take 1 | count", table.name()),
                 timespan,
+                scope: None,
             };
             let answer = tokio::time::timeout(self.timeout, source.query(&query)).await;
             let answer = match answer {

@@ -13,12 +13,20 @@
 //! A record that cannot be read (invalid UTF-8, broken quoting) becomes a problem naming its row;
 //! the other records are read. A record with more fields than the header has its extra fields
 //! dropped and reported.
+//!
+//! [`read_csv_export`] streams a file with the `csv` crate's reader and keeps only the records a
+//! [`RowScope`] keeps (every unreadable record is still reported); [`parse_csv_export`] reads
+//! from memory. Both go through the same record loop.
+
+use std::io::BufRead;
+use std::path::Path;
 
 use pim_domain::{Column, DataProblem, Table};
 use serde_json::Value;
 
 use crate::format::ParsedExport;
-use crate::{Error, LogTable, Result};
+use crate::offline::{Cell, Scope};
+use crate::{Error, LogTable, Result, RowScope, ScopedRows};
 
 /// Most per-row problems listed per file (as for JSON exports).
 const MAX_ROW_PROBLEMS: usize = 100;
@@ -44,10 +52,56 @@ pub fn parse_csv_export(bytes: &[u8], source_name: &str, table: LogTable) -> Res
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(Error::format(source_name, "the file is empty"));
     }
+    read_records(bytes, None, source_name, table, None)
+}
+
+/// Reads the portal CSV export at `path` as a stream, keeping only the rows `scope` keeps (all
+/// rows without one): the result [`parse_csv_export`] gives for the whole file, filtered, with
+/// the kept rows' positions in [`ParsedExport::scoped`]. Every record that cannot be read is
+/// reported, whatever the scope.
+///
+/// # Errors
+///
+/// [`Error::Io`] naming `path` when it cannot be read; otherwise as [`parse_csv_export`].
+pub fn read_csv_export(
+    path: &Path,
+    source_name: &str,
+    table: LogTable,
+    scope: Option<&RowScope>,
+) -> Result<ParsedExport> {
+    let io = |source| Error::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(io)?;
+    let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
+    // Skip a byte-order mark; a file that is only whitespace is empty (the first buffer tells,
+    // unless the file opens with a megabyte of blanks, which is then read whole to find out).
+    let head = reader.fill_buf().map_err(io)?;
+    let bom = head.starts_with(b"\xEF\xBB\xBF");
+    if bom {
+        reader.consume(3);
+    }
+    let head = reader.fill_buf().map_err(io)?;
+    if head.iter().all(u8::is_ascii_whitespace) {
+        let bytes = std::fs::read(path).map_err(io)?;
+        return parse_csv_export(&bytes, source_name, table);
+    }
+    read_records(reader, Some(path), source_name, table, scope)
+}
+
+/// Reads the records of `input` (the file at `path`, when it is one).
+fn read_records<R: std::io::Read>(
+    input: R,
+    path: Option<&Path>,
+    source_name: &str,
+    table: LogTable,
+    scope: Option<&RowScope>,
+) -> Result<ParsedExport> {
     let mut reader = csv::ReaderBuilder::new()
         .flexible(true)
         .has_headers(true)
-        .from_reader(bytes);
+        .from_reader(input);
     let headers = reader
         .headers()
         .map_err(|e| {
@@ -65,11 +119,23 @@ pub fn parse_csv_export(bytes: &[u8], source_name: &str, table: LogTable) -> Res
         })
         .collect();
     let width = columns.len();
+    let scope = scope.map(|s| {
+        let mut scope = Scope::new(s);
+        scope.bind(&columns);
+        scope
+    });
+    let scope = scope.as_ref().filter(|s| !s.is_inert());
     let mut rows = Vec::new();
+    let mut positions = Vec::new();
+    let mut left_out = 0usize;
+    let mut good = 0usize;
     let mut bad: Vec<(usize, String)> = Vec::new();
-    for (index, record) in reader.records().enumerate() {
-        match record {
-            Ok(record) => {
+    let mut record = csv::StringRecord::new();
+    let mut index = 0usize;
+    loop {
+        match reader.read_record(&mut record) {
+            Ok(false) => break,
+            Ok(true) => {
                 if record.len() > width {
                     bad.push((
                         index,
@@ -79,25 +145,48 @@ pub fn parse_csv_export(bytes: &[u8], source_name: &str, table: LogTable) -> Res
                         ),
                     ));
                 }
-                let mut cells: Vec<Value> = record
-                    .iter()
-                    .take(width)
-                    .map(|field| {
-                        if field.is_empty() {
-                            Value::Null
-                        } else {
-                            Value::String(field.to_owned())
-                        }
+                let keep = scope.is_none_or(|scope| {
+                    scope.keep(|c| match record.get(c) {
+                        _ if c >= width => Cell::Absent,
+                        None | Some("") => Cell::Null,
+                        Some(field) => Cell::Str(field),
                     })
-                    .collect();
-                cells.resize(width, Value::Null);
-                rows.push(cells);
+                });
+                if keep {
+                    let mut cells: Vec<Value> = record
+                        .iter()
+                        .take(width)
+                        .map(|field| {
+                            if field.is_empty() {
+                                Value::Null
+                            } else {
+                                Value::String(field.to_owned())
+                            }
+                        })
+                        .collect();
+                    cells.resize(width, Value::Null);
+                    rows.push(cells);
+                    positions.push(good);
+                } else {
+                    left_out += 1;
+                }
+                good += 1;
             }
-            Err(e) => bad.push((
-                index,
-                format!("the CSV record cannot be read ({e}); the row is skipped"),
-            )),
+            Err(e) => {
+                if let (Some(path), csv::ErrorKind::Io(_)) = (path, e.kind()) {
+                    return Err(Error::Io {
+                        path: path.to_owned(),
+                        source: std::io::Error::other(e.to_string()),
+                    });
+                }
+                // A broken record does not stop the reader: the next call reads the next one.
+                bad.push((
+                    index,
+                    format!("the CSV record cannot be read ({e}); the row is skipped"),
+                ));
+            }
         }
+        index += 1;
     }
     let mut problems = Vec::new();
     let total = bad.len();
@@ -121,6 +210,10 @@ pub fn parse_csv_export(bytes: &[u8], source_name: &str, table: LogTable) -> Res
         },
         partial_error: None,
         problems,
+        scoped: (left_out > 0).then_some(ScopedRows {
+            positions,
+            left_out,
+        }),
     })
 }
 
@@ -169,6 +262,53 @@ mod tests {
         assert_eq!(p.problems[0].row, Some(1));
         assert_eq!(p.problems[1].row, Some(2));
         assert!(p.problems.iter().all(|x| x.source == "AuditLogs.csv"));
+    }
+
+    #[test]
+    fn a_streamed_file_keeps_the_records_in_scope_and_reports_every_bad_one() {
+        let dir = std::env::temp_dir().join(format!("pim-csv-scope-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("AzureActivity.csv");
+        let mut bytes = b"\xEF\xBB\xBFTimeGenerated [UTC],Caller\n".to_vec();
+        bytes.extend_from_slice(b"\"11/20/2026, 10:05:00.000 AM\",jane@contoso.com\n");
+        bytes.extend_from_slice(b"\"11/20/2026, 10:06:00.000 AM\",bob@contoso.com,extra\n");
+        bytes.extend_from_slice(b"\"11/20/2026, 10:07:00.000 AM\",bad \xff\n");
+        bytes.extend_from_slice(b",bob@contoso.com\n");
+        bytes.extend_from_slice(b"\"11/20/2026, 3:00:00.000 PM\",jane@contoso.com\n");
+        std::fs::write(&path, &bytes).unwrap();
+        let scope = RowScope {
+            time: Some(crate::TimeScope {
+                columns: vec!["TimeGenerated".into()],
+                span: pim_domain::TimeRange::new(
+                    pim_domain::timestamp::parse_timestamp("2026-11-20T10:00:00Z").unwrap(),
+                    pim_domain::timestamp::parse_timestamp("2026-11-20T11:00:00Z").unwrap(),
+                ),
+            }),
+            identities: Some(crate::IdentityScope {
+                fields: vec![crate::IdentityField::Column("Caller".into())],
+                values: vec!["jane@contoso.com".into()],
+            }),
+            ..RowScope::default()
+        };
+        let p = read_csv_export(
+            &path,
+            "AzureActivity.csv",
+            LogTable::AzureActivity,
+            Some(&scope),
+        )
+        .unwrap();
+        let whole = parse_csv_export(&bytes, "AzureActivity.csv", LogTable::AzureActivity).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        // Jane in the span, and bob's record with no time; bob's other record and Jane's at 3 PM
+        // are left out. The long record and the unreadable one are reported all the same.
+        assert_eq!(p.table.rows.len(), 2);
+        assert_eq!(p.table.rows[1][0], Value::Null);
+        let scoped = p.scoped.unwrap();
+        assert_eq!(scoped.positions, [0, 2]);
+        assert_eq!(scoped.left_out, 2);
+        assert_eq!(p.problems, whole.problems);
+        assert_eq!(p.problems.len(), 2);
+        assert_eq!(p.table.columns, whole.table.columns);
     }
 
     #[test]

@@ -4,8 +4,8 @@ use std::path::{Path, PathBuf};
 
 use tracing::debug;
 
-use crate::csv_export::parse_csv_export;
-use crate::format::parse_export;
+use crate::csv_export::read_csv_export;
+use crate::format::read_export;
 
 fn file_label(path: &Path) -> String {
     path.file_name().map_or_else(
@@ -20,12 +20,12 @@ use crate::{
 };
 
 /// A directory of exported query results: `AuditLogs.json` and `AzureActivity.json`, at least
-/// one of them, each in either shape [`parse_export`] reads. File names match
+/// one of them, each in either shape [`parse_export`](crate::format::parse_export) reads. File names match
 /// case-insensitively. `AzureActivity.json` alone is enough: Azure resource-role PIM events are
 /// also in the Activity Log (the scan then warns that directory roles and groups cannot be seen).
 ///
-/// Files are read and parsed on every query (nothing is cached), so a directory can be
-/// refreshed between scans. Without `AzureActivity.json`, AzureActivity queries fail with
+/// Files are streamed on every query (nothing is cached), so a directory can be refreshed
+/// between scans; a query's [`RowScope`](crate::RowScope) decides which rows are kept. Without `AzureActivity.json`, AzureActivity queries fail with
 /// [`Error::MissingTable`]: the scan then marks the affected activations unknown rather than
 /// reporting "no activity".
 #[derive(Debug, Clone)]
@@ -132,33 +132,29 @@ impl KqlSource for ExportDir {
         let table = wanted_table(query, "export directory")?;
         let path = self.file_for(table)?;
         // Local files: a blocking read here is simpler than a tokio::fs dependency and costs
-        // the same for one file per query.
+        // the same for one file per query. The file is streamed, keeping only the rows the
+        // query's scope keeps, so memory follows the rows the scan needs (issue 12).
         let started = std::time::Instant::now();
-        let bytes = std::fs::read(&path).map_err(|source| Error::Io {
-            path: path.clone(),
-            source,
-        })?;
         let source_name = path.file_name().map_or_else(
             || table.file_name().to_owned(),
             |n| n.to_string_lossy().into_owned(),
         );
-        let read_ms = started.elapsed().as_millis() as u64;
         let is_csv = path
             .extension()
             .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
+        let scope = query.scope.as_ref();
         let mut parsed = if is_csv {
-            parse_csv_export(&bytes, &source_name, table)?
+            read_csv_export(&path, &source_name, table, scope)?
         } else {
-            parse_export(&bytes, &source_name, table)?
+            read_export(&path, &source_name, table, scope)?
         };
         // The file's own name, so that problems found later name the file (JSON or CSV).
         parsed.table.name = source_name.clone();
-        drop(bytes);
         debug!(
             query = %query.label,
             file = %path.display(),
             rows = parsed.table.rows.len(),
-            read_ms,
+            left_out = parsed.scoped.as_ref().map_or(0, |s| s.left_out),
             total_ms = started.elapsed().as_millis() as u64,
             "export read"
         );
@@ -166,6 +162,7 @@ impl KqlSource for ExportDir {
             tables: vec![parsed.table],
             partial_error: parsed.partial_error,
             problems: parsed.problems,
+            scoped: parsed.scoped,
         })
     }
 }
@@ -216,6 +213,7 @@ mod tests {
                 parse_timestamp("2026-11-20T00:00:00Z").unwrap(),
                 parse_timestamp("2026-11-21T00:00:00Z").unwrap(),
             ),
+            scope: None,
         }
     }
 

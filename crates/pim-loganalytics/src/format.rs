@@ -15,6 +15,10 @@
 //! read, so a 500,000-row export costs little more than its cells. A row of the wrong type
 //! (not an array, or not an object) becomes a [`DataProblem`] and the other rows are kept.
 //!
+//! [`read_export`] streams a file instead (a sliding buffer cut into rows, each decoded by the
+//! same visitors) and keeps only the rows a [`RowScope`] keeps; any document it does not expect
+//! is handed to [`parse_export`], so both give the same result.
+//!
 //! One bad cell stays one bad cell: when the document does not parse, a structural scan (strings
 //! and brackets only, nothing decoded) finds the rows serde_json cannot read (an out-of-range
 //! number such as `1e999`, a lone surrogate escape, a stray byte), and the file is read again
@@ -23,12 +27,15 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::path::Path;
 
 use pim_domain::{Column, DataProblem, Table};
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
-use crate::{Error, LogTable, Result};
+use crate::{Error, LogTable, Result, RowScope, ScopedRows};
+
+mod stream;
 
 /// At most this many per-row problems are listed per file; the rest are counted in one summary
 /// problem, so a thoroughly broken file cannot flood the report.
@@ -42,8 +49,53 @@ pub struct ParsedExport {
     /// The export's `PartialError` (code and innermost message), when it recorded one: the rows
     /// are then incomplete.
     pub partial_error: Option<String>,
-    /// Rows that were skipped and other things worth reporting (extra tables).
+    /// Rows that were skipped and other things worth reporting (extra tables). Every row that
+    /// cannot be read is here, whatever the scope.
     pub problems: Vec<DataProblem>,
+    /// Set when a [`RowScope`] left rows out: where the rows kept stand in the whole table.
+    pub scoped: Option<ScopedRows>,
+}
+
+/// Reads the export file at `path` as a stream, keeping only the rows `scope` keeps (all rows
+/// without one), so memory follows the rows kept, not the file's size. The result is the one
+/// [`parse_export`] gives for the whole file, filtered: the same columns, cells, problems (row
+/// numbers included) and partial error, the kept rows in file order with their positions in
+/// [`ParsedExport::scoped`].
+///
+/// A file that is not a plain valid export (an unreadable cell, an odd layout, a truncated
+/// document) is read whole with [`parse_export`] instead, which repairs bad cells and words
+/// every error exactly; only such files cost memory in proportion to their size.
+///
+/// # Errors
+///
+/// [`Error::Io`] naming `path` when it cannot be read; otherwise as [`parse_export`].
+pub fn read_export(
+    path: &Path,
+    source_name: &str,
+    table: LogTable,
+    scope: Option<&RowScope>,
+) -> Result<ParsedExport> {
+    let io = |source| Error::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(io)?;
+    match stream::stream_export(file, source_name, table, scope).map_err(io)? {
+        stream::Streamed::Done(parsed) => Ok(parsed),
+        stream::Streamed::Unusual => {
+            tracing::debug!(
+                file = %path.display(),
+                "export is not a plain valid document: reading it whole"
+            );
+            let bytes = std::fs::read(path).map_err(io)?;
+            let mut parsed = parse_export(&bytes, source_name, table)?;
+            drop(bytes);
+            if let Some(scope) = scope {
+                parsed.scoped = crate::offline::scope_table(&mut parsed.table, scope);
+            }
+            Ok(parsed)
+        }
+    }
 }
 
 /// Parses an export of `table` read from `source_name` (used in messages, e.g.
@@ -166,6 +218,7 @@ pub fn parse_export(bytes: &[u8], source_name: &str, table: LogTable) -> Result<
         },
         partial_error,
         problems,
+        scoped: None,
     })
 }
 

@@ -12,15 +12,20 @@
 //! - [`DemoTenant`]: a small embedded tenant with a generated runaway script (`--demo`);
 //! - `LogAnalyticsClient` (feature `azure`, on by default): the Log Analytics query REST API,
 //!   with typed errors and retries of throttling and transient failures;
+//! - [`format::read_export`] and [`csv_export::read_csv_export`]: stream an export file (both
+//!   JSON shapes, the portal's CSV) and keep only the rows a [`RowScope`] keeps;
 //! - [`format::parse_export`]: reads both export shapes (query API response, `az ... -o json`
-//!   row objects), fast enough for a 500,000-row export; one unreadable cell costs only its row;
+//!   row objects) from memory; one unreadable cell costs only its row;
 //! - [`csv_export::parse_csv_export`]: reads the portal's CSV export (` [UTC]` headers,
 //!   US-style times, dynamic columns as JSON text);
 //! - [`Error`]: what failed and whether a retry can help ([`Error::is_retryable`]).
 //!
-//! Offline sources do not run KQL: they answer with the whole table the query reads
-//! ([`LogQuery::table`]), in the file's row order so that problems name the right rows, and the
-//! parser re-checks every row against its window and identity.
+//! Offline sources do not run KQL: they answer with the table the query reads
+//! ([`LogQuery::table`]), in the file's row order. The scan says which rows it can use in
+//! [`LogQuery::scope`]; an export applies it while it streams the file, so its memory follows
+//! the rows the scan needs, not the export's size, and [`QueryOutcome::scoped`] says where each
+//! row kept stands in the whole table, so that problems still name the right rows. The parser
+//! re-checks every row against its window and identity either way.
 //!
 //! ```
 //! use pim_domain::{timestamp::parse_timestamp, TimeRange};
@@ -35,6 +40,7 @@
 //!     table: Some(LogTable::AuditLogs),
 //!     kql: "AuditLogs | take 1".into(),
 //!     timespan: TimeRange::new(end - time::Duration::days(1), end),
+//!     scope: None,
 //! };
 //! let outcome = demo.query(&query).await.unwrap();
 //! assert_eq!(outcome.tables[0].name, "AuditLogs");
@@ -111,8 +117,98 @@ pub struct LogQuery {
     pub table: Option<LogTable>,
     /// The KQL text (built with `pim-kql`).
     pub kql: String,
-    /// The time range, sent as the API `timespan` (offline sources return whole tables).
+    /// The time range, sent as the API `timespan` (offline sources apply [`LogQuery::scope`]
+    /// instead).
     pub timespan: TimeRange,
+    /// The rows that can matter to this query, said in a form a source that runs no KQL can
+    /// apply while it reads ([`RowScope`]). Live sources ignore it: the KQL says the same.
+    /// `None` asks for the whole table.
+    pub scope: Option<RowScope>,
+}
+
+/// Which rows of a table can matter to a scan query, for sources that do not run KQL.
+///
+/// An export answers every query with the table the query names. Handed a scope, it keeps only
+/// the rows that can matter while it streams the file, so its memory follows the rows the scan
+/// needs rather than the size of the export (issue 12). Every test is conservative: a row is left
+/// out only for a readable operation that is not wanted, or for a readable time *and* a readable
+/// identity of which one is out of scope. A row whose time, operation or identity cannot be read
+/// is kept, because the parser reports it and counts it against every activation it could belong
+/// to. Applying a scope is an optimisation: a source may ignore it (the demo tenant does).
+///
+/// A kept row keeps its position: [`QueryOutcome::scoped`] lists, for each row returned, where
+/// it stands in the whole table, so problems still name the right row of the file.
+///
+/// A scoped answer gives the scan the same report as the whole table, with two deliberate
+/// exceptions that the live query has too: a row outside the scope that is also broken in
+/// another way (a missing status, say) is not reported, and an operation whose rows straddle
+/// the time span's edge is read from its rows inside the span.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RowScope {
+    /// Keep rows whose time is within a span.
+    pub time: Option<TimeScope>,
+    /// Keep rows that name one of a set of identities.
+    pub identities: Option<IdentityScope>,
+    /// Keep rows whose operation is one of a set of names.
+    pub operations: Option<OperationScope>,
+    /// Column groups the parser cannot do without (any one column of a group will do, matched
+    /// case-insensitively). When the table lacks a group, none of its rows can be read and the
+    /// parser says so naming every row: the scope is then not applied at all.
+    pub required_columns: Vec<Vec<String>>,
+}
+
+/// Rows whose time is within `span` (both ends included).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimeScope {
+    /// The time is the first of these columns that holds a readable timestamp (a string of the
+    /// year 2000 or later); a row with none is kept.
+    pub columns: Vec<String>,
+    /// The span.
+    pub span: TimeRange,
+}
+
+/// Rows that name one of `values`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentityScope {
+    /// Where a row names identities; every field that can be read counts. A row where none can
+    /// be read is kept.
+    pub fields: Vec<IdentityField>,
+    /// The identities (UPNs and object ids), compared trimmed and case-insensitively.
+    pub values: Vec<String>,
+}
+
+/// One place a row names an identity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdentityField {
+    /// A string column, e.g. `Caller`.
+    Column(String),
+    /// A key path inside a `dynamic` column (nested JSON, or JSON text), keys matched exactly
+    /// first and then case-insensitively, e.g. `InitiatedBy` → `user` → `userPrincipalName`.
+    Dynamic {
+        /// The column.
+        column: String,
+        /// The keys, outermost first.
+        path: Vec<String>,
+    },
+}
+
+/// Rows whose operation is one of `names`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OperationScope {
+    /// The operation is the first of these columns that holds text; a row with none is kept.
+    pub columns: Vec<String>,
+    /// The operation names, compared trimmed and case-insensitively.
+    pub names: Vec<String>,
+}
+
+/// How a scoped answer relates to the whole table ([`QueryOutcome::scoped`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScopedRows {
+    /// For each row returned, its position in the whole table, as an unscoped answer would
+    /// number it (strictly increasing).
+    pub positions: Vec<usize>,
+    /// Rows of the whole table the scope left out.
+    pub left_out: usize,
 }
 
 /// The answer to a query.
@@ -125,7 +221,12 @@ pub struct QueryOutcome {
     /// as incomplete, never as the whole truth.
     pub partial_error: Option<String>,
     /// Input problems the adapter found but could skip (e.g. one malformed row in an export).
+    /// A source that applies a [`RowScope`] still reports every such row: a row that cannot be
+    /// read cannot be shown to be out of scope.
     pub problems: Vec<DataProblem>,
+    /// Set when the source applied the query's [`RowScope`] and left rows out: where the rows
+    /// returned stand in the whole table. `None` means the first table is the whole table.
+    pub scoped: Option<ScopedRows>,
 }
 
 /// What kind of source answers the queries.

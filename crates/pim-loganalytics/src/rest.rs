@@ -474,6 +474,7 @@ impl Answer<'_> {
             tables,
             partial_error,
             problems,
+            scoped: None,
         })
     }
 

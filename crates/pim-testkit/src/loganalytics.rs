@@ -323,6 +323,7 @@ pub async fn demo_tables() -> Result<(Table, Table)> {
             table: Some(table),
             kql: table.name().to_owned(),
             timespan: TimeRange::new(end, end),
+            scope: None,
         };
         let outcome = demo.query(&query).await?;
         let first = outcome.tables.into_iter().next().ok_or(Error::DemoEmpty {

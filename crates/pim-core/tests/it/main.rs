@@ -16,3 +16,7 @@ mod preflight;
 // Issue 9: the model stage's deadline, the warnings about failed model calls, and a server's
 // Retry-After that does not fit in a call's budget, against the loopback Azure OpenAI fake.
 mod model_stage;
+
+// Issue 12: streamed exports keep only the rows a query's scope can use, and report exactly what
+// whole tables report (every fixture, JSON and CSV).
+mod streamed;

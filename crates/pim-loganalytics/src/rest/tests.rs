@@ -111,6 +111,7 @@ fn query() -> LogQuery {
             parse_timestamp("2026-11-20T00:00:00Z").unwrap(),
             parse_timestamp("2026-11-21T00:00:00Z").unwrap(),
         ),
+        scope: None,
     }
 }
 
