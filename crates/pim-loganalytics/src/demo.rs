@@ -123,6 +123,8 @@ impl KqlSource for DemoTenant {
             tables: vec![demo.table.clone()],
             partial_error: demo.partial_error.clone(),
             problems: demo.problems.clone(),
+            // Offline answers cannot be split: a recorded cut stays a partial error.
+            truncation: None,
         })
     }
 }

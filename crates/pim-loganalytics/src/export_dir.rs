@@ -166,6 +166,8 @@ impl KqlSource for ExportDir {
             tables: vec![parsed.table],
             partial_error: parsed.partial_error,
             problems: parsed.problems,
+            // Offline answers cannot be split: a recorded cut stays a partial error.
+            truncation: None,
         })
     }
 }

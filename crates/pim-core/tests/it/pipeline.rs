@@ -201,6 +201,7 @@ async fn an_empty_source_gives_an_empty_report() {
             tables: vec![Table::default()],
             partial_error: None,
             problems: vec![],
+            truncation: None,
         })
     });
     let report = Auditor::builder(Arc::new(mock))
@@ -400,6 +401,7 @@ impl KqlSource for ExportAsLive {
                 tables: vec![Table::default()],
                 partial_error: None,
                 problems: vec![],
+                truncation: None,
             }),
             other => other,
         }
