@@ -11,6 +11,7 @@ mod options;
 pub mod preflight;
 mod render;
 mod report_id;
+mod split;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -20,8 +21,8 @@ pub use budget::CallBudget;
 pub use error::{Error, Result};
 pub use observer::{ScanObserver, ScanStage};
 pub use options::{
-    DEFAULT_HOURS, DEFAULT_LOOKBACK_HOURS, DEFAULT_MAX_ACTIVITIES, DEFAULT_WINDOW_HOURS,
-    ScanOptions,
+    DEFAULT_HOURS, DEFAULT_LOOKBACK_HOURS, DEFAULT_MAX_ACTIVITIES, DEFAULT_QUERY_CONCURRENCY,
+    DEFAULT_WINDOW_HOURS, ScanOptions,
 };
 pub use render::{ReportFormat, render};
 
