@@ -19,3 +19,8 @@ mod chat;
 // Issue 9: the model stage's deadline, the warnings about failed model calls, and a server's
 // Retry-After that does not fit in a call's budget, against the loopback Azure OpenAI fake.
 mod model_stage;
+
+// Issue 12: queries cut at the service's limits are split until complete (activity and PIM
+// events), the one-identity-one-minute case stays flagged, and the concurrency bound holds,
+// through the real Log Analytics client against the limit-enforcing fake.
+mod limits;
