@@ -25,6 +25,7 @@ use crate::observer::{ObserverHandle, ScanObserver, ScanStage};
 use crate::split;
 use crate::{Error, Result, ScanOptions};
 use futures_util::StreamExt;
+use futures_util::future::Either;
 use tokio::sync::Semaphore;
 
 /// Runs scans: one source of logs, the rules engine, and optionally a model-backed assessor.
@@ -278,9 +279,10 @@ impl Auditor {
         };
 
         // 1. PIM activations, expiries and deactivations: AuditLogs (primary) and the Activity
-        // Log's azurerbac rows (Azure resource roles), one query each; a query cut at a service
-        // limit is split by time until complete (issue 12). AuditLogs is asked first, alone: if
-        // it fails, the scan fails without asking anything else.
+        // Log's azurerbac rows (Azure resource roles), one query each, run at once; a query cut
+        // at a service limit is split by time until complete (issue 12). AuditLogs is polled
+        // first, so a source that fails it at once (a mock, a bad configuration) is asked
+        // nothing else; a failure after I/O drops the Activity Log query in flight.
         let audit_build = |p: &split::Part| Ok(Some(pim_kql::pim_events_query(p.range)));
         let activity_build =
             |p: &split::Part| Ok(Some(pim_kql::activity_pim_events_query(p.range)));
@@ -291,16 +293,23 @@ impl Auditor {
         self.observer.stage(ScanStage::Querying {
             what: LogTable::AuditLogs.name().to_owned(),
         });
-        let audit_answer = complete_one(
-            &pim_runner,
-            &split::Plan {
-                label: "pim-events",
-                table: LogTable::AuditLogs,
-                build: &audit_build,
-            },
-            whole.clone(),
-        )
-        .await;
+        let audit_plan = split::Plan {
+            label: "pim-events",
+            table: LogTable::AuditLogs,
+            build: &audit_build,
+        };
+        let activity_plan = split::Plan {
+            label: "pim-events-activity",
+            table: LogTable::AzureActivity,
+            build: &activity_build,
+        };
+        let audit_future = std::pin::pin!(complete_one(&pim_runner, &audit_plan, whole.clone()));
+        let activity_future = std::pin::pin!(complete_one(&pim_runner, &activity_plan, whole));
+        let (audit_answer, activity_pending) =
+            match futures_util::future::select(audit_future, activity_future).await {
+                Either::Left((audit, activity)) => (audit, Either::Left(activity)),
+                Either::Right((activity, audit)) => (audit.await, Either::Right(activity)),
+            };
         let audit_name = self.source.table_label(LogTable::AuditLogs);
         let audit_events = match log.take_completed(
             audit_answer,
@@ -327,16 +336,10 @@ impl Auditor {
         self.observer.stage(ScanStage::Querying {
             what: LogTable::AzureActivity.name().to_owned(),
         });
-        let activity_answer = complete_one(
-            &pim_runner,
-            &split::Plan {
-                label: "pim-events-activity",
-                table: LogTable::AzureActivity,
-                build: &activity_build,
-            },
-            whole,
-        )
-        .await;
+        let activity_answer = match activity_pending {
+            Either::Left(running) => running.await,
+            Either::Right(done) => done,
+        };
         let activity_name = self.source.table_label(LogTable::AzureActivity);
         // Offline sources answer with the whole table whatever the query: the activity stage
         // reuses this answer instead of reading (and parsing) the file a second time.
