@@ -276,6 +276,7 @@ impl Auditor {
             permits: [&scan_permits, &self.query_permits],
             splits_by_time: capabilities.splits_by_time,
             on_query: &quiet,
+            limit: options.query_concurrency,
         };
 
         // 1. PIM activations, expiries and deactivations: AuditLogs (primary) and the Activity
@@ -835,6 +836,7 @@ impl Auditor {
             permits: [scan_permits, &self.query_permits],
             splits_by_time: self.source.capabilities().splits_by_time,
             on_query: &announce,
+            limit: options.query_concurrency,
         };
         let plan = split::Plan {
             label,

@@ -16,16 +16,19 @@
 //!   rows are kept and it is reported as [`Unresolved`], so the caller can flag exactly those
 //!   activations and name the identity.
 //!
-//! The parts of one query are merged back, in time and identity order, into one table before
-//! anything parses them: an operation whose Start and Success rows fall on either side of a
-//! split is still one operation. A query's parts are merged only with each other, so memory
-//! holds one query's rows at a time, as before splitting.
+//! The time parts of one query are merged back, in time order, into one table before anything
+//! parses them: an operation whose Start and Success rows fall on either side of a time split
+//! is still one operation. Identity halves read disjoint rows (all rows of an operation name
+//! the same caller), so each is handed over, and parsed, as soon as it is complete: memory
+//! holds about one query's rows at a time, as before splitting.
 //!
 //! Every query waits for a permit from each of the [`Semaphore`]s it is given (the scan's and
 //! the auditor's): the per-user limit of the query API is 5 concurrent queries, more are
 //! queued and then throttled (§9.4).
 //!
 //! [`SourceCapabilities::splits_by_time`]: pim_loganalytics::SourceCapabilities::splits_by_time
+
+use std::collections::VecDeque;
 
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
@@ -160,6 +163,10 @@ pub(crate) struct Runner<'a> {
     /// Whether a part may be split by time ([`SourceCapabilities::splits_by_time`](pim_loganalytics::SourceCapabilities::splits_by_time)).
     pub splits_by_time: bool,
     pub on_query: OnQuery<'a>,
+    /// Most queries of one run started at once (the scan's bound): the rest wait in the
+    /// runner's queue, where the parts of a split query go first, so the longest chain of
+    /// splits is not queued behind every other planned query.
+    pub limit: usize,
 }
 
 /// A query of the plan, merged from its complete parts.
@@ -197,6 +204,9 @@ impl RunError {
     }
 }
 
+/// A part waiting to be sent: its root, split path, part, label and KQL.
+type Queued = (usize, Vec<u8>, Part, String, String);
+
 /// What a part came back with.
 type Answer = (
     usize,
@@ -209,7 +219,11 @@ type Answer = (
 /// The parts of one planned query still running, and those done.
 #[derive(Default)]
 struct Root {
+    /// The planned query's label (`azure-activity 3/25`).
     label: String,
+    /// Where in the split tree this root starts: empty for a planned query, the path of an
+    /// identity half for the roots an identity split makes.
+    prefix: Vec<u8>,
     pending: usize,
     /// Complete parts by their position in the split tree (0 = first half, 1 = second).
     done: Vec<(Vec<u8>, QueryOutcome)>,
@@ -236,6 +250,7 @@ impl Runner<'_> {
         let mut queries = 0usize;
         let mut state: Vec<Root> = Vec::with_capacity(n);
         let mut running = FuturesUnordered::new();
+        let mut queue: VecDeque<Queued> = VecDeque::new();
         for (i, part) in roots.into_iter().enumerate() {
             let label = if n > 1 {
                 format!("{} {}/{n}", plan.label, i + 1)
@@ -253,7 +268,7 @@ impl Runner<'_> {
             match kql {
                 Some(kql) => {
                     root.pending = 1;
-                    running.push(self.ask(plan.table, i, Vec::new(), part, label, kql));
+                    queue.push_back((i, Vec::new(), part, label, kql));
                 }
                 None => root.done.push((Vec::new(), empty_outcome())),
             }
@@ -265,18 +280,84 @@ impl Runner<'_> {
                 return Ok(queries);
             }
         }
-        while let Some((i, path, part, label, answer)) = running.next().await {
+        loop {
+            while running.len() < self.limit.max(1)
+                && let Some((i, path, part, label, kql)) = queue.pop_front()
+            {
+                running.push(self.ask(plan.table, i, path, part, label, kql));
+            }
+            let Some((i, path, part, label, answer)) = running.next().await else {
+                break;
+            };
             queries += 1;
             let outcome = match answer {
                 Ok(outcome) => outcome,
                 Err(source) => return Err((RunError::Query { label, source }, queries)),
             };
+            // The parts of a split go to the front of the queue, first half first.
+            let mut splits: Vec<Queued> = Vec::new();
             let Some(root) = state.get_mut(i) else {
                 continue;
             };
             root.pending -= 1;
             match outcome.truncation.clone() {
                 None => root.done.push((path, outcome)),
+                // Identity halves read disjoint rows (every row of an operation names the same
+                // caller), so each becomes a query of its own, parsed as soon as it is
+                // complete: memory holds one part's rows, not the whole chunk's.
+                Some(truncation) if part.identities.len() > 1 => {
+                    let Some((a, b)) = part.split(self.splits_by_time) else {
+                        continue;
+                    };
+                    tracing::info!(query = %label, %truncation, "result cut at a service limit: splitting the identities");
+                    let base = root.label.clone();
+                    for (half, sub) in [(0u8, a), (1u8, b)] {
+                        let mut sub_path = path.clone();
+                        sub_path.push(half);
+                        let sub_label = split_label(&base, &sub_path);
+                        let kql = match (plan.build)(&sub) {
+                            Ok(kql) => kql,
+                            Err(source) => {
+                                return Err((
+                                    RunError::Build {
+                                        label: sub_label,
+                                        source,
+                                    },
+                                    queries,
+                                ));
+                            }
+                        };
+                        let index = state.len();
+                        let mut sub_root = Root {
+                            label: base.clone(),
+                            prefix: sub_path.clone(),
+                            ..Root::default()
+                        };
+                        match kql {
+                            Some(kql) => {
+                                sub_root.pending = 1;
+                                splits.push((index, sub_path, sub, sub_label, kql));
+                                state.push(sub_root);
+                            }
+                            // A half that names nothing usable (blank identities only) has no
+                            // rows.
+                            None => {
+                                sub_root.done.push((sub_path, empty_outcome()));
+                                state.push(sub_root);
+                                if let Some(done) = state.last_mut()
+                                    && !complete(finish(done))
+                                {
+                                    return Ok(queries);
+                                }
+                            }
+                        }
+                    }
+                    // The cut root had only this part; its halves carry on without it.
+                    for queued in splits.into_iter().rev() {
+                        queue.push_front(queued);
+                    }
+                    continue;
+                }
                 Some(truncation) => match part.split(self.splits_by_time) {
                     Some((a, b)) => {
                         tracing::info!(query = %label, %truncation, "result cut at a service limit: splitting the query");
@@ -303,7 +384,7 @@ impl Runner<'_> {
                                 }
                             };
                             root.pending += 1;
-                            running.push(self.ask(plan.table, i, sub_path, sub, sub_label, kql));
+                            splits.push((i, sub_path, sub, sub_label, kql));
                         }
                     }
                     None => {
@@ -321,8 +402,12 @@ impl Runner<'_> {
                     }
                 },
             }
-            if root.pending == 0 && !complete(finish(root)) {
+            let finished = root.pending == 0;
+            if finished && !complete(finish(root)) {
                 return Ok(queries);
+            }
+            for queued in splits.into_iter().rev() {
+                queue.push_front(queued);
             }
         }
         Ok(queries)
@@ -372,7 +457,11 @@ fn finish(root: &mut Root) -> Completed {
     let mut done = std::mem::take(&mut root.done);
     done.sort_by(|a, b| a.0.cmp(&b.0));
     Completed {
-        label: root.label.clone(),
+        label: if root.prefix.is_empty() {
+            root.label.clone()
+        } else {
+            split_label(&root.label, &root.prefix)
+        },
         outcome: merge(done.into_iter().map(|(_, o)| o).collect()),
         unresolved: std::mem::take(&mut root.unresolved),
     }
@@ -669,6 +758,7 @@ mod tests {
             permits: [&scan, &auditor],
             splits_by_time: source.splits_by_time,
             on_query: &|_| {},
+            limit: concurrency,
         };
         let plan = Plan {
             label: "azure-activity",
@@ -714,8 +804,25 @@ mod tests {
             p
         }];
         let (done, queries) = run_all(&source, roots, 3).await;
-        assert_eq!(done.len(), 2);
+        // Identity halves are handed over on their own: more completions than planned
+        // queries, each with its own identities' rows only.
+        assert!(done.len() > 2, "{}", done.len());
         assert!(done.iter().all(|c| c.unresolved.is_empty()));
+        let mut callers_seen: Vec<String> = Vec::new();
+        for c in &done {
+            let mut mine: Vec<String> = c.outcome.tables[0]
+                .rows
+                .iter()
+                .map(|r| r[1].as_str().unwrap().to_owned())
+                .collect();
+            mine.sort();
+            mine.dedup();
+            callers_seen.extend(mine);
+        }
+        callers_seen.sort();
+        let before = callers_seen.len();
+        callers_seen.dedup();
+        assert_eq!(before, callers_seen.len(), "an identity in two completions");
         let mut got: Vec<(String, String)> = done
             .iter()
             .flat_map(|c| c.outcome.tables[0].rows.iter())
@@ -782,17 +889,20 @@ mod tests {
         let mut source = Cutting::new(rows(), 50);
         source.splits_by_time = false;
         let (done, _) = run_all(&source, vec![part(60, 4)], 2).await;
-        let unresolved: Vec<_> = done[0]
-            .unresolved
+        let unresolved: Vec<&Unresolved> = done.iter().flat_map(|c| &c.unresolved).collect();
+        let names: Vec<_> = unresolved
             .iter()
             .map(|u| u.part.identities[0].upn.clone().unwrap())
             .collect();
-        assert_eq!(unresolved, ["u0@x.com"]);
+        assert_eq!(names, ["u0@x.com"]);
         assert!(
-            done[0].unresolved[0]
+            unresolved[0]
                 .describe(LogTable::AzureActivity, false)
                 .contains("cannot split a query by time")
         );
+        // The completion holding it is labelled with its part.
+        let holder = done.iter().find(|c| !c.unresolved.is_empty()).unwrap();
+        assert_eq!(holder.label, "azure-activity (part 1.1)");
     }
 
     #[tokio::test]

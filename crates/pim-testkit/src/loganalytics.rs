@@ -176,7 +176,7 @@ impl Entry {
             Rows::Generated(generator) => {
                 let columns = generator.columns();
                 let mut writer = rows::Writer::new(&columns, &request, filtering, limits, mode);
-                generator.generate(&request.scope, &mut |row| writer.push(&row));
+                generator.generate(&request.scope, &mut |mut row| writer.push_owned(&mut row));
                 writer.finish()
             }
         }
@@ -382,7 +382,8 @@ impl LogAnalyticsFake {
         self
     }
 
-    /// Delays every answer (failures included) by `latency`.
+    /// Delays every answer (failures included) by `latency`, counted from when the fake began
+    /// the answer: the time spent making a large body is part of it.
     pub fn set_latency(&self, latency: Duration) -> &Self {
         lock(&self.state).latency = latency;
         self
@@ -454,6 +455,9 @@ impl Respond for Responder {
         state.requests.push(RecordedRequest::from_wiremock(request));
         let mut delay = state.latency;
         let response = answer(&mut state, request, &mut delay);
+        // The latency runs from when the fake began the answer: making a large body is part
+        // of the service's time, not added to it.
+        let delay = delay.saturating_sub(arrived.elapsed());
         // In flight: every earlier answer not yet due when this query arrived, and this one.
         state.in_flight.retain(|due| *due > arrived);
         state.in_flight.push(Instant::now() + delay);

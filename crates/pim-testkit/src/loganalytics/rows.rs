@@ -102,7 +102,7 @@ pub trait RowGenerator: Send + Sync {
     /// The columns of every row, in order.
     fn columns(&self) -> Vec<Column>;
 
-    /// Emits the rows in `scope` (and possibly more), in time order. `emit` returns `false`
+    /// Emits the rows in `scope` (and possibly more), in any order. `emit` returns `false`
     /// once the result is cut: stop then.
     fn generate(&self, scope: &RowScope, emit: &mut dyn FnMut(Vec<Value>) -> bool);
 }
@@ -316,9 +316,12 @@ fn claims_object_id(row: &[Value], cols: &Cols) -> Option<String> {
 /// The object-id claim in claims JSON text, without parsing all of it (the bench serves
 /// millions of 1.5 KB claims): the value after the claim's key.
 fn claim_in_text(text: &str) -> Option<String> {
-    for key in [OBJECT_ID_CLAIM, "oid"] {
-        let quoted = format!("\"{key}\"");
-        if let Some(at) = text.find(&quoted) {
+    const QUOTED: [&str; 2] = [
+        "\"http://schemas.microsoft.com/identity/claims/objectidentifier\"",
+        "\"oid\"",
+    ];
+    for quoted in QUOTED {
+        if let Some(at) = text.find(quoted) {
             let rest = text[at + quoted.len()..].trim_start().strip_prefix(':')?;
             let rest = rest.trim_start().strip_prefix('"')?;
             let end = rest.find('"')?;
@@ -326,6 +329,15 @@ fn claim_in_text(text: &str) -> Option<String> {
         }
     }
     None
+}
+
+/// `text` lower-cased, borrowed when it already is.
+fn lower(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.chars().any(char::is_uppercase) {
+        std::borrow::Cow::Owned(text.to_lowercase())
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    }
 }
 
 /// Column positions the filter and the projection read.
@@ -459,9 +471,8 @@ impl<'a> Writer<'a> {
             .cols
             .caller
             .and_then(|i| row.get(i))
-            .and_then(Value::as_str)
-            .map(str::to_lowercase);
-        if caller.is_some_and(|c| ids.callers.contains(&c)) {
+            .and_then(Value::as_str);
+        if caller.is_some_and(|c| ids.callers.contains(&*lower(c))) {
             return true;
         }
         if !ids.object_ids.is_empty()
@@ -494,6 +505,12 @@ impl<'a> Writer<'a> {
 
     /// Offers one source row; `false` once the result is cut (offer no more).
     pub(super) fn push(&mut self, row: &[Value]) -> bool {
+        let mut copy = row.to_vec();
+        self.push_owned(&mut copy)
+    }
+
+    /// [`push`](Self::push) for a row the caller gives away: its cells are moved, not copied.
+    pub(super) fn push_owned(&mut self, row: &mut [Value]) -> bool {
         if self.cut.is_some() {
             return false;
         }
@@ -504,15 +521,22 @@ impl<'a> Writer<'a> {
             self.cut = Some(Cut::Rows(self.limits.max_rows));
             return false;
         }
+        // Computed before any cell is moved out of the row.
+        let object_id = self
+            .out
+            .iter()
+            .any(|s| matches!(s, Source::ObjectId))
+            .then(|| claims_object_id(row, &self.cols));
         let cells: Vec<Value> = self
             .out
             .iter()
             .zip(&self.is_dynamic)
             .map(|(source, dynamic)| {
                 let cell = match source {
-                    Source::Column(i) => row.get(*i).cloned().unwrap_or(Value::Null),
-                    Source::ObjectId => claims_object_id(row, &self.cols)
-                        .map_or(Value::String(String::new()), Value::String),
+                    Source::Column(i) => row.get_mut(*i).map(Value::take).unwrap_or(Value::Null),
+                    Source::ObjectId => {
+                        Value::String(object_id.clone().flatten().unwrap_or_default())
+                    }
                     Source::Null => Value::Null,
                 };
                 if *dynamic
@@ -525,16 +549,18 @@ impl<'a> Writer<'a> {
                 }
             })
             .collect();
-        let encoded = serde_json::to_vec(&cells).unwrap_or_default();
-        let separator = usize::from(self.row_count > 0);
-        if self.rows.len() + separator + encoded.len() > self.limits.max_bytes {
+        // Written in place, and taken back if it does not fit.
+        let mark = self.rows.len();
+        if self.row_count > 0 {
+            self.rows.push(b',');
+        }
+        if serde_json::to_writer(&mut self.rows, &cells).is_err()
+            || self.rows.len() > self.limits.max_bytes
+        {
+            self.rows.truncate(mark);
             self.cut = Some(Cut::Bytes(self.limits.max_bytes));
             return false;
         }
-        if separator == 1 {
-            self.rows.push(b',');
-        }
-        self.rows.extend_from_slice(&encoded);
         self.row_count += 1;
         true
     }
