@@ -22,7 +22,7 @@ pub use error::{Error, Result};
 pub use observer::{ScanObserver, ScanStage};
 pub use options::{
     DEFAULT_HOURS, DEFAULT_LOOKBACK_HOURS, DEFAULT_MAX_ACTIVITIES, DEFAULT_QUERY_CONCURRENCY,
-    DEFAULT_WINDOW_HOURS, ScanOptions,
+    DEFAULT_WINDOW_HOURS, MAX_QUERY_CONCURRENCY, ScanOptions,
 };
 pub use render::{ReportFormat, render};
 
