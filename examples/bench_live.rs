@@ -1,10 +1,22 @@
 //! Live-path benchmark: a 200-activation scan against the loopback fakes, with 200 ms per
-//! Log Analytics query and 500 ms per model call.
+//! Log Analytics query and 500 ms per model call; or, with `--volume`, a scan at volume
+//! against the service's limits (issue 12).
 //!
 //! ```sh
 //! cargo run --release -p pim-examples --example bench_live              # concurrency 8
 //! cargo run --release -p pim-examples --example bench_live -- --baseline  # also one at a time
+//! cargo run --release -p pim-examples --example bench_live -- --volume    # 5,000 x 2,000,000
 //! ```
+//!
+//! `--volume` (options `--latency-ms N`, default 3000, and `--concurrency N`, default
+//! [`pim_core::DEFAULT_QUERY_CONCURRENCY`]): 5,000 activations and 2,000,000 AzureActivity
+//! rows (1,000,000 operations, Start and Success rows, about 1.5 KB of claims each) behind the
+//! Log Analytics fake with the query API's real limits on (500,000 rows, ~100 MiB per result).
+//! The rows are made per query by a [`RowGenerator`], never held in memory. 100 users run
+//! scripts of 5,100 operations each, so their queries are cut and split. The rules engine
+//! alone assesses (no model). The report must be complete: no `activity_truncated`, and every
+//! activation's operation count equal to the generator's truth; the bench exits non-zero
+//! otherwise, or when the wall time is over 1.25x the bound `queries x latency / concurrency`.
 //!
 //! Prints the wall time against the critical-path bound (the fixed queries plus
 //! ceil(200 / concurrency) model round trips), the number of queries, and the prompt tokens per
@@ -23,7 +35,9 @@ use pim_core::{Auditor, ScanOptions, live};
 use pim_domain::{Column, Table};
 use pim_loganalytics::{LogAnalyticsClient, LogAnalyticsOptions};
 use pim_openai::{AzureOpenAi, OpenAiAuth};
-use pim_testkit::{LogAnalyticsFake, OpenAiFake, aligned_responder, reads_table};
+use pim_testkit::{
+    LogAnalyticsFake, OpenAiFake, RowGenerator, RowScope, aligned_responder, reads_table,
+};
 use serde_json::{Value, json};
 use time::macros::datetime;
 use time::{Duration as TimeDuration, OffsetDateTime};
@@ -39,6 +53,9 @@ const BIG_USER: &str = "bulk.script@contoso-bench.com";
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    if std::env::args().any(|a| a == "--volume") {
+        return volume::run().await;
+    }
     let baseline = std::env::args().any(|a| a == "--baseline");
     let (audit, activity) = tables();
     let la = LogAnalyticsFake::start().await;
@@ -254,4 +271,371 @@ fn tables() -> (Table, Table) {
             activity,
         ),
     )
+}
+
+/// `--volume`: complete at any volume (issue 12).
+mod volume {
+    use std::collections::HashMap;
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use pim_auth::StaticTokenCredential;
+    use pim_core::domain::{Column, Flag, Table};
+    use pim_core::{Auditor, ScanOptions};
+    use pim_loganalytics::{LogAnalyticsClient, LogAnalyticsOptions};
+    use pim_testkit::{Limits, LogAnalyticsFake, reads_table};
+    use serde_json::{Value, json};
+    use time::{Duration as TimeDuration, OffsetDateTime};
+
+    use super::{END, RowGenerator, RowScope, iso, table};
+
+    const ACTIVATIONS: usize = 5_000;
+    const HEAVY_USERS: usize = 100;
+    const HEAVY_OPS: usize = 5_100;
+    const NORMAL_OPS: usize = 100;
+    const OBJECT_ID_CLAIM: &str = "http://schemas.microsoft.com/identity/claims/objectidentifier";
+
+    /// One activating user: one activation, `ops` operations inside its window.
+    struct User {
+        upn: String,
+        oid: String,
+        start: OffsetDateTime,
+        ops: usize,
+    }
+
+    impl User {
+        /// The time of operation `k`: spread over 100 minutes from one minute into the
+        /// two-hour window.
+        fn op_time(&self, k: usize) -> OffsetDateTime {
+            self.start
+                + TimeDuration::minutes(1)
+                + TimeDuration::milliseconds((k as i64 * 6_000_000) / self.ops as i64)
+        }
+    }
+
+    fn users() -> Vec<User> {
+        let day = END - TimeDuration::hours(22);
+        (0..ACTIVATIONS)
+            .map(|i| User {
+                upn: format!("user{i:04}@contoso-volume.com"),
+                oid: format!("00000000-0000-4000-8000-{i:012}"),
+                // The heavy users activate first, so they share the first identity chunks:
+                // their queries are cut and split.
+                start: day + TimeDuration::seconds((i as i64 * 13) % (18 * 3600)),
+                ops: if i < HEAVY_USERS {
+                    HEAVY_OPS
+                } else {
+                    NORMAL_OPS
+                },
+            })
+            .collect()
+    }
+
+    /// AzureActivity rows of the users, made per query: only those of the identities and the
+    /// time range the query names, with realistic claims (about 1.5 KB each).
+    struct Activity {
+        users: Vec<User>,
+        by_name: HashMap<String, usize>,
+        padding: String,
+    }
+
+    impl Activity {
+        fn new(users: Vec<User>) -> Self {
+            let by_name = users
+                .iter()
+                .enumerate()
+                .flat_map(|(i, u)| [(u.upn.to_lowercase(), i), (u.oid.to_lowercase(), i)])
+                .collect();
+            Self {
+                users,
+                by_name,
+                padding: "x".repeat(1_150),
+            }
+        }
+
+        fn claims(&self, u: &User) -> String {
+            json!({
+                OBJECT_ID_CLAIM: u.oid,
+                "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/upn": u.upn,
+                "http://schemas.microsoft.com/identity/claims/tenantid": "00000000-0000-0000-0000-00000000000a",
+                "name": u.upn,
+                "appid": "c44b4083-3bb0-49c1-b47d-974e53cbdf3c",
+                "ipaddr": "203.0.113.7",
+                "aud": "https://management.core.windows.net/",
+                "iss": "https://sts.windows.net/00000000-0000-0000-0000-00000000000a/",
+                "uti": self.padding,
+            })
+            .to_string()
+        }
+    }
+
+    const COLUMNS: [&str; 15] = [
+        "TimeGenerated",
+        "Caller",
+        "CallerIpAddress",
+        "OperationNameValue",
+        "ActivityStatusValue",
+        "ActivitySubstatusValue",
+        "CategoryValue",
+        "ResourceProviderValue",
+        "ResourceGroup",
+        "SubscriptionId",
+        "_ResourceId",
+        "CorrelationId",
+        "OperationId",
+        "EventDataId",
+        "Claims_d",
+    ];
+
+    impl RowGenerator for Activity {
+        fn columns(&self) -> Vec<Column> {
+            COLUMNS
+                .iter()
+                .map(|n| Column {
+                    name: (*n).into(),
+                    kind: if n.ends_with("_d") {
+                        "dynamic"
+                    } else {
+                        "string"
+                    }
+                    .into(),
+                })
+                .collect()
+        }
+
+        fn generate(&self, scope: &RowScope, emit: &mut dyn FnMut(Vec<Value>) -> bool) {
+            let named: Vec<usize> = match &scope.names {
+                Some(names) => {
+                    let mut v: Vec<usize> = names
+                        .iter()
+                        .filter_map(|n| self.by_name.get(n).copied())
+                        .collect();
+                    v.sort_unstable();
+                    v.dedup();
+                    v
+                }
+                None => (0..self.users.len()).collect(),
+            };
+            let text = |s: &str| Value::String(s.to_owned());
+            for i in named {
+                let u = &self.users[i];
+                let (upn, claims) = (text(&u.upn), text(&self.claims(u)));
+                let group = text(&format!("RG-VOL-{:02}", i % 40));
+                let resource_base = format!(
+                    "/subscriptions/11111111-2222-4333-8444-555555555555/resourcegroups/rg-vol-{:02}/providers/microsoft.compute/virtualmachines/vm",
+                    i % 40
+                );
+                for k in 0..u.ops {
+                    let t = u.op_time(k);
+                    for (status, offset) in [("Start", 0), ("Success", 400)] {
+                        let at = t + TimeDuration::milliseconds(offset);
+                        if !scope.contains_time(at) {
+                            continue;
+                        }
+                        let row = vec![
+                            Value::String(iso(at)),
+                            upn.clone(),
+                            text("203.0.113.7"),
+                            text("MICROSOFT.COMPUTE/VIRTUALMACHINES/RESTART/ACTION"),
+                            text(status),
+                            text(if status == "Success" { "OK" } else { "" }),
+                            text("Administrative"),
+                            text("MICROSOFT.COMPUTE"),
+                            group.clone(),
+                            text("11111111-2222-4333-8444-555555555555"),
+                            Value::String(format!("{resource_base}{k}")),
+                            Value::String(format!("c-{i}-{k}")),
+                            Value::String(format!("o-{i}-{k}")),
+                            Value::String(format!("e-{i}-{k}-{status}")),
+                            claims.clone(),
+                        ];
+                        if !emit(row) {
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The PIM activations, one per user, in the AuditLogs shape.
+    fn audit(users: &[User]) -> Table {
+        let rows = users
+            .iter()
+            .enumerate()
+            .map(|(i, u)| {
+                let end = u.start + TimeDuration::hours(2);
+                vec![
+                    json!(iso(u.start)),
+                    json!("Add member to role completed (PIM activation)"),
+                    json!("ResourceManagement"),
+                    json!("PIM"),
+                    json!("success"),
+                    json!(format!("CHG{:07} restart the web VMs after patching", 1000 + i)),
+                    json!(format!("corr-{i}")),
+                    json!(format!("PIM_volume_{i}")),
+                    json!(json!({"user": {"id": u.oid, "userPrincipalName": u.upn}}).to_string()),
+                    json!(json!([{"type": "Role", "displayName": "Virtual Machine Contributor", "id": "9980e02c"},
+                                  {"type": "User", "id": u.oid, "userPrincipalName": u.upn}]).to_string()),
+                    json!(json!([{"key": "StartTime", "value": iso(u.start)}, {"key": "ExpirationTime", "value": iso(end)}]).to_string()),
+                ]
+            })
+            .collect();
+        table(
+            &[
+                "TimeGenerated",
+                "OperationName",
+                "Category",
+                "LoggedByService",
+                "Result",
+                "ResultReason",
+                "CorrelationId",
+                "Id",
+                "InitiatedBy",
+                "TargetResources",
+                "AdditionalDetails",
+            ],
+            rows,
+        )
+    }
+
+    fn arg(name: &str) -> Option<u64> {
+        let args: Vec<String> = std::env::args().collect();
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .and_then(|v| v.parse().ok())
+    }
+
+    pub(super) async fn run() -> Result<(), Box<dyn std::error::Error>> {
+        // `PIM_BENCH_LOG=debug` shows every query, attempt and answer size with timestamps.
+        if let Ok(filter) = std::env::var("PIM_BENCH_LOG") {
+            tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+                .with_writer(std::io::stderr)
+                .init();
+        }
+        let latency = Duration::from_millis(arg("--latency-ms").unwrap_or(3_000));
+        let concurrency =
+            arg("--concurrency").map_or(pim_core::DEFAULT_QUERY_CONCURRENCY, |c| c as usize);
+        let users = users();
+        let truth: HashMap<String, usize> = users
+            .iter()
+            .map(|u| (u.upn.to_lowercase(), u.ops))
+            .collect();
+        let rows: usize = users.iter().map(|u| 2 * u.ops).sum();
+        let la = LogAnalyticsFake::start().await;
+        // The Activity Log's PIM rows (azurerbac): none in this tenant. The service filters
+        // them by operation name, which the fake does not read, so they get their own table.
+        la.with_table_for(
+            |kql: &str| reads_table("AzureActivity")(kql) && kql.contains("azurerbac"),
+            table(
+                &["TimeGenerated", "OperationNameValue", "Properties_d"],
+                Vec::new(),
+            ),
+        );
+        la.with_table_for(reads_table("AuditLogs"), audit(&users));
+        la.with_generator_for(reads_table("AzureActivity"), Arc::new(Activity::new(users)));
+        la.set_limits(Limits::default());
+        la.set_latency(latency);
+        println!(
+            "volume: {ACTIVATIONS} activations, {rows} AzureActivity rows ({HEAVY_USERS} users with {HEAVY_OPS} operations, the others {NORMAL_OPS}; ~1.5 KB of claims a row), limits {:?}; {} ms per query, concurrency {concurrency}",
+            Limits::default(),
+            latency.as_millis()
+        );
+
+        let credential = Arc::new(StaticTokenCredential::new(
+            "bench-token",
+            OffsetDateTime::now_utc() + TimeDuration::hours(1),
+        ));
+        let source = LogAnalyticsClient::new(
+            vec!["11111111-2222-4333-8444-555555555555".into()],
+            credential,
+            Some(LogAnalyticsOptions {
+                endpoint: la.uri(),
+                ..LogAnalyticsOptions::default()
+            }),
+        )?;
+        let auditor = Auditor::builder(Arc::new(source)).build();
+        let mut options = ScanOptions::new(END);
+        options.max_activities_per_activation = 20_000;
+        options.query_concurrency = concurrency;
+        let started = Instant::now();
+        let report = auditor.scan(&options, END).await?;
+        let wall = started.elapsed();
+
+        let queries = la.queries().len();
+        let mut wrong = Vec::new();
+        for a in &report.activations {
+            let upn = a.principal.upn.clone().unwrap_or_default().to_lowercase();
+            let want = truth.get(&upn).copied();
+            if want != Some(a.activity_count) {
+                wrong.push(format!(
+                    "{upn}: {} operations, truth {want:?}",
+                    a.activity_count
+                ));
+            }
+        }
+        let truncated = report
+            .activations
+            .iter()
+            .filter(|a| a.assessment.flags.contains(&Flag::ActivityTruncated))
+            .count();
+        let operations: usize = report.activations.iter().map(|a| a.activity_count).sum();
+        let bound = latency.as_secs_f64() * queries as f64 / concurrency as f64;
+        let ratio = wall.as_secs_f64() / bound;
+        println!(
+            "report: {} activations, {operations} operations (truth {}), {} with the truth's count, {truncated} activity_truncated; {} rows read; warnings {}",
+            report.activations.len(),
+            truth.values().sum::<usize>(),
+            report.activations.len() - wrong.len(),
+            report.run.query_rows,
+            report.warnings.len()
+        );
+        println!(
+            "queries {queries} (the scan counted {}); max in flight {}; wall {:.2} s; bound {queries} x {:.1} s / {concurrency} = {bound:.2} s; ratio {ratio:.3} (target <= 1.25); peak RSS {} MB",
+            report.run.queries,
+            la.max_in_flight(),
+            wall.as_secs_f64(),
+            latency.as_secs_f64(),
+            peak_rss_kb().unwrap_or(0) / 1024
+        );
+        let mut failures = Vec::new();
+        if report.activations.len() != ACTIVATIONS {
+            failures.push(format!(
+                "{} activations, expected {ACTIVATIONS}",
+                report.activations.len()
+            ));
+        }
+        if truncated > 0 {
+            failures.push(format!(
+                "{truncated} activations flagged activity_truncated"
+            ));
+        }
+        if !wrong.is_empty() {
+            failures.push(format!(
+                "{} activations with a wrong operation count, e.g. {}",
+                wrong.len(),
+                wrong[0]
+            ));
+        }
+        if ratio > 1.25 {
+            failures.push(format!("wall time {ratio:.3}x the bound (target <= 1.25)"));
+        }
+        if failures.is_empty() {
+            Ok(())
+        } else {
+            Err(failures.join("; ").into())
+        }
+    }
+
+    /// Peak resident set size of this process (Linux `VmHWM`), in kB: the fake's and the
+    /// scan's together.
+    fn peak_rss_kb() -> Option<u64> {
+        let status = std::fs::read_to_string("/proc/self/status").ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    }
 }

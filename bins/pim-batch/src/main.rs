@@ -218,6 +218,7 @@ fn run(
     options.lookback_hours = settings.scan.lookback_hours;
     options.include_failed = cli.include_failed;
     options.max_activities_per_activation = settings.scan.max_activities;
+    options.query_concurrency = settings.scan.query_concurrency;
 
     info!(source = %info.description, kind = info.kind.as_str(), hours = options.hours, "scanning");
     let report = runtime

@@ -131,6 +131,7 @@ fn run(cli: Cli, settings: Result<Settings, ConfigError>) -> anyhow::Result<()> 
     let info = source.info();
     let mut options = SessionOptions {
         hours: settings.scan.hours,
+        query_concurrency: settings.scan.query_concurrency,
         ..SessionOptions::default()
     };
     if let Some(max_repairs) = settings.chat.max_repairs {

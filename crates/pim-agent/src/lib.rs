@@ -92,6 +92,9 @@ pub struct SessionOptions {
     pub query_policy: QueryPolicy,
     /// Result rows printed for a free-form question (default 20); the rest are counted.
     pub max_table_rows: usize,
+    /// Log Analytics queries one scan runs at once (default
+    /// [`pim_core::DEFAULT_QUERY_CONCURRENCY`]).
+    pub query_concurrency: usize,
 }
 
 impl Default for SessionOptions {
@@ -103,6 +106,7 @@ impl Default for SessionOptions {
             history_turns: 6,
             query_policy: QueryPolicy::default(),
             max_table_rows: 20,
+            query_concurrency: pim_core::DEFAULT_QUERY_CONCURRENCY,
         }
     }
 }

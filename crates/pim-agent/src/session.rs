@@ -151,6 +151,7 @@ impl Session {
     async fn run_scan(&mut self, hours: u32, now: OffsetDateTime) -> Result<Arc<Report>, Problem> {
         let mut options = ScanOptions::new(self.end(now));
         options.hours = hours;
+        options.query_concurrency = self.options.query_concurrency;
         options.validate().map_err(|e| Problem::ScanRefused {
             reason: e.to_string(),
         })?;

@@ -25,8 +25,11 @@ use tracing::{debug, info, warn};
 use crate::budget::CallBudget;
 use crate::config::ModelLimits;
 use crate::observer::{ObserverHandle, ScanObserver, ScanStage};
+use crate::split;
 use crate::{Error, Result, ScanOptions};
 use futures_util::StreamExt;
+use futures_util::future::Either;
+use tokio::sync::Semaphore;
 
 /// Runs scans: one source of logs, the rules engine, and optionally a model-backed assessor.
 ///
@@ -39,6 +42,9 @@ pub struct Auditor {
     limits: ModelLimits,
     model_deadline: std::time::Duration,
     observer: ObserverHandle,
+    /// Log Analytics queries in flight across all of this auditor's scans (each scan also has
+    /// its own bound, [`ScanOptions::query_concurrency`]).
+    query_permits: Arc<Semaphore>,
 }
 
 /// How long the whole model stage of a scan may take by default: 10 minutes.
@@ -53,6 +59,7 @@ pub struct AuditorBuilder {
     limits: ModelLimits,
     model_deadline: std::time::Duration,
     observer: ObserverHandle,
+    query_concurrency: Option<usize>,
 }
 
 impl AuditorBuilder {
@@ -92,8 +99,23 @@ impl AuditorBuilder {
         self
     }
 
+    /// Bounds the Log Analytics queries in flight across all scans of this auditor (at least
+    /// 1). Without it only each scan's own bound applies
+    /// ([`ScanOptions::query_concurrency`], default
+    /// [`DEFAULT_QUERY_CONCURRENCY`](crate::DEFAULT_QUERY_CONCURRENCY)): set it when scans share
+    /// the auditor at the same time, since the query API's limit of 5 concurrent queries is per
+    /// user, not per scan (reference §9.4).
+    pub fn query_concurrency(mut self, queries: usize) -> Self {
+        self.query_concurrency = Some(queries.max(1));
+        self
+    }
+
     /// Finishes the builder.
     pub fn build(self) -> Auditor {
+        let permits = self
+            .query_concurrency
+            .unwrap_or(Semaphore::MAX_PERMITS)
+            .min(Semaphore::MAX_PERMITS);
         Auditor {
             source: self.source,
             rules: Arc::new(RulesEngine::new(self.rules)),
@@ -101,6 +123,7 @@ impl AuditorBuilder {
             limits: self.limits,
             model_deadline: self.model_deadline,
             observer: self.observer,
+            query_permits: Arc::new(Semaphore::new(permits)),
         }
     }
 }
@@ -117,6 +140,9 @@ struct ActivityFetch {
     /// Identities left out of the queries because a value of theirs cannot be quoted into KQL,
     /// with the reason: only their activations become `unknown`.
     identity_failures: Vec<(Identity, String)>,
+    /// Identities whose activity is still cut at a service limit after every split (one
+    /// identity over one minute): only their activations are flagged `activity_truncated`.
+    truncated_identities: Vec<Identity>,
 }
 
 impl ActivityFetch {
@@ -127,7 +153,14 @@ impl ActivityFetch {
             failure: None,
             partial: false,
             identity_failures: Vec::new(),
+            truncated_identities: Vec::new(),
         }
+    }
+
+    /// Whether `activation`'s identity is one of `identities`.
+    fn names(identities: &[Identity], activation: &Activation) -> bool {
+        let pairs: Vec<(Identity, ())> = identities.iter().map(|i| (i.clone(), ())).collect();
+        Self::identity_match(&pairs, activation).is_some()
     }
 
     /// Why this source could not be read for `activation`'s identity, if it could not.
@@ -135,6 +168,14 @@ impl ActivityFetch {
         failures: &'f [(Identity, String)],
         activation: &Activation,
     ) -> Option<&'f String> {
+        Self::identity_match(failures, activation)
+    }
+
+    /// The value paired with `activation`'s identity (same UPN or object id, ignoring case).
+    fn identity_match<'f, T>(
+        failures: &'f [(Identity, T)],
+        activation: &Activation,
+    ) -> Option<&'f T> {
         let p = &activation.principal;
         failures
             .iter()
@@ -160,6 +201,7 @@ impl Auditor {
             limits: ModelLimits::default(),
             model_deadline: DEFAULT_MODEL_DEADLINE,
             observer: ObserverHandle::default(),
+            query_concurrency: None,
         }
     }
 
@@ -228,22 +270,61 @@ impl Auditor {
         let whole_tables = !capabilities.runs_arbitrary_kql;
         let mut log = ScanLog::default();
 
-        // 1. PIM activations, expiries and deactivations: AuditLogs (primary) and the Activity
-        // Log's azurerbac rows (Azure resource roles), one query each.
-        let pim_query = LogQuery {
-            label: "pim-events".to_owned(),
-            table: Some(LogTable::AuditLogs),
-            kql: pim_kql::pim_events_query(pim_range),
-            timespan: pim_range,
-            // An export keeps only the PIM rows of AuditLogs while it reads the file (issue 12).
-            scope: whole_tables.then(audit_pim_scope),
+        // Every query of this scan holds a permit of both: the scan's bound and the auditor's.
+        let scan_permits =
+            Semaphore::new(options.query_concurrency.clamp(1, Semaphore::MAX_PERMITS));
+        let quiet = |_: &LogQuery| {};
+        let pim_runner = split::Runner {
+            source: &*self.source,
+            permits: [&scan_permits, &self.query_permits],
+            splits_by_time: capabilities.splits_by_time,
+            on_query: &quiet,
+            limit: options.query_concurrency,
         };
-        log.queries += 1;
+
+        // 1. PIM activations, expiries and deactivations: AuditLogs (primary) and the Activity
+        // Log's azurerbac rows (Azure resource roles), one query each, run at once; a query cut
+        // at a service limit is split by time until complete (issue 12). AuditLogs is polled
+        // first, so a source that fails it at once (a mock, a bad configuration) is asked
+        // nothing else; a failure after I/O drops the Activity Log query in flight.
+        let audit_build = |p: &split::Part| Ok(Some(pim_kql::pim_events_query(p.range)));
+        let activity_build =
+            |p: &split::Part| Ok(Some(pim_kql::activity_pim_events_query(p.range)));
+        let whole = split::Part {
+            range: pim_range.into(),
+            identities: Vec::new(),
+        };
         self.observer.stage(ScanStage::Querying {
             what: LogTable::AuditLogs.name().to_owned(),
         });
+        let audit_plan = split::Plan {
+            label: "pim-events",
+            table: LogTable::AuditLogs,
+            build: &audit_build,
+            // An export keeps only the PIM rows of AuditLogs while it reads the file (issue 12).
+            scope: whole_tables.then(audit_pim_scope),
+        };
+        let activity_plan = split::Plan {
+            label: "pim-events-activity",
+            table: LogTable::AzureActivity,
+            build: &activity_build,
+            // An export keeps only the Activity Log's PIM rows while it reads the file, instead
+            // of holding the whole table (issue 12).
+            scope: whole_tables.then(activity_pim_scope),
+        };
+        let audit_future = std::pin::pin!(complete_one(&pim_runner, &audit_plan, whole.clone()));
+        let activity_future = std::pin::pin!(complete_one(&pim_runner, &activity_plan, whole));
+        let (audit_answer, activity_pending) =
+            match futures_util::future::select(audit_future, activity_future).await {
+                Either::Left((audit, activity)) => (audit, Either::Left(activity)),
+                Either::Right((activity, audit)) => (audit.await, Either::Right(activity)),
+            };
         let audit_name = self.source.table_label(LogTable::AuditLogs);
-        let audit_events = match self.source.query(&pim_query).await {
+        let audit_events = match log.take_completed(
+            audit_answer,
+            LogTable::AuditLogs,
+            capabilities.splits_by_time,
+        ) {
             Ok(mut outcome) => {
                 let scoped = outcome.scoped.take();
                 let pim_table = log.take_table(outcome, &audit_name);
@@ -269,26 +350,24 @@ impl Auditor {
             }) => None,
             Err(source) => return Err(Error::PimQuery { source }),
         };
-        let activity_query = LogQuery {
-            label: "pim-events-activity".to_owned(),
-            table: Some(LogTable::AzureActivity),
-            kql: pim_kql::activity_pim_events_query(pim_range),
-            timespan: pim_range,
-            // An export keeps only the Activity Log's PIM rows while it reads the file, instead
-            // of holding the whole table (issue 12).
-            scope: whole_tables.then(activity_pim_scope),
-        };
-        log.queries += 1;
         self.observer.stage(ScanStage::Querying {
             what: LogTable::AzureActivity.name().to_owned(),
         });
+        let activity_answer = match activity_pending {
+            Either::Left(running) => running.await,
+            Either::Right(done) => done,
+        };
         let activity_name = self.source.table_label(LogTable::AzureActivity);
         // A source that runs no KQL and answered with the whole table (the demo) serves the
         // activity stage with this same answer instead of reading the table a second time. An
         // export that applied the scope kept only the PIM rows: the activity stage asks again,
         // with its own scope.
         let mut offline_activity: Option<QueryOutcome> = None;
-        let activity_events = match self.source.query(&activity_query).await {
+        let activity_events = match log.take_completed(
+            activity_answer,
+            LogTable::AzureActivity,
+            capabilities.splits_by_time,
+        ) {
             Ok(mut outcome) if whole_tables => {
                 let scoped = outcome.scoped.take();
                 let mut events = outcome
@@ -365,28 +444,35 @@ impl Auditor {
                 .iter()
                 .filter(|a| a.role.kind != RoleKind::AzureResource)
                 .collect();
-            let azure = self
-                .fetch_activity(
+            // The two tables are fetched at once; the scan's and the auditor's bounds hold
+            // across both. Each keeps its own log, merged in the order of before.
+            let mut azure_log = ScanLog::default();
+            let mut directory_log = ScanLog::default();
+            let (azure, directory) = futures_util::future::join(
+                self.fetch_activity(
                     LogTable::AzureActivity,
                     &all,
                     span,
                     options,
                     chunk,
-                    &mut log,
+                    &mut azure_log,
                     offline_activity.take(),
-                )
-                .await;
-            let directory = self
-                .fetch_activity(
+                    &scan_permits,
+                ),
+                self.fetch_activity(
                     LogTable::AuditLogs,
                     &dir,
                     span,
                     options,
                     chunk,
-                    &mut log,
+                    &mut directory_log,
                     None,
-                )
-                .await;
+                    &scan_permits,
+                ),
+            )
+            .await;
+            log.absorb(azure_log);
+            log.absorb(directory_log);
             (azure, directory)
         };
         lap("activity");
@@ -439,9 +525,14 @@ impl Auditor {
                         })
                         .filter(|_| needs_directory),
                 );
+                // A single identity still cut after every split flags only its activations.
+                let cut = ActivityFetch::names(&azure.truncated_identities, activation)
+                    || (needs_directory
+                        && ActivityFetch::names(&directory.truncated_identities, activation));
                 let partial = azure.partial
                     || (needs_directory && directory.partial)
-                    || (!needs_azure && azure.failure.is_some());
+                    || (!needs_azure && azure.failure.is_some())
+                    || cut;
                 (unassessable, c.truncated || partial)
             })
             .collect();
@@ -674,7 +765,8 @@ impl Auditor {
     /// Fetches and parses the activity of `activations` from one table: AzureActivity
     /// operations, or the directory changes they initiated in AuditLogs. A failed query makes
     /// the fetch a failure (the activations that depend on it become `unknown`), never an empty
-    /// result.
+    /// result. A query cut at a service limit is split and re-run until complete
+    /// ([`split`](crate::split)); what stays cut flags only its identity's activations.
     #[allow(clippy::too_many_arguments)]
     async fn fetch_activity(
         &self,
@@ -685,6 +777,7 @@ impl Auditor {
         chunk: usize,
         log: &mut ScanLog,
         mut cached: Option<QueryOutcome>,
+        scan_permits: &Semaphore,
     ) -> ActivityFetch {
         if activations.is_empty() {
             return ActivityFetch::empty();
@@ -700,139 +793,242 @@ impl Auditor {
             ));
         }
         let directory = table == LogTable::AuditLogs;
-        let (label, built) = if directory {
-            (
-                "directory-activity",
-                pim_kql::directory_activity_queries(&identities, span, chunk),
-            )
+        let label = if directory {
+            "directory-activity"
         } else {
-            (
-                "azure-activity",
-                pim_kql::azure_activity_queries(&identities, span, options.include_failed, chunk),
-            )
+            "azure-activity"
         };
-        let texts = match built {
-            Ok(t) => t,
-            Err(e) => {
-                let mut failed = fail(
-                    &mut log.warnings,
-                    format!("the {label} query could not be built: {e}"),
-                );
-                failed.identity_failures = identity_failures;
-                return failed;
-            }
+        let include_failed = options.include_failed;
+        // One query per part: the identities of a chunk (or of a split half of one) over its
+        // range. Blank values are dropped by the builders, which then build nothing.
+        let build = move |part: &split::Part| -> pim_kql::Result<Option<String>> {
+            let texts = if directory {
+                pim_kql::directory_activity_queries(&part.identities, part.range, usize::MAX)?
+            } else {
+                pim_kql::azure_activity_queries(
+                    &part.identities,
+                    part.range,
+                    include_failed,
+                    usize::MAX,
+                )?
+            };
+            Ok(texts.into_iter().next())
         };
         let source_name = self.source.table_label(table);
         let mut fetch = ActivityFetch {
             identity_failures,
             ..ActivityFetch::empty()
         };
-        if texts.is_empty() {
+        if !identities.iter().any(is_usable) {
             return fetch;
         }
-        let n = texts.len();
-        // A source that runs no KQL gets the same filter as a row scope, so that an export
-        // keeps only these identities' rows in the span while it reads (issue 12).
-        let scope = (!self.source.capabilities().runs_arbitrary_kql)
-            .then(|| activity_scope(table, &identities, span));
-        for (i, kql) in texts.into_iter().enumerate() {
-            let query = LogQuery {
-                label: if n > 1 {
-                    format!("{label} {}/{n}", i + 1)
-                } else {
-                    label.to_owned()
+        // An offline answer already read for this table serves its (single) query.
+        if let Some(outcome) = cached.take() {
+            self.absorb_activity(
+                table,
+                &source_name,
+                label,
+                outcome,
+                options,
+                log,
+                &mut fetch,
+            );
+            return fetch;
+        }
+        let roots: Vec<split::Part> = identities
+            .chunks(chunk.max(1))
+            .map(|c| split::Part {
+                range: span.into(),
+                identities: c.to_vec(),
+            })
+            .collect();
+        let observer = &self.observer;
+        let announce = move |q: &LogQuery| {
+            // `azure-activity 2/5 (part 1.2)` is shown as `AzureActivity 2/5 (part 1.2)`.
+            let suffix = q.label.split_once(' ').map(|(_, s)| s);
+            observer.stage(ScanStage::Querying {
+                what: match suffix {
+                    Some(s) => format!("{} {s}", table.name()),
+                    None => table.name().to_owned(),
                 },
-                table: Some(table),
-                kql,
-                timespan: span,
-                scope: scope.clone(),
-            };
-            // An offline answer already read for this table serves its (single) query.
-            let answer = match cached.take() {
-                Some(outcome) => Ok(outcome),
-                None => {
-                    log.queries += 1;
-                    self.observer.stage(ScanStage::Querying {
-                        what: if n > 1 {
-                            format!("{} {}/{n}", table.name(), i + 1)
-                        } else {
-                            table.name().to_owned()
-                        },
-                    });
-                    self.source.query(&query).await
+            });
+        };
+        let runner = split::Runner {
+            source: &*self.source,
+            permits: [scan_permits, &self.query_permits],
+            splits_by_time: self.source.capabilities().splits_by_time,
+            on_query: &announce,
+            limit: options.query_concurrency,
+        };
+        // A source that runs no KQL gets the same filter as a row scope, so that an export
+        // keeps only these identities' rows in the span while it reads (issue 12). Such a
+        // source never splits (it answers whole), so one scope serves its single query.
+        let plan = split::Plan {
+            label,
+            table,
+            build: &build,
+            scope: (!self.source.capabilities().runs_arbitrary_kql)
+                .then(|| activity_scope(table, &identities, span)),
+        };
+        let splits_by_time = runner.splits_by_time;
+        let mut warnings = Vec::new();
+        let run = runner
+            .run(&plan, roots, |completed| {
+                for unresolved in &completed.unresolved {
+                    warn!(query = %completed.label, "activity still cut after splitting");
+                    warnings.push(unresolved.describe(table, splits_by_time));
+                    fetch
+                        .truncated_identities
+                        .extend(unresolved.part.identities.iter().cloned());
                 }
-            };
-            match answer {
-                Ok(mut outcome) => {
-                    let scoped = outcome.scoped.take();
-                    if outcome.partial_error.is_some() {
-                        fetch.partial = true;
-                    }
-                    // A row the adapter could not read at all (broken JSON in one cell, a bad CSV
-                    // record) names no one and no time: it could be anyone's operation.
-                    fetch.unreadable.extend(
-                        outcome
-                            .problems
-                            .iter()
-                            .filter(|p| p.row.is_some())
-                            .map(|p| UnreadableRow {
-                                time: None,
-                                identities: Vec::new(),
-                                problem: p.clone(),
-                            }),
-                    );
-                    let t = log.take_table(outcome, &source_name);
-                    let source_name = file_name(&t, &source_name);
-                    let parse_started = std::time::Instant::now();
-                    // Every failure is read; which are reported is decided below, where the
-                    // catalogue is known.
-                    let mut parsed = if directory {
-                        parse_directory_activity(&t, &source_name, true)
-                    } else {
-                        parse_azure_activity(&t, &source_name, true)
-                    };
-                    if let Some(rows) = &scoped {
-                        renumber_parsed(&mut parsed, &rows.positions);
-                    }
-                    let parsed = self.keep_reported(parsed, options.include_failed);
-                    let parse_ms = parse_started.elapsed().as_millis() as u64;
-                    drop(t);
-                    debug!(
-                        query = %query.label,
-                        rows = parsed.rows_read,
-                        left_out = scoped.as_ref().map_or(0, |s| s.left_out),
-                        activities = parsed.activities.len(),
-                        parse_ms,
-                        drop_ms = (parse_started.elapsed().as_millis() as u64).saturating_sub(parse_ms),
-                        "activity parsed"
-                    );
-                    log.problems.extend(parsed.problems);
-                    fetch.activities.extend(parsed.activities);
-                    fetch.unreadable.extend(parsed.unreadable);
-                    if let Some(reason) = parsed.failure {
-                        warn!(query = %query.label, reason = %reason, "activity table unreadable");
-                        log.warnings.push(format!(
-                            "{reason}. Activations that depend on {} are marked unknown.",
-                            table.name()
-                        ));
-                        fetch.failure = Some(reason);
-                        return fetch;
-                    }
-                }
-                Err(e) => {
-                    let reason = format!("the {} query failed: {e}", query.label);
-                    warn!(query = %query.label, error = %e, "activity query failed");
-                    log.warnings.push(format!(
-                        "{reason}. Activations that depend on {} are marked unknown.",
-                        table.name()
-                    ));
-                    fetch.failure = Some(reason);
-                    return fetch;
-                }
+                self.absorb_activity(
+                    table,
+                    &source_name,
+                    &completed.label,
+                    completed.outcome,
+                    options,
+                    log,
+                    &mut fetch,
+                )
+            })
+            .await;
+        log.warnings.extend(warnings);
+        match run {
+            Ok(queries) => log.queries += queries,
+            Err((split::RunError::Build { source, .. }, queries)) => {
+                log.queries += queries;
+                let mut failed = fail(
+                    &mut log.warnings,
+                    format!("the {label} query could not be built: {source}"),
+                );
+                failed.identity_failures = std::mem::take(&mut fetch.identity_failures);
+                return failed;
+            }
+            Err((split::RunError::Query { label, source: e }, queries)) => {
+                log.queries += queries;
+                let reason = format!("the {label} query failed: {e}");
+                warn!(query = %label, error = %e, "activity query failed");
+                log.warnings.push(format!(
+                    "{reason}. Activations that depend on {} are marked unknown.",
+                    table.name()
+                ));
+                fetch.failure = Some(reason);
             }
         }
         fetch
     }
+
+    /// Parses one (complete, merged) activity answer into `fetch`. Returns `false` when the
+    /// table cannot be read at all: the fetch is then a failure and no more is read.
+    #[allow(clippy::too_many_arguments)]
+    fn absorb_activity(
+        &self,
+        table: LogTable,
+        source_name: &str,
+        label: &str,
+        mut outcome: QueryOutcome,
+        options: &ScanOptions,
+        log: &mut ScanLog,
+        fetch: &mut ActivityFetch,
+    ) -> bool {
+        let scoped = outcome.scoped.take();
+        let directory = table == LogTable::AuditLogs;
+        if outcome.partial_error.is_some() {
+            fetch.partial = true;
+        }
+        // A row the adapter could not read at all (broken JSON in one cell, a bad CSV
+        // record) names no one and no time: it could be anyone's operation.
+        fetch.unreadable.extend(
+            outcome
+                .problems
+                .iter()
+                .filter(|p| p.row.is_some())
+                .map(|p| UnreadableRow {
+                    time: None,
+                    identities: Vec::new(),
+                    problem: p.clone(),
+                }),
+        );
+        let t = log.take_table(outcome, source_name);
+        let source_name = file_name(&t, source_name);
+        let parse_started = std::time::Instant::now();
+        // Every failure is read; which are reported is decided below, where the
+        // catalogue is known.
+        let mut parsed = if directory {
+            parse_directory_activity(&t, &source_name, true)
+        } else {
+            parse_azure_activity(&t, &source_name, true)
+        };
+        if let Some(rows) = &scoped {
+            renumber_parsed(&mut parsed, &rows.positions);
+        }
+        let parsed = self.keep_reported(parsed, options.include_failed);
+        let parse_ms = parse_started.elapsed().as_millis() as u64;
+        drop(t);
+        debug!(
+            query = %label,
+            rows = parsed.rows_read,
+            left_out = scoped.as_ref().map_or(0, |s| s.left_out),
+            activities = parsed.activities.len(),
+            parse_ms,
+            drop_ms = (parse_started.elapsed().as_millis() as u64).saturating_sub(parse_ms),
+            "activity parsed"
+        );
+        log.problems.extend(parsed.problems);
+        fetch.activities.extend(parsed.activities);
+        fetch.unreadable.extend(parsed.unreadable);
+        if let Some(reason) = parsed.failure {
+            warn!(query = %label, reason = %reason, "activity table unreadable");
+            log.warnings.push(format!(
+                "{reason}. Activations that depend on {} are marked unknown.",
+                table.name()
+            ));
+            fetch.failure = Some(reason);
+            return false;
+        }
+        true
+    }
+}
+
+/// Runs one planned query (a PIM-events query) to completion; the source's error when it
+/// fails.
+async fn complete_one(
+    runner: &split::Runner<'_>,
+    plan: &split::Plan<'_>,
+    part: split::Part,
+) -> (pim_loganalytics::Result<split::Completed>, usize) {
+    let mut done = None;
+    let run = runner
+        .run(plan, vec![part], |c| {
+            done = Some(c);
+            true
+        })
+        .await;
+    match run {
+        Ok(queries) => match done {
+            Some(c) => (Ok(c), queries),
+            None => (
+                Err(pim_loganalytics::Error::Unsupported {
+                    message: format!("the {} query returned nothing", plan.label),
+                }),
+                queries,
+            ),
+        },
+        Err((split::RunError::Query { source, .. }, queries)) => (Err(source), queries),
+        Err((e @ split::RunError::Build { .. }, queries)) => (
+            Err(pim_loganalytics::Error::Unsupported {
+                message: format!("the {} query could not be built: {e:?}", e.label()),
+            }),
+            queries,
+        ),
+    }
+}
+
+/// An identity with a UPN or object id that is not blank: one a query can name.
+fn is_usable(identity: &Identity) -> bool {
+    [&identity.upn, &identity.object_id]
+        .into_iter()
+        .any(|v| v.as_deref().is_some_and(|v| !v.trim().is_empty()))
 }
 
 impl Auditor {
@@ -868,6 +1064,33 @@ struct ScanLog {
 }
 
 impl ScanLog {
+    /// Appends another log (of a fetch run alongside this one).
+    fn absorb(&mut self, other: ScanLog) {
+        self.problems.extend(other.problems);
+        self.warnings.extend(other.warnings);
+        self.queries += other.queries;
+        self.rows += other.rows;
+    }
+
+    /// Counts the queries of a completed PIM-events query and warns about any part still cut
+    /// after splitting; the merged outcome, or the source's error.
+    fn take_completed(
+        &mut self,
+        answer: (pim_loganalytics::Result<split::Completed>, usize),
+        table: LogTable,
+        splits_by_time: bool,
+    ) -> pim_loganalytics::Result<QueryOutcome> {
+        let (result, queries) = answer;
+        self.queries += queries;
+        let completed = result?;
+        for unresolved in &completed.unresolved {
+            warn!(query = %completed.label, "PIM events still cut after splitting");
+            self.warnings
+                .push(unresolved.describe(table, splits_by_time));
+        }
+        Ok(completed.outcome)
+    }
+
     /// Keeps the first table of a query outcome, recording partial errors and adapter problems.
     fn take_table(&mut self, outcome: QueryOutcome, source_name: &str) -> Table {
         let QueryOutcome {
@@ -1189,6 +1412,8 @@ fn activity_scope(table: LogTable, identities: &[Identity], span: TimeRange) -> 
             names(&["TimeGenerated"]),
             vec![
                 IdentityField::Column("Caller".to_owned()),
+                // The object id as the live query projects it, should an export hold it.
+                IdentityField::Column("CallerObjectId".to_owned()),
                 dynamic("Claims_d", &[oid]),
                 dynamic("Claims_d", &["oid"]),
                 dynamic("Claims", &[oid]),

@@ -132,6 +132,10 @@ pub const VARIABLES: &[(&str, &str)] = &[
         "operations kept per activation (default 5000; --max-activities)",
     ),
     (
+        "PIM_QUERY_CONCURRENCY",
+        "Log Analytics queries in flight at once, per scan and across the scans of one process (default 4, 1 to 64; the query API allows 5 per identity)",
+    ),
+    (
         "PIM_PRIVILEGED_PATTERNS",
         "comma-separated name fragments that make a role or group privileged (--privileged-patterns)",
     ),
@@ -329,6 +333,10 @@ pub struct ScanDefaults {
     /// Bound on the whole model stage (`PIM_MODEL_DEADLINE`, default
     /// [`crate::DEFAULT_MODEL_DEADLINE`]).
     pub model_deadline: Duration,
+    /// Log Analytics queries in flight at once (`PIM_QUERY_CONCURRENCY`, default
+    /// [`crate::DEFAULT_QUERY_CONCURRENCY`]): each scan's bound, and the auditor's bound across
+    /// all its scans, since the query API's limit is per identity (reference §9.4).
+    pub query_concurrency: usize,
 }
 
 impl Default for ScanDefaults {
@@ -339,6 +347,7 @@ impl Default for ScanDefaults {
             max_activities: crate::DEFAULT_MAX_ACTIVITIES,
             privileged_patterns: None,
             model_deadline: crate::DEFAULT_MODEL_DEADLINE,
+            query_concurrency: crate::DEFAULT_QUERY_CONCURRENCY,
         }
     }
 }
@@ -526,6 +535,13 @@ impl Settings {
         }
         if let Some(v) = get("PIM_MAX_ACTIVITIES") {
             scan.max_activities = whole("PIM_MAX_ACTIVITIES", v)?;
+        }
+        if let Some(v) = get("PIM_QUERY_CONCURRENCY") {
+            scan.query_concurrency = positive(
+                "PIM_QUERY_CONCURRENCY",
+                v,
+                crate::MAX_QUERY_CONCURRENCY as u32,
+            )? as usize;
         }
         if let Some(v) = get("PIM_PRIVILEGED_PATTERNS") {
             scan.privileged_patterns =
@@ -1212,6 +1228,7 @@ mod tests {
         ("PIM_SCAN_HOURS", "6", &[]),
         ("PIM_LOOKBACK_HOURS", "48", &[]),
         ("PIM_MAX_ACTIVITIES", "10", &[]),
+        ("PIM_QUERY_CONCURRENCY", "2", &[]),
         ("PIM_PRIVILEGED_PATTERNS", "crown, jewel", &[]),
         ("PIM_MAX_REPAIRS", "1", &[]),
         ("PIM_ALLOWED_TABLES", "AuditLogs", &[]),
@@ -1260,6 +1277,7 @@ mod tests {
             ("PIM_SCAN_HOURS", "6"),
             ("PIM_LOOKBACK_HOURS", "48"),
             ("PIM_MAX_ACTIVITIES", "10"),
+            ("PIM_QUERY_CONCURRENCY", "2"),
             ("PIM_PRIVILEGED_PATTERNS", " crown, ,jewel "),
             ("PIM_MODEL_DEADLINE", "90s"),
             ("PIM_MAX_REPAIRS", "1"),
@@ -1281,6 +1299,7 @@ mod tests {
                 max_activities: 10,
                 privileged_patterns: Some(vec!["crown".into(), "jewel".into()]),
                 model_deadline: Duration::from_secs(90),
+                query_concurrency: 2,
             }
         );
         assert_eq!(s.chat.max_repairs, Some(1));

@@ -11,14 +11,15 @@ pub mod preflight; // `--check`: configuration, tokens, workspace, model and des
 mod render; // Markdown or JSON from a report
 mod report_id; // stable report ids
 mod sources; // the demo tenant and offline export sources
+mod split; // splitting queries cut at the service's limits until each part is complete
 
 pub use auditor::{Auditor, AuditorBuilder, DEFAULT_MODEL_DEADLINE};
 pub use budget::CallBudget;
 pub use error::{Error, Result};
 pub use observer::{ScanObserver, ScanStage};
 pub use options::{
-    DEFAULT_HOURS, DEFAULT_LOOKBACK_HOURS, DEFAULT_MAX_ACTIVITIES, DEFAULT_WINDOW_HOURS,
-    ScanOptions,
+    DEFAULT_HOURS, DEFAULT_LOOKBACK_HOURS, DEFAULT_MAX_ACTIVITIES, DEFAULT_QUERY_CONCURRENCY,
+    DEFAULT_WINDOW_HOURS, MAX_QUERY_CONCURRENCY, ScanOptions,
 };
 pub use render::{ReportFormat, render};
 pub use sources::{demo_source, export_source};

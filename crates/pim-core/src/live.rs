@@ -230,7 +230,10 @@ pub fn connect(
     }
     let mut builder = Auditor::builder(source.clone())
         .rules(rules)
-        .model_deadline(settings.scan.model_deadline);
+        .model_deadline(settings.scan.model_deadline)
+        // The query API's concurrency limit is per identity: one bound for every scan of the
+        // process (a served agent's sessions share it).
+        .query_concurrency(settings.scan.query_concurrency);
     if let Some(observer) = observer {
         builder = builder.observer(observer);
     }

@@ -14,6 +14,13 @@ pub const DEFAULT_WINDOW_HOURS: u32 = 8;
 /// Most operations kept per activation; a runaway script beyond it is flagged
 /// `activity_truncated`.
 pub const DEFAULT_MAX_ACTIVITIES: usize = 5_000;
+/// Log Analytics queries a scan runs at once by default. The query API allows 5 concurrent
+/// queries per user and queues the rest, throttling those queued for more than 3 minutes
+/// (reference §9.4, which advises at most 4): 4 leaves one for anything else the same identity
+/// runs (`PIM_QUERY_CONCURRENCY` sets it).
+pub const DEFAULT_QUERY_CONCURRENCY: usize = 4;
+/// The most queries a scan may run at once.
+pub const MAX_QUERY_CONCURRENCY: usize = 64;
 
 /// What to scan and how.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,6 +38,11 @@ pub struct ScanOptions {
     pub max_activities_per_activation: usize,
     /// Duration assumed when no end of an activation was logged.
     pub default_window_hours: u32,
+    /// Most queries the scan runs at once (default [`DEFAULT_QUERY_CONCURRENCY`], 1 to
+    /// [`MAX_QUERY_CONCURRENCY`]); the auditor's own bound
+    /// ([`AuditorBuilder::query_concurrency`](crate::AuditorBuilder::query_concurrency)) also
+    /// applies, across all its scans.
+    pub query_concurrency: usize,
 }
 
 impl ScanOptions {
@@ -43,6 +55,7 @@ impl ScanOptions {
             include_failed: false,
             max_activities_per_activation: DEFAULT_MAX_ACTIVITIES,
             default_window_hours: DEFAULT_WINDOW_HOURS,
+            query_concurrency: DEFAULT_QUERY_CONCURRENCY,
         }
     }
 
@@ -68,6 +81,12 @@ impl ScanOptions {
             return Err(Error::InvalidOptions(format!(
                 "the assumed activation duration must be between 1 and {YEAR_HOURS} hours, got {}",
                 self.default_window_hours
+            )));
+        }
+        if !(1..=MAX_QUERY_CONCURRENCY).contains(&self.query_concurrency) {
+            return Err(Error::InvalidOptions(format!(
+                "query concurrency must be between 1 and {MAX_QUERY_CONCURRENCY}, got {}",
+                self.query_concurrency
             )));
         }
         if self.max_activities_per_activation == 0 {
@@ -104,8 +123,16 @@ mod tests {
         assert!(bad.validate().is_err());
         let bad = ScanOptions {
             lookback_hours: 100_000,
-            ..base
+            ..base.clone()
         };
         assert!(bad.validate().is_err());
+        assert_eq!(base.query_concurrency, 4);
+        for (n, ok) in [(0, false), (1, true), (64, true), (65, false)] {
+            let options = ScanOptions {
+                query_concurrency: n,
+                ..base.clone()
+            };
+            assert_eq!(options.validate().is_ok(), ok, "{n}");
+        }
     }
 }

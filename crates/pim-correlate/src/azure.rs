@@ -13,6 +13,12 @@ use crate::evidence::{UnreadableRow, identity_keys};
 /// The claim that carries the caller's object id in `Claims_d`.
 pub const OBJECT_ID_CLAIM: &str = "http://schemas.microsoft.com/identity/claims/objectidentifier";
 
+/// The column in which the live activity query returns that claim, extracted on the server
+/// (`pim_kql::CALLER_OBJECT_ID`; issue 12), so that the whole claims column never crosses the
+/// wire. Exports keep the raw `Claims_d` / `Claims` columns, which are read when it is absent
+/// or empty.
+pub const CALLER_OBJECT_ID_COLUMN: &str = "CallerObjectId";
+
 /// Activities parsed from one table.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ParsedActivities {
@@ -44,6 +50,8 @@ struct Cols {
     resource: [Option<usize>; 2],
     correlation: Option<usize>,
     operation_id: Option<usize>,
+    /// [`CALLER_OBJECT_ID_COLUMN`], the claim extracted on the server.
+    object_id: Option<usize>,
     claims: [Option<usize>; 2],
 }
 
@@ -62,6 +70,7 @@ impl Cols {
             resource: [c("_ResourceId"), c("ResourceId")],
             correlation: c("CorrelationId"),
             operation_id: c("OperationId"),
+            object_id: c(CALLER_OBJECT_ID_COLUMN),
             claims: [c("Claims_d"), c("Claims")],
         }
     }
@@ -403,8 +412,9 @@ fn pick<'t>(rows: [usize; 2], f: impl Fn(usize) -> Option<&'t str>) -> Option<St
     rows.into_iter().find_map(f).map(str::to_owned)
 }
 
-/// The caller's object id from `Claims_d` (or legacy `Claims`): the `objectidentifier` claim,
-/// else `oid`.
+/// The caller's object id: the server-extracted [`CALLER_OBJECT_ID_COLUMN`] when the query
+/// returned it, else from `Claims_d` (or legacy `Claims`): the `objectidentifier` claim, else
+/// `oid`.
 fn claims_object_id(
     table: &Table,
     cols: &Cols,
@@ -412,6 +422,9 @@ fn claims_object_id(
     source: &str,
     problems: &mut Problems,
 ) -> Option<String> {
+    if let Some(oid) = str_cell(table, row, cols.object_id) {
+        return Some(oid.to_owned());
+    }
     for (col, field) in cols.claims.iter().zip(["Claims_d", "Claims"]) {
         let Some(v) = col.and_then(|c| table.cell(row, c)) else {
             continue;
@@ -643,6 +656,37 @@ mod tests {
         assert_eq!(a.operation, "Microsoft.Web/sites/write");
         assert_eq!(a.resource_id.as_deref(), Some("/subscriptions/s/x"));
         assert_eq!(a.caller_object_id.as_deref(), Some("o1"));
+    }
+
+    #[test]
+    fn the_server_extracted_object_id_and_the_raw_claims_read_the_same() {
+        // The live query's projection: CallerObjectId, no claims column at all.
+        let projected = json!({"TimeGenerated": "2026-11-20T09:00:00Z", "Caller": "jane@contoso.com",
+                               "OperationNameValue": "Microsoft.Web/sites/write",
+                               "ActivityStatusValue": "Success", "CategoryValue": "Administrative",
+                               "CorrelationId": "c", CALLER_OBJECT_ID_COLUMN: "3f1e-oid"});
+        // An export's raw row: the whole claims, as Claims_d and as the legacy string.
+        let mut raw = projected.clone();
+        raw.as_object_mut().unwrap().remove(CALLER_OBJECT_ID_COLUMN);
+        raw["Claims_d"] = json!({OBJECT_ID_CLAIM: "3f1e-oid", "name": "Jane"});
+        let mut legacy = raw.clone();
+        legacy.as_object_mut().unwrap().remove("Claims_d");
+        legacy["Claims"] = json!(format!("{{\"{OBJECT_ID_CLAIM}\": \"3f1e-oid\"}}"));
+        // An empty extracted value (no claim on the row) falls back to the raw claims.
+        let mut empty = raw.clone();
+        empty[CALLER_OBJECT_ID_COLUMN] = json!("");
+        let parsed: Vec<Activity> = [projected, raw, legacy, empty]
+            .into_iter()
+            .map(|r| {
+                let p = parse_azure_activity(&audit_table(vec![r]), "S", false);
+                assert!(p.problems.is_empty(), "{:?}", p.problems);
+                p.activities.into_iter().next().unwrap()
+            })
+            .collect();
+        for a in &parsed {
+            assert_eq!(a.caller_object_id.as_deref(), Some("3f1e-oid"));
+            assert_eq!(a, &parsed[0]);
+        }
     }
 
     #[test]

@@ -31,7 +31,8 @@ const AZURE_ACTIVITY =
   '(TimeGenerated:datetime, Caller:string, CallerIpAddress:string, OperationName:string, OperationNameValue:string, ' +
   'ActivityStatus:string, ActivityStatusValue:string, ActivitySubstatusValue:string, Category:string, ' +
   'CategoryValue:string, Level:string, ResourceProviderValue:string, ResourceGroup:string, SubscriptionId:string, ' +
-  '_ResourceId:string, ResourceId:string, CorrelationId:string, OperationId:string, EventSubmissionTimestamp:datetime, ' +
+  '_ResourceId:string, ResourceId:string, CorrelationId:string, OperationId:string, EventDataId:string, ' +
+  'EventSubmissionTimestamp:datetime, ' +
   'Properties:string, Properties_d:dynamic, Claims:string, Claims_d:dynamic, Authorization:string, ' +
   'Authorization_d:dynamic, HTTPRequest:string, TenantId:string, Type:string)';
 // Tables the policy refuses: they exist in a real workspace, so Kusto resolves them.

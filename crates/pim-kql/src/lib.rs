@@ -7,8 +7,10 @@
 //! - [`string_list`] builds the `(h"a", h"b")` list of an `in~` filter;
 //! - [`datetime_literal`] writes a UTC `datetime(...)` with Kusto's full tick precision;
 //! - [`pim_events_query`], [`azure_activity_queries`] and [`directory_activity_queries`] are
-//!   the scan queries. They only cut volume on the server and project raw columns; every row is
-//!   re-checked in Rust.
+//!   the scan queries. They only cut volume on the server and project the raw columns the
+//!   parser reads (plus the caller's object-id claim, [`CALLER_OBJECT_ID`], extracted on the
+//!   server); every row is re-checked in Rust. Their [`QueryRange`] splits into half-open
+//!   parts, so a query cut at a service limit can be re-run in halves that add up exactly.
 //!
 //! [`check_query`] guards model-written KQL before it runs: one read-only tabular statement,
 //! only the [`QueryPolicy`]'s tables wherever Kusto reads a table, a final `| take N` on every
@@ -52,9 +54,9 @@ pub use check::{CheckedQuery, QueryPolicy, QueryRejection, check_query};
 pub use literal::{datetime_literal, obfuscated_string_literal, string_list, string_literal};
 pub use prompt::extract_kql;
 pub use scan::{
-    ACTIVITY_COLUMNS, ACTIVITY_PIM_COLUMNS, AUDIT_COLUMNS, DEFAULT_CHUNK, Identity, PIM_OPERATIONS,
-    activity_pim_events_query, azure_activity_queries, directory_activity_queries,
-    pim_events_query,
+    ACTIVITY_COLUMNS, ACTIVITY_PIM_COLUMNS, AUDIT_COLUMNS, CALLER_OBJECT_ID, DEFAULT_CHUNK,
+    Identity, PIM_OPERATIONS, QueryRange, activity_pim_events_query, azure_activity_queries,
+    directory_activity_queries, pim_events_query,
 };
 
 /// Why a value or request cannot be turned into KQL.

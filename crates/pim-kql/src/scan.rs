@@ -2,9 +2,15 @@
 //!
 //! Server-side filters only cut volume; every returned row is re-checked in Rust, so the queries
 //! never reshape data: each ends with a fixed `project` of the raw columns the shared parser
-//! reads, then `order by TimeGenerated asc`. The time range is also sent as the API `timespan`
-//! by the caller; Log Analytics uses the intersection, so the `between` filter here is what
-//! keeps an offline replay of the query text honest.
+//! reads, then `order by TimeGenerated asc`. The one value computed on the server is the
+//! caller's object-id claim of an AzureActivity row ([`CALLER_OBJECT_ID`]), so that the
+//! multi-kilobyte claims column never crosses the wire (issue 12; reference §9.3).
+//!
+//! The time range is also sent as the API `timespan` by the caller; Log Analytics uses the
+//! intersection, so the time filter here is what keeps an offline replay of the query text
+//! honest, and what makes split queries add up ([`QueryRange`]): a range split in two is
+//! `[start, mid)` and `[mid, end]`, so a row at `mid` is returned once, whatever the service
+//! does with the `timespan`'s end.
 
 use pim_domain::TimeRange;
 
@@ -22,8 +28,9 @@ pub const PIM_OPERATIONS: [&str; 3] = [
     "Remove member from role completed (PIM deactivate)",
 ];
 
-/// AuditLogs columns projected by [`pim_events_query`] and [`directory_activity_queries`].
-pub const AUDIT_COLUMNS: [&str; 16] = [
+/// AuditLogs columns projected by [`pim_events_query`] and [`directory_activity_queries`]:
+/// what the PIM-events and directory-activity parsers read.
+pub const AUDIT_COLUMNS: [&str; 15] = [
     "TimeGenerated",
     "ActivityDateTime",
     "OperationName",
@@ -33,7 +40,6 @@ pub const AUDIT_COLUMNS: [&str; 16] = [
     "Result",
     "ResultReason",
     "ResultDescription",
-    "AADOperationType",
     "Identity",
     "CorrelationId",
     "Id",
@@ -42,14 +48,14 @@ pub const AUDIT_COLUMNS: [&str; 16] = [
     "AdditionalDetails",
 ];
 
-/// AzureActivity columns projected by [`azure_activity_queries`].
-pub const ACTIVITY_COLUMNS: [&str; 15] = [
+/// AzureActivity columns projected by [`azure_activity_queries`]: exactly what
+/// `pim-correlate`'s parser reads. The claims are not among them: [`CALLER_OBJECT_ID`] carries
+/// the one claim the parser needs, extracted on the server.
+pub const ACTIVITY_COLUMNS: [&str; 13] = [
     "TimeGenerated",
     "Caller",
-    "CallerIpAddress",
     "OperationNameValue",
     "ActivityStatusValue",
-    "ActivitySubstatusValue",
     "CategoryValue",
     "ResourceProviderValue",
     "ResourceGroup",
@@ -58,11 +64,95 @@ pub const ACTIVITY_COLUMNS: [&str; 15] = [
     "ResourceId",
     "CorrelationId",
     "OperationId",
-    "Claims_d",
+    CALLER_OBJECT_ID,
 ];
+
+/// The column [`azure_activity_queries`] computes on the server: the caller's object id, from
+/// the `objectidentifier` claim of `Claims_d` (else its `oid`), so the 1.5 KB or so of claims
+/// per row stay in the workspace (reference §9.3). The parser reads it first and falls back to
+/// the raw `Claims_d` / `Claims` columns of exports.
+pub const CALLER_OBJECT_ID: &str = "CallerObjectId";
 
 /// The claim that carries a caller's object id in `AzureActivity.Claims_d` (reference §2.3).
 const OBJECT_ID_CLAIM: &str = "http://schemas.microsoft.com/identity/claims/objectidentifier";
+
+/// The time range a scan query filters on, and whether its end is included.
+///
+/// A scan's own range is closed, `[start, end]` (a `From<TimeRange>` gives that, and the
+/// query reads `TimeGenerated between (start .. end)` as it always did). When a query is split
+/// because its result was cut, the first half is `[start, mid)` ([`QueryRange::split`]): the
+/// query reads `TimeGenerated >= start and TimeGenerated < mid`, so the two halves never both
+/// return a row stamped `mid`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct QueryRange {
+    /// The range.
+    pub range: TimeRange,
+    /// Whether a row at exactly `range.end` belongs to it.
+    pub end_inclusive: bool,
+}
+
+impl From<TimeRange> for QueryRange {
+    fn from(range: TimeRange) -> Self {
+        Self {
+            range,
+            end_inclusive: true,
+        }
+    }
+}
+
+impl QueryRange {
+    /// Splits the range at its midpoint (rounded down to a whole second, so the two queries'
+    /// literals and `timespan`s name the same instant): `[start, mid)` and `mid` to the end,
+    /// which keeps this range's end rule. `None` when the range is too short to split (two
+    /// seconds or less).
+    ///
+    /// ```
+    /// use pim_domain::{timestamp::parse_timestamp, TimeRange};
+    /// use pim_kql::QueryRange;
+    /// let whole = QueryRange::from(TimeRange::new(
+    ///     parse_timestamp("2026-11-20T00:00:00Z").unwrap(),
+    ///     parse_timestamp("2026-11-20T00:01:01Z").unwrap(),
+    /// ));
+    /// let (a, b) = whole.split().unwrap();
+    /// assert_eq!(a.range.end, parse_timestamp("2026-11-20T00:00:30Z").unwrap());
+    /// assert!(!a.end_inclusive && b.end_inclusive);
+    /// assert_eq!(a.range.end, b.range.start);
+    /// ```
+    pub fn split(self) -> Option<(QueryRange, QueryRange)> {
+        let TimeRange { start, end } = self.range;
+        if end - start <= time::Duration::seconds(2) {
+            return None;
+        }
+        let mid: time::OffsetDateTime = start + (end - start) / 2;
+        let mid = mid.replace_nanosecond(0).unwrap_or(mid);
+        if mid <= start || mid >= end {
+            return None;
+        }
+        Some((
+            QueryRange {
+                range: TimeRange::new(start, mid),
+                end_inclusive: false,
+            },
+            QueryRange {
+                range: TimeRange::new(mid, end),
+                end_inclusive: self.end_inclusive,
+            },
+        ))
+    }
+
+    /// The `where` predicate on `TimeGenerated`.
+    fn predicate(&self) -> String {
+        if self.end_inclusive {
+            format!("TimeGenerated between ({})", between(self.range))
+        } else {
+            format!(
+                "TimeGenerated >= {} and TimeGenerated < {}",
+                datetime_literal(self.range.start),
+                datetime_literal(self.range.end)
+            )
+        }
+    }
+}
 
 /// An identity whose activity to fetch; at least one field should be set (identities with
 /// neither are skipped).
@@ -90,16 +180,16 @@ pub struct Identity {
 /// assert!(q.starts_with("AuditLogs\n"));
 /// assert!(q.ends_with("| order by TimeGenerated asc"));
 /// ```
-pub fn pim_events_query(range: TimeRange) -> String {
+pub fn pim_events_query(range: impl Into<QueryRange>) -> String {
     let operations = pim_operation_list();
     format!(
         "AuditLogs\n\
-         | where TimeGenerated between ({})\n\
+         | where {}\n\
          | where LoggedByService =~ \"PIM\"\n\
          | where OperationName in~ ({operations}) or ActivityDisplayName in~ ({operations})\n\
          | project {}\n\
          | order by TimeGenerated asc",
-        between(range),
+        range.into().predicate(),
         AUDIT_COLUMNS.join(", ")
     )
 }
@@ -118,12 +208,10 @@ fn pim_operation_list() -> String {
 /// AzureActivity columns projected by [`activity_pim_events_query`]: where the Activity Log's PIM
 /// rows carry their facts (reference §8.3). The legacy `OperationName` and the string
 /// `Properties` are read through `column_ifexists`, since the placement is partly inferred.
-pub const ACTIVITY_PIM_COLUMNS: [&str; 10] = [
+pub const ACTIVITY_PIM_COLUMNS: [&str; 8] = [
     "TimeGenerated",
     "OperationNameValue",
-    "CategoryValue",
     "ActivityStatusValue",
-    "Caller",
     "_ResourceId",
     "ResourceId",
     "CorrelationId",
@@ -146,18 +234,18 @@ pub const ACTIVITY_PIM_COLUMNS: [&str; 10] = [
 /// assert!(q.starts_with("AzureActivity\n"));
 /// assert!(q.contains("\"azurerbac\""));
 /// ```
-pub fn activity_pim_events_query(range: TimeRange) -> String {
+pub fn activity_pim_events_query(range: impl Into<QueryRange>) -> String {
     let operations = pim_operation_list();
     format!(
         "AzureActivity\n\
-         | where TimeGenerated between ({})\n\
+         | where {}\n\
          | where CategoryValue =~ \"Administrative\"\n\
          | extend OperationName = tostring(column_ifexists(\"OperationName\", \"\")), Properties = tostring(column_ifexists(\"Properties\", \"\"))\n\
          | where OperationNameValue in~ ({operations}) or OperationName in~ ({operations})\n    \
          or tostring(Properties_d.ResourceProviderName) =~ \"azurerbac\" or Properties has \"azurerbac\"\n\
          | project {}, OperationName, Properties\n\
          | order by TimeGenerated asc",
-        between(range),
+        range.into().predicate(),
         ACTIVITY_PIM_COLUMNS.join(", ")
     )
 }
@@ -181,28 +269,27 @@ pub fn activity_pim_events_query(range: TimeRange) -> String {
 /// cannot be quoted safely. An empty (or all-empty) identity list gives an empty `Vec`.
 pub fn azure_activity_queries(
     identities: &[Identity],
-    range: TimeRange,
+    range: impl Into<QueryRange>,
     include_failed: bool,
     chunk: usize,
 ) -> Result<Vec<String>> {
     let _ = include_failed;
+    let range = range.into();
     chunked(identities, chunk, |upns, oids| {
         let callers: Vec<&str> = upns.iter().chain(oids.iter()).copied().collect();
         let mut clauses = vec![format!("Caller in~ {}", string_list(&callers)?)];
         if !oids.is_empty() {
-            clauses.push(format!(
-                "tostring(Claims_d[\"{OBJECT_ID_CLAIM}\"]) in~ {}",
-                string_list(oids)?
-            ));
+            clauses.push(format!("{CALLER_OBJECT_ID} in~ {}", string_list(oids)?));
         }
         Ok(format!(
             "AzureActivity\n\
-             | where TimeGenerated between ({})\n\
+             | where {}\n\
              | where CategoryValue =~ \"Administrative\"\n\
+             | extend {CALLER_OBJECT_ID} = coalesce(tostring(Claims_d[\"{OBJECT_ID_CLAIM}\"]), tostring(Claims_d.oid))\n\
              | where {}\n\
              | project {}\n\
              | order by TimeGenerated asc",
-            between(range),
+            range.predicate(),
             clauses.join("\n    or "),
             ACTIVITY_COLUMNS.join(", ")
         ))
@@ -217,9 +304,10 @@ pub fn azure_activity_queries(
 /// As [`azure_activity_queries`].
 pub fn directory_activity_queries(
     identities: &[Identity],
-    range: TimeRange,
+    range: impl Into<QueryRange>,
     chunk: usize,
 ) -> Result<Vec<String>> {
+    let range = range.into();
     chunked(identities, chunk, |upns, oids| {
         let mut clauses = Vec::new();
         if !upns.is_empty() {
@@ -236,12 +324,12 @@ pub fn directory_activity_queries(
         }
         Ok(format!(
             "AuditLogs\n\
-             | where TimeGenerated between ({})\n\
+             | where {}\n\
              | where LoggedByService !~ \"PIM\"\n\
              | where {}\n\
              | project {}\n\
              | order by TimeGenerated asc",
-            between(range),
+            range.predicate(),
             clauses.join("\n    or "),
             AUDIT_COLUMNS.join(", ")
         ))
@@ -344,7 +432,7 @@ mod tests {
         | extend OperationName = tostring(column_ifexists("OperationName", "")), Properties = tostring(column_ifexists("Properties", ""))
         | where OperationNameValue in~ ("Add member to role completed (PIM activation)", "Remove member from role (PIM activation expired)", "Remove member from role completed (PIM deactivate)") or OperationName in~ ("Add member to role completed (PIM activation)", "Remove member from role (PIM activation expired)", "Remove member from role completed (PIM deactivate)")
             or tostring(Properties_d.ResourceProviderName) =~ "azurerbac" or Properties has "azurerbac"
-        | project TimeGenerated, OperationNameValue, CategoryValue, ActivityStatusValue, Caller, _ResourceId, ResourceId, CorrelationId, EventDataId, Properties_d, OperationName, Properties
+        | project TimeGenerated, OperationNameValue, ActivityStatusValue, _ResourceId, ResourceId, CorrelationId, EventDataId, Properties_d, OperationName, Properties
         | order by TimeGenerated asc
         "#);
         assert_literals_balanced(&q);
@@ -358,7 +446,7 @@ mod tests {
         | where TimeGenerated between (datetime(2026-11-20T09:13:58.1234567Z) .. datetime(2026-11-20T13:13:58.0000000Z))
         | where LoggedByService =~ "PIM"
         | where OperationName in~ ("Add member to role completed (PIM activation)", "Remove member from role (PIM activation expired)", "Remove member from role completed (PIM deactivate)") or ActivityDisplayName in~ ("Add member to role completed (PIM activation)", "Remove member from role (PIM activation expired)", "Remove member from role completed (PIM deactivate)")
-        | project TimeGenerated, ActivityDateTime, OperationName, ActivityDisplayName, Category, LoggedByService, Result, ResultReason, ResultDescription, AADOperationType, Identity, CorrelationId, Id, InitiatedBy, TargetResources, AdditionalDetails
+        | project TimeGenerated, ActivityDateTime, OperationName, ActivityDisplayName, Category, LoggedByService, Result, ResultReason, ResultDescription, Identity, CorrelationId, Id, InitiatedBy, TargetResources, AdditionalDetails
         | order by TimeGenerated asc
         "#);
         assert_literals_balanced(&q);
@@ -372,9 +460,10 @@ mod tests {
         AzureActivity
         | where TimeGenerated between (datetime(2026-11-20T09:13:58.1234567Z) .. datetime(2026-11-20T13:13:58.0000000Z))
         | where CategoryValue =~ "Administrative"
+        | extend CallerObjectId = coalesce(tostring(Claims_d["http://schemas.microsoft.com/identity/claims/objectidentifier"]), tostring(Claims_d.oid))
         | where Caller in~ (h"o'brien\"x@contoso.com", h"jane@contoso.com", h"3f1e0000-0000-4000-8000-000000000001")
-            or tostring(Claims_d["http://schemas.microsoft.com/identity/claims/objectidentifier"]) in~ (h"3f1e0000-0000-4000-8000-000000000001")
-        | project TimeGenerated, Caller, CallerIpAddress, OperationNameValue, ActivityStatusValue, ActivitySubstatusValue, CategoryValue, ResourceProviderValue, ResourceGroup, SubscriptionId, _ResourceId, ResourceId, CorrelationId, OperationId, Claims_d
+            or CallerObjectId in~ (h"3f1e0000-0000-4000-8000-000000000001")
+        | project TimeGenerated, Caller, OperationNameValue, ActivityStatusValue, CategoryValue, ResourceProviderValue, ResourceGroup, SubscriptionId, _ResourceId, ResourceId, CorrelationId, OperationId, CallerObjectId
         | order by TimeGenerated asc
         "#);
         assert_literals_balanced(&qs[0]);
@@ -395,7 +484,7 @@ mod tests {
         | where LoggedByService !~ "PIM"
         | where tostring(InitiatedBy.user.userPrincipalName) in~ (h"o'brien\"x@contoso.com", h"jane@contoso.com")
             or tostring(InitiatedBy.user.id) in~ (h"3f1e0000-0000-4000-8000-000000000001")
-        | project TimeGenerated, ActivityDateTime, OperationName, ActivityDisplayName, Category, LoggedByService, Result, ResultReason, ResultDescription, AADOperationType, Identity, CorrelationId, Id, InitiatedBy, TargetResources, AdditionalDetails
+        | project TimeGenerated, ActivityDateTime, OperationName, ActivityDisplayName, Category, LoggedByService, Result, ResultReason, ResultDescription, Identity, CorrelationId, Id, InitiatedBy, TargetResources, AdditionalDetails
         | order by TimeGenerated asc
         "#);
         assert_literals_balanced(&qs[0]);
@@ -414,12 +503,28 @@ mod tests {
                 upn: Some(upn.into()),
                 object_id: Some(upn.into()),
             }];
-            let mut all = azure_activity_queries(&ids, range(), false, 10).unwrap();
-            all.extend(directory_activity_queries(&ids, range(), 10).unwrap());
-            for q in all {
-                assert_literals_balanced(&q);
-                assert_eq!(q.lines().count(), 7, "an input newline leaked: {q}");
+            // The same queries for a harmless identity have the lines any input must keep.
+            let plain = [Identity {
+                upn: Some("plain@contoso.com".into()),
+                object_id: Some("plain-oid".into()),
+            }];
+            let lines =
+                |qs: Vec<String>| -> Vec<usize> { qs.iter().map(|q| q.lines().count()).collect() };
+            let want = [
+                lines(azure_activity_queries(&plain, range(), false, 10).unwrap()),
+                lines(directory_activity_queries(&plain, range(), 10).unwrap()),
+            ];
+            assert_eq!(want, [vec![8], vec![7]]);
+            let azure = azure_activity_queries(&ids, range(), false, 10).unwrap();
+            let directory = directory_activity_queries(&ids, range(), 10).unwrap();
+            for q in azure.iter().chain(&directory) {
+                assert_literals_balanced(q);
             }
+            assert_eq!(
+                [lines(azure.clone()), lines(directory.clone())],
+                want,
+                "an input newline leaked: {azure:?} {directory:?}"
+            );
         }
     }
 
@@ -447,8 +552,8 @@ mod tests {
         let qs = azure_activity_queries(&ids, range(), false, 2).unwrap();
         assert_eq!(qs.len(), 3);
         assert!(qs[2].contains("h\"u4@x.com\"") && !qs[2].contains("u3@"));
-        // No object ids: no Claims_d / InitiatedBy.user.id clause.
-        assert!(!qs[0].contains("Claims_d["));
+        // No object ids: no object-id / InitiatedBy.user.id clause.
+        assert!(!qs[0].contains("CallerObjectId in~"));
         let dq = directory_activity_queries(&ids, range(), 2).unwrap();
         assert!(!dq[0].contains("InitiatedBy.user.id"));
 
@@ -486,6 +591,62 @@ mod tests {
         ];
         let q = &directory_activity_queries(&ids, range(), 10).unwrap()[0];
         assert_eq!(q.matches("ontoso.com").count(), 1, "{q}");
+    }
+
+    #[test]
+    fn a_split_range_is_half_open_so_boundary_rows_are_read_once() {
+        let whole = QueryRange::from(range());
+        let (first, second) = whole.split().unwrap();
+        assert_eq!(first.range.start, whole.range.start);
+        assert_eq!(first.range.end, second.range.start);
+        assert_eq!(second.range.end, whole.range.end);
+        assert_eq!(first.range.end.nanosecond(), 0);
+        let q = pim_events_query(first);
+        assert!(
+            q.contains("| where TimeGenerated >= datetime(2026-11-20T09:13:58.1234567Z) and TimeGenerated < datetime(2026-11-20T11:13:58.0000000Z)\n"),
+            "{q}"
+        );
+        // The last part keeps the scan's closed end.
+        let q = pim_events_query(second);
+        assert!(
+            q.contains("| where TimeGenerated between (datetime(2026-11-20T11:13:58.0000000Z) .. datetime(2026-11-20T13:13:58.0000000Z))\n"),
+            "{q}"
+        );
+        // Splitting the first half again keeps every part but the last half-open.
+        let (a, b) = first.split().unwrap();
+        assert!(!a.end_inclusive && !b.end_inclusive);
+        let ids = hostile();
+        for q in azure_activity_queries(&ids, a, false, 10)
+            .unwrap()
+            .into_iter()
+            .chain(directory_activity_queries(&ids, b, 10).unwrap())
+            .chain([activity_pim_events_query(a)])
+        {
+            assert!(q.contains("TimeGenerated < datetime("), "{q}");
+            assert!(!q.contains("between"), "{q}");
+        }
+    }
+
+    #[test]
+    fn ranges_of_two_seconds_or_less_do_not_split() {
+        let start = range().start;
+        let short = QueryRange::from(TimeRange::new(start, start + time::Duration::seconds(2)));
+        assert_eq!(short.split(), None);
+        let minute = QueryRange::from(TimeRange::new(start, start + time::Duration::minutes(1)));
+        let (a, b) = minute.split().unwrap();
+        assert!(a.range.end > a.range.start && b.range.end > b.range.start);
+    }
+
+    #[test]
+    fn activity_queries_project_only_what_the_parser_reads() {
+        let q = &azure_activity_queries(&hostile(), range(), false, 10).unwrap()[0];
+        let project = q.lines().find(|l| l.starts_with("| project ")).unwrap();
+        assert!(!project.contains("Claims"), "{project}");
+        assert!(project.ends_with(CALLER_OBJECT_ID), "{project}");
+        assert_eq!(
+            project.trim_start_matches("| project ").split(", ").count(),
+            ACTIVITY_COLUMNS.len()
+        );
     }
 
     #[test]

@@ -126,6 +126,8 @@ impl KqlSource for DemoTenant {
             // The demo's tables are small and already in memory: it answers with whole tables
             // and leaves the scope to the parser's own checks.
             scoped: None,
+            // Offline answers cannot be split: a recorded cut stays a partial error.
+            truncation: None,
         })
     }
 }

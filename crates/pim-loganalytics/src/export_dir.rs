@@ -163,6 +163,8 @@ impl KqlSource for ExportDir {
             partial_error: parsed.partial_error,
             problems: parsed.problems,
             scoped: parsed.scoped,
+            // Offline answers cannot be split: a recorded cut stays a partial error.
+            truncation: None,
         })
     }
 }

@@ -18,7 +18,9 @@
 //!   row objects) from memory; one unreadable cell costs only its row;
 //! - [`csv_export::parse_csv_export`]: reads the portal's CSV export (` [UTC]` headers,
 //!   US-style times, dynamic columns as JSON text);
-//! - [`Error`]: what failed and whether a retry can help ([`Error::is_retryable`]).
+//! - [`Error`]: what failed and whether a retry can help ([`Error::is_retryable`]);
+//! - [`Truncation`]: a result cut at a service limit (reference §9.2), told apart from other
+//!   partial errors so the caller can split the query and re-run the parts.
 //!
 //! Offline sources do not run KQL: they answer with the table the query reads
 //! ([`LogQuery::table`]), in the file's row order. The scan says which rows it can use in
@@ -227,6 +229,52 @@ pub struct QueryOutcome {
     /// Set when the source applied the query's [`RowScope`] and left rows out: where the rows
     /// returned stand in the whole table. `None` means the first table is the whole table.
     pub scoped: Option<ScopedRows>,
+    /// Set when the result was cut at a service limit (reference §9.2), so that running the
+    /// same query over a smaller range or fewer identities can return the rest. Other partial
+    /// errors (a semantic warning, a workspace that did not answer) leave this `None` and only
+    /// set [`partial_error`](Self::partial_error).
+    pub truncation: Option<Truncation>,
+}
+
+/// The most rows the Log Analytics query API returns for one query (reference §9.1).
+pub const MAX_ROWS_PER_QUERY: usize = 500_000;
+
+/// The `innererror` code of a result cut at the service's size limit: `E_QUERY_RESULT_SET_TOO_LARGE`,
+/// `0x80DA0003` read as a signed 32-bit number, sent as a string (reference §9.2).
+pub const RESULT_SET_TOO_LARGE_CODE: &str = "-2133196797";
+
+/// The Kusto name of the same error, which its messages quote.
+pub const RESULT_SET_TOO_LARGE_NAME: &str = "E_QUERY_RESULT_SET_TOO_LARGE";
+
+/// Why a result is known (or must be presumed) to be cut at a service limit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Truncation {
+    /// The service said so: an `innererror` code [`RESULT_SET_TOO_LARGE_CODE`] or a message
+    /// naming [`RESULT_SET_TOO_LARGE_NAME`]. `message` is the service's (cleaned) text.
+    LimitExceeded {
+        /// The innermost message, e.g. "Query result set has exceeded the internal data size
+        /// limit 64000000 (E_QUERY_RESULT_SET_TOO_LARGE; ...)".
+        message: String,
+    },
+    /// Exactly [`MAX_ROWS_PER_QUERY`] rows came back without an error: the cut cannot be told
+    /// from a complete result, so it is presumed.
+    RowLimit {
+        /// The number of rows returned.
+        rows: usize,
+    },
+}
+
+impl std::fmt::Display for Truncation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Truncation::LimitExceeded { message } => {
+                write!(f, "the result exceeded a service limit ({message})")
+            }
+            Truncation::RowLimit { rows } => {
+                write!(f, "exactly {rows} rows came back, the service's row limit")
+            }
+        }
+    }
 }
 
 /// What kind of source answers the queries.
@@ -314,7 +362,7 @@ pub trait KqlSource: Send + Sync + std::fmt::Debug {
     /// Runs one query.
     ///
     /// A partial result is not an error: it comes back with [`QueryOutcome::partial_error`]
-    /// set.
+    /// set, and with [`QueryOutcome::truncation`] too when a service limit cut it.
     ///
     /// # Errors
     ///

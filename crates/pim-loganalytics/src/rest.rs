@@ -470,11 +470,28 @@ impl Answer<'_> {
         if let Some(partial) = &partial_error {
             tracing::warn!(error = %partial, "log analytics returned a partial result");
         }
+        // A cut at a service limit is told apart from other partial errors (reference §9.2):
+        // the caller can split the query and get the rest.
+        let truncation = body
+            .error
+            .as_ref()
+            .and_then(limit_exceeded)
+            .map(|message| crate::Truncation::LimitExceeded {
+                message: self.clean(&message),
+            })
+            .or_else(|| {
+                tables
+                    .iter()
+                    .map(Table::len)
+                    .find(|&rows| rows == crate::MAX_ROWS_PER_QUERY)
+                    .map(|rows| crate::Truncation::RowLimit { rows })
+            });
         Ok(QueryOutcome {
             tables,
             partial_error,
             problems,
             scoped: None,
+            truncation,
         })
     }
 
@@ -639,6 +656,44 @@ impl ApiError {
             None => self.message.clone(),
         }
     }
+}
+
+/// The message of the first node of an API `error` that says the result was cut at the
+/// service's size limit: an `innererror` code [`RESULT_SET_TOO_LARGE_CODE`](crate::RESULT_SET_TOO_LARGE_CODE)
+/// (a string on the wire; a number is accepted too) or a message naming
+/// `E_QUERY_RESULT_SET_TOO_LARGE` (reference §9.2). Every `details` entry and every nested
+/// `innererror` is searched, depth- and breadth-capped against hostile documents.
+fn limit_exceeded(error: &Value) -> Option<String> {
+    let mut stack: Vec<(&Value, usize)> = vec![(error, 0)];
+    let mut visited = 0usize;
+    while let Some((node, depth)) = stack.pop() {
+        visited += 1;
+        if visited > 256 || depth > 32 || !node.is_object() {
+            continue;
+        }
+        let code_matches = match node.get("code") {
+            Some(Value::String(c)) => c.trim() == crate::RESULT_SET_TOO_LARGE_CODE,
+            Some(Value::Number(n)) => n.to_string() == crate::RESULT_SET_TOO_LARGE_CODE,
+            _ => false,
+        };
+        let message = node.get("message").and_then(Value::as_str).unwrap_or("");
+        if code_matches || message.contains(crate::RESULT_SET_TOO_LARGE_NAME) {
+            return Some(if message.is_empty() {
+                crate::RESULT_SET_TOO_LARGE_NAME.to_owned()
+            } else {
+                message.to_owned()
+            });
+        }
+        for key in ["innererror", "innerError"] {
+            if let Some(inner) = node.get(key) {
+                stack.push((inner, depth + 1));
+            }
+        }
+        if let Some(Value::Array(details)) = node.get("details") {
+            stack.extend(details.iter().take(64).rev().map(|d| (d, depth + 1)));
+        }
+    }
+    None
 }
 
 fn is_semantic_code(code: &str) -> bool {

@@ -7,6 +7,8 @@
 //! - [`LogAnalyticsFake`]: `POST /v1/workspaces/{id}/query`, tables chosen by KQL text
 //!   ([`LogAnalyticsFake::with_table_for`], [`LogAnalyticsFake::with_demo_tenant`]), failures
 //!   from [`Failure`] (429 with `Retry-After`, 5xx, `PartialError`, `SYN0002` bad query, …);
+//!   rows filtered by time and identity and cut at the service's [`Limits`] with its exact
+//!   truncation response, from tables or a lazy [`RowGenerator`];
 //! - [`OpenAiFake`]: Azure OpenAI / Foundry chat completions on both URL styles (and under a
 //!   Foundry project), answers from a [`Responder`] ([`aligned_responder`],
 //!   [`injection_obeying_responder`], [`scripted`]) as [`FakeReply`]s; deployments registered
@@ -49,7 +51,8 @@ mod webhook;
 pub use common::{RecordedRequest, token_for};
 pub use ingestion::{IngestionFailure, LogsIngestionFake, MONITOR_RESOURCE};
 pub use loganalytics::{
-    DynamicCells, Failure, KqlMatcher, LogAnalyticsFake, QueryCall, demo_tables, reads_table,
+    DynamicCells, Failure, KqlMatcher, Limits, LogAnalyticsFake, QueryCall, RowGenerator, RowScope,
+    demo_tables, reads_table,
 };
 pub use msi::{ManagedIdentityFake, MsiFailure};
 pub use openai::{

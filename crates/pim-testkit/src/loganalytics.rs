@@ -1,7 +1,7 @@
-//! The fake Log Analytics query API (reference §3).
+//! The fake Log Analytics query API (reference §3), with the service's limits (§9).
 
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use pim_domain::{Column, Table, TimeRange};
 use pim_loganalytics::{DemoTenant, KqlSource, LogQuery, LogTable};
@@ -11,6 +11,10 @@ use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
 use crate::common::{Injections, RecordedRequest, bearer_token, header_text, lock};
 use crate::{Error, Result};
+
+mod rows;
+
+pub use rows::{Limits, RowGenerator, RowScope};
 
 /// Selects a table by the KQL text of a query.
 pub type KqlMatcher = Arc<dyn Fn(&str) -> bool + Send + Sync>;
@@ -127,29 +131,58 @@ pub struct QueryCall {
     pub prefer: Option<String>,
 }
 
+/// Where an entry's rows come from.
+enum Rows {
+    Table(Table),
+    Generated(Arc<dyn RowGenerator>),
+}
+
 struct Entry {
     matcher: KqlMatcher,
-    table: Table,
-    /// The success body per [`DynamicCells`] mode, serialised once: the benchmark serves the
-    /// same large table many times and must measure the pipeline, not this fake.
-    bodies: [OnceLock<Vec<u8>>; 2],
+    rows: Rows,
 }
 
 impl Entry {
-    fn success_body(&self, mode: DynamicCells) -> Vec<u8> {
-        let slot = match mode {
-            DynamicCells::Strings => &self.bodies[0],
-            DynamicCells::Nested => &self.bodies[1],
-        };
-        slot.get_or_init(|| {
-            serde_json::to_vec(&json!({ "tables": [wire_table(&self.table, mode)] }))
-                .unwrap_or_default()
-        })
-        .clone()
+    /// The table as stored (a generator's columns, without rows), for failure answers.
+    fn table(&self) -> Table {
+        match &self.rows {
+            Rows::Table(t) => t.clone(),
+            Rows::Generated(g) => Table {
+                name: "PrimaryResult".into(),
+                columns: g.columns(),
+                rows: Vec::new(),
+            },
+        }
+    }
+
+    /// The success body for one request: rows filtered, projected and cut as the service
+    /// would (see [`rows`]).
+    fn success_body(
+        &self,
+        kql: &str,
+        timespan: Option<&str>,
+        filtering: bool,
+        limits: Limits,
+        mode: DynamicCells,
+    ) -> Vec<u8> {
+        let request = rows::Request::read(kql, timespan);
+        match &self.rows {
+            Rows::Table(table) => {
+                let mut writer =
+                    rows::Writer::new(&table.columns, &request, filtering, limits, mode);
+                writer.push_table(table);
+                writer.finish()
+            }
+            Rows::Generated(generator) => {
+                let columns = generator.columns();
+                let mut writer = rows::Writer::new(&columns, &request, filtering, limits, mode);
+                generator.generate(&request.scope, &mut |mut row| writer.push_owned(&mut row));
+                writer.finish()
+            }
+        }
     }
 }
 
-#[derive(Default)]
 struct State {
     tables: Vec<Entry>,
     injections: Injections<Failure>,
@@ -158,15 +191,49 @@ struct State {
     dynamic: DynamicCells,
     requests: Vec<RecordedRequest>,
     queries: Vec<QueryCall>,
+    limits: Limits,
+    filtering: bool,
+    /// When each answer in flight is due (arrival plus its delay), and the most seen at once.
+    in_flight: Vec<Instant>,
+    max_in_flight: usize,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        Self {
+            tables: Vec::new(),
+            injections: Injections::default(),
+            latency: Duration::ZERO,
+            expected_token: None,
+            dynamic: DynamicCells::default(),
+            requests: Vec::new(),
+            queries: Vec::new(),
+            limits: Limits::default(),
+            filtering: true,
+            in_flight: Vec::new(),
+            max_in_flight: 0,
+        }
+    }
 }
 
 /// A fake Log Analytics query API on 127.0.0.1: `POST /v1/workspaces/{id}/query`.
 ///
 /// Every query must carry `Authorization: Bearer …` (else 401 `AuthenticationFailed`); with
 /// [`expect_token`](Self::expect_token) any other token gets 403. The answer is the first
-/// registered table whose matcher accepts the KQL, sent as `PrimaryResult`; a query that no
-/// matcher accepts gets the 400 `SEM0100` a workspace without that table returns. Rows are
-/// never filtered by time: callers re-check every row.
+/// registered table (or [`RowGenerator`]) whose matcher accepts the KQL, sent as
+/// `PrimaryResult`; a query that no matcher accepts gets the 400 `SEM0100` a workspace without
+/// that table returns.
+///
+/// Like the service (issue 12), the fake:
+/// - filters rows by the request's `timespan` and by the time filter and identity lists that
+///   `pim_kql`'s builders write into the KQL (it parses those, it does not run KQL; see the
+///   `rows` module), and projects the `| project` columns, computing `CallerObjectId` from the
+///   claims; [`set_row_filtering(false)`](Self::set_row_filtering) serves every row and column;
+/// - cuts a result at the query API's limits ([`Limits`], default 500,000 rows and ~100 MiB,
+///   [`set_limits`](Self::set_limits) lowers them) with the exact truncation response of
+///   reference §9.2: HTTP 200, the table up to the cut, and a top-level `PartialError` whose
+///   `innererror` code is `-2133196797`;
+/// - counts the queries in flight ([`max_in_flight`](Self::max_in_flight)).
 ///
 /// Configuration methods take `&self`, so failures can be injected while a test runs.
 pub struct LogAnalyticsFake {
@@ -214,9 +281,50 @@ impl LogAnalyticsFake {
     ) -> &Self {
         lock(&self.state).tables.push(Entry {
             matcher: Arc::new(matcher),
-            table,
-            bodies: [OnceLock::new(), OnceLock::new()],
+            rows: Rows::Table(table),
         });
+        self
+    }
+
+    /// Serves rows made on demand by `generator` for queries whose KQL `matcher` accepts: for
+    /// volumes that should not sit in memory (millions of rows with kilobytes of claims).
+    pub fn with_generator_for(
+        &self,
+        matcher: impl Fn(&str) -> bool + Send + Sync + 'static,
+        generator: Arc<dyn RowGenerator>,
+    ) -> &Self {
+        lock(&self.state).tables.push(Entry {
+            matcher: Arc::new(matcher),
+            rows: Rows::Generated(generator),
+        });
+        self
+    }
+
+    /// Sets the limits at which a result is cut (default [`Limits::default`], the service's).
+    pub fn set_limits(&self, limits: Limits) -> &Self {
+        lock(&self.state).limits = limits;
+        self
+    }
+
+    /// Turns filtering by time and identity, and projection, on (the default) or off.
+    pub fn set_row_filtering(&self, on: bool) -> &Self {
+        lock(&self.state).filtering = on;
+        self
+    }
+
+    /// The most queries that were in flight at once: at each arrival, the earlier queries
+    /// whose answer was not yet due (due = when the fake finished the answer, plus its
+    /// delay). A client can only have sent a query while those were outstanding, so this
+    /// never overstates the client's concurrency.
+    pub fn max_in_flight(&self) -> usize {
+        lock(&self.state).max_in_flight
+    }
+
+    /// Forgets the in-flight count (before measuring another run).
+    pub fn reset_max_in_flight(&self) -> &Self {
+        let mut state = lock(&self.state);
+        state.in_flight.clear();
+        state.max_in_flight = 0;
         self
     }
 
@@ -274,7 +382,8 @@ impl LogAnalyticsFake {
         self
     }
 
-    /// Delays every answer (failures included) by `latency`.
+    /// Delays every answer (failures included) by `latency`, counted from when the fake began
+    /// the answer: the time spent making a large body is part of it.
     pub fn set_latency(&self, latency: Duration) -> &Self {
         lock(&self.state).latency = latency;
         self
@@ -342,10 +451,19 @@ struct Responder {
 
 impl Respond for Responder {
     fn respond(&self, request: &Request) -> ResponseTemplate {
+        let arrived = Instant::now();
         let mut state = lock(&self.state);
         state.requests.push(RecordedRequest::from_wiremock(request));
         let mut delay = state.latency;
-        answer(&mut state, request, &mut delay).set_delay(delay)
+        let response = answer(&mut state, request, &mut delay);
+        // The latency runs from when the fake began the answer: making a large body is part
+        // of the service's time, not added to it.
+        let delay = delay.saturating_sub(arrived.elapsed());
+        // In flight: every earlier answer not yet due when this query arrived, and this one.
+        state.in_flight.retain(|due| *due > arrived);
+        state.in_flight.push(Instant::now() + delay);
+        state.max_in_flight = state.max_in_flight.max(state.in_flight.len());
+        response.set_delay(delay)
     }
 }
 
@@ -419,9 +537,12 @@ fn answer(state: &mut State, request: &Request, delay: &mut Duration) -> Respons
 
     let failure = state.injections.take(kql);
     let entry = state.tables.iter().find(|e| (e.matcher)(kql));
+    let timespan = body.get("timespan").and_then(Value::as_str);
     let success = || match entry {
-        Some(e) => ResponseTemplate::new(200)
-            .set_body_raw(e.success_body(state.dynamic), "application/json"),
+        Some(e) => ResponseTemplate::new(200).set_body_raw(
+            e.success_body(kql, timespan, state.filtering, state.limits, state.dynamic),
+            "application/json",
+        ),
         None => semantic_error(&first_identifier(kql)),
     };
     match failure {
@@ -430,9 +551,10 @@ fn answer(state: &mut State, request: &Request, delay: &mut Duration) -> Respons
             *delay = delay.saturating_add(extra);
             success()
         }
-        Some(failure) => {
-            failure_response(failure, entry.map(|e| wire_table(&e.table, state.dynamic)))
-        }
+        Some(failure) => failure_response(
+            failure,
+            entry.map(|e| wire_table(&e.table(), state.dynamic)),
+        ),
     }
 }
 

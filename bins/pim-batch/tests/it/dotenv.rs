@@ -34,6 +34,7 @@ const COVERED: &[(&str, &[&str])] = &[
         ],
     ),
     ("privileged_patterns", &["PIM_PRIVILEGED_PATTERNS"]),
+    ("query_concurrency", &["PIM_QUERY_CONCURRENCY"]),
     ("json_logs", &["LOG_FORMAT"]),
     (
         "a_workspace_and_a_pinned_credential",
@@ -288,6 +289,37 @@ async fn a_workspace_and_a_pinned_credential() {
         stdout.contains("`env` is selected but not configured"),
         "{stdout}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn query_concurrency() {
+    // Slow answers, so that queries sent together are in flight together.
+    let scan = |dotenv: &'static [(&'static str, &'static str)]| async move {
+        let la = LogAnalyticsFake::start().await;
+        la.with_demo_tenant().await.unwrap();
+        la.set_latency(std::time::Duration::from_millis(300));
+        let mi = ManagedIdentityFake::start(MI_SECRET).await;
+        let mut vars = vec![
+            ("LOG_ANALYTICS_WORKSPACE_ID", s(WORKSPACE)),
+            ("LOG_ANALYTICS_ENDPOINT", la.uri()),
+            ("PIM_AUTH", s("managed-identity")),
+        ];
+        vars.extend(dotenv.iter().map(|(k, v)| (*k, s(v))));
+        let out = run(
+            &vars,
+            &[
+                ("IDENTITY_ENDPOINT", mi.endpoint()),
+                ("IDENTITY_HEADER", s(MI_SECRET)),
+            ],
+            &["--end", "2026-11-20T18:00:00Z", "--format", "json"],
+        )
+        .await;
+        report(&out);
+        la.max_in_flight()
+    };
+    // The two PIM-events queries run at once by default; one at a time with the bound at 1.
+    assert!(scan(&[]).await >= 2);
+    assert_eq!(scan(&[("PIM_QUERY_CONCURRENCY", "1")]).await, 1);
 }
 
 /// A model fake that answers `aligned`, requiring [`KEY`].

@@ -20,3 +20,7 @@ mod model_stage;
 // Issue 12: streamed exports keep only the rows a query's scope can use, and report exactly what
 // whole tables report (every fixture, JSON and CSV).
 mod streamed;
+// Issue 12: queries cut at the service's limits are split until complete (activity and PIM
+// events), the one-identity-one-minute case stays flagged, and the concurrency bound holds,
+// through the real Log Analytics client against the limit-enforcing fake.
+mod limits;

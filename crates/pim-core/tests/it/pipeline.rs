@@ -202,6 +202,7 @@ async fn an_empty_source_gives_an_empty_report() {
             partial_error: None,
             problems: vec![],
             scoped: None,
+            truncation: None,
         })
     });
     let report = Auditor::builder(Arc::new(mock))
@@ -402,6 +403,7 @@ impl KqlSource for ExportAsLive {
                 partial_error: None,
                 problems: vec![],
                 scoped: None,
+                truncation: None,
             }),
             other => other,
         }

@@ -458,3 +458,51 @@ fn the_kusto_parser_agrees_with_the_checker_over_the_whole_corpus() {
         failures.join("\n\n")
     );
 }
+
+/// The scan queries `pim-kql` builds (issue 12: server-side object-id extraction, half-open
+/// split ranges) are valid KQL as Kusto's own parser reads them, against the same AuditLogs and
+/// AzureActivity schemas, whole and split.
+#[test]
+fn the_scan_queries_have_no_kusto_errors_whole_or_split() {
+    use pim_domain::TimeRange;
+    use pim_kql::{Identity, QueryRange};
+    use time::macros::datetime;
+
+    let whole = QueryRange::from(TimeRange::new(
+        datetime!(2026-11-20 09:13:58.1234567 UTC),
+        datetime!(2026-11-20 13:13:58 UTC),
+    ));
+    let (first, last) = whole.split().unwrap();
+    let who = [
+        Identity {
+            upn: Some("o'brien\"x@contoso.com".into()),
+            object_id: Some("3f1e0000-0000-4000-8000-000000000001".into()),
+        },
+        Identity {
+            upn: Some("jane@contoso.com".into()),
+            object_id: None,
+        },
+    ];
+    let mut queries: Vec<String> = Vec::new();
+    for range in [whole, first, last] {
+        queries.push(pim_kql::pim_events_query(range));
+        queries.push(pim_kql::activity_pim_events_query(range));
+        queries.extend(pim_kql::azure_activity_queries(&who, range, false, 10).unwrap());
+        queries.extend(pim_kql::directory_activity_queries(&who, range, 10).unwrap());
+    }
+    let requests: Vec<Value> = queries
+        .iter()
+        .enumerate()
+        .map(|(i, kql)| json!({"id": format!("q{i}"), "kql": kql}))
+        .collect();
+    let Some(answers) = run_oracle(&manifest_dir().join("oracle"), &requests) else {
+        return;
+    };
+    for (i, kql) in queries.iter().enumerate() {
+        let answer = &answers[&format!("q{i}")];
+        let errors = strings(answer, "errors");
+        assert!(errors.is_empty(), "Kusto finds errors {errors:?} in\n{kql}");
+        let tables = strings(answer, "tables");
+        assert_eq!(tables.len(), 1, "{tables:?} in\n{kql}");
+    }
+}

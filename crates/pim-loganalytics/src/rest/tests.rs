@@ -269,6 +269,105 @@ async fn a_partial_error_keeps_the_tables_and_says_why() {
     assert_eq!(outcome.problems.len(), 1, "{:?}", outcome.problems);
 }
 
+/// A 200 body with one `Caller` column of `rows` rows and, when given, `error` next to it.
+fn partial_body(rows: usize, error: Option<serde_json::Value>) -> serde_json::Value {
+    let mut body = json!({"tables": [{"name": "PrimaryResult",
+        "columns": [{"name": "Caller", "type": "string"}],
+        "rows": (0..rows).map(|i| json!([format!("u{i}")])).collect::<Vec<_>>()}]});
+    if let Some(error) = error {
+        body["error"] = error;
+    }
+    body
+}
+
+/// The PartialError wrapper of reference §9.2 around one `innererror`.
+fn engine_error(inner: serde_json::Value) -> serde_json::Value {
+    json!({"code": "PartialError", "message": "There were some errors when processing your query.",
+        "details": [{"code": "EngineError",
+            "message": "Something went wrong processing your query on the server.",
+            "innererror": inner}]})
+}
+
+#[tokio::test]
+async fn a_cut_at_a_service_limit_is_a_typed_truncation() {
+    // The recorded response of reference §9.2, verbatim innererror.
+    let recorded = engine_error(json!({"code": "-2133196797",
+        "message": "Query result set has exceeded the internal data size limit 64000000 (E_QUERY_RESULT_SET_TOO_LARGE; see https://aka.ms/kustoquerylimits)",
+        "severity": 2, "severityName": "Error"}));
+    let outcome = run(ResponseTemplate::new(200).set_body_json(partial_body(3, Some(recorded))))
+        .await
+        .unwrap();
+    assert_eq!(outcome.tables[0].len(), 3);
+    assert!(outcome.partial_error.is_some());
+    assert!(
+        matches!(&outcome.truncation, Some(crate::Truncation::LimitExceeded { message }) if message.contains("64000000")),
+        "{:?}",
+        outcome.truncation
+    );
+
+    // The code alone, with another wording (grafana's "set limit of N records").
+    let by_code = engine_error(json!({"code": "-2133196797",
+        "message": "The results of this query exceed the set limit of 500000 records."}));
+    let outcome = run(ResponseTemplate::new(200).set_body_json(partial_body(1, Some(by_code))))
+        .await
+        .unwrap();
+    assert!(outcome.truncation.is_some());
+
+    // The name alone, in a second `details` entry, under another code.
+    let by_name = json!({"code": "PartialError", "message": "There were some errors",
+        "details": [{"code": "Warning", "message": "unrelated"},
+                    {"code": "EngineError", "message": "x",
+                     "innererror": {"code": "LimitsExceeded",
+                       "message": "...exceed the set limit of 64000000 bytes, so not all records were returned (E_QUERY_RESULT_SET_TOO_LARGE, 0x80DA0003)"}}]});
+    let outcome = run(ResponseTemplate::new(200).set_body_json(partial_body(1, Some(by_name))))
+        .await
+        .unwrap();
+    assert!(outcome.truncation.is_some());
+}
+
+#[tokio::test]
+async fn exactly_the_row_limit_is_presumed_cut_and_one_less_is_not() {
+    let outcome = run(
+        ResponseTemplate::new(200).set_body_json(partial_body(crate::MAX_ROWS_PER_QUERY, None))
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        outcome.truncation,
+        Some(crate::Truncation::RowLimit {
+            rows: crate::MAX_ROWS_PER_QUERY
+        })
+    );
+    assert_eq!(outcome.partial_error, None);
+    let outcome =
+        run(ResponseTemplate::new(200)
+            .set_body_json(partial_body(crate::MAX_ROWS_PER_QUERY - 1, None)))
+        .await
+        .unwrap();
+    assert_eq!(outcome.truncation, None);
+}
+
+#[tokio::test]
+async fn a_semantic_warning_is_a_partial_error_but_no_truncation() {
+    // Same wrapper, severity 3 "Warning" (reference §9.2): surfaced, not split.
+    let warning = engine_error(
+        json!({"code": "SEM0100", "severity": 3, "severityName": "Warning",
+        "message": "Failed to resolve tabular function named 'MyFunc'"}),
+    );
+    let outcome = run(ResponseTemplate::new(200).set_body_json(partial_body(2, Some(warning))))
+        .await
+        .unwrap();
+    assert_eq!(outcome.truncation, None);
+    assert!(
+        outcome
+            .partial_error
+            .as_deref()
+            .is_some_and(|p| p.contains("Failed to resolve")),
+        "{:?}",
+        outcome.partial_error
+    );
+}
+
 #[tokio::test]
 async fn no_content_is_one_empty_table() {
     let outcome = run(ResponseTemplate::new(204)).await.unwrap();

@@ -295,6 +295,25 @@ async fn demo_tenant_is_served_by_table() {
     let (audit, activity) = pim_testkit::demo_tables().await.unwrap();
     assert!(!audit.is_empty() && !activity.is_empty());
 
+    // Like the service, the fake filters by the request's timespan (issue 12): exactly the
+    // rows of 2026-11-20 come back.
+    let body: Value = post(&fake, "AuditLogs\n| where LoggedByService == \"PIM\"")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let time = audit.column_index("TimeGenerated").unwrap();
+    let day = |t: &str| t.starts_with("2026-11-20") || t == "2026-11-21T00:00:00Z";
+    let in_day = audit
+        .rows
+        .iter()
+        .filter(|r| r[time].as_str().is_some_and(day))
+        .count();
+    assert!(in_day < audit.len(), "the demo has rows outside the day");
+    assert_eq!(body["tables"][0]["rows"].as_array().unwrap().len(), in_day);
+    // Without filtering, the whole table is served.
+    fake.set_row_filtering(false);
+
     let body: Value = post(&fake, "AuditLogs\n| where LoggedByService == \"PIM\"")
         .await
         .json()
