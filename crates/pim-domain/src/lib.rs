@@ -49,7 +49,7 @@ pub use assessment::{
 pub use problem::DataProblem;
 pub use report::{
     ActivationReport, ModelUsage, REPORT_SCHEMA_VERSION, Report, ReportSource, ReportSummary,
-    ReportWindow, RunSummary, ScanSettings,
+    ReportWindow, RunSummary, ScanSettings, VerdictState,
 };
 pub use table::{Column, Table};
 pub use timestamp::TimeRange;
