@@ -183,9 +183,17 @@ fn principal_key(a: &ActivationReport) -> String {
         .to_lowercase()
 }
 
-/// What a new revision is decided on: verdict, risk and flags.
+/// What a new revision is decided on: verdict, risk and flags. `still_active` is left out: it
+/// is informational (not a finding) and says what the `provisional` state already says, so
+/// an activation that merely ends is not sent again.
 fn fingerprint(a: &ActivationReport) -> String {
-    let flags: Vec<&str> = a.assessment.flags.iter().map(|f| f.as_str()).collect();
+    let flags: Vec<&str> = a
+        .assessment
+        .flags
+        .iter()
+        .filter(|f| **f != pim_domain::Flag::StillActive)
+        .map(|f| f.as_str())
+        .collect();
     format!(
         "{}|{}|{}",
         a.assessment.verdict.as_str(),
@@ -453,7 +461,7 @@ impl Store {
             let revision = match stored {
                 None => {
                     done.new += 1;
-                    1
+                    Some(1)
                 }
                 Some((state, revision, _, report))
                     if parse_state(&state) == VerdictState::Final =>
@@ -470,57 +478,64 @@ impl Store {
                                 params![run.0, a.id],
                             )
                             .map_err(e("updating an activation"))?;
-                            continue;
+                            None
                         }
                         Err(_) => {
                             done.unreadable += 1;
-                            revision + 1
+                            Some(revision + 1)
                         }
                     }
                 }
                 Some((_, revision, old, _)) => {
                     if old == fingerprint(a) {
                         done.unchanged += 1;
-                        revision
+                        Some(revision)
                     } else {
                         done.revised += 1;
-                        revision + 1
+                        Some(revision + 1)
                     }
                 }
             };
-            if now_state == VerdictState::Final {
-                done.settled += 1;
+            // `None`: a final activation kept as stored; it is still offered to destinations
+            // below, so one added to --send later gets each finding once too.
+            if let Some(revision) = revision {
+                if now_state == VerdictState::Final {
+                    done.settled += 1;
+                }
+                a.state = Some(now_state);
+                a.revision = Some(revision);
+                let report = serde_json::to_string(&*a).map_err(|err| {
+                    e("storing an activation")(rusqlite::Error::ToSqlConversionFailure(Box::new(
+                        err,
+                    )))
+                })?;
+                tx.execute(
+                    "INSERT INTO activations (id, principal_key, principal_upn, principal_object_id, role_name, activated_at, window_end, state, revision, fingerprint, is_finding, report, first_run, last_run)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13)
+                     ON CONFLICT (id) DO UPDATE SET principal_key = excluded.principal_key, principal_upn = excluded.principal_upn,
+                       principal_object_id = excluded.principal_object_id, role_name = excluded.role_name,
+                       activated_at = excluded.activated_at, window_end = excluded.window_end, state = excluded.state,
+                       revision = excluded.revision, fingerprint = excluded.fingerprint, is_finding = excluded.is_finding,
+                       report = excluded.report, last_run = excluded.last_run",
+                    params![
+                        a.id,
+                        principal_key(a),
+                        a.principal.upn,
+                        a.principal.object_id,
+                        a.role.name,
+                        unix(a.activated_at),
+                        unix(a.window.end),
+                        state_name(now_state),
+                        revision,
+                        fingerprint(a),
+                        a.is_finding(),
+                        report,
+                        run.0,
+                    ],
+                )
+                .map_err(e("storing an activation"))?;
             }
-            a.state = Some(now_state);
-            a.revision = Some(revision);
-            let report = serde_json::to_string(&*a).map_err(|err| {
-                e("storing an activation")(rusqlite::Error::ToSqlConversionFailure(Box::new(err)))
-            })?;
-            tx.execute(
-                "INSERT INTO activations (id, principal_key, principal_upn, principal_object_id, role_name, activated_at, window_end, state, revision, fingerprint, is_finding, report, first_run, last_run)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13)
-                 ON CONFLICT (id) DO UPDATE SET principal_key = excluded.principal_key, principal_upn = excluded.principal_upn,
-                   principal_object_id = excluded.principal_object_id, role_name = excluded.role_name,
-                   activated_at = excluded.activated_at, window_end = excluded.window_end, state = excluded.state,
-                   revision = excluded.revision, fingerprint = excluded.fingerprint, is_finding = excluded.is_finding,
-                   report = excluded.report, last_run = excluded.last_run",
-                params![
-                    a.id,
-                    principal_key(a),
-                    a.principal.upn,
-                    a.principal.object_id,
-                    a.role.name,
-                    unix(a.activated_at),
-                    unix(a.window.end),
-                    state_name(now_state),
-                    revision,
-                    fingerprint(a),
-                    a.is_finding(),
-                    report,
-                    run.0,
-                ],
-            )
-            .map_err(e("storing an activation"))?;
+            let revision = a.revision.unwrap_or(1);
             for s in subscribers {
                 if !(s.selects)(a) {
                     continue;
