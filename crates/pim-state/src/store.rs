@@ -231,12 +231,16 @@ impl Store {
             }
         };
         let mut conn = Connection::open(path).map_err(sqlite("opening"))?;
-        // WAL keeps readers (history, --check) off the writer's back; FULL sync makes every
-        // committed transaction survive a power cut, not just a crash.
+        // The rollback journal, not WAL: WAL needs shared memory that network file systems
+        // (an Azure Files share holding a Container Apps job's state) do not provide. FULL sync
+        // makes every committed transaction survive a power cut, not just a crash; readers
+        // (history, --check) wait briefly for a writer instead of failing.
         conn.execute_batch(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
+            "PRAGMA journal_mode = DELETE; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
         )
         .map_err(sqlite("setting the journal mode"))?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(sqlite("setting the journal mode"))?;
         let found = schema::version(&conn).map_err(sqlite("reading the schema version"))?;
         if found > SCHEMA_VERSION {
             return Err(Error::TooNew {
@@ -273,6 +277,7 @@ impl Store {
             context: "opening",
             source,
         })?;
+        let _ = conn.busy_timeout(std::time::Duration::from_secs(10));
         let store = Self {
             conn,
             path: path.to_path_buf(),
