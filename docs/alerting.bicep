@@ -102,6 +102,7 @@ var columns = [
   { name: 'ActivityCount', type: 'long' }
   { name: 'IsFinding', type: 'boolean' }
   { name: 'Justification', type: 'string' }
+  { name: 'Revision', type: 'long' }
 ]
 
 var runTableName = 'PimRun_CL'

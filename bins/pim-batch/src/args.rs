@@ -127,6 +127,31 @@ pub struct Cli {
     #[arg(long, value_name = "LEVEL")]
     pub log_level: Option<String>,
 
+    /// The state store of scheduled runs: a SQLite file, created on first use, that remembers
+    /// runs, each activation's assessment and what was delivered where, so findings are sent
+    /// once and provisional verdicts are re-assessed [default: PIM_STATE]. See the runbook's
+    /// scheduled recipes.
+    #[arg(long, value_name = "PATH", global = true)]
+    pub state: Option<PathBuf>,
+
+    /// Wait for another run holding --state to finish, instead of refusing to start.
+    #[arg(long)]
+    pub wait_lock: bool,
+
+    /// With --state: scan from the last successful run's window end minus --overlap to now
+    /// (or --end) minus --settle; the first run uses --hours.
+    #[arg(long)]
+    pub since_last: bool,
+
+    /// How far --since-last reaches back before the last successful run's end (e.g. 30m, 2h).
+    #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = pim_core::config::parse_duration)]
+    pub overlap: std::time::Duration,
+
+    /// How long after an activation's window ends its activity may still arrive: until then
+    /// its verdict is provisional (and --since-last stops this long before now).
+    #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = pim_core::config::parse_duration)]
+    pub settle: std::time::Duration,
+
     /// Log format: text for people, json (one object per line) for log shippers [default:
     /// LOG_FORMAT or text].
     #[arg(long, value_enum)]
@@ -134,11 +159,30 @@ pub struct Cli {
 }
 
 /// Commands other than the default scan.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Subcommand)]
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
 pub enum Command {
     /// Print the JSON report's JSON Schema (draft 2020-12, generated from the report types;
     /// the same as docs/report.schema.json) and exit.
     Schema,
+    /// What the state store (--state) remembers: every activation of the period with its
+    /// verdict, risk and flags, and per identity the activations, findings and roles used.
+    History(HistoryArgs),
+}
+
+/// `pim-batch history`.
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct HistoryArgs {
+    /// Only this identity (UPN or object id, case-insensitive).
+    #[arg(long, value_name = "UPN")]
+    pub user: Option<String>,
+
+    /// The period: activations of the last N days.
+    #[arg(long, value_name = "N", default_value_t = 30)]
+    pub days: u32,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Markdown)]
+    pub format: Format,
 }
 
 /// Log formats.

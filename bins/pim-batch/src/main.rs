@@ -3,7 +3,9 @@
 //! loop over the destinations.
 
 mod args;
+mod history;
 mod progress;
+mod state;
 
 use std::io::Write;
 use std::path::Path;
@@ -127,6 +129,9 @@ fn with_flags(mut s: Settings, cli: &Cli) -> Result<Settings, ConfigError> {
     if let Some(url) = &cli.webhook_url {
         s.delivery.webhook_url = Some(Secret::new(url.clone()));
     }
+    if let Some(path) = &cli.state {
+        s.state = Some(path.clone());
+    }
     if let Some(level) = &cli.log_level {
         s.logging.level = Some(level.clone());
     }
@@ -197,6 +202,19 @@ fn run(
         }
         return runtime.block_on(check(settings, env.documented()));
     }
+    if let Some(Command::History(args)) = &cli.command {
+        let settings = settings.context("configuration")?;
+        let path = settings
+            .state
+            .context("history reads the state store: pass --state PATH or set PIM_STATE")?;
+        let store = pim_state::Store::open_read_only(&path)?;
+        let text = history::render(&store, args, OffsetDateTime::now_utc())?;
+        let mut out = std::io::stdout().lock();
+        out.write_all(text.as_bytes())
+            .and_then(|()| out.flush())
+            .context("writing the history to stdout")?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let fail_on = parse_fail_on(&cli.fail_on)?;
     let mut settings = settings.context("configuration")?;
     delivery(&cli, &mut settings)?;
@@ -213,19 +231,59 @@ fn run(
         None => info.default_end.unwrap_or(now),
     };
 
+    // With a state store, the run takes the lock first: a concurrent run is refused before it
+    // queries anything (issue 13).
+    let mut state = match &settings.state {
+        Some(path) => Some(state::StateRun::open(
+            path,
+            cli.wait_lock,
+            end,
+            cli.settle,
+            now,
+        )?),
+        None => None,
+    };
+    if state.is_none() && (cli.since_last || cli.wait_lock) {
+        bail!("--since-last and --wait-lock need a state store: --state PATH or PIM_STATE");
+    }
+    let (end, hours) = match &state {
+        Some(st) if cli.since_last => st.since_last(cli.overlap, settings.scan.hours)?,
+        _ => (end, settings.scan.hours),
+    };
+
     let mut options = ScanOptions::new(end);
-    options.hours = settings.scan.hours;
+    options.hours = hours;
     options.lookback_hours = settings.scan.lookback_hours;
     options.include_failed = cli.include_failed;
     options.max_activities_per_activation = settings.scan.max_activities;
     options.query_concurrency = settings.scan.query_concurrency;
 
+    if let Some(st) = &mut state {
+        st.begin((end - time::Duration::hours(i64::from(hours)), end))?;
+    }
     info!(source = %info.description, kind = info.kind.as_str(), hours = options.hours, "scanning");
-    let report = runtime
+    let scanned = runtime
         .block_on(connected.auditor.scan(&options, now))
-        .context("scan failed")?;
+        .context("scan failed");
+    let mut report = match scanned {
+        Ok(report) => report,
+        Err(e) => {
+            if let Some(st) = &mut state {
+                // The watermark stays: the next --since-last run covers this window again.
+                st.finish(&pim_state::RunOutcome::Failed {
+                    reason: format!("{e:#}"),
+                })?;
+            }
+            return Err(e);
+        }
+    };
     for w in &report.warnings {
         tracing::warn!("{w}");
+    }
+    if let Some(st) = &mut state {
+        // Assessments and the deliveries they call for are committed together, before
+        // anything is sent: a crash from here on is recovered by the next run's outbox.
+        st.record(&mut report, &connected.destinations)?;
     }
 
     let format = match cli.format {
@@ -249,15 +307,27 @@ fn run(
     }
 
     // Delivery comes after the report is safely written: a failed send must not lose it.
-    runtime.block_on(async {
-        for destination in &connected.destinations {
-            destination
-                .send(&report)
-                .await
-                .with_context(|| format!("sending to {}", destination.name()))?;
+    if let Some(st) = &mut state {
+        let failed = runtime.block_on(st.deliver(&report, &connected.destinations))?;
+        // The scan and its assessments are recorded: the watermark moves even when a send
+        // failed, because the outbox keeps what was not sent.
+        st.finish(&pim_state::RunOutcome::Succeeded)?;
+        if let Some((name, reason)) = failed.first() {
+            bail!(
+                "sending to {name}: {reason} (kept in the state's outbox; the next run retries it, --check lists it)"
+            );
         }
-        anyhow::Ok(())
-    })?;
+    } else {
+        runtime.block_on(async {
+            for destination in &connected.destinations {
+                destination
+                    .send(&report)
+                    .await
+                    .with_context(|| format!("sending to {}", destination.name()))?;
+            }
+            anyhow::Ok(())
+        })?;
+    }
 
     let met = findings_meeting(&report, &fail_on);
     if met > 0 {
@@ -301,7 +371,11 @@ async fn check(
         let c = chain.clone().map(|c| c as Arc<dyn live::TokenCredential>);
         inputs.add_destinations(&pim_deliver::destinations(&s.delivery, c)?);
     }
-    let results = preflight::run(inputs).await;
+    let state_path = settings.as_ref().ok().and_then(|s| s.state.clone());
+    let mut results = preflight::run(inputs).await;
+    if let Some(path) = state_path {
+        results.extend(state::check_lines(&path, OffsetDateTime::now_utc()));
+    }
     let mut out = std::io::stdout().lock();
     for r in &results {
         writeln!(out, "{r}").context("writing to stdout")?;

@@ -1667,7 +1667,7 @@ mod tests {
             (run.model_calls, run.prompt_tokens, run.completion_tokens),
             (0, 0, 0)
         );
-        assert_eq!(report.schema_version, "2.0");
+        assert_eq!(report.schema_version, "2.1");
     }
 
     #[tokio::test]

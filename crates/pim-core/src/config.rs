@@ -164,6 +164,10 @@ pub const VARIABLES: &[(&str, &str)] = &[
         "the URL for --send webhook (a secret: never logged; --webhook-url)",
     ),
     (
+        "PIM_STATE",
+        "pim-batch: the state store of scheduled runs, a SQLite file created on first use (--state)",
+    ),
+    (
         "LOG_LEVEL",
         "error, warn, info, debug, trace or a tracing filter (pim-batch default info, pim-chat warn; --log-level)",
     ),
@@ -314,6 +318,8 @@ pub struct Settings {
     pub delivery: pim_deliver::DeliverySettings,
     /// Logging (`LOG_LEVEL`, `LOG_FORMAT`).
     pub logging: LogSettings,
+    /// pim-batch's state store (`PIM_STATE`, overridden by `--state`; issue 13).
+    pub state: Option<std::path::PathBuf>,
 }
 
 /// The defaults of a scan that variables (and then flags) may change.
@@ -594,6 +600,7 @@ impl Settings {
             chat,
             delivery,
             logging,
+            state: get("PIM_STATE").map(std::path::PathBuf::from),
         })
     }
 
@@ -1244,6 +1251,7 @@ mod tests {
         ),
         ("PIM_DCR_STREAM", "Custom-Other_CL", &[]),
         ("PIM_WEBHOOK_URL", "https://hooks.example/x?sig=s", &[]),
+        ("PIM_STATE", "/var/lib/pim/state.db", &[]),
         ("LOG_LEVEL", "debug", &[]),
         ("LOG_FORMAT", "json", &[]),
     ];

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use azure_core::credentials::TokenCredential;
-use pim_domain::Report;
+use pim_domain::{ActivationReport, Report};
 use pim_http::secret::Secret;
 
 use crate::{Error, LogsIngestionClient, Result, Threshold, WebhookClient};
@@ -78,6 +78,14 @@ pub trait Destination: Send + Sync + fmt::Debug {
     /// The destination's failure ([`Error`]); the clients have already retried what is safe to
     /// retry ([`Error::is_retryable`]), so an error here is final for this run.
     async fn send(&self, report: &Report) -> Result<Delivered>;
+
+    /// Whether [`Destination::send`] would send `activation` (the destination's threshold), so
+    /// a state store can keep exactly one delivery per revision of each activation this
+    /// destination takes (issue 13). By default, every activation.
+    fn selects(&self, activation: &ActivationReport) -> bool {
+        let _ = activation;
+        true
+    }
 
     /// Whether the destination can be reached, without sending anything (for `--check`).
     ///
@@ -341,6 +349,10 @@ impl WebhookDestination {
 impl Destination for WebhookDestination {
     fn name(&self) -> String {
         self.client.display_url()
+    }
+
+    fn selects(&self, activation: &ActivationReport) -> bool {
+        self.threshold.matches(activation)
     }
 
     async fn send(&self, report: &Report) -> Result<Delivered> {

@@ -78,6 +78,11 @@ pub struct AuditRow {
     pub is_finding: bool,
     /// `string`: the justification as typed (untrusted text).
     pub justification: String,
+    /// `long`: the assessment's revision in the state store (`--state`): 1 when first sent, one
+    /// more each time its verdict, risk or flags changed, so an alert rule can tell a revision
+    /// of an activation it has already seen from a new one; 0 without a state store, where
+    /// nothing is tracked between runs (issue 13).
+    pub revision: u32,
 }
 
 impl AuditRow {
@@ -120,6 +125,7 @@ impl AuditRow {
             activity_count: u64::try_from(activation.activity_count).unwrap_or(u64::MAX),
             is_finding: activation.is_finding(),
             justification: clean(&activation.justification, JUSTIFICATION_MAX_CHARS),
+            revision: activation.revision.unwrap_or(0),
         }
     }
 }
@@ -159,6 +165,7 @@ pub const COLUMNS: &[(&str, &str)] = &[
     ("ActivityCount", "long"),
     ("IsFinding", "boolean"),
     ("Justification", "string"),
+    ("Revision", "long"),
 ];
 
 #[cfg(test)]
@@ -298,6 +305,7 @@ pub(crate) mod tests {
                 activity_count: 3,
                 is_finding: true,
                 justification: "INC0042 restart vm-web-01".into(),
+                revision: 0,
             }
         );
     }

@@ -188,6 +188,11 @@ pub struct SummaryFinding {
     pub rationale: String,
     /// When the role was activated, RFC 3339 UTC.
     pub activated_at: String,
+    /// The assessment's revision in the state store (`--state`): 1 the first time the finding
+    /// is sent, more when its verdict, risk or flags changed since; absent without a state
+    /// store (issue 13).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<u32>,
 }
 
 /// The JSON posted to a webhook: what a Logic App's "Parse JSON" step or a Teams workflow reads.
@@ -249,6 +254,7 @@ pub fn findings_summary(report: &Report, threshold: Threshold) -> FindingsSummar
                 SUMMARY_RATIONALE_CHARS.min(RATIONALE_MAX_CHARS),
             ),
             activated_at: format_utc(a.activated_at),
+            revision: a.revision,
         })
         .collect();
     let activations = report.activations.len();

@@ -52,7 +52,7 @@ pub(crate) use names::string_enum;
 pub use problem::DataProblem;
 pub use report::{
     ActivationReport, ModelUsage, REPORT_SCHEMA_VERSION, Report, ReportSource, ReportSummary,
-    ReportWindow, RunSummary, ScanSettings,
+    ReportWindow, RunSummary, ScanSettings, VerdictState,
 };
 pub use table::{Column, Table};
 pub use timestamp::TimeRange;

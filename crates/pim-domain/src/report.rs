@@ -23,8 +23,37 @@ use crate::{
 /// reads `1.0`); `2.0` adds the flag `evidence_incomplete` and the activity status
 /// `in_progress` (new enum values, which the schema policy counts as breaking: a reader that
 /// checks enums rejects them), the activation's `sources`, and counts every problem, global and
-/// per activation, in `summary.problems`.
-pub const REPORT_SCHEMA_VERSION: &str = "2.0";
+/// per activation, in `summary.problems`; `2.1` adds the activation's optional `state` and
+/// `revision`, present when the scan kept a state store (issue 13; additive).
+pub const REPORT_SCHEMA_VERSION: &str = "2.1";
+
+/// Whether an activation's verdict is settled, as a scan with a state store (`--state`) keeps
+/// it (issue 13).
+///
+/// An activation is `provisional` while its window is open, or ended less than the settle time
+/// (`--settle`) before the scan: its activity may not all have been ingested yet (Log Analytics
+/// ingests minutes, sometimes more, after the fact). Provisional activations are re-assessed on
+/// every run; once `final`, the stored assessment stands.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum VerdictState {
+    /// Judged on evidence that may still grow; re-assessed on the next run.
+    Provisional,
+    /// Settled: the window ended at least the settle time before a run.
+    Final,
+}
+
+impl VerdictState {
+    /// The snake_case name, as in the JSON report.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Provisional => "provisional",
+            Self::Final => "final",
+        }
+    }
+}
 
 /// The time range a scan covers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -207,6 +236,16 @@ pub struct ActivationReport {
     /// activation logged in both is reported once). Added in schema `2.0`; empty when unknown.
     #[serde(default)]
     pub sources: Vec<crate::ActivitySource>,
+    /// `provisional` or `final` ([`VerdictState`]); present only when the scan kept a state
+    /// store. Added in schema `2.1`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<VerdictState>,
+    /// The assessment's revision in the state store: 1 when first assessed, one more each time
+    /// its verdict, risk or flags changed; present only with a state store. Added in schema
+    /// `2.1`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub revision: Option<u32>,
 }
 
 impl ActivationReport {
@@ -233,6 +272,8 @@ impl ActivationReport {
             assessment,
             problems: activation.problems,
             sources: Vec::new(),
+            state: None,
+            revision: None,
         }
     }
 

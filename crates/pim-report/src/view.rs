@@ -174,6 +174,10 @@ struct ActivationView<'a> {
     /// The tables the activation was recorded in (`AuditLogs`, `AzureActivity`).
     sources: Vec<&'static str>,
     verdict: &'static str,
+    /// The verdict may still change: the state store re-assesses it next run (issue 13).
+    provisional: bool,
+    /// The assessment's revision in the state store, when one was kept.
+    revision: Option<u32>,
     risk: &'static str,
     assessor: &'static str,
     confidence: Option<String>,
@@ -445,6 +449,8 @@ impl<'a> ActivationView<'a> {
                 })
                 .collect(),
             verdict: a.assessment.verdict.as_str(),
+            provisional: a.state == Some(pim_domain::VerdictState::Provisional),
+            revision: a.revision,
             risk: a.assessment.risk.as_str(),
             assessor: a.assessment.assessor.as_str(),
             confidence: a.assessment.confidence.map(|c| format!("{c:.2}")),

@@ -92,6 +92,9 @@ const COVERED: &[(&str, &[&str])] = &[
         "platform_variables_are_ignored_with_a_warning",
         &["IDENTITY_ENDPOINT", "IDENTITY_HEADER"],
     ),
+    // bins/pim-batch/tests/it/state.rs runs three scheduled scans with PIM_STATE from the
+    // environment; this one with it from .env.
+    ("the_state_store", &["PIM_STATE"]),
     // pim-chat's own settings; bins/pim-chat/tests/it/dotenv.rs runs pim-chat with them.
     ("pim-chat", &["PIM_MAX_REPAIRS", "PIM_ALLOWED_TABLES"]),
 ];
@@ -581,4 +584,31 @@ async fn a_webhook_url_naming_logs_ingestion_asks_for_no_monitor_token() {
     assert!(!stdout.contains("azure-monitor"), "{stdout}");
     assert!(stdout.contains("destination"), "{stdout}");
     assert!(!stdout.contains("sig-dotenv-li"), "{stdout}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_state_store() {
+    let dir = dir_with_dotenv(&[("PIM_STATE", s("state/pim.db"))]);
+    let out = tokio::task::spawn_blocking(move || {
+        let run = || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_pim-batch"))
+                .args(DEMO)
+                .current_dir(&dir)
+                .env_clear()
+                .output()
+                .unwrap()
+        };
+        let first = run();
+        assert!(
+            dir.join("state/pim.db").exists(),
+            "PIM_STATE from .env names the store"
+        );
+        (first, run())
+    })
+    .await
+    .unwrap();
+    let first = report(&out.0);
+    assert!(first["activations"][0]["revision"] == 1, "{first:#}");
+    assert!(first["activations"][0]["state"].is_string());
+    report(&out.1);
 }

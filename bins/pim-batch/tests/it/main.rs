@@ -27,3 +27,6 @@ mod families;
 // Real-tenant-shaped exports: unreadable evidence, operations in progress, the Activity Log's
 // PIM events, bad cells and identities, portal CSV.
 mod tenant;
+
+// Scheduled runs on a state store: exactly-once delivery, settled verdicts, recovery, locking.
+mod state;

@@ -134,6 +134,8 @@ pub fn activation(
         },
         problems: Vec::new(),
         sources: vec![ActivitySource::AuditLogs],
+        state: None,
+        revision: None,
     }
 }
 
