@@ -92,6 +92,9 @@ pub struct SessionOptions {
     pub query_policy: QueryPolicy,
     /// Result rows printed for a free-form question (default 20); the rest are counted.
     pub max_table_rows: usize,
+    /// Whether `report PATH` may write a file (default `true`). A served agent sets `false`:
+    /// its users are remote, and the server's disk is not theirs (issue 15).
+    pub write_files: bool,
 }
 
 impl Default for SessionOptions {
@@ -103,6 +106,7 @@ impl Default for SessionOptions {
             history_turns: 6,
             query_policy: QueryPolicy::default(),
             max_table_rows: 20,
+            write_files: true,
         }
     }
 }
