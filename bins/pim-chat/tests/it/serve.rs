@@ -28,7 +28,10 @@ fn serve(dir: &PathBuf, listen: &str) -> std::process::Child {
 
 #[tokio::test]
 async fn serves_the_demo_tenant_without_sign_in_on_loopback() {
-    let dir = dir_with_env("ok", "PIM_SERVE_AUTH=none\nPIM_SERVE_SESSIONS_PER_USER=1\n");
+    let dir = dir_with_env(
+        "ok",
+        "PIM_SERVE_AUTH=none\nPIM_SERVE_SESSIONS_PER_USER=1\nPIM_SERVE_MAX_BODY=512\nPIM_SERVE_MESSAGES_PER_MINUTE=2\n",
+    );
     let mut child = serve(&dir, "127.0.0.1:0");
     // The first line says where it listens (port 0 picks a free one).
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
@@ -90,6 +93,24 @@ async fn serves_the_demo_tenant_without_sign_in_on_loopback() {
             .as_array()
             .is_some_and(|a| !a.is_empty())
     );
+    // PIM_SERVE_MAX_BODY=512: a larger body is refused.
+    let big = http
+        .post(format!("{url}/api/sessions/{id}/messages"))
+        .json(&serde_json::json!({"text": "x".repeat(600)}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(big.status(), 413);
+    // PIM_SERVE_MESSAGES_PER_MINUTE=2: the scan was the first, this the second, then 429.
+    let say = || {
+        http.post(format!("{url}/api/sessions/{id}/messages"))
+            .json(&serde_json::json!({"text": "help"}))
+            .send()
+    };
+    assert_eq!(say().await.unwrap().status(), 200);
+    let r = say().await.unwrap();
+    assert_eq!(r.status(), 429);
+    assert!(r.headers().contains_key("retry-after"));
     child.kill().unwrap();
     child.wait().unwrap();
     std::fs::remove_dir_all(&dir).ok();
@@ -108,5 +129,56 @@ fn no_sign_in_off_loopback_and_entra_without_a_tenant_are_refused() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("PIM_SERVE_TENANT_ID"), "{err}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// The address from the server's first stderr line.
+fn listening_url(child: &mut std::process::Child) -> String {
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    line.trim()
+        .rsplit(' ')
+        .next()
+        .filter(|u| u.starts_with("http://127.0.0.1:"))
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_owned()
+}
+
+#[tokio::test]
+async fn entra_sign_in_from_dotenv() {
+    let tenant = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+    let fake = pim_testkit::OidcFake::start(tenant).await;
+    let dir = dir_with_env(
+        "entra",
+        &format!(
+            "PIM_SERVE_TENANT_ID={tenant}\nPIM_SERVE_AUTHORITY={}\nPIM_SERVE_AUDIENCE=api://pim-dotenv\nPIM_SERVE_ROLE=PIM.Dotenv\n",
+            fake.authority()
+        ),
+    );
+    let mut child = serve(&dir, "127.0.0.1:0");
+    let url = listening_url(&mut child);
+    let http = reqwest::Client::new();
+    let create = |token: String| {
+        http.post(format!("{url}/api/sessions"))
+            .bearer_auth(token)
+            .send()
+    };
+    let good = fake.mint(&fake.claims("api://pim-dotenv", "alice", "PIM.Dotenv"));
+    assert_eq!(create(good).await.unwrap().status(), 201);
+    // The default role is not the one configured.
+    let other_role = fake.mint(&fake.claims("api://pim-dotenv", "alice", "PIM.Auditor"));
+    let r = create(other_role).await.unwrap();
+    assert_eq!(r.status(), 403);
+    assert!(r.text().await.unwrap().contains("PIM.Dotenv"));
+    let other_audience = fake.mint(&fake.claims("api://pim", "alice", "PIM.Dotenv"));
+    assert_eq!(create(other_audience).await.unwrap().status(), 401);
+    assert_eq!(
+        fake.metadata_requests(),
+        1,
+        "the keys came from PIM_SERVE_AUTHORITY"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
     std::fs::remove_dir_all(&dir).ok();
 }
