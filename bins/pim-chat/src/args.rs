@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser};
+use clap::{Args, Parser, Subcommand};
 
 /// Investigate PIM activations interactively: `scan` for elevated identities, ask what one of
 /// them did and whether it fits the reason they gave, or ask a question in your own words.
@@ -19,6 +19,10 @@ use clap::{Args, Parser};
 #[derive(Debug, Parser)]
 #[command(name = "pim-chat", version, about, long_about, after_long_help = pim_core::config::variables_help())]
 pub struct Cli {
+    /// `serve`: the same agent over HTTP for many users (without it, the REPL).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     #[command(flatten)]
     pub source: SourceArgs,
 
@@ -58,6 +62,18 @@ pub struct Cli {
     /// stderr; the default keeps an interactive session quiet [default: LOG_LEVEL or warn].
     #[arg(long, value_name = "LEVEL")]
     pub log_level: Option<String>,
+}
+
+/// What to run instead of the REPL.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the agent over HTTP: a JSON API and a web page for many users at once, signed in
+    /// with Entra ID (PIM_SERVE_* variables; see docs/serve.md).
+    Serve {
+        /// Address to listen on. Anything but loopback requires Entra sign-in.
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+    },
 }
 
 /// Where the logs come from. With neither flag, the Log Analytics workspace(s) in
@@ -105,6 +121,18 @@ mod tests {
         assert_eq!(cli.end.as_deref(), Some("2026-11-20T18:00:00Z"));
         assert_eq!(cli.max_repairs, Some(5));
         assert_eq!(cli.log_level.as_deref(), Some("debug"));
+    }
+
+    #[test]
+    fn serve_listens_on_loopback_by_default() {
+        let cli = Cli::try_parse_from(["pim-chat", "--demo", "serve"]).unwrap();
+        let Some(Command::Serve { listen }) = cli.command else {
+            panic!("serve")
+        };
+        assert_eq!(listen.to_string(), "127.0.0.1:8080");
+        let cli = Cli::try_parse_from(["pim-chat", "serve", "--listen", "0.0.0.0:80"]).unwrap();
+        assert!(matches!(cli.command, Some(Command::Serve { listen }) if listen.port() == 80));
+        assert!(Cli::try_parse_from(["pim-chat"]).unwrap().command.is_none());
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 mod args;
 mod repl;
+mod serve;
 
 use std::io::IsTerminal;
 use std::path::Path;
@@ -141,6 +142,9 @@ fn run(cli: Cli, settings: Result<Settings, ConfigError>) -> anyhow::Result<()> 
     // Fixed data (the demo tenant) has a fixed end; live data ends at each request's "now".
     options.end = end.or(info.default_end);
     info!(source = %info.description, kind = info.kind.as_str(), hours = options.hours, "session starting");
+    if let Some(args::Command::Serve { listen }) = cli.command {
+        return serve::run(&settings, source, model, auditor, options, listen);
+    }
     let session = Session::new(auditor, source, model, options);
 
     let runtime = tokio::runtime::Builder::new_current_thread()

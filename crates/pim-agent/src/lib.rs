@@ -95,6 +95,9 @@ pub struct SessionOptions {
     /// Log Analytics queries one scan runs at once (default
     /// [`pim_core::DEFAULT_QUERY_CONCURRENCY`]).
     pub query_concurrency: usize,
+    /// Whether `report PATH` may write a file (default `true`). A served agent sets `false`:
+    /// its users are remote, and the server's disk is not theirs (issue 15).
+    pub write_files: bool,
 }
 
 impl Default for SessionOptions {
@@ -107,6 +110,7 @@ impl Default for SessionOptions {
             query_policy: QueryPolicy::default(),
             max_table_rows: 20,
             query_concurrency: pim_core::DEFAULT_QUERY_CONCURRENCY,
+            write_files: true,
         }
     }
 }

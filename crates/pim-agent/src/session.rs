@@ -133,6 +133,11 @@ impl Session {
         self.last_kql.as_deref()
     }
 
+    /// The report of the last scan, if any: what a served agent offers for download.
+    pub fn last_report(&self) -> Option<&Arc<Report>> {
+        self.report.as_ref()
+    }
+
     fn end(&self, now: OffsetDateTime) -> OffsetDateTime {
         self.options.end.unwrap_or(now)
     }
@@ -309,6 +314,12 @@ impl Session {
         let Some(path) = path else {
             return Answer::Report { markdown, counts };
         };
+        if !self.options.write_files {
+            return Answer::Problem(Problem::WriteFailed {
+                path: path.to_owned(),
+                reason: "this agent does not write files; download the report instead".to_owned(),
+            });
+        }
         match save(path, markdown.as_bytes(), overwrite) {
             Ok(written) => Answer::ReportSaved {
                 path: path.to_owned(),
@@ -459,6 +470,37 @@ fn is_user(a: &ActivationReport, label: &str) -> bool {
 mod tests {
     use super::*;
     use time::macros::datetime;
+
+    #[tokio::test]
+    async fn a_session_that_may_not_write_files_refuses_report_path() {
+        let dir = std::env::temp_dir().join(format!("pim-agent-nowrite-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("out.md");
+        let source = pim_core::demo_source().unwrap();
+        let auditor = Arc::new(Auditor::builder(source.clone()).build());
+        let options = SessionOptions {
+            end: source.info().default_end,
+            write_files: false,
+            ..SessionOptions::default()
+        };
+        let mut s = Session::new(auditor, source, None, options);
+        let now = datetime!(2026-11-20 18:00 UTC);
+        s.handle_line("scan", now).await;
+        let line = format!("report {}", path.display());
+        let answer = s.handle_line(&line, now).await;
+        assert!(
+            matches!(answer, Answer::Problem(Problem::WriteFailed { .. })),
+            "{answer:?}"
+        );
+        assert!(!path.exists());
+        // The report itself is still there, to print or download.
+        assert!(matches!(
+            s.handle_line("report", now).await,
+            Answer::Report { .. }
+        ));
+        assert!(s.last_report().is_some());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     // Issue 9: the completion menu draws words raw, so names that need escaping are left out.
     #[tokio::test]

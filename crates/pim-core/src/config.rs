@@ -168,6 +168,46 @@ pub const VARIABLES: &[(&str, &str)] = &[
         "pim-batch: the state store of scheduled runs, a SQLite file created on first use (--state)",
     ),
     (
+        "PIM_SERVE_AUTH",
+        "pim-chat serve: entra (default: Entra ID tokens) or none (loopback listen only)",
+    ),
+    (
+        "PIM_SERVE_TENANT_ID",
+        "pim-chat serve: the Entra tenant whose tokens are accepted",
+    ),
+    (
+        "PIM_SERVE_AUTHORITY",
+        "pim-chat serve: OIDC authority (default https://login.microsoftonline.com/{PIM_SERVE_TENANT_ID}/v2.0; http:// on loopback only)",
+    ),
+    (
+        "PIM_SERVE_AUDIENCE",
+        "pim-chat serve: accepted token audience(s), comma-separated (the app's client id and/or api://... URI)",
+    ),
+    (
+        "PIM_SERVE_ROLE",
+        "pim-chat serve: the app role a caller needs (default PIM.Auditor)",
+    ),
+    (
+        "PIM_SERVE_MAX_BODY",
+        "pim-chat serve: largest request body in bytes (default 16384)",
+    ),
+    (
+        "PIM_SERVE_SESSIONS_PER_USER",
+        "pim-chat serve: open sessions per user (default 5)",
+    ),
+    (
+        "PIM_SERVE_MESSAGES_PER_MINUTE",
+        "pim-chat serve: messages per user per minute (default 30)",
+    ),
+    (
+        "PIM_SERVE_IDLE",
+        "pim-chat serve: idle time after which a session is dropped (default 30m)",
+    ),
+    (
+        "PIM_SERVE_MAX_SESSIONS",
+        "pim-chat serve: open sessions in all (default 500)",
+    ),
+    (
         "LOG_LEVEL",
         "error, warn, info, debug, trace or a tracing filter (pim-batch default info, pim-chat warn; --log-level)",
     ),
@@ -320,6 +360,8 @@ pub struct Settings {
     pub logging: LogSettings,
     /// pim-batch's state store (`PIM_STATE`, overridden by `--state`; issue 13).
     pub state: Option<std::path::PathBuf>,
+    /// `pim-chat serve`'s sign-in and limits (`PIM_SERVE_*`).
+    pub serve: ServeSettings,
 }
 
 /// The defaults of a scan that variables (and then flags) may change.
@@ -381,6 +423,71 @@ impl Default for ChatSettings {
                 .map(|t| (*t).to_owned())
                 .collect(),
         }
+    }
+}
+
+/// How `pim-chat serve` signs callers in (`PIM_SERVE_AUTH`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ServeAuth {
+    /// Entra ID tokens, validated against the authority's keys (the default).
+    #[default]
+    Entra,
+    /// No sign-in: every caller is one local user. Refused unless the listen address is
+    /// loopback.
+    None,
+}
+
+/// `pim-chat serve`'s settings: the sign-in and every limit (issue 15).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServeSettings {
+    /// `PIM_SERVE_AUTH` (default [`ServeAuth::Entra`]).
+    pub auth: ServeAuth,
+    /// `PIM_SERVE_TENANT_ID`.
+    pub tenant_id: Option<String>,
+    /// `PIM_SERVE_AUTHORITY`; `None` derives it from the tenant.
+    pub authority: Option<String>,
+    /// `PIM_SERVE_AUDIENCE`: the accepted `aud` values.
+    pub audiences: Vec<String>,
+    /// `PIM_SERVE_ROLE` (default `PIM.Auditor`).
+    pub role: String,
+    /// `PIM_SERVE_MAX_BODY`: largest request body in bytes (default 16 KiB).
+    pub max_body_bytes: usize,
+    /// `PIM_SERVE_SESSIONS_PER_USER` (default 5).
+    pub sessions_per_user: usize,
+    /// `PIM_SERVE_MESSAGES_PER_MINUTE` (default 30).
+    pub messages_per_minute: usize,
+    /// `PIM_SERVE_IDLE` (default 30 minutes).
+    pub idle: Duration,
+    /// `PIM_SERVE_MAX_SESSIONS` (default 500).
+    pub max_sessions: usize,
+}
+
+impl Default for ServeSettings {
+    fn default() -> Self {
+        Self {
+            auth: ServeAuth::Entra,
+            tenant_id: None,
+            authority: None,
+            audiences: Vec::new(),
+            role: "PIM.Auditor".to_owned(),
+            max_body_bytes: 16 * 1024,
+            sessions_per_user: 5,
+            messages_per_minute: 30,
+            idle: Duration::from_secs(30 * 60),
+            max_sessions: 500,
+        }
+    }
+}
+
+impl ServeSettings {
+    /// The OIDC authority: `PIM_SERVE_AUTHORITY`, else the tenant's v2.0 authority; `None`
+    /// when neither is set.
+    pub fn authority(&self) -> Option<String> {
+        self.authority.clone().or_else(|| {
+            self.tenant_id
+                .as_ref()
+                .map(|t| format!("https://login.microsoftonline.com/{t}/v2.0"))
+        })
     }
 }
 
@@ -574,6 +681,43 @@ impl Settings {
         }
         delivery.webhook_url = get("PIM_WEBHOOK_URL").map(|v| Secret::new(v.to_owned()));
 
+        let mut serve = ServeSettings::default();
+        match get("PIM_SERVE_AUTH") {
+            None => {}
+            Some(v) if v.eq_ignore_ascii_case("entra") => serve.auth = ServeAuth::Entra,
+            Some(v) if v.eq_ignore_ascii_case("none") => serve.auth = ServeAuth::None,
+            Some(v) => {
+                return Err(ConfigError::new(
+                    "PIM_SERVE_AUTH",
+                    format!("{:?} is not a sign-in mode: use entra or none", shorten(v)),
+                ));
+            }
+        }
+        serve.tenant_id = get("PIM_SERVE_TENANT_ID").map(str::to_owned);
+        serve.authority = get("PIM_SERVE_AUTHORITY").map(|v| v.trim_end_matches('/').to_owned());
+        if let Some(v) = get("PIM_SERVE_AUDIENCE") {
+            serve.audiences = list("PIM_SERVE_AUDIENCE", v.split(','), "audience")?;
+        }
+        if let Some(v) = get("PIM_SERVE_ROLE") {
+            serve.role = v.to_owned();
+        }
+        if let Some(v) = get("PIM_SERVE_MAX_BODY") {
+            serve.max_body_bytes = positive("PIM_SERVE_MAX_BODY", v, 16_777_216)? as usize;
+        }
+        if let Some(v) = get("PIM_SERVE_SESSIONS_PER_USER") {
+            serve.sessions_per_user = positive("PIM_SERVE_SESSIONS_PER_USER", v, 1_000)? as usize;
+        }
+        if let Some(v) = get("PIM_SERVE_MESSAGES_PER_MINUTE") {
+            serve.messages_per_minute =
+                positive("PIM_SERVE_MESSAGES_PER_MINUTE", v, 10_000)? as usize;
+        }
+        if let Some(v) = get("PIM_SERVE_IDLE") {
+            serve.idle = parse_duration(v).map_err(|e| ConfigError::new("PIM_SERVE_IDLE", e))?;
+        }
+        if let Some(v) = get("PIM_SERVE_MAX_SESSIONS") {
+            serve.max_sessions = positive("PIM_SERVE_MAX_SESSIONS", v, 1_000_000)? as usize;
+        }
+
         let logging = LogSettings {
             level: get("LOG_LEVEL").map(str::to_owned),
             format: match get("LOG_FORMAT") {
@@ -601,6 +745,7 @@ impl Settings {
             delivery,
             logging,
             state: get("PIM_STATE").map(std::path::PathBuf::from),
+            serve,
         })
     }
 
@@ -1252,6 +1397,16 @@ mod tests {
         ("PIM_DCR_STREAM", "Custom-Other_CL", &[]),
         ("PIM_WEBHOOK_URL", "https://hooks.example/x?sig=s", &[]),
         ("PIM_STATE", "/var/lib/pim/state.db", &[]),
+        ("PIM_SERVE_AUTH", "none", &[]),
+        ("PIM_SERVE_TENANT_ID", "t", &[]),
+        ("PIM_SERVE_AUTHORITY", "http://127.0.0.1:9/t/v2.0", &[]),
+        ("PIM_SERVE_AUDIENCE", "api://pim", &[]),
+        ("PIM_SERVE_ROLE", "PIM.Reader", &[]),
+        ("PIM_SERVE_MAX_BODY", "1024", &[]),
+        ("PIM_SERVE_SESSIONS_PER_USER", "2", &[]),
+        ("PIM_SERVE_MESSAGES_PER_MINUTE", "3", &[]),
+        ("PIM_SERVE_IDLE", "90s", &[]),
+        ("PIM_SERVE_MAX_SESSIONS", "7", &[]),
         ("LOG_LEVEL", "debug", &[]),
         ("LOG_FORMAT", "json", &[]),
     ];
@@ -1364,6 +1519,68 @@ mod tests {
                 .to_string(),
             "--allowed-tables: set but names no table"
         );
+    }
+
+    #[test]
+    fn serve_variables_take_effect_from_a_dotenv_file() {
+        let dir = std::env::temp_dir().join(format!("pim-core-serve-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(".env");
+        std::fs::write(
+            &path,
+            "PIM_SERVE_AUTH=none\nPIM_SERVE_TENANT_ID=11111111-2222-3333-4444-555555555555\n\
+             PIM_SERVE_AUTHORITY=http://127.0.0.1:9/tenant/v2.0/\n\
+             PIM_SERVE_AUDIENCE=\"api://pim, 0000-client\"\nPIM_SERVE_ROLE=PIM.Reader\n\
+             PIM_SERVE_MAX_BODY=1024\nPIM_SERVE_SESSIONS_PER_USER=2\n\
+             PIM_SERVE_MESSAGES_PER_MINUTE=3\nPIM_SERVE_IDLE=90s\nPIM_SERVE_MAX_SESSIONS=7\n",
+        )
+        .unwrap();
+        let loaded = load_environment(&path, []).unwrap();
+        let s = Settings::from_env(&loaded.vars).unwrap();
+        assert_eq!(
+            s.serve,
+            ServeSettings {
+                auth: ServeAuth::None,
+                tenant_id: Some("11111111-2222-3333-4444-555555555555".into()),
+                authority: Some("http://127.0.0.1:9/tenant/v2.0".into()),
+                audiences: vec!["api://pim".into(), "0000-client".into()],
+                role: "PIM.Reader".into(),
+                max_body_bytes: 1024,
+                sessions_per_user: 2,
+                messages_per_minute: 3,
+                idle: Duration::from_secs(90),
+                max_sessions: 7,
+            }
+        );
+        assert!(
+            loaded
+                .documented()
+                .iter()
+                .filter(|(n, o)| n.starts_with("PIM_SERVE_") && *o == Origin::DotEnv)
+                .count()
+                == 10
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+
+        let defaults = Settings::from_env(&env(&[("PIM_SERVE_TENANT_ID", "t1")])).unwrap();
+        assert_eq!(defaults.serve.auth, ServeAuth::Entra);
+        assert_eq!(defaults.serve.role, "PIM.Auditor");
+        assert_eq!(defaults.serve.max_body_bytes, 16 * 1024);
+        assert_eq!(
+            defaults.serve.authority().as_deref(),
+            Some("https://login.microsoftonline.com/t1/v2.0")
+        );
+        for (pairs, variable) in [
+            (&[("PIM_SERVE_AUTH", "basic")][..], "PIM_SERVE_AUTH"),
+            (&[("PIM_SERVE_MAX_BODY", "0")][..], "PIM_SERVE_MAX_BODY"),
+            (&[("PIM_SERVE_IDLE", "later")][..], "PIM_SERVE_IDLE"),
+            (&[("PIM_SERVE_AUDIENCE", " , ")][..], "PIM_SERVE_AUDIENCE"),
+        ] {
+            assert_eq!(
+                Settings::from_env(&env(pairs)).unwrap_err().variable,
+                variable
+            );
+        }
     }
 
     /// The backticked variable names (`NAME_WITH_UNDERSCORE`) of the README's Configuration

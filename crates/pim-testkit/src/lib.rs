@@ -18,7 +18,9 @@
 //!   [`token_for`] tokens;
 //! - [`LogsIngestionFake`]: the Azure Monitor Logs Ingestion API (data collection rule
 //!   streams), with 413/429/5xx/401/403 from [`IngestionFailure`];
-//! - [`WebhookFake`]: a Logic App / Teams workflow trigger URL with a signature.
+//! - [`WebhookFake`]: a Logic App / Teams workflow trigger URL with a signature;
+//! - [`OidcFake`]: an Entra ID authority (OIDC metadata + JWKS) whose RSA keys are generated at
+//!   test time, minting RS256 tokens for `pim-chat serve`'s sign-in tests.
 //!
 //! [`report_schema`] validates JSON reports against the report's JSON Schema (`jsonschema`).
 //!
@@ -44,6 +46,7 @@ mod common;
 mod ingestion;
 mod loganalytics;
 mod msi;
+mod oidc;
 mod openai;
 pub mod report_schema;
 mod webhook;
@@ -55,6 +58,7 @@ pub use loganalytics::{
     demo_tables, reads_table,
 };
 pub use msi::{ManagedIdentityFake, MsiFailure};
+pub use oidc::{OidcFake, unix_now};
 pub use openai::{
     ChatAuth, ChatCall, ChatMessage, ChatRoute, FakeModel, FakeReply, OpenAiFake, Responder,
     aligned_responder, assessment_json, injection_obeying_responder, scripted,

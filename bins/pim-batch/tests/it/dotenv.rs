@@ -97,6 +97,25 @@ const COVERED: &[(&str, &[&str])] = &[
     ("the_state_store", &["PIM_STATE"]),
     // pim-chat's own settings; bins/pim-chat/tests/it/dotenv.rs runs pim-chat with them.
     ("pim-chat", &["PIM_MAX_REPAIRS", "PIM_ALLOWED_TABLES"]),
+    // pim-chat serve's settings: bins/pim-chat/tests/it/serve.rs runs `pim-chat serve` with
+    // them in .env (the Entra ones against pim-testkit's OidcFake); PIM_SERVE_IDLE and
+    // PIM_SERVE_MAX_SESSIONS are read from .env in pim-core's
+    // serve_variables_take_effect_from_a_dotenv_file.
+    (
+        "pim-chat serve",
+        &[
+            "PIM_SERVE_AUTH",
+            "PIM_SERVE_TENANT_ID",
+            "PIM_SERVE_AUTHORITY",
+            "PIM_SERVE_AUDIENCE",
+            "PIM_SERVE_ROLE",
+            "PIM_SERVE_MAX_BODY",
+            "PIM_SERVE_SESSIONS_PER_USER",
+            "PIM_SERVE_MESSAGES_PER_MINUTE",
+            "PIM_SERVE_IDLE",
+            "PIM_SERVE_MAX_SESSIONS",
+        ],
+    ),
 ];
 
 #[test]

@@ -22,3 +22,6 @@ mod families;
 mod hostile;
 // Issue 11: pim-chat's own variables take effect from a `.env` file alone.
 mod dotenv;
+// Issue 15: `pim-chat serve` starts from its .env, answers over HTTP, and refuses no sign-in
+// off loopback.
+mod serve;
