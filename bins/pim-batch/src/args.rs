@@ -139,6 +139,16 @@ pub enum Command {
     /// Print the JSON report's JSON Schema (draft 2020-12, generated from the report types;
     /// the same as docs/report.schema.json) and exit.
     Schema,
+    /// Print a shell completion script for pim-batch to stdout and exit, e.g.
+    /// `pim-batch completions bash > /etc/bash_completion.d/pim-batch`.
+    Completions {
+        /// The shell the script is for.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the pim-batch man page (roff) to stdout and exit, e.g.
+    /// `pim-batch man > /usr/local/share/man/man1/pim-batch.1`.
+    Man,
 }
 
 /// Log formats.

@@ -3,6 +3,7 @@
 //! loop over the destinations.
 
 mod args;
+mod generate;
 mod progress;
 
 use std::io::Write;
@@ -11,7 +12,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use pim_core::config::{self, ConfigError, Settings};
 use pim_core::domain::timestamp::parse_timestamp;
 use pim_core::domain::{Report, Risk, Verdict};
@@ -34,9 +35,23 @@ const EXIT_FINDINGS: u8 = 3;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Some(Command::Schema) = cli.command {
-        // Needs no configuration: the schema comes from the report types themselves.
-        return finish(print_schema());
+    // These need no configuration: the schema comes from the report types themselves, the
+    // completions and the man page from the argument definitions.
+    match cli.command {
+        Some(Command::Schema) => return finish(print_schema()),
+        Some(Command::Completions { shell }) => {
+            return finish(
+                generate::completions(shell, Cli::command(), &mut std::io::stdout().lock())
+                    .map(|()| ExitCode::SUCCESS),
+            );
+        }
+        Some(Command::Man) => {
+            return finish(
+                generate::man(Cli::command(), &mut std::io::stdout().lock())
+                    .map(|()| ExitCode::SUCCESS),
+            );
+        }
+        None => {}
     }
     // The one read of the environment: `.env` under the process's own variables, then the
     // flags over both (issue 11).

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser};
+use clap::{Args, Parser, Subcommand};
 
 /// Investigate PIM activations interactively: `scan` for elevated identities, ask what one of
 /// them did and whether it fits the reason they gave, or ask a question in your own words.
@@ -19,6 +19,10 @@ use clap::{Args, Parser};
 #[derive(Debug, Parser)]
 #[command(name = "pim-chat", version, about, long_about, after_long_help = pim_core::config::variables_help())]
 pub struct Cli {
+    /// Without a command, a session starts.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     #[command(flatten)]
     pub source: SourceArgs,
 
@@ -58,6 +62,21 @@ pub struct Cli {
     /// stderr; the default keeps an interactive session quiet [default: LOG_LEVEL or warn].
     #[arg(long, value_name = "LEVEL")]
     pub log_level: Option<String>,
+}
+
+/// Commands other than the default session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Subcommand)]
+pub enum Command {
+    /// Print a shell completion script for pim-chat to stdout and exit, e.g.
+    /// `pim-chat completions zsh > ~/.zfunc/_pim-chat`.
+    Completions {
+        /// The shell the script is for.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the pim-chat man page (roff) to stdout and exit, e.g.
+    /// `pim-chat man > /usr/local/share/man/man1/pim-chat.1`.
+    Man,
 }
 
 /// Where the logs come from. With neither flag, the Log Analytics workspace(s) in

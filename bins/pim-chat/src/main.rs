@@ -4,6 +4,7 @@
 //! (or a pipe).
 
 mod args;
+mod generate;
 mod repl;
 
 use std::io::IsTerminal;
@@ -11,14 +12,14 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use pim_agent::{Session, SessionOptions};
 use pim_core::config::{self, ConfigError, Settings};
 use pim_core::domain::timestamp::parse_timestamp;
 use pim_core::live;
 use tracing::info;
 
-use crate::args::Cli;
+use crate::args::{Cli, Command};
 
 // Scans allocate many small strings (one per log cell) and free them again; mimalloc handles
 // that much faster than the system allocator (see docs/performance.md).
@@ -30,6 +31,24 @@ const EXIT_FAILURE: u8 = 1;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // These need no configuration: both come from the argument definitions.
+    if let Some(command) = cli.command {
+        let mut stdout = std::io::stdout().lock();
+        let written = match command {
+            Command::Completions { shell } => {
+                generate::completions(shell, Cli::command(), &mut stdout)
+            }
+            Command::Man => generate::man(Cli::command(), &mut stdout),
+        };
+        return match written {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("pim-chat: error: {e:#}");
+                ExitCode::from(EXIT_FAILURE)
+            }
+        };
+    }
     // The one read of the environment: `.env` under the process's own variables, then the
     // flags over both (the same as pim-batch; issue 11).
     let env = match config::load_environment(Path::new(".env"), std::env::vars()) {

@@ -102,3 +102,25 @@ fn schema_prints_the_committed_report_schema() {
     let schema: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(schema["title"], "PIM Activity Audit Report");
 }
+
+#[test]
+fn completions_and_man_need_no_configuration() {
+    for shell in ["bash", "zsh", "fish", "powershell"] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_pim-batch"))
+            .args(["completions", shell])
+            .env_remove("LOG_ANALYTICS_WORKSPACE_ID")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{shell}: {}", stderr(&out));
+        let script = stdout(&out);
+        for word in ["pim-batch", "schema", "fail-on"] {
+            assert!(script.contains(word), "{shell} script lacks {word}");
+        }
+    }
+    let out = run(&["man"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).contains(".TH pim-batch"), "{}", stdout(&out));
+    assert!(stdout(&out).contains("completions"));
+    let bad = run(&["completions", "tcsh"]);
+    assert_eq!(bad.status.code(), Some(2));
+}

@@ -117,3 +117,18 @@ fn no_source_stops_with_a_message() {
     assert!(run.stderr.contains("no data source"), "{}", run.stderr);
     assert!(run.stdout.is_empty(), "{}", run.stdout);
 }
+
+#[test]
+fn completions_and_man_need_no_configuration() {
+    for shell in ["bash", "zsh", "fish", "powershell"] {
+        let run = chat(&["completions", shell], "");
+        assert_eq!(run.code, Some(0), "{shell}: {}", run.stderr);
+        for word in ["pim-chat", "demo", "max-repairs", "allowed-tables"] {
+            assert!(run.stdout.contains(word), "{shell} script lacks {word}");
+        }
+    }
+    let run = chat(&["man"], "");
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(run.stdout.contains(".TH pim-chat"), "{}", run.stdout);
+    assert!(run.stdout.contains("completions"));
+}
