@@ -131,6 +131,11 @@ pub struct Cli {
     /// LOG_FORMAT or text].
     #[arg(long, value_enum)]
     pub log_format: Option<LogFormat>,
+
+    /// Append the logs to this file as well as stderr, in the --log-format (a new file is
+    /// created readable by its owner only).
+    #[arg(long, value_name = "PATH")]
+    pub log_file: Option<PathBuf>,
 }
 
 /// Commands other than the default scan.

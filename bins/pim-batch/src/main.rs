@@ -69,9 +69,12 @@ fn main() -> ExitCode {
         .unwrap_or_default();
     let progress = Arc::new(progress::TerminalProgress::new());
     let level = logging.level.as_deref().unwrap_or("info");
-    if let Err(e) =
-        progress::init_logging(level, logging.format == config::LogFormat::Json, &progress)
-    {
+    if let Err(e) = progress::init_logging(
+        level,
+        logging.format == config::LogFormat::Json,
+        cli.log_file.as_deref(),
+        &progress,
+    ) {
         eprintln!("pim-batch: {e:#}");
         return ExitCode::from(EXIT_FAILURE);
     }

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Investigate PIM activations interactively: `scan` for elevated identities, ask what one of
 /// them did and whether it fits the reason they gave, or ask a question in your own words.
@@ -62,6 +62,25 @@ pub struct Cli {
     /// stderr; the default keeps an interactive session quiet [default: LOG_LEVEL or warn].
     #[arg(long, value_name = "LEVEL")]
     pub log_level: Option<String>,
+
+    /// Log format: text for people, json (one object per line) for log shippers [default:
+    /// LOG_FORMAT or text].
+    #[arg(long, value_enum)]
+    pub log_format: Option<LogFormat>,
+
+    /// Append the logs to this file as well as stderr, in the --log-format (a new file is
+    /// created readable by its owner only).
+    #[arg(long, value_name = "PATH")]
+    pub log_file: Option<PathBuf>,
+}
+
+/// Log formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable text.
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 /// Commands other than the default session.

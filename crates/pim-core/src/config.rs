@@ -163,10 +163,7 @@ pub const VARIABLES: &[(&str, &str)] = &[
         "LOG_LEVEL",
         "error, warn, info, debug, trace or a tracing filter (pim-batch default info, pim-chat warn; --log-level)",
     ),
-    (
-        "LOG_FORMAT",
-        "pim-batch logs: text (default) or json (--log-format)",
-    ),
+    ("LOG_FORMAT", "logs: text (default) or json (--log-format)"),
 ];
 
 /// Variables that a hosting platform sets and that `azure_identity` reads from the process
