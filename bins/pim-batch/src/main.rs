@@ -4,6 +4,7 @@
 
 mod args;
 mod generate;
+mod heartbeat;
 mod progress;
 
 use std::io::Write;
@@ -81,7 +82,31 @@ fn main() -> ExitCode {
     for warning in &env.warnings {
         tracing::warn!("{warning}");
     }
-    finish(run(cli, &env, settings, progress))
+    if cli.check {
+        return finish(run(
+            cli,
+            &env,
+            settings,
+            progress,
+            &mut heartbeat::Run::start(),
+        ));
+    }
+    // Every scan, succeeded or failed, leaves a heartbeat row on its way out (issue 16).
+    let mut record = heartbeat::Run::start();
+    let for_heartbeat = settings.as_ref().ok().cloned();
+    let code = finish(run(cli, &env, settings, progress, &mut record));
+    let status = if code == ExitCode::SUCCESS || code == ExitCode::from(EXIT_FINDINGS) {
+        pim_deliver::RunStatus::Succeeded
+    } else {
+        pim_deliver::RunStatus::Failed
+    };
+    heartbeat::write(
+        for_heartbeat.as_ref(),
+        &record,
+        status,
+        &heartbeat::host(&env.vars),
+    );
+    code
 }
 
 /// The exit code of a run; a closed pipe (`pim-batch … | head`) is the reader's choice, not a
@@ -202,6 +227,7 @@ fn run(
     env: &config::Environment,
     settings: Result<Settings, ConfigError>,
     progress: Arc<progress::TerminalProgress>,
+    record: &mut heartbeat::Run,
 ) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -241,6 +267,7 @@ fn run(
     let report = runtime
         .block_on(connected.auditor.scan(&options, now))
         .context("scan failed")?;
+    let report = &*record.report.insert(report);
     for w in &report.warnings {
         tracing::warn!("{w}");
     }
@@ -252,7 +279,7 @@ fn run(
     let markdown = MarkdownOptions {
         max_listed_activities: cli.max_listed,
     };
-    let text = pim_core::render(&report, format, cli.template.as_deref(), &markdown)
+    let text = pim_core::render(report, format, cli.template.as_deref(), &markdown)
         .context("rendering the report")?;
     match &cli.output {
         Some(path) => std::fs::write(path, text.as_bytes())
@@ -269,14 +296,14 @@ fn run(
     runtime.block_on(async {
         for destination in &connected.destinations {
             destination
-                .send(&report)
+                .send(report)
                 .await
                 .with_context(|| format!("sending to {}", destination.name()))?;
         }
         anyhow::Ok(())
     })?;
 
-    let met = findings_meeting(&report, &fail_on);
+    let met = findings_meeting(report, &fail_on);
     if met > 0 {
         info!(activations = met, "--fail-on met");
         return Ok(ExitCode::from(EXIT_FINDINGS));

@@ -156,6 +156,10 @@ pub const VARIABLES: &[(&str, &str)] = &[
         "Logs Ingestion: the stream declared in the rule (default Custom-PimAudit_CL; --dcr-stream)",
     ),
     (
+        "PIM_DCR_RUN_STREAM",
+        "Logs Ingestion: the heartbeat stream, one row per pim-batch run, written whenever PIM_DCR_ENDPOINT and PIM_DCR_RULE_ID are set (default Custom-PimRun_CL)",
+    ),
+    (
         "PIM_WEBHOOK_URL",
         "the URL for --send webhook (a secret: never logged; --webhook-url)",
     ),
@@ -546,6 +550,9 @@ impl Settings {
         delivery.logs_ingestion.rule_id = get("PIM_DCR_RULE_ID").map(str::to_owned);
         if let Some(v) = get("PIM_DCR_STREAM") {
             delivery.logs_ingestion.stream = v.to_owned();
+        }
+        if let Some(v) = get("PIM_DCR_RUN_STREAM") {
+            delivery.logs_ingestion.run_stream = v.to_owned();
         }
         delivery.webhook_url = get("PIM_WEBHOOK_URL").map(|v| Secret::new(v.to_owned()));
 
@@ -1223,6 +1230,7 @@ mod tests {
             &[],
         ),
         ("PIM_DCR_STREAM", "Custom-Other_CL", &[]),
+        ("PIM_DCR_RUN_STREAM", "Custom-Beat_CL", &[]),
         ("PIM_WEBHOOK_URL", "https://hooks.example/x?sig=s", &[]),
         ("LOG_LEVEL", "debug", &[]),
         ("LOG_FORMAT", "json", &[]),
@@ -1264,6 +1272,7 @@ mod tests {
             ("PIM_DCR_ENDPOINT", "https://dce.example"),
             ("PIM_DCR_RULE_ID", "dcr-1"),
             ("PIM_DCR_STREAM", "Custom-Other_CL"),
+            ("PIM_DCR_RUN_STREAM", "Custom-Beat_CL"),
             ("PIM_WEBHOOK_URL", "https://hooks.example/x?sig=very-secret"),
             ("PIM_AUTH", "cli"),
             ("LOG_LEVEL", "debug"),
@@ -1286,6 +1295,7 @@ mod tests {
         assert_eq!(li.endpoint.as_deref(), Some("https://dce.example"));
         assert_eq!(li.rule_id.as_deref(), Some("dcr-1"));
         assert_eq!(li.stream, "Custom-Other_CL");
+        assert_eq!(li.run_stream, "Custom-Beat_CL");
         assert_eq!(
             s.delivery.webhook_url.as_ref().map(Secret::secret),
             Some("https://hooks.example/x?sig=very-secret")
