@@ -156,6 +156,11 @@ pub struct Cli {
     /// LOG_FORMAT or text].
     #[arg(long, value_enum)]
     pub log_format: Option<LogFormat>,
+
+    /// Append the logs to this file as well as stderr, in the --log-format (a new file is
+    /// created readable by its owner only).
+    #[arg(long, value_name = "PATH")]
+    pub log_file: Option<PathBuf>,
 }
 
 /// Commands other than the default scan.
@@ -164,6 +169,16 @@ pub enum Command {
     /// Print the JSON report's JSON Schema (draft 2020-12, generated from the report types;
     /// the same as docs/report.schema.json) and exit.
     Schema,
+    /// Print a shell completion script for pim-batch to stdout and exit, e.g.
+    /// `pim-batch completions bash > /etc/bash_completion.d/pim-batch`.
+    Completions {
+        /// The shell the script is for.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the pim-batch man page (roff) to stdout and exit, e.g.
+    /// `pim-batch man > /usr/local/share/man/man1/pim-batch.1`.
+    Man,
     /// What the state store (--state) remembers: every activation of the period with its
     /// verdict, risk and flags, and per identity the activations, findings and roles used.
     History(HistoryArgs),

@@ -3,6 +3,8 @@
 //! loop over the destinations.
 
 mod args;
+mod generate;
+mod heartbeat;
 mod history;
 mod progress;
 mod state;
@@ -13,7 +15,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use pim_core::config::{self, ConfigError, Settings};
 use pim_core::domain::timestamp::parse_timestamp;
 use pim_core::domain::{Report, Risk, Verdict};
@@ -36,9 +38,23 @@ const EXIT_FINDINGS: u8 = 3;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Some(Command::Schema) = cli.command {
-        // Needs no configuration: the schema comes from the report types themselves.
-        return finish(print_schema());
+    // These need no configuration: the schema comes from the report types themselves, the
+    // completions and the man page from the argument definitions.
+    match cli.command {
+        Some(Command::Schema) => return finish(print_schema()),
+        Some(Command::Completions { shell }) => {
+            return finish(
+                generate::completions(shell, Cli::command(), &mut std::io::stdout().lock())
+                    .map(|()| ExitCode::SUCCESS),
+            );
+        }
+        Some(Command::Man) => {
+            return finish(
+                generate::man(Cli::command(), &mut std::io::stdout().lock())
+                    .map(|()| ExitCode::SUCCESS),
+            );
+        }
+        Some(Command::History(_)) | None => {}
     }
     // The one read of the environment: `.env` under the process's own variables, then the
     // flags over both (issue 11).
@@ -56,16 +72,43 @@ fn main() -> ExitCode {
         .unwrap_or_default();
     let progress = Arc::new(progress::TerminalProgress::new());
     let level = logging.level.as_deref().unwrap_or("info");
-    if let Err(e) =
-        progress::init_logging(level, logging.format == config::LogFormat::Json, &progress)
-    {
+    if let Err(e) = progress::init_logging(
+        level,
+        logging.format == config::LogFormat::Json,
+        cli.log_file.as_deref(),
+        &progress,
+    ) {
         eprintln!("pim-batch: {e:#}");
         return ExitCode::from(EXIT_FAILURE);
     }
     for warning in &env.warnings {
         tracing::warn!("{warning}");
     }
-    finish(run(cli, &env, settings, progress))
+    if cli.check {
+        return finish(run(
+            cli,
+            &env,
+            settings,
+            progress,
+            &mut heartbeat::Run::start(),
+        ));
+    }
+    // Every scan, succeeded or failed, leaves a heartbeat row on its way out (issue 16).
+    let mut record = heartbeat::Run::start();
+    let for_heartbeat = settings.as_ref().ok().cloned();
+    let code = finish(run(cli, &env, settings, progress, &mut record));
+    let status = if code == ExitCode::SUCCESS || code == ExitCode::from(EXIT_FINDINGS) {
+        pim_deliver::RunStatus::Succeeded
+    } else {
+        pim_deliver::RunStatus::Failed
+    };
+    heartbeat::write(
+        for_heartbeat.as_ref(),
+        &record,
+        status,
+        &heartbeat::host(&env.vars),
+    );
+    code
 }
 
 /// The exit code of a run; a closed pipe (`pim-batch … | head`) is the reader's choice, not a
@@ -189,6 +232,7 @@ fn run(
     env: &config::Environment,
     settings: Result<Settings, ConfigError>,
     progress: Arc<progress::TerminalProgress>,
+    record: &mut heartbeat::Run,
 ) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -285,6 +329,8 @@ fn run(
         // anything is sent: a crash from here on is recovered by the next run's outbox.
         st.record(&mut report, &connected.destinations)?;
     }
+    // The heartbeat row (written on the way out) reads the finished report.
+    let report = &*record.report.insert(report);
 
     let format = match cli.format {
         Format::Markdown => ReportFormat::Markdown,
@@ -293,7 +339,7 @@ fn run(
     let markdown = MarkdownOptions {
         max_listed_activities: cli.max_listed,
     };
-    let text = pim_core::render(&report, format, cli.template.as_deref(), &markdown)
+    let text = pim_core::render(report, format, cli.template.as_deref(), &markdown)
         .context("rendering the report")?;
     match &cli.output {
         Some(path) => std::fs::write(path, text.as_bytes())
@@ -308,7 +354,7 @@ fn run(
 
     // Delivery comes after the report is safely written: a failed send must not lose it.
     if let Some(st) = &mut state {
-        let failed = runtime.block_on(st.deliver(&report, &connected.destinations))?;
+        let failed = runtime.block_on(st.deliver(report, &connected.destinations))?;
         // The scan and its assessments are recorded: the watermark moves even when a send
         // failed, because the outbox keeps what was not sent.
         st.finish(&pim_state::RunOutcome::Succeeded)?;
@@ -321,7 +367,7 @@ fn run(
         runtime.block_on(async {
             for destination in &connected.destinations {
                 destination
-                    .send(&report)
+                    .send(report)
                     .await
                     .with_context(|| format!("sending to {}", destination.name()))?;
             }
@@ -329,7 +375,7 @@ fn run(
         })?;
     }
 
-    let met = findings_meeting(&report, &fail_on);
+    let met = findings_meeting(report, &fail_on);
     if met > 0 {
         info!(activations = met, "--fail-on met");
         return Ok(ExitCode::from(EXIT_FINDINGS));

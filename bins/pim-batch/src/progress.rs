@@ -10,11 +10,13 @@
 //! update draws the status line again below it.
 
 use std::io::{IsTerminal, Write};
+use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use pim_core::{ScanObserver, ScanStage};
+use pim_telemetry::{LogFormat, LogOptions};
 use tracing_subscriber::fmt::MakeWriter;
 
 /// Shortest time between two redraws of the assessment count: about ten a second, enough to
@@ -173,46 +175,52 @@ impl<'a> MakeWriter<'a> for LogWriter {
     }
 }
 
-/// Builds the process's log subscriber: `level` is a tracing filter (`info`, `pim_core=debug`);
-/// `json` selects one JSON object per line (for log shippers) over the human text format.
+/// Builds the process's log subscriber (`pim_telemetry`'s): `level` is a tracing filter (`info`,
+/// `pim_core=debug`); `json` selects one JSON object per line (for log shippers) over the human
+/// text format; `file` gets the same records appended.
+fn log_options(level: &str, json: bool, ansi: bool, file: Option<&Path>) -> LogOptions {
+    LogOptions {
+        level: level.to_owned(),
+        format: if json {
+            LogFormat::Json
+        } else {
+            LogFormat::Text
+        },
+        ansi,
+        target: false,
+        file: file.map(Path::to_path_buf),
+    }
+}
+
+#[cfg(test)]
 fn subscriber(
     level: &str,
     json: bool,
     writer: LogWriter,
     ansi: bool,
 ) -> anyhow::Result<Box<dyn tracing::Subscriber + Send + Sync>> {
-    let filter = tracing_subscriber::EnvFilter::try_new(level)
-        .with_context(|| format!("invalid --log-level / LOG_LEVEL {level:?}"))?;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(writer)
-        .with_target(false);
-    Ok(if json {
-        // Fields at the top level of each object (`"activations": 12`), not under `fields`,
-        // which is what log search tools index most easily. No colours in JSON, ever.
-        Box::new(
-            builder
-                .json()
-                .flatten_event(true)
-                .with_current_span(false)
-                .with_span_list(false)
-                .with_ansi(false)
-                .finish(),
-        )
-    } else {
-        Box::new(builder.with_ansi(ansi).finish())
-    })
+    Ok(pim_telemetry::subscriber(
+        &log_options(level, json, ansi, None),
+        writer,
+    )?)
 }
 
 /// Installs the process's logging: records to stderr through `progress`'s
 /// [`log_writer`](TerminalProgress::log_writer), as text (coloured on a terminal) or, with
-/// `json`, one JSON object per line.
+/// `json`, one JSON object per line; with `file`, appended there too.
 ///
 /// # Errors
-/// When `level` is not a valid filter, or a logger is already installed.
-pub fn init_logging(level: &str, json: bool, progress: &TerminalProgress) -> anyhow::Result<()> {
+/// When `level` is not a valid filter, the file cannot be opened, or a logger is already
+/// installed.
+pub fn init_logging(
+    level: &str,
+    json: bool,
+    file: Option<&Path>,
+    progress: &TerminalProgress,
+) -> anyhow::Result<()> {
     let ansi = std::io::stderr().is_terminal();
-    let subscriber = subscriber(level, json, progress.log_writer(), ansi)?;
+    let subscriber =
+        pim_telemetry::subscriber(&log_options(level, json, ansi, file), progress.log_writer())?;
     tracing::subscriber::set_global_default(subscriber).context("installing the logger")
 }
 

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Investigate PIM activations interactively: `scan` for elevated identities, ask what one of
 /// them did and whether it fits the reason they gave, or ask a question in your own words.
@@ -19,7 +19,7 @@ use clap::{Args, Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "pim-chat", version, about, long_about, after_long_help = pim_core::config::variables_help())]
 pub struct Cli {
-    /// `serve`: the same agent over HTTP for many users (without it, the REPL).
+    /// `serve`, `completions` or `man` (without one, a session starts).
     #[command(subcommand)]
     pub command: Option<Command>,
 
@@ -62,11 +62,40 @@ pub struct Cli {
     /// stderr; the default keeps an interactive session quiet [default: LOG_LEVEL or warn].
     #[arg(long, value_name = "LEVEL")]
     pub log_level: Option<String>,
+
+    /// Log format: text for people, json (one object per line) for log shippers [default:
+    /// LOG_FORMAT or text].
+    #[arg(long, value_enum)]
+    pub log_format: Option<LogFormat>,
+
+    /// Append the logs to this file as well as stderr, in the --log-format (a new file is
+    /// created readable by its owner only).
+    #[arg(long, value_name = "PATH")]
+    pub log_file: Option<PathBuf>,
 }
 
-/// What to run instead of the REPL.
-#[derive(Debug, Subcommand)]
+/// Log formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable text.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Commands other than the default session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Subcommand)]
 pub enum Command {
+    /// Print a shell completion script for pim-chat to stdout and exit, e.g.
+    /// `pim-chat completions zsh > ~/.zfunc/_pim-chat`.
+    Completions {
+        /// The shell the script is for.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the pim-chat man page (roff) to stdout and exit, e.g.
+    /// `pim-chat man > /usr/local/share/man/man1/pim-chat.1`.
+    Man,
     /// Serve the agent over HTTP: a JSON API and a web page for many users at once, signed in
     /// with Entra ID (PIM_SERVE_* variables; see docs/serve.md).
     Serve {

@@ -4,6 +4,7 @@
 //! (or a pipe).
 
 mod args;
+mod generate;
 mod repl;
 mod serve;
 
@@ -12,14 +13,14 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use pim_agent::{Session, SessionOptions};
 use pim_core::config::{self, ConfigError, Settings};
 use pim_core::domain::timestamp::parse_timestamp;
 use pim_core::live;
 use tracing::info;
 
-use crate::args::Cli;
+use crate::args::{Cli, Command, LogFormat};
 
 // Scans allocate many small strings (one per log cell) and free them again; mimalloc handles
 // that much faster than the system allocator (see docs/performance.md).
@@ -31,6 +32,24 @@ const EXIT_FAILURE: u8 = 1;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // These need no configuration: both come from the argument definitions.
+    if let Some(command @ (Command::Completions { .. } | Command::Man)) = &cli.command {
+        let mut stdout = std::io::stdout().lock();
+        let written = match command {
+            Command::Completions { shell } => {
+                generate::completions(*shell, Cli::command(), &mut stdout)
+            }
+            _ => generate::man(Cli::command(), &mut stdout),
+        };
+        return match written {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("pim-chat: error: {e:#}");
+                ExitCode::from(EXIT_FAILURE)
+            }
+        };
+    }
     // The one read of the environment: `.env` under the process's own variables, then the
     // flags over both (the same as pim-batch; issue 11).
     let env = match config::load_environment(Path::new(".env"), std::env::vars()) {
@@ -41,11 +60,14 @@ fn main() -> ExitCode {
         }
     };
     let settings = Settings::from_env(&env.vars).and_then(|s| with_flags(s, &cli));
-    let level = match &settings {
-        Ok(s) => s.logging.level.clone(),
-        Err(_) => cli.log_level.clone(),
+    let logging = match &settings {
+        Ok(s) => s.logging.clone(),
+        Err(_) => config::LogSettings {
+            level: cli.log_level.clone(),
+            format: cli.log_format.map(log_format).unwrap_or_default(),
+        },
     };
-    if let Err(e) = init_logging(level.as_deref().unwrap_or("warn")) {
+    if let Err(e) = init_logging(&logging, cli.log_file.as_deref()) {
         eprintln!("pim-chat: error: {e:#}");
         return ExitCode::from(EXIT_FAILURE);
     }
@@ -70,16 +92,28 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
     })
 }
 
-/// Logs go to stderr only, so stdout carries nothing but the session's answers.
-fn init_logging(level: &str) -> anyhow::Result<()> {
-    let filter = tracing_subscriber::EnvFilter::try_new(level)
-        .with_context(|| format!("--log-level {level:?} is not a level or filter directive"))?;
-    let subscriber = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .finish();
+/// Logs go to stderr (and the `--log-file`) only, so stdout carries nothing but the session's
+/// answers; the default level keeps an interactive session quiet.
+fn init_logging(logging: &config::LogSettings, file: Option<&Path>) -> anyhow::Result<()> {
+    let options = pim_telemetry::LogOptions {
+        level: logging.level.clone().unwrap_or_else(|| "warn".to_owned()),
+        format: match logging.format {
+            config::LogFormat::Text => pim_telemetry::LogFormat::Text,
+            config::LogFormat::Json => pim_telemetry::LogFormat::Json,
+        },
+        ansi: std::io::stderr().is_terminal(),
+        target: true,
+        file: file.map(Path::to_path_buf),
+    };
+    let subscriber = pim_telemetry::subscriber(&options, std::io::stderr)?;
     tracing::subscriber::set_global_default(subscriber).context("installing the logger")
+}
+
+fn log_format(format: LogFormat) -> config::LogFormat {
+    match format {
+        LogFormat::Text => config::LogFormat::Text,
+        LogFormat::Json => config::LogFormat::Json,
+    }
 }
 
 /// The flags given, over the settings from the environment.
@@ -105,6 +139,9 @@ fn with_flags(mut s: Settings, cli: &Cli) -> Result<Settings, ConfigError> {
     }
     if let Some(level) = &cli.log_level {
         s.logging.level = Some(level.clone());
+    }
+    if let Some(format) = cli.log_format {
+        s.logging.format = log_format(format);
     }
     Ok(s)
 }

@@ -160,6 +160,10 @@ pub const VARIABLES: &[(&str, &str)] = &[
         "Logs Ingestion: the stream declared in the rule (default Custom-PimAudit_CL; --dcr-stream)",
     ),
     (
+        "PIM_DCR_RUN_STREAM",
+        "Logs Ingestion: the heartbeat stream, one row per pim-batch run, written whenever PIM_DCR_ENDPOINT and PIM_DCR_RULE_ID are set (default Custom-PimRun_CL)",
+    ),
+    (
         "PIM_WEBHOOK_URL",
         "the URL for --send webhook (a secret: never logged; --webhook-url)",
     ),
@@ -211,10 +215,7 @@ pub const VARIABLES: &[(&str, &str)] = &[
         "LOG_LEVEL",
         "error, warn, info, debug, trace or a tracing filter (pim-batch default info, pim-chat warn; --log-level)",
     ),
-    (
-        "LOG_FORMAT",
-        "pim-batch logs: text (default) or json (--log-format)",
-    ),
+    ("LOG_FORMAT", "logs: text (default) or json (--log-format)"),
 ];
 
 /// Variables that a hosting platform sets and that `azure_identity` reads from the process
@@ -678,6 +679,9 @@ impl Settings {
         delivery.logs_ingestion.rule_id = get("PIM_DCR_RULE_ID").map(str::to_owned);
         if let Some(v) = get("PIM_DCR_STREAM") {
             delivery.logs_ingestion.stream = v.to_owned();
+        }
+        if let Some(v) = get("PIM_DCR_RUN_STREAM") {
+            delivery.logs_ingestion.run_stream = v.to_owned();
         }
         delivery.webhook_url = get("PIM_WEBHOOK_URL").map(|v| Secret::new(v.to_owned()));
 
@@ -1395,6 +1399,7 @@ mod tests {
             &[],
         ),
         ("PIM_DCR_STREAM", "Custom-Other_CL", &[]),
+        ("PIM_DCR_RUN_STREAM", "Custom-Beat_CL", &[]),
         ("PIM_WEBHOOK_URL", "https://hooks.example/x?sig=s", &[]),
         ("PIM_STATE", "/var/lib/pim/state.db", &[]),
         ("PIM_SERVE_AUTH", "none", &[]),
@@ -1448,6 +1453,7 @@ mod tests {
             ("PIM_DCR_ENDPOINT", "https://dce.example"),
             ("PIM_DCR_RULE_ID", "dcr-1"),
             ("PIM_DCR_STREAM", "Custom-Other_CL"),
+            ("PIM_DCR_RUN_STREAM", "Custom-Beat_CL"),
             ("PIM_WEBHOOK_URL", "https://hooks.example/x?sig=very-secret"),
             ("PIM_AUTH", "cli"),
             ("LOG_LEVEL", "debug"),
@@ -1471,6 +1477,7 @@ mod tests {
         assert_eq!(li.endpoint.as_deref(), Some("https://dce.example"));
         assert_eq!(li.rule_id.as_deref(), Some("dcr-1"));
         assert_eq!(li.stream, "Custom-Other_CL");
+        assert_eq!(li.run_stream, "Custom-Beat_CL");
         assert_eq!(
             s.delivery.webhook_url.as_ref().map(Secret::secret),
             Some("https://hooks.example/x?sig=very-secret")

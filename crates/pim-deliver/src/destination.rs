@@ -178,6 +178,9 @@ pub struct LogsIngestionSettings {
     pub rule_id: Option<String>,
     /// The stream declared in the rule (default [`DEFAULT_STREAM`]).
     pub stream: String,
+    /// The heartbeat stream in the same rule, one [`crate::RunRow`] per run (`PIM_DCR_RUN_STREAM`,
+    /// default [`crate::DEFAULT_RUN_STREAM`]).
+    pub run_stream: String,
 }
 
 impl Default for LogsIngestionSettings {
@@ -186,6 +189,7 @@ impl Default for LogsIngestionSettings {
             endpoint: None,
             rule_id: None,
             stream: DEFAULT_STREAM.to_owned(),
+            run_stream: crate::DEFAULT_RUN_STREAM.to_owned(),
         }
     }
 }

@@ -279,6 +279,24 @@ impl LogsIngestionClient {
     /// When earlier batches were already accepted the error is wrapped in
     /// [`Error::PartlyDelivered`], saying how many rows reached the table.
     pub async fn send(&self, rows: &[AuditRow]) -> Result<SendSummary> {
+        self.send_rows(rows, |r| r.activation_id.clone()).await
+    }
+
+    /// [`send`](Self::send) for rows of any table: `id` names a row in the error when it is
+    /// too large on its own (the heartbeat's [`RunRow`](crate::RunRow) is named by its run id).
+    ///
+    /// # Errors
+    /// As [`send`](Self::send).
+    pub async fn send_rows<T: serde::Serialize>(
+        &self,
+        rows: &[T],
+        id: impl Fn(&T) -> String,
+    ) -> Result<SendSummary> {
+        let too_large = |index: usize, bytes: usize| Error::RowTooLarge {
+            activation_id: rows.get(index).map(&id).unwrap_or_default(),
+            bytes,
+            limit: self.max_body_bytes,
+        };
         let encoded = rows
             .iter()
             .map(serde_json::to_vec)
@@ -289,7 +307,7 @@ impl LogsIngestionClient {
             .enumerate()
             .find(|(_, r)| r.len() + 2 > self.max_body_bytes)
         {
-            return Err(self.too_large(rows, i, row.len()));
+            return Err(too_large(i, row.len()));
         }
         let mut queue: VecDeque<Range<usize>> = self.plan(&encoded).into();
         let mut summary = SendSummary::default();
@@ -312,7 +330,7 @@ impl LogsIngestionClient {
                     summary.batches += 1;
                 }
                 Outcome::TooLarge if range.len() == 1 => {
-                    let e = self.too_large(rows, range.start, encoded[range.start].len());
+                    let e = too_large(range.start, encoded[range.start].len());
                     return Err(partly(summary.rows, rows.len(), e));
                 }
                 Outcome::TooLarge => {
@@ -359,17 +377,6 @@ impl LogsIngestionClient {
             batches.push(start..encoded.len());
         }
         batches
-    }
-
-    fn too_large(&self, rows: &[AuditRow], index: usize, bytes: usize) -> Error {
-        Error::RowTooLarge {
-            activation_id: rows
-                .get(index)
-                .map(|r| r.activation_id.clone())
-                .unwrap_or_default(),
-            bytes,
-            limit: self.max_body_bytes,
-        }
     }
 
     async fn token(&self) -> Result<Secret> {

@@ -14,6 +14,8 @@
 //! - [`LogsIngestionClient::send`] batches them under the 1 MB call limit, splits a batch the
 //!   service calls too large (413), and retries throttling and transient failures with the
 //!   shared [`RetryPolicy`](pim_domain::retry::RetryPolicy) through `pim-http`'s driver;
+//! - [`RunRow`] is the heartbeat, one row per run into `PimRun_CL` ([`RUN_COLUMNS`]) through
+//!   [`run_client`] on the run stream of the same rule, for the alerts on the job's own health;
 //! - [`findings_summary`] and [`WebhookClient::send`] do the same for a webhook, keeping the
 //!   URL's query string (its signature) out of every log, error and `Debug` output.
 //!
@@ -34,6 +36,7 @@ mod error;
 mod http;
 mod ingestion;
 mod row;
+mod run_row;
 mod webhook;
 
 pub use destination::{
@@ -57,6 +60,7 @@ pub use row::{
     AuditRow, COLUMNS, JUSTIFICATION_MAX_CHARS, RATIONALE_MAX_CHARS, TEXT_MAX_CHARS, TICKETS_MAX,
     rows,
 };
+pub use run_row::{DEFAULT_RUN_STREAM, RUN_COLUMNS, RunRow, RunStatus, run_client};
 pub use webhook::{
     Condition, FindingsSummary, MAX_LISTED, SummaryCounts, SummaryFinding, SummaryWindow,
     Threshold, WebhookClient, WebhookOptions, findings_summary,

@@ -102,3 +102,67 @@ fn schema_prints_the_committed_report_schema() {
     let schema: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(schema["title"], "PIM Activity Audit Report");
 }
+
+#[test]
+fn completions_and_man_need_no_configuration() {
+    for shell in ["bash", "zsh", "fish", "powershell"] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_pim-batch"))
+            .args(["completions", shell])
+            .env_remove("LOG_ANALYTICS_WORKSPACE_ID")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{shell}: {}", stderr(&out));
+        let script = stdout(&out);
+        for word in ["pim-batch", "schema", "fail-on", "log-file"] {
+            assert!(script.contains(word), "{shell} script lacks {word}");
+        }
+    }
+    let out = run(&["man"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).contains(".TH pim-batch"), "{}", stdout(&out));
+    assert!(stdout(&out).contains("completions"));
+    let bad = run(&["completions", "tcsh"]);
+    assert_eq!(bad.status.code(), Some(2));
+}
+
+#[test]
+fn log_file_gets_the_json_records_appended_as_well_as_stderr() {
+    let dir = std::env::temp_dir().join(format!("pim-batch-log-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let log = dir.join("pim-batch.log");
+    let _ = std::fs::remove_file(&log);
+    let path = log.to_str().unwrap();
+    for _ in 0..2 {
+        let out = run(&["--demo", "--log-format", "json", "--log-file", path]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("\"message\":\"scanning\""),
+            "{}",
+            stderr(&out)
+        );
+    }
+    let text = std::fs::read_to_string(&log).unwrap();
+    let records: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect();
+    let scans = records
+        .iter()
+        .filter(|r| r["message"] == "scanning")
+        .count();
+    assert_eq!(scans, 2, "both runs appended:\n{text}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&log).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+    }
+    let bad = run(&["--demo", "--log-file", "/nonexistent-dir/x.log"]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(
+        stderr(&bad).contains("/nonexistent-dir/x.log"),
+        "{}",
+        stderr(&bad)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -95,6 +95,7 @@ const COVERED: &[(&str, &[&str])] = &[
     // bins/pim-batch/tests/it/state.rs runs three scheduled scans with PIM_STATE from the
     // environment; this one with it from .env.
     ("the_state_store", &["PIM_STATE"]),
+    ("a_heartbeat_row_per_run", &["PIM_DCR_RUN_STREAM"]),
     // pim-chat's own settings; bins/pim-chat/tests/it/dotenv.rs runs pim-chat with them.
     ("pim-chat", &["PIM_MAX_REPAIRS", "PIM_ALLOWED_TABLES"]),
     // pim-chat serve's settings: bins/pim-chat/tests/it/serve.rs runs `pim-chat serve` with
@@ -630,4 +631,66 @@ async fn the_state_store() {
     assert!(first["activations"][0]["revision"] == 1, "{first:#}");
     assert!(first["activations"][0]["state"].is_string());
     report(&out.1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_heartbeat_row_per_run() {
+    // Issue 16: with Logs Ingestion configured (no --send needed), every run leaves one row on
+    // the run stream, a failed one too, without changing the run's exit code.
+    let mi = ManagedIdentityFake::start(MI_SECRET).await;
+    let ingestion = LogsIngestionFake::start(DCR, "Custom-Beat_CL").await;
+    let dotenv = [
+        ("PIM_AUTH", s("managed-identity")),
+        ("PIM_DCR_ENDPOINT", ingestion.endpoint()),
+        ("PIM_DCR_RULE_ID", s(DCR)),
+        ("PIM_DCR_RUN_STREAM", s("Custom-Beat_CL")),
+    ];
+    let platform = [
+        ("IDENTITY_ENDPOINT", mi.endpoint()),
+        ("IDENTITY_HEADER", s(MI_SECRET)),
+    ];
+    let out = run(&dotenv, &platform, DEMO).await;
+    let r = report(&out);
+    let rows = ingestion.rows();
+    assert_eq!(rows.len(), 1, "{}", stderr(&out));
+    let row = &rows[0];
+    let columns: BTreeSet<&str> = row
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    let documented: BTreeSet<&str> = pim_deliver::RUN_COLUMNS.iter().map(|(n, _)| *n).collect();
+    assert_eq!(columns, documented);
+    assert_eq!(row["RunId"], r["report_id"]);
+    assert_eq!(row["Status"], "succeeded");
+    assert_eq!(row["Activations"], r["summary"]["activations"]);
+    assert_eq!(row["Findings"], r["summary"]["findings"]);
+    assert_eq!(row["InputProblems"], r["summary"]["problems"]);
+    assert_eq!(row["Queries"], r["run"]["queries"]);
+    assert_eq!(row["ModelCalls"], 0);
+    assert_eq!(row["Version"], env!("CARGO_PKG_VERSION"));
+    assert!(!row["Host"].as_str().unwrap().is_empty());
+    assert_eq!(row["TimeGenerated"], row["EndedAt"]);
+
+    // A run that fails still writes its row, and still exits 1.
+    let mut args = DEMO.to_vec();
+    args.extend(["--end", "tomorrow"]);
+    let out = run(&dotenv, &platform, &args).await;
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let rows = ingestion.rows();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[1]["Status"], "failed");
+    assert_eq!(rows[1]["Activations"], 0);
+    assert!(rows[1]["RunId"].as_str().unwrap().starts_with("run-"));
+
+    // A refused heartbeat is a warning: the run's own exit code stands.
+    ingestion.fail_always(pim_testkit::IngestionFailure::Forbidden);
+    let out = run(&dotenv, &platform, DEMO).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("heartbeat row was not written"),
+        "{}",
+        stderr(&out)
+    );
 }

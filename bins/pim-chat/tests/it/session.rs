@@ -117,3 +117,48 @@ fn no_source_stops_with_a_message() {
     assert!(run.stderr.contains("no data source"), "{}", run.stderr);
     assert!(run.stdout.is_empty(), "{}", run.stdout);
 }
+
+#[test]
+fn completions_and_man_need_no_configuration() {
+    for shell in ["bash", "zsh", "fish", "powershell"] {
+        let run = chat(&["completions", shell], "");
+        assert_eq!(run.code, Some(0), "{shell}: {}", run.stderr);
+        for word in [
+            "pim-chat",
+            "demo",
+            "max-repairs",
+            "allowed-tables",
+            "log-file",
+        ] {
+            assert!(run.stdout.contains(word), "{shell} script lacks {word}");
+        }
+    }
+    let run = chat(&["man"], "");
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(run.stdout.contains(".TH pim-chat"), "{}", run.stdout);
+    assert!(run.stdout.contains("completions"));
+}
+
+#[test]
+fn log_file_gets_the_text_records_too() {
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("pim-chat-log-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let log = dir.join("chat.log");
+    let _ = std::fs::remove_file(&log);
+    let run = chat(
+        &[
+            "--demo",
+            "--log-level",
+            "info",
+            "--log-file",
+            log.to_str().unwrap(),
+        ],
+        "exit\n",
+    );
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("session starting"), "{text}");
+    assert!(run.stderr.contains("session starting"), "{}", run.stderr);
+    assert!(!text.contains('\x1b'));
+}
