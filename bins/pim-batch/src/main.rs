@@ -3,7 +3,6 @@
 //! loop over the destinations.
 
 mod args;
-mod generate;
 mod heartbeat;
 mod history;
 mod progress;
@@ -44,13 +43,19 @@ fn main() -> ExitCode {
         Some(Command::Schema) => return finish(print_schema()),
         Some(Command::Completions { shell }) => {
             return finish(
-                generate::completions(shell, Cli::command(), &mut std::io::stdout().lock())
-                    .map(|()| ExitCode::SUCCESS),
+                pim_telemetry::generate::completions(
+                    shell,
+                    Cli::command(),
+                    &mut std::io::stdout().lock(),
+                )
+                .context("writing the completion script")
+                .map(|()| ExitCode::SUCCESS),
             );
         }
         Some(Command::Man) => {
             return finish(
-                generate::man(Cli::command(), &mut std::io::stdout().lock())
+                pim_telemetry::generate::man(Cli::command(), &mut std::io::stdout().lock())
+                    .context("writing the man page")
                     .map(|()| ExitCode::SUCCESS),
             );
         }

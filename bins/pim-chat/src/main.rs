@@ -4,7 +4,6 @@
 //! (or a pipe).
 
 mod args;
-mod generate;
 mod repl;
 mod serve;
 
@@ -37,9 +36,11 @@ fn main() -> ExitCode {
         let mut stdout = std::io::stdout().lock();
         let written = match command {
             Command::Completions { shell } => {
-                generate::completions(*shell, Cli::command(), &mut stdout)
+                pim_telemetry::generate::completions(*shell, Cli::command(), &mut stdout)
+                    .context("writing the completion script")
             }
-            _ => generate::man(Cli::command(), &mut stdout),
+            _ => pim_telemetry::generate::man(Cli::command(), &mut stdout)
+                .context("writing the man page"),
         };
         return match written {
             Ok(()) => ExitCode::SUCCESS,

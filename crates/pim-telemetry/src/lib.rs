@@ -12,9 +12,13 @@
 //! tracing::subscriber::with_default(subscriber, || tracing::warn!(rows = 3, "hello"));
 //! ```
 //!
+//! - [`generate`]: the shell completion scripts and the man page of either binary, from its clap
+//!   definition.
+//!
 //! [`MakeWriter`]: tracing_subscriber::fmt::MakeWriter
 
 mod error;
+pub mod generate;
 mod logging;
 
 pub use error::{Error, Result};

@@ -1,35 +1,47 @@
-//! `completions <shell>` and `man`: generated from the same clap definition as `--help`
-//! (clap_complete, clap_mangen), so neither drifts from the flags (issue 16).
+//! `completions <shell>` and `man` for both binaries: generated from the binary's own clap
+//! definition, the one `--help` prints (clap_complete, clap_mangen), so neither drifts from the
+//! flags (issue 16).
 
-use std::io::Write;
+use std::io::{self, Write};
 
-use anyhow::Context;
-
-/// Writes the completion script for `shell` to `out`.
+/// Writes the completion script of `command` for `shell` to `out`.
+///
+/// # Errors
+/// The write error, e.g. a closed pipe.
 pub fn completions(
     shell: clap_complete::Shell,
     mut command: clap::Command,
     out: &mut dyn Write,
-) -> anyhow::Result<()> {
+) -> io::Result<()> {
     let name = command.get_name().to_owned();
     clap_complete::generate(shell, &mut command, name, out);
-    out.flush().context("writing the completion script")
+    out.flush()
 }
 
-/// Writes the man page (roff, section 1) to `out`.
-pub fn man(command: clap::Command, out: &mut dyn Write) -> anyhow::Result<()> {
-    clap_mangen::Man::new(command)
-        .render(out)
-        .context("writing the man page")?;
-    out.flush().context("writing the man page")
+/// Writes the man page (roff, section 1) of `command` to `out`.
+///
+/// # Errors
+/// The write error, e.g. a closed pipe.
+pub fn man(command: clap::Command, out: &mut dyn Write) -> io::Result<()> {
+    clap_mangen::Man::new(command).render(out)?;
+    out.flush()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
+    use clap::{Arg, ArgAction, Command};
 
-    fn text(write: impl FnOnce(&mut Vec<u8>) -> anyhow::Result<()>) -> String {
+    /// A command shaped like the binaries': flags and the two generating subcommands.
+    fn cli() -> Command {
+        Command::new("pim-example")
+            .arg(Arg::new("demo").long("demo").action(ArgAction::SetTrue))
+            .arg(Arg::new("fail-on").long("fail-on").value_name("VERDICT"))
+            .subcommand(Command::new("completions").arg(Arg::new("shell").required(true)))
+            .subcommand(Command::new("man"))
+    }
+
+    fn text(write: impl FnOnce(&mut Vec<u8>) -> io::Result<()>) -> String {
         let mut out = Vec::new();
         write(&mut out).unwrap();
         String::from_utf8(out).unwrap()
@@ -37,7 +49,7 @@ mod tests {
 
     #[test]
     fn every_shell_gets_a_script_that_names_the_subcommands_and_flags() {
-        let command = crate::args::Cli::command();
+        let command = cli();
         let name = command.get_name().to_owned();
         let subcommands: Vec<String> = command
             .get_subcommands()
@@ -66,7 +78,7 @@ mod tests {
 
     #[test]
     fn the_man_page_names_the_binary_subcommands_and_flags() {
-        let command = crate::args::Cli::command();
+        let command = cli();
         let page = text(|out| man(command.clone(), out));
         assert!(page.starts_with(".ie"), "{}", &page[..page.len().min(80)]);
         assert!(page.contains(&format!(".TH {}", command.get_name())));
