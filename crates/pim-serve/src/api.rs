@@ -137,6 +137,7 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/", get(page::index))
         .route("/static/app.js", get(page::script))
         .route("/static/app.css", get(page::style))
+        .route("/static/icon.svg", get(page::icon))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .merge(api)
