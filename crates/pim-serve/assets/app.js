@@ -10,13 +10,31 @@
 const $ = (id) => document.getElementById(id);
 let sessionId = sessionStorage.getItem("pim-session");
 
-async function api(method, path, body) {
-  const response = await fetch(path, {
+function call(method, path, body) {
+  return fetch(path, {
     method,
     credentials: "same-origin",
     headers: body ? { "Content-Type": "application/json", Accept: "application/json" } : { Accept: "application/json" },
     body: body ? JSON.stringify(body) : undefined,
   });
+}
+
+// The platform's ID token lives about an hour, its sign-in session longer: when the server
+// refuses the token, ask the platform to refresh its token store (/.auth/refresh, App Service
+// and Container Apps authentication) and send the request once more. Without the platform
+// (a local run) the refresh fails and the refusal stands.
+async function refreshed() {
+  try {
+    const r = await fetch("/.auth/refresh", { credentials: "same-origin" });
+    return r.ok;
+  } catch (e) {
+    return false;
+  }
+}
+
+async function api(method, path, body) {
+  let response = await call(method, path, body);
+  if (response.status === 401 && (await refreshed())) response = await call(method, path, body);
   let data = null;
   const type = response.headers.get("Content-Type") || "";
   if (type.includes("application/json")) data = await response.json();
@@ -24,7 +42,7 @@ async function api(method, path, body) {
 }
 
 function explain(r) {
-  if (r.status === 401) return "Please sign in (the platform's sign-in page: /.auth/login/aad), then reload.";
+  if (r.status === 401) return "Your sign-in has expired or is missing: sign in again (/.auth/login/aad), then reload this page.";
   if (r.status === 403) return (r.data && r.data.error) || "Your account lacks the app role this agent requires.";
   if (r.status === 429 && r.retryAfter) return "Too many messages: wait " + r.retryAfter + " s and send again.";
   return (r.data && r.data.error) || "The request failed (HTTP " + r.status + ").";
@@ -61,11 +79,23 @@ function cell(row, content) {
   row.append(td);
 }
 
-function showActivations(list) {
+// The activations of the last scan, by id: a follow-up ("what did 2 do", "assess them")
+// answers about some of them, which are then marked in the scan's table instead of replacing it.
+let listed = new Map();
+
+function showActivations(list, isScan) {
+  if (!isScan && list.length && list.every((a) => listed.has(a.id))) {
+    for (const [id, tr] of listed) tr.classList.toggle("focus", list.some((a) => a.id === id));
+    const first = listed.get(list[0].id);
+    if (first) first.scrollIntoView({ block: "nearest" });
+    return;
+  }
   const rows = $("rows");
   rows.replaceChildren();
+  listed = new Map();
   for (const a of list) {
     const tr = document.createElement("tr");
+    if (a.id) listed.set(a.id, tr);
     const p = a.principal || {};
     cell(tr, (a.activated_at || "").replace("T", " ").replace(/:\d\d(\.\d+)?Z$/, "Z"));
     cell(tr, p.upn || p.display_name || p.object_id || "unknown");
@@ -109,7 +139,7 @@ async function send(text) {
     }
     if (r.status !== 200) { say("error", explain(r)); return; }
     say("agent", r.data.reply, r.data.kql);
-    if (Array.isArray(r.data.activations) && r.data.activations.length) showActivations(r.data.activations);
+    if (Array.isArray(r.data.activations) && r.data.activations.length) showActivations(r.data.activations, /^\s*scan\b/i.test(text));
   } catch (e) {
     say("error", "The agent could not be reached.");
   } finally {

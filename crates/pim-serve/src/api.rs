@@ -137,6 +137,7 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/", get(page::index))
         .route("/static/app.js", get(page::script))
         .route("/static/app.css", get(page::style))
+        .route("/static/icon.svg", get(page::icon))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .merge(api)
@@ -367,7 +368,7 @@ async fn post_message(
         });
         let answer = futures_util::stream::once(async move {
             let event = match turn.await {
-                Ok(body) => Event::default().event("answer").data(body.to_string()),
+                Ok(body) => Event::default().event("answer").data(body),
                 Err(_) => Event::default()
                     .event("error")
                     .data(r#"{"error":"the answer failed"}"#),
@@ -383,7 +384,7 @@ async fn post_message(
         let body = turn
             .await
             .map_err(|_| ApiError::Render("the answer failed".to_owned()))?;
-        Ok(Json(body).into_response())
+        Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
     }
 }
 
@@ -393,7 +394,7 @@ async fn run_turn(
     caller: Caller,
     id: String,
     text: String,
-) -> serde_json::Value {
+) -> String {
     let mut h = hosted.lock().await;
     let now = (state.agent.clock)();
     let answer = h.session.handle_line(&text, now).await;
@@ -402,12 +403,17 @@ async fn run_turn(
         answer,
         Answer::Scan(_) | Answer::Activity(_) | Answer::Assessment(_)
     );
-    let body = serde_json::to_value(Reply {
+    // Straight to text: a scan's answer holds every activation with all its operations (the
+    // demo tenant's runaway script alone has 5,200), so no intermediate `serde_json::Value`
+    // tree of it is built for every session that scans.
+    let body = serde_json::to_string(&Reply {
         reply: reply.clone(),
         kql: h.session.last_kql(),
         activations: about_activations.then(|| answer.activations()),
     })
-    .unwrap_or_else(|e| serde_json::json!({ "reply": reply.clone(), "error": e.to_string() }));
+    .unwrap_or_else(|e| {
+        serde_json::json!({ "reply": reply.clone(), "error": e.to_string() }).to_string()
+    });
     let keep = state.config.limits.transcript_messages;
     h.messages.push_back(Message { role: "user", text });
     h.messages.push_back(Message {

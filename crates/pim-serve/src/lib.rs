@@ -59,6 +59,9 @@
 //! # }
 //! ```
 //!
+//! The page is tested in a real browser (Chromium driven by playwright-core, against the real
+//! binary): `crates/pim-serve/browser/test.mjs`, described in `docs/serve.md`.
+//!
 //! See: issue 15.
 
 mod api;

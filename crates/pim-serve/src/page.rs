@@ -1,4 +1,4 @@
-//! The web page at `/`: one HTML file, one stylesheet and one script, embedded in the binary
+//! The web page at `/`: one HTML file, one stylesheet, one script and an icon, embedded in the binary
 //! (no CDN, no external fonts), served under a Content-Security-Policy that allows nothing
 //! else: no inline script or style, no other origin, no framing.
 
@@ -11,6 +11,7 @@ pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; 
 const INDEX: &str = include_str!("../assets/index.html");
 const SCRIPT: &str = include_str!("../assets/app.js");
 const STYLE: &str = include_str!("../assets/app.css");
+const ICON: &str = include_str!("../assets/icon.svg");
 
 fn asset(body: &'static str, content_type: &'static str) -> Response {
     let mut response = body.into_response();
@@ -40,6 +41,12 @@ pub async fn style() -> Response {
     asset(STYLE, "text/css; charset=utf-8")
 }
 
+/// `GET /static/icon.svg`, the page's icon (without one, every browser asks for
+/// `/favicon.ico` and logs the 404 in the console).
+pub async fn icon() -> Response {
+    asset(ICON, "image/svg+xml")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -52,6 +59,9 @@ mod tests {
         }
         assert!(!INDEX.contains("<style") && !INDEX.contains("style="));
         assert_eq!(INDEX.matches("<script").count(), 1);
+        assert!(INDEX.contains(r#"<link rel="icon" href="/static/icon.svg""#));
+        // The icon is a picture only: no script, no reference to anything else.
+        assert!(!ICON.contains("<script") && !ICON.contains("href") && !ICON.contains("url("));
         assert!(INDEX.contains(r#"<script src="/static/app.js" defer></script>"#));
         // Untrusted text goes in with textContent only.
         assert!(!SCRIPT.contains("innerHTML") && !SCRIPT.contains("insertAdjacentHTML"));

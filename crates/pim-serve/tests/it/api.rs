@@ -211,6 +211,7 @@ async fn health_and_readiness_need_no_sign_in_the_page_has_a_strict_csp() {
         ("/", "text/html"),
         ("/static/app.js", "text/javascript"),
         ("/static/app.css", "text/css"),
+        ("/static/icon.svg", "image/svg+xml"),
     ] {
         let r = server
             .http
