@@ -7,6 +7,7 @@ mod heartbeat;
 mod history;
 mod progress;
 mod state;
+mod telemetry;
 
 use std::io::Write;
 use std::path::Path;
@@ -18,7 +19,7 @@ use clap::{CommandFactory, Parser};
 use pim_core::config::{self, ConfigError, Settings};
 use pim_core::domain::timestamp::parse_timestamp;
 use pim_core::domain::{Report, Risk, Verdict};
-use pim_core::{MarkdownOptions, ReportFormat, ScanOptions, live};
+use pim_core::{MarkdownOptions, ReportFormat, ScanObserver, ScanOptions, live};
 use pim_deliver::Secret;
 use time::OffsetDateTime;
 use tracing::info;
@@ -75,6 +76,16 @@ fn main() -> ExitCode {
         .as_ref()
         .map(|s| s.logging.clone())
         .unwrap_or_default();
+    // OpenTelemetry (issue 16): off, with nothing built, unless OTEL_EXPORTER_OTLP_ENDPOINT
+    // is set. The guard lives to the end of main, so the last batch leaves on every exit path.
+    let telemetry = match settings.as_ref().map(|s| telemetry::start(&s.telemetry)) {
+        Ok(Err(e)) => {
+            eprintln!("pim-batch: error: {e:#}");
+            return ExitCode::from(EXIT_FAILURE);
+        }
+        Ok(Ok(t)) => t,
+        Err(_) => pim_telemetry::Telemetry::disabled(),
+    };
     let progress = Arc::new(progress::TerminalProgress::new());
     let level = logging.level.as_deref().unwrap_or("info");
     if let Err(e) = progress::init_logging(
@@ -82,6 +93,7 @@ fn main() -> ExitCode {
         logging.format == config::LogFormat::Json,
         cli.log_file.as_deref(),
         &progress,
+        &telemetry,
     ) {
         eprintln!("pim-batch: {e:#}");
         return ExitCode::from(EXIT_FAILURE);
@@ -89,20 +101,34 @@ fn main() -> ExitCode {
     for warning in &env.warnings {
         tracing::warn!("{warning}");
     }
+    // The scan's metrics, beside the progress line; this process's run is recorded below, as
+    // it ends, so a failure to write or send the report counts as the failed run it is.
+    let metrics = telemetry
+        .meter()
+        .map(|m| pim_core::ScanMetrics::new(&m).runs_recorded_by_caller());
+    let observer: Arc<dyn ScanObserver> = match &metrics {
+        Some(m) => Arc::new(pim_core::Observers(vec![progress, Arc::new(m.clone())])),
+        None => progress,
+    };
     if cli.check {
-        return finish(run(
+        let code = finish(run(
             cli,
             &env,
             settings,
-            progress,
+            observer,
             &mut heartbeat::Run::start(),
         ));
+        telemetry::finish(telemetry);
+        return code;
     }
     // Every scan, succeeded or failed, leaves a heartbeat row on its way out (issue 16).
+    let started = std::time::Instant::now();
+    let scans = cli.command.is_none();
     let mut record = heartbeat::Run::start();
     let for_heartbeat = settings.as_ref().ok().cloned();
-    let code = finish(run(cli, &env, settings, progress, &mut record));
-    let status = if code == ExitCode::SUCCESS || code == ExitCode::from(EXIT_FINDINGS) {
+    let code = finish(run(cli, &env, settings, observer, &mut record));
+    let succeeded = code == ExitCode::SUCCESS || code == ExitCode::from(EXIT_FINDINGS);
+    let status = if succeeded {
         pim_deliver::RunStatus::Succeeded
     } else {
         pim_deliver::RunStatus::Failed
@@ -113,6 +139,10 @@ fn main() -> ExitCode {
         status,
         &heartbeat::host(&env.vars),
     );
+    if let (Some(metrics), true) = (&metrics, scans) {
+        metrics.record_run(succeeded, started.elapsed());
+    }
+    telemetry::finish(telemetry);
     code
 }
 
@@ -236,7 +266,7 @@ fn run(
     cli: Cli,
     env: &config::Environment,
     settings: Result<Settings, ConfigError>,
-    progress: Arc<progress::TerminalProgress>,
+    observer: Arc<dyn ScanObserver>,
     record: &mut heartbeat::Run,
 ) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -272,7 +302,7 @@ fn run(
         Some(dir) => live::SourceChoice::Exports(dir.clone()),
         None => live::SourceChoice::Workspace,
     };
-    let connected = live::connect(&settings, &choice, Some(progress))?;
+    let connected = live::connect(&settings, &choice, Some(observer))?;
     let info = connected.source.info();
     let now = OffsetDateTime::now_utc();
     let end = match &cli.end {

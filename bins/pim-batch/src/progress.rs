@@ -207,7 +207,8 @@ fn subscriber(
 
 /// Installs the process's logging: records to stderr through `progress`'s
 /// [`log_writer`](TerminalProgress::log_writer), as text (coloured on a terminal) or, with
-/// `json`, one JSON object per line; with `file`, appended there too.
+/// `json`, one JSON object per line; with `file`, appended there too; and, when `telemetry`
+/// exports traces, the scan's spans to OpenTelemetry.
 ///
 /// # Errors
 /// When `level` is not a valid filter, the file cannot be opened, or a logger is already
@@ -217,10 +218,14 @@ pub fn init_logging(
     json: bool,
     file: Option<&Path>,
     progress: &TerminalProgress,
+    telemetry: &pim_telemetry::Telemetry,
 ) -> anyhow::Result<()> {
     let ansi = std::io::stderr().is_terminal();
-    let subscriber =
-        pim_telemetry::subscriber(&log_options(level, json, ansi, file), progress.log_writer())?;
+    let subscriber = pim_telemetry::subscriber_with(
+        &log_options(level, json, ansi, file),
+        progress.log_writer(),
+        telemetry,
+    )?;
     tracing::subscriber::set_global_default(subscriber).context("installing the logger")
 }
 

@@ -6,10 +6,12 @@
 mod args;
 mod repl;
 mod serve;
+mod telemetry;
 
 use std::io::IsTerminal;
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{CommandFactory, Parser};
@@ -68,21 +70,37 @@ fn main() -> ExitCode {
             format: cli.log_format.map(log_format).unwrap_or_default(),
         },
     };
-    if let Err(e) = init_logging(&logging, cli.log_file.as_deref()) {
+    // OpenTelemetry (issue 16): nothing is built unless OTEL_EXPORTER_OTLP_ENDPOINT is set;
+    // the guard lives to the end of main, so what is buffered leaves on every exit path.
+    let telemetry = match settings.as_ref().map(|s| telemetry::start(&s.telemetry)) {
+        Ok(Err(e)) => {
+            eprintln!("pim-chat: error: {e:#}");
+            return ExitCode::from(EXIT_FAILURE);
+        }
+        Ok(Ok(t)) => t,
+        Err(_) => pim_telemetry::Telemetry::disabled(),
+    };
+    if let Err(e) = init_logging(&logging, cli.log_file.as_deref(), &telemetry) {
         eprintln!("pim-chat: error: {e:#}");
         return ExitCode::from(EXIT_FAILURE);
     }
     for warning in &env.warnings {
         tracing::warn!("{warning}");
     }
-    match run(cli, settings) {
+    // Every scan of the session (or of `serve`'s sessions) is a run of its own.
+    let metrics = telemetry
+        .meter()
+        .map(|m| Arc::new(pim_core::ScanMetrics::new(&m)) as Arc<dyn pim_core::ScanObserver>);
+    let code = match run(cli, settings, metrics) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("pim-chat: error: {e:#}");
             ExitCode::from(EXIT_FAILURE)
         }
-    }
+    };
+    telemetry::finish(telemetry);
+    code
 }
 
 /// A closed stdout (`pim-chat … | head`) is the reader's choice, not a failure.
@@ -95,7 +113,11 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 
 /// Logs go to stderr (and the `--log-file`) only, so stdout carries nothing but the session's
 /// answers; the default level keeps an interactive session quiet.
-fn init_logging(logging: &config::LogSettings, file: Option<&Path>) -> anyhow::Result<()> {
+fn init_logging(
+    logging: &config::LogSettings,
+    file: Option<&Path>,
+    telemetry: &pim_telemetry::Telemetry,
+) -> anyhow::Result<()> {
     let options = pim_telemetry::LogOptions {
         level: logging.level.clone().unwrap_or_else(|| "warn".to_owned()),
         format: match logging.format {
@@ -106,7 +128,7 @@ fn init_logging(logging: &config::LogSettings, file: Option<&Path>) -> anyhow::R
         target: true,
         file: file.map(Path::to_path_buf),
     };
-    let subscriber = pim_telemetry::subscriber(&options, std::io::stderr)?;
+    let subscriber = pim_telemetry::subscriber_with(&options, std::io::stderr, telemetry)?;
     tracing::subscriber::set_global_default(subscriber).context("installing the logger")
 }
 
@@ -147,7 +169,11 @@ fn with_flags(mut s: Settings, cli: &Cli) -> Result<Settings, ConfigError> {
     Ok(s)
 }
 
-fn run(cli: Cli, settings: Result<Settings, ConfigError>) -> anyhow::Result<()> {
+fn run(
+    cli: Cli,
+    settings: Result<Settings, ConfigError>,
+    metrics: Option<Arc<dyn pim_core::ScanObserver>>,
+) -> anyhow::Result<()> {
     // A bad --end is the cheapest mistake to report, so it is checked before anything is built.
     let end = cli
         .end
@@ -165,7 +191,7 @@ fn run(cli: Cli, settings: Result<Settings, ConfigError>) -> anyhow::Result<()> 
         model,
         auditor,
         ..
-    } = live::connect(&settings, &choice, None)?;
+    } = live::connect(&settings, &choice, metrics)?;
 
     let info = source.info();
     let mut options = SessionOptions {

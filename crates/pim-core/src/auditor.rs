@@ -24,12 +24,13 @@ use tracing::{debug, info, warn};
 
 use crate::budget::CallBudget;
 use crate::config::ModelLimits;
-use crate::observer::{ObserverHandle, ScanObserver, ScanStage};
+use crate::observer::{ModelDone, ModelOutcome, ObserverHandle, ScanEnd, ScanObserver, ScanStage};
 use crate::split;
 use crate::{Error, Result, ScanOptions};
 use futures_util::StreamExt;
 use futures_util::future::Either;
 use tokio::sync::Semaphore;
+use tracing::Instrument;
 
 /// Runs scans: one source of logs, the rules engine, and optionally a model-backed assessor.
 ///
@@ -233,7 +234,36 @@ impl Auditor {
         options: &ScanOptions,
         generated_at: OffsetDateTime,
     ) -> Result<Report> {
-        let result = self.scan_inner(options, generated_at).await;
+        let started = std::time::Instant::now();
+        // The trace of a scan: this span, one per stage under it, one per query and model
+        // assessment under those (exported only when telemetry is on; see `TRACE_TARGET`).
+        // Its fields are our names and counts, never text from the logs.
+        let span = tracing::info_span!(
+            target: crate::TRACE_TARGET,
+            "pim.scan",
+            source = self.source.info().kind.as_str(),
+            hours = options.hours,
+            activations = tracing::field::Empty,
+            findings = tracing::field::Empty,
+            outcome = tracing::field::Empty,
+        );
+        let result = self
+            .scan_inner(options, generated_at)
+            .instrument(span.clone())
+            .await;
+        match &result {
+            Ok(report) => {
+                span.record("activations", report.summary.activations);
+                span.record("findings", report.summary.findings);
+                span.record("outcome", "success");
+                self.observer.finished(&ScanEnd::Succeeded(report));
+            }
+            Err(e) => {
+                span.record("outcome", "failure");
+                self.observer
+                    .finished(&ScanEnd::Failed(e, started.elapsed()));
+            }
+        }
         self.observer.stage(ScanStage::Done);
         result
     }
@@ -274,11 +304,14 @@ impl Auditor {
         let scan_permits =
             Semaphore::new(options.query_concurrency.clamp(1, Semaphore::MAX_PERMITS));
         let quiet = |_: &LogQuery| {};
+        let pim_stage = tracing::info_span!(target: crate::TRACE_TARGET, "pim.stage.pim_events");
         let pim_runner = split::Runner {
             source: &*self.source,
             permits: [&scan_permits, &self.query_permits],
             splits_by_time: capabilities.splits_by_time,
             on_query: &quiet,
+            observer: &*self.observer,
+            span: pim_stage.id(),
             limit: options.query_concurrency,
         };
 
@@ -432,6 +465,7 @@ impl Auditor {
             "PIM activations in the scan window"
         );
         lap("pim-events");
+        drop(pim_stage);
 
         // 2. What the activated identities did, across the union of their windows.
         let chunk = capabilities.max_identities_per_query.unwrap_or(usize::MAX);
@@ -448,6 +482,7 @@ impl Auditor {
             // across both. Each keeps its own log, merged in the order of before.
             let mut azure_log = ScanLog::default();
             let mut directory_log = ScanLog::default();
+            let stage = tracing::info_span!(target: crate::TRACE_TARGET, "pim.stage.activity");
             let (azure, directory) = futures_util::future::join(
                 self.fetch_activity(
                     LogTable::AzureActivity,
@@ -470,6 +505,7 @@ impl Auditor {
                     &scan_permits,
                 ),
             )
+            .instrument(stage)
             .await;
             log.absorb(azure_log);
             log.absorb(directory_log);
@@ -479,18 +515,34 @@ impl Auditor {
 
         // 3. Correlate and assess.
         self.observer.stage(ScanStage::Correlating);
-        // Rows that could not be read count against every activation they could belong to.
-        let unreadable =
-            attribute_unreadable(&activations, &azure.unreadable, &directory.unreadable);
-        let correlated = correlate_owned(
-            &activations,
-            azure.activities,
-            directory.activities,
-            &CorrelateOptions {
-                max_activities_per_activation: options.max_activities_per_activation,
-            },
-        );
+        let (unreadable, correlated) =
+            tracing::info_span!(target: crate::TRACE_TARGET, "pim.stage.correlate").in_scope(
+                || {
+                    // Rows that could not be read count against every activation they could
+                    // belong to.
+                    let unreadable = attribute_unreadable(
+                        &activations,
+                        &azure.unreadable,
+                        &directory.unreadable,
+                    );
+                    let correlated = correlate_owned(
+                        &activations,
+                        azure.activities,
+                        directory.activities,
+                        &CorrelateOptions {
+                            max_activities_per_activation: options.max_activities_per_activation,
+                        },
+                    );
+                    (unreadable, correlated)
+                },
+            );
         lap("correlate");
+        let assess_stage = tracing::info_span!(
+            target: crate::TRACE_TARGET,
+            "pim.stage.assess",
+            activations = activations.len(),
+            model = self.assessor.is_some(),
+        );
 
         // The facts each case needs, computed once: which sources it depends on and whether
         // one of them failed or came back partial.
@@ -557,7 +609,8 @@ impl Auditor {
         // With a model, an activation's assessment is final only once the model has answered:
         // progress counts those, not the (near-instant) rules pass.
         let rules_progress = self.assessor.is_none().then_some(&*self.observer);
-        let rules = assess_rules_parallel(&self.rules, &cases, rules_progress);
+        let rules =
+            assess_stage.in_scope(|| assess_rules_parallel(&self.rules, &cases, rules_progress));
         let mut model_failures: Vec<ModelFailure> = Vec::new();
         let assessments: Vec<Assessment> = if self.assessor.is_some() {
             // Model calls are I/O-bound: up to `concurrency` in flight, each spending the
@@ -588,6 +641,7 @@ impl Auditor {
                 futures_util::stream::iter(pending)
                     .buffered(self.limits.concurrency.max(1))
                     .collect()
+                    .instrument(assess_stage.clone())
                     .await;
             let (assessments, failures): (Vec<_>, Vec<_>) = results.into_iter().unzip();
             model_failures = failures.into_iter().flatten().collect();
@@ -620,6 +674,7 @@ impl Auditor {
             .collect();
 
         lap("assess");
+        drop(assess_stage);
         let ScanLog {
             mut problems,
             mut warnings,
@@ -722,6 +777,14 @@ impl Auditor {
         {
             return (rules, None);
         }
+        let started = std::time::Instant::now();
+        // One span per model assessment, under the assess stage; its outcome is a kind, never
+        // the model's words.
+        let span = tracing::info_span!(
+            target: crate::TRACE_TARGET,
+            "pim.model.assess",
+            outcome = tracing::field::Empty,
+        );
         let answer = if tokio::time::Instant::now() >= deadline {
             None
         } else {
@@ -729,19 +792,42 @@ impl Auditor {
                 budget.acquire(self.limits.estimated_tokens_per_call).await;
                 model.assess(case, &rules).await
             };
-            tokio::time::timeout_at(deadline, call).await.ok()
+            tokio::time::timeout_at(deadline, call)
+                .instrument(span.clone())
+                .await
+                .ok()
+        };
+        let heard = |outcome: ModelOutcome| {
+            span.record(
+                "outcome",
+                match outcome {
+                    ModelOutcome::Answered => "answered",
+                    ModelOutcome::Failed(kind) => kind,
+                    ModelOutcome::Deadline => "deadline",
+                },
+            );
+            self.observer.model_done(&ModelDone {
+                outcome,
+                duration: started.elapsed(),
+            });
         };
         let (reason, failure) = match answer {
-            Some(Ok(answer)) => return (pim_rules::guardrails::combine(&rules, answer), None),
+            Some(Ok(answer)) => {
+                heard(ModelOutcome::Answered);
+                return (pim_rules::guardrails::combine(&rules, answer), None);
+            }
             Some(Err(e)) => {
                 warn!(activation = %case.activation.id, error = %e, "model assessment failed");
+                let kind = failure_kind(&e);
+                heard(ModelOutcome::Failed(kind));
                 (
                     format!("the model assessment failed: {e}"),
-                    ModelFailure::Failed(failure_kind(&e)),
+                    ModelFailure::Failed(kind),
                 )
             }
             None => {
                 debug!(activation = %case.activation.id, "model stage deadline reached");
+                heard(ModelOutcome::Deadline);
                 (
                     "model stage deadline reached".to_owned(),
                     ModelFailure::Deadline,
@@ -853,11 +939,15 @@ impl Auditor {
                 },
             });
         };
+        // The activity stage's span (the caller instruments this future with it).
+        let stage = tracing::Span::current();
         let runner = split::Runner {
             source: &*self.source,
             permits: [scan_permits, &self.query_permits],
             splits_by_time: self.source.capabilities().splits_by_time,
             on_query: &announce,
+            observer: &**observer,
+            span: stage.id(),
             limit: options.query_concurrency,
         };
         // A source that runs no KQL gets the same filter as a row scope, so that an export

@@ -216,6 +216,46 @@ pub const VARIABLES: &[(&str, &str)] = &[
         "error, warn, info, debug, trace or a tracing filter (pim-batch default info, pim-chat warn; --log-level)",
     ),
     ("LOG_FORMAT", "logs: text (default) or json (--log-format)"),
+    (
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OpenTelemetry: the OTLP/HTTP collector's base URL (e.g. http://localhost:4318); traces go to /v1/traces, metrics to /v1/metrics. Unset: nothing is exported",
+    ),
+    (
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        "OpenTelemetry: the full URL for traces, over OTEL_EXPORTER_OTLP_ENDPOINT",
+    ),
+    (
+        "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+        "OpenTelemetry: the full URL for metrics, over OTEL_EXPORTER_OTLP_ENDPOINT",
+    ),
+    (
+        "OTEL_EXPORTER_OTLP_HEADERS",
+        "OpenTelemetry: headers sent with every export, key=value,... (values URL-encoded; a secret: never logged)",
+    ),
+    (
+        "OTEL_EXPORTER_OTLP_PROTOCOL",
+        "OpenTelemetry: http/protobuf, the only protocol supported (default)",
+    ),
+    (
+        "OTEL_EXPORTER_OTLP_TIMEOUT",
+        "OpenTelemetry: milliseconds one export may take (default 10000)",
+    ),
+    (
+        "OTEL_METRIC_EXPORT_INTERVAL",
+        "OpenTelemetry: milliseconds between metric exports of a long-running pim-chat (default 60000); every process also exports at exit",
+    ),
+    (
+        "OTEL_SERVICE_NAME",
+        "OpenTelemetry: the service.name resource attribute (default pim-batch / pim-chat)",
+    ),
+    (
+        "OTEL_RESOURCE_ATTRIBUTES",
+        "OpenTelemetry: more resource attributes, key=value,... (values URL-encoded)",
+    ),
+    (
+        "OTEL_SDK_DISABLED",
+        "OpenTelemetry: true turns all export off whatever else is set",
+    ),
 ];
 
 /// Variables that a hosting platform sets and that `azure_identity` reads from the process
@@ -363,6 +403,217 @@ pub struct Settings {
     pub state: Option<std::path::PathBuf>,
     /// `pim-chat serve`'s sign-in and limits (`PIM_SERVE_*`).
     pub serve: ServeSettings,
+    /// OpenTelemetry export (`OTEL_*`; issue 16).
+    pub telemetry: TelemetrySettings,
+}
+
+/// OpenTelemetry export over OTLP/HTTP, from the standard `OTEL_*` variables: off unless an
+/// endpoint is set, and off whatever is set with `OTEL_SDK_DISABLED=true`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TelemetrySettings {
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT`: the collector's base URL.
+    pub endpoint: Option<String>,
+    /// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`: the full URL for traces.
+    pub traces_endpoint: Option<String>,
+    /// `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`: the full URL for metrics.
+    pub metrics_endpoint: Option<String>,
+    /// `OTEL_EXPORTER_OTLP_HEADERS`, decoded; the values are secrets (API keys).
+    pub headers: Vec<(String, SecretValue)>,
+    /// `OTEL_EXPORTER_OTLP_PROTOCOL` as given (only `http/protobuf` is accepted).
+    pub protocol: Option<String>,
+    /// `OTEL_EXPORTER_OTLP_TIMEOUT`.
+    pub timeout: Option<Duration>,
+    /// `OTEL_METRIC_EXPORT_INTERVAL`.
+    pub metric_interval: Option<Duration>,
+    /// `OTEL_SERVICE_NAME`.
+    pub service_name: Option<String>,
+    /// `OTEL_RESOURCE_ATTRIBUTES`, decoded.
+    pub resource_attributes: Vec<(String, String)>,
+    /// `OTEL_SDK_DISABLED=true`.
+    pub disabled: bool,
+}
+
+impl TelemetrySettings {
+    /// Whether anything is to be exported: an endpoint is set and the SDK is not disabled.
+    pub fn enabled(&self) -> bool {
+        !self.disabled
+            && (self.endpoint.is_some()
+                || self.traces_endpoint.is_some()
+                || self.metrics_endpoint.is_some())
+    }
+}
+
+/// Reads the `OTEL_*` variables.
+fn telemetry_settings<'e>(
+    get: impl Fn(&'static str) -> Option<&'e str>,
+) -> Result<TelemetrySettings, ConfigError> {
+    let mut t = TelemetrySettings {
+        endpoint: get("OTEL_EXPORTER_OTLP_ENDPOINT")
+            .map(|v| otlp_endpoint("OTEL_EXPORTER_OTLP_ENDPOINT", v))
+            .transpose()?,
+        traces_endpoint: get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+            .map(|v| otlp_endpoint("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", v))
+            .transpose()?,
+        metrics_endpoint: get("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT")
+            .map(|v| otlp_endpoint("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", v))
+            .transpose()?,
+        service_name: get("OTEL_SERVICE_NAME").map(str::to_owned),
+        ..TelemetrySettings::default()
+    };
+    if let Some(v) = get("OTEL_EXPORTER_OTLP_HEADERS") {
+        t.headers = key_values("OTEL_EXPORTER_OTLP_HEADERS", v, false)?
+            .into_iter()
+            .map(|(k, v)| (k, SecretValue::new(v)))
+            .collect();
+    }
+    if let Some(v) = get("OTEL_RESOURCE_ATTRIBUTES") {
+        t.resource_attributes = key_values("OTEL_RESOURCE_ATTRIBUTES", v, true)?;
+    }
+    if let Some(v) = get("OTEL_EXPORTER_OTLP_PROTOCOL") {
+        if !v.eq_ignore_ascii_case("http/protobuf") {
+            return Err(ConfigError::new(
+                "OTEL_EXPORTER_OTLP_PROTOCOL",
+                format!(
+                    "{:?} is not supported: only http/protobuf (OTLP over HTTP, usually port 4318) is",
+                    shorten(v)
+                ),
+            ));
+        }
+        t.protocol = Some(v.to_ascii_lowercase());
+    }
+    if let Some(v) = get("OTEL_EXPORTER_OTLP_TIMEOUT") {
+        t.timeout = Some(Duration::from_millis(u64::from(positive(
+            "OTEL_EXPORTER_OTLP_TIMEOUT",
+            v,
+            600_000,
+        )?)));
+    }
+    if let Some(v) = get("OTEL_METRIC_EXPORT_INTERVAL") {
+        t.metric_interval = Some(Duration::from_millis(u64::from(positive(
+            "OTEL_METRIC_EXPORT_INTERVAL",
+            v,
+            86_400_000,
+        )?)));
+    }
+    if let Some(v) = get("OTEL_SDK_DISABLED") {
+        t.disabled = match v.to_ascii_lowercase().as_str() {
+            "true" => true,
+            "false" => false,
+            _ => {
+                return Err(ConfigError::new(
+                    "OTEL_SDK_DISABLED",
+                    format!("{:?} is not true or false", shorten(v)),
+                ));
+            }
+        };
+    }
+    // Headers usually carry an API key: never in clear text to another host.
+    let clear = [&t.endpoint, &t.traces_endpoint, &t.metrics_endpoint]
+        .into_iter()
+        .flatten()
+        .find(|url| url.to_ascii_lowercase().starts_with("http://") && !is_loopback_http(url));
+    if let (Some(url), false) = (clear, t.headers.is_empty()) {
+        return Err(ConfigError::new(
+            "OTEL_EXPORTER_OTLP_HEADERS",
+            format!(
+                "would be sent in clear text to {}: use an https:// endpoint (plain http is for a collector on this host)",
+                shorten(url)
+            ),
+        ));
+    }
+    Ok(t)
+}
+
+/// An OTLP endpoint: an `http://` or `https://` URL with a host. Plain http is allowed (a
+/// collector beside the job is the usual set-up); headers then stay on this host.
+fn otlp_endpoint(variable: &'static str, v: &str) -> Result<String, ConfigError> {
+    let lower = v.to_ascii_lowercase();
+    let rest = lower
+        .strip_prefix("https://")
+        .or_else(|| lower.strip_prefix("http://"));
+    match rest {
+        Some(host)
+            if !host.is_empty()
+                && !host.starts_with(['/', ':'])
+                && !v.contains(char::is_whitespace) =>
+        {
+            Ok(v.to_owned())
+        }
+        _ => Err(ConfigError::new(
+            variable,
+            format!(
+                "{:?} is not an http:// or https:// URL with a host",
+                shorten(v)
+            ),
+        )),
+    }
+}
+
+fn is_loopback_http(url: &str) -> bool {
+    let lower = url.to_ascii_lowercase();
+    let Some(rest) = lower.strip_prefix("http://") else {
+        return false;
+    };
+    ["127.0.0.1", "localhost", "[::1]"].iter().any(|h| {
+        rest.strip_prefix(h)
+            .is_some_and(|after| after.is_empty() || after.starts_with([':', '/']))
+    })
+}
+
+/// `key=value,key2=value2` as the OpenTelemetry environment specification writes headers and
+/// resource attributes: keys trimmed, values trimmed and percent-decoded. A malformed pair is
+/// an error naming its position, never its text (a header value is a secret); with `show`
+/// the key is named too.
+fn key_values(
+    variable: &'static str,
+    v: &str,
+    show: bool,
+) -> Result<Vec<(String, String)>, ConfigError> {
+    let mut out = Vec::new();
+    for (i, pair) in v.split(',').enumerate() {
+        if pair.trim().is_empty() {
+            continue;
+        }
+        let bad = |why: &str| {
+            ConfigError::new(
+                variable,
+                format!("entry {} {why}: write key=value,key2=value2", i + 1),
+            )
+        };
+        let (key, value) = pair.split_once('=').ok_or_else(|| bad("has no '='"))?;
+        let key = key.trim();
+        if key.is_empty() || !key.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(bad("has no valid key"));
+        }
+        let value = percent_decode(value.trim()).ok_or_else(|| {
+            if show {
+                bad(&format!("({key}) is not valid percent-encoded UTF-8"))
+            } else {
+                bad("is not valid percent-encoded UTF-8")
+            }
+        })?;
+        out.push((key.to_owned(), value));
+    }
+    Ok(out)
+}
+
+/// `%XX` escapes decoded; `None` for a broken escape or bytes that are not UTF-8.
+fn percent_decode(v: &str) -> Option<String> {
+    let bytes = v.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        if b == b'%' {
+            let hex = bytes.get(i + 1..i + 3)?;
+            let text = std::str::from_utf8(hex).ok()?;
+            out.push(u8::from_str_radix(text, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
 }
 
 /// The defaults of a scan that variables (and then flags) may change.
@@ -750,6 +1001,7 @@ impl Settings {
             logging,
             state: get("PIM_STATE").map(std::path::PathBuf::from),
             serve,
+            telemetry: telemetry_settings(get)?,
         })
     }
 
@@ -1414,6 +1666,28 @@ mod tests {
         ("PIM_SERVE_MAX_SESSIONS", "7", &[]),
         ("LOG_LEVEL", "debug", &[]),
         ("LOG_FORMAT", "json", &[]),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://localhost:4318", &[]),
+        (
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+            "https://otel.example/v1/traces",
+            &[],
+        ),
+        (
+            "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+            "https://otel.example/v1/metrics",
+            &[],
+        ),
+        ("OTEL_EXPORTER_OTLP_HEADERS", "api-key=k%3D1", &[]),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf", &[]),
+        ("OTEL_EXPORTER_OTLP_TIMEOUT", "5000", &[]),
+        ("OTEL_METRIC_EXPORT_INTERVAL", "15000", &[]),
+        ("OTEL_SERVICE_NAME", "pim-nightly", &[]),
+        (
+            "OTEL_RESOURCE_ATTRIBUTES",
+            "deployment.environment.name=prod",
+            &[],
+        ),
+        ("OTEL_SDK_DISABLED", "true", &[]),
     ];
 
     #[test]
@@ -1437,6 +1711,92 @@ mod tests {
                 "{name}={value} changed nothing"
             );
         }
+    }
+
+    #[test]
+    fn otel_variables_are_decoded_checked_and_their_headers_kept_secret() {
+        let s = Settings::from_env(&env(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "https://otel.example:4318"),
+            (
+                "OTEL_EXPORTER_OTLP_HEADERS",
+                " api-key = s3cr3t%2Cvalue , x-tenant=t1",
+            ),
+            (
+                "OTEL_RESOURCE_ATTRIBUTES",
+                "deployment.environment.name=prod,team=sec%20ops",
+            ),
+            ("OTEL_SERVICE_NAME", "pim-nightly"),
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", "2500"),
+            ("OTEL_SDK_DISABLED", "FALSE"),
+        ]))
+        .unwrap();
+        let t = &s.telemetry;
+        assert!(t.enabled());
+        let headers: Vec<(&str, &str)> = t
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.expose()))
+            .collect();
+        assert_eq!(headers, [("api-key", "s3cr3t,value"), ("x-tenant", "t1")]);
+        assert_eq!(
+            t.resource_attributes,
+            [
+                ("deployment.environment.name".to_owned(), "prod".to_owned()),
+                ("team".to_owned(), "sec ops".to_owned())
+            ]
+        );
+        assert_eq!(t.timeout, Some(Duration::from_millis(2500)));
+        assert!(!format!("{s:?}").contains("s3cr3t"), "{s:?}");
+
+        // Off: no endpoint, or disabled.
+        assert!(!Settings::from_env(&env(&[])).unwrap().telemetry.enabled());
+        let off = Settings::from_env(&env(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://localhost:4318"),
+            ("OTEL_SDK_DISABLED", "true"),
+        ]))
+        .unwrap();
+        assert!(!off.telemetry.enabled());
+
+        for (pairs, variable, never) in [
+            (
+                &[("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")][..],
+                "OTEL_EXPORTER_OTLP_PROTOCOL",
+                "",
+            ),
+            (
+                &[("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4318")][..],
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                "",
+            ),
+            (
+                &[
+                    ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318"),
+                    ("OTEL_EXPORTER_OTLP_HEADERS", "api-key=plain-secret"),
+                ][..],
+                "OTEL_EXPORTER_OTLP_HEADERS",
+                "plain-secret",
+            ),
+            (
+                &[("OTEL_EXPORTER_OTLP_HEADERS", "api-key=bad%zzsecret")][..],
+                "OTEL_EXPORTER_OTLP_HEADERS",
+                "secret",
+            ),
+            (&[("OTEL_SDK_DISABLED", "yes")][..], "OTEL_SDK_DISABLED", ""),
+        ] {
+            let err = Settings::from_env(&env(pairs)).unwrap_err();
+            assert_eq!(err.variable, variable, "{err}");
+            if !never.is_empty() {
+                assert!(!err.to_string().contains(never), "{err}");
+            }
+        }
+        // Plain http to a collector on this host may carry headers.
+        assert!(
+            Settings::from_env(&env(&[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318"),
+                ("OTEL_EXPORTER_OTLP_HEADERS", "api-key=k"),
+            ]))
+            .is_ok()
+        );
     }
 
     #[test]

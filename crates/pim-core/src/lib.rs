@@ -12,11 +12,21 @@ mod render; // Markdown or JSON from a report
 mod report_id; // stable report ids
 mod sources; // the demo tenant and offline export sources
 mod split; // splitting queries cut at the service's limits until each part is complete
+mod telemetry; // `ScanMetrics`: the scan's OpenTelemetry instruments, as a `ScanObserver`
 
 pub use auditor::{Auditor, AuditorBuilder, DEFAULT_MODEL_DEADLINE};
 pub use budget::CallBudget;
 pub use error::{Error, Result};
-pub use observer::{ScanObserver, ScanStage};
+pub use observer::{
+    ModelDone, ModelOutcome, Observers, QueryDone, QueryStatus, ScanEnd, ScanObserver, ScanStage,
+};
+pub use telemetry::ScanMetrics;
+
+/// The `tracing` target of the spans a scan makes for export: `pim.scan`, `pim.stage.*`,
+/// `pim.query`, `pim.model.assess`. `pim_telemetry` sends exactly this target to OpenTelemetry
+/// and keeps it out of the logs; with telemetry off no layer wants it, so the spans are
+/// disabled where they are made.
+pub const TRACE_TARGET: &str = "pim::trace";
 pub use options::{
     DEFAULT_HOURS, DEFAULT_LOOKBACK_HOURS, DEFAULT_MAX_ACTIVITIES, DEFAULT_QUERY_CONCURRENCY,
     DEFAULT_WINDOW_HOURS, MAX_QUERY_CONCURRENCY, ScanOptions,

@@ -38,6 +38,9 @@ use pim_loganalytics::{KqlSource, LogQuery, LogTable, QueryOutcome, Truncation};
 use serde_json::Value;
 use time::Duration;
 use tokio::sync::Semaphore;
+use tracing::Instrument;
+
+use crate::observer::{QueryDone, QueryStatus, ScanObserver};
 
 /// The shortest time range that is still split: a single identity over one minute or less
 /// that is still cut stays cut (issue 12).
@@ -167,6 +170,11 @@ pub(crate) struct Runner<'a> {
     /// Whether a part may be split by time ([`SourceCapabilities::splits_by_time`](pim_loganalytics::SourceCapabilities::splits_by_time)).
     pub splits_by_time: bool,
     pub on_query: OnQuery<'a>,
+    /// Hears each query's name, rows, time and outcome as it comes back.
+    pub observer: &'a dyn ScanObserver,
+    /// The parent of each query's `pim.query` span: the scan stage it belongs to (an id, so
+    /// that the stage's span can close while the runner is still borrowed).
+    pub span: Option<tracing::Id>,
     /// Most queries of one run started at once (the scan's bound): the rest wait in the
     /// runner's queue, where the parts of a split query go first, so the longest chain of
     /// splits is not queued behind every other planned query.
@@ -288,7 +296,7 @@ impl Runner<'_> {
             while running.len() < self.limit.max(1)
                 && let Some((i, path, part, label, kql)) = queue.pop_front()
             {
-                running.push(self.ask(plan.table, plan.scope.clone(), i, path, part, label, kql));
+                running.push(self.ask(plan, i, path, part, label, kql));
             }
             let Some((i, path, part, label, answer)) = running.next().await else {
                 break;
@@ -417,12 +425,11 @@ impl Runner<'_> {
         Ok(queries)
     }
 
-    /// One part's query: waits for its permits, then asks the source.
-    #[allow(clippy::too_many_arguments)]
+    /// One part's query: waits for its permits, then asks the source, in a `pim.query` span
+    /// under the stage's, and tells the observer how it went.
     async fn ask(
         &self,
-        table: LogTable,
-        scope: Option<pim_loganalytics::RowScope>,
+        plan: &Plan<'_>,
         root: usize,
         path: Vec<u8>,
         part: Part,
@@ -431,19 +438,50 @@ impl Runner<'_> {
     ) -> Answer {
         let query = LogQuery {
             label: label.clone(),
-            table: Some(table),
+            table: Some(plan.table),
             kql,
             timespan: part.range.range,
-            scope,
+            scope: plan.scope.clone(),
         };
         // The semaphores are never closed, so acquiring cannot fail; were one closed, the
         // query would simply run unbounded rather than not at all.
         let _scan = self.permits[0].acquire().await.ok();
         let _auditor = self.permits[1].acquire().await.ok();
         (self.on_query)(&query);
-        let answer = self.source.query(&query).await;
+        // Only our names and counts go on the span: never the KQL (it quotes identities) nor
+        // anything the logs hold.
+        let span = tracing::info_span!(
+            target: crate::TRACE_TARGET,
+            parent: self.span.clone(),
+            "pim.query",
+            query = plan.label,
+            table = plan.table.name(),
+            rows = tracing::field::Empty,
+            outcome = tracing::field::Empty,
+        );
+        let started = std::time::Instant::now();
+        let answer = self.source.query(&query).instrument(span.clone()).await;
+        let (rows, status) = match &answer {
+            Ok(outcome) if outcome.truncation.is_some() => (rows_of(outcome), QueryStatus::Cut),
+            Ok(outcome) => (rows_of(outcome), QueryStatus::Complete),
+            Err(_) => (0, QueryStatus::Failed),
+        };
+        span.record("rows", rows);
+        span.record("outcome", status.as_str());
+        self.observer.query_done(&QueryDone {
+            name: plan.label,
+            table: plan.table.name(),
+            rows,
+            duration: started.elapsed(),
+            status,
+        });
         (root, path, part, label, answer)
     }
+}
+
+/// Rows of every table of an answer.
+fn rows_of(outcome: &QueryOutcome) -> usize {
+    outcome.tables.iter().map(Table::len).sum()
 }
 
 /// `azure-activity 3/25 (part 1.2)`: the first half's second half.
@@ -761,13 +799,38 @@ mod tests {
         roots: Vec<Part>,
         concurrency: usize,
     ) -> (Vec<Completed>, usize) {
+        let (out, queries, _) = run_heard(source, roots, concurrency).await;
+        (out, queries)
+    }
+
+    /// Every `query_done` the observer heard: status and rows.
+    #[derive(Default)]
+    struct Heard(std::sync::Mutex<Vec<(QueryStatus, usize, String)>>);
+
+    impl ScanObserver for Heard {
+        fn query_done(&self, q: &QueryDone<'_>) {
+            self.0
+                .lock()
+                .unwrap()
+                .push((q.status, q.rows, format!("{} {}", q.name, q.table)));
+        }
+    }
+
+    async fn run_heard(
+        source: &Cutting,
+        roots: Vec<Part>,
+        concurrency: usize,
+    ) -> (Vec<Completed>, usize, Vec<(QueryStatus, usize, String)>) {
         let scan = Semaphore::new(concurrency);
         let auditor = Semaphore::new(100);
+        let heard = Heard::default();
         let runner = Runner {
             source,
             permits: [&scan, &auditor],
             splits_by_time: source.splits_by_time,
             on_query: &|_| {},
+            observer: &heard,
+            span: None,
             limit: concurrency,
         };
         let plan = Plan {
@@ -784,7 +847,8 @@ mod tests {
             })
             .await
             .unwrap();
-        (out, queries)
+        let heard = heard.0.into_inner().unwrap();
+        (out, queries, heard)
     }
 
     /// Rows for 8 identities over an hour; identity 0 is busy, and rows sit exactly on the
@@ -814,7 +878,27 @@ mod tests {
             p.identities = who(8)[4..].to_vec();
             p
         }];
-        let (done, queries) = run_all(&source, roots, 3).await;
+        let (done, queries, heard) = run_heard(&source, roots, 3).await;
+        // The observer hears every query sent, the cut ones as cut, under the plan's name
+        // (no chunk or split suffix), with the rows each returned.
+        assert_eq!(heard.len(), queries);
+        let cut = heard.iter().filter(|h| h.0 == QueryStatus::Cut).count();
+        assert_eq!(
+            cut,
+            queries
+                - heard
+                    .iter()
+                    .filter(|h| h.0 == QueryStatus::Complete)
+                    .count()
+        );
+        assert!(cut > 0, "{heard:?}");
+        assert!(heard.iter().all(|h| h.2 == "azure-activity AzureActivity"));
+        let complete_rows: usize = heard
+            .iter()
+            .filter(|h| h.0 == QueryStatus::Complete)
+            .map(|h| h.1)
+            .sum();
+        assert_eq!(complete_rows, rows().len());
         // Identity halves are handed over on their own: more completions than planned
         // queries, each with its own identities' rows only.
         assert!(done.len() > 2, "{}", done.len());

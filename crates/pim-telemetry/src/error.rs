@@ -24,6 +24,14 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// An OpenTelemetry exporter could not be built from the `OTEL_*` settings.
+    #[error("OpenTelemetry {signal} exporter: {message}")]
+    Otel {
+        /// `traces` or `metrics`.
+        signal: &'static str,
+        /// The exporter's complaint (it names the endpoint, never a header value).
+        message: String,
+    },
     /// A logger is already installed in this process.
     #[error("installing the logger")]
     AlreadyInstalled(#[from] tracing::subscriber::SetGlobalDefaultError),

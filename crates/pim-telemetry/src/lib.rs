@@ -12,6 +12,11 @@
 //! tracing::subscriber::with_default(subscriber, || tracing::warn!(rows = 3, "hello"));
 //! ```
 //!
+//! - [`Telemetry`] and [`OtelOptions`]: OpenTelemetry over OTLP/HTTP (protobuf), traces of the
+//!   spans of [`TRACE_TARGET`] and the meter the scan's instruments come from; off, with no
+//!   exporter, thread or layer, unless an endpoint is configured. [`subscriber_with`] adds the
+//!   tracing layer when traces are on.
+//!
 //! - [`generate`]: the shell completion scripts and the man page of either binary, from its clap
 //!   definition.
 //!
@@ -20,6 +25,8 @@
 mod error;
 pub mod generate;
 mod logging;
+mod otel;
 
 pub use error::{Error, Result};
-pub use logging::{LogFormat, LogOptions, open_log_file, subscriber};
+pub use logging::{LogFormat, LogOptions, open_log_file, subscriber, subscriber_with};
+pub use otel::{OtelOptions, TRACE_TARGET, Telemetry};

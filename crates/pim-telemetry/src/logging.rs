@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use tracing::Subscriber;
+use tracing_subscriber::filter::{FilterExt, filter_fn};
 use tracing_subscriber::fmt::MakeWriter;
-use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::layer::{Filter, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::{EnvFilter, Layer, Registry};
 
@@ -100,34 +101,37 @@ where
     }
 }
 
-/// The filter and the formatting layers: stderr through `stderr`, and the file when asked.
-pub(crate) fn layers<W>(options: &LogOptions, stderr: W) -> Result<(EnvFilter, Vec<BoxedLayer>)>
-where
-    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
-{
-    let filter = EnvFilter::try_new(&options.level).map_err(|source| Error::Level {
+/// The log filter of one formatting layer: the level, and never a span meant for export
+/// ([`TRACE_TARGET`](crate::TRACE_TARGET)), so log lines look the same with telemetry on or off.
+fn log_filter(options: &LogOptions) -> Result<impl Filter<Registry> + Send + Sync + 'static> {
+    let level = EnvFilter::try_new(&options.level).map_err(|source| Error::Level {
         level: options.level.clone(),
         source,
     })?;
-    let mut layers = vec![fmt_layer(
-        options.format,
-        options.ansi,
-        options.target,
-        stderr,
+    Ok(level.and(filter_fn(|meta| meta.target() != crate::TRACE_TARGET)))
+}
+
+/// The formatting layers, each with its own filter: stderr through `stderr`, and the file when
+/// asked.
+pub(crate) fn layers<W>(options: &LogOptions, stderr: W) -> Result<Vec<BoxedLayer>>
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    let mut layers: Vec<BoxedLayer> = vec![Box::new(
+        fmt_layer(options.format, options.ansi, options.target, stderr)
+            .with_filter(log_filter(options)?),
     )];
     if let Some(path) = &options.file {
         let file = open_log_file(path)?;
-        layers.push(fmt_layer(
-            options.format,
-            false,
-            options.target,
-            Mutex::new(file),
+        layers.push(Box::new(
+            fmt_layer(options.format, false, options.target, Mutex::new(file))
+                .with_filter(log_filter(options)?),
         ));
     }
-    Ok((filter, layers))
+    Ok(layers)
 }
 
-/// The log subscriber alone (no telemetry): the filter, stderr and the optional file.
+/// The log subscriber alone (no telemetry): stderr and the optional file.
 ///
 /// # Errors
 /// [`Error::Level`] for a bad filter, [`Error::LogFile`] for a file that cannot be opened.
@@ -135,8 +139,27 @@ pub fn subscriber<W>(options: &LogOptions, stderr: W) -> Result<Box<dyn Subscrib
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
-    let (filter, layers) = layers(options, stderr)?;
-    Ok(Box::new(Registry::default().with(layers).with(filter)))
+    subscriber_with(options, stderr, &crate::Telemetry::disabled())
+}
+
+/// The process's subscriber: the logs as [`subscriber`] builds them, and, when `telemetry`
+/// exports traces, the OpenTelemetry layer for the spans of
+/// [`TRACE_TARGET`](crate::TRACE_TARGET). With telemetry off there is no such layer, so those
+/// spans are disabled where they are created and cost a branch.
+///
+/// # Errors
+/// As [`subscriber`].
+pub fn subscriber_with<W>(
+    options: &LogOptions,
+    stderr: W,
+    telemetry: &crate::Telemetry,
+) -> Result<Box<dyn Subscriber + Send + Sync>>
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    let mut layers = layers(options, stderr)?;
+    layers.extend(telemetry.layer());
+    Ok(Box::new(Registry::default().with(layers)))
 }
 
 #[cfg(test)]
@@ -234,6 +257,27 @@ mod tests {
         drop(open_log_file(&path).unwrap());
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+    }
+
+    #[test]
+    fn export_spans_are_disabled_without_telemetry_and_never_in_log_lines() {
+        let stderr = Buffer::default();
+        let subscriber = subscriber(&LogOptions::default(), stderr.clone()).unwrap();
+        tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!(target: crate::TRACE_TARGET, "pim.scan", hours = 24);
+            // No layer wants it: created disabled, at the cost of a branch.
+            assert!(span.is_disabled());
+            span.in_scope(|| tracing::info!(rows = 3, "inside"));
+            // An ordinary span still frames log lines as before.
+            let other = tracing::info_span!("ordinary");
+            assert!(!other.is_disabled());
+        });
+        let text = stderr.text();
+        assert!(text.contains("inside") && text.contains("rows=3"), "{text}");
+        assert!(
+            !text.contains("pim.scan") && !text.contains("hours"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -19,6 +19,9 @@
 //! - [`LogsIngestionFake`]: the Azure Monitor Logs Ingestion API (data collection rule
 //!   streams), with 413/429/5xx/401/403 from [`IngestionFailure`];
 //! - [`WebhookFake`]: a Logic App / Teams workflow trigger URL with a signature;
+//! - [`OtlpReceiver`]: an OpenTelemetry collector's OTLP/HTTP receiver (`/v1/traces`,
+//!   `/v1/metrics`, protobuf), decoding what it receives into [`ReceivedSpan`]s and
+//!   [`MetricPoint`]s;
 //! - [`OidcFake`]: an Entra ID authority (OIDC metadata + JWKS) whose RSA keys are generated at
 //!   test time, minting RS256 tokens for `pim-chat serve`'s sign-in tests.
 //!
@@ -48,6 +51,7 @@ mod loganalytics;
 mod msi;
 mod oidc;
 mod openai;
+mod otlp;
 pub mod report_schema;
 mod webhook;
 
@@ -63,6 +67,7 @@ pub use openai::{
     ChatAuth, ChatCall, ChatMessage, ChatRoute, FakeModel, FakeReply, OpenAiFake, Responder,
     aligned_responder, assessment_json, injection_obeying_responder, scripted,
 };
+pub use otlp::{MetricPoint, OtlpReceiver, PointValue, ReceivedSpan};
 pub use webhook::{WebhookFailure, WebhookFake};
 
 /// What can go wrong while setting up a fake.

@@ -96,6 +96,22 @@ const COVERED: &[(&str, &[&str])] = &[
     // environment; this one with it from .env.
     ("the_state_store", &["PIM_STATE"]),
     ("a_heartbeat_row_per_run", &["PIM_DCR_RUN_STREAM"]),
+    // OpenTelemetry; bins/pim-batch/tests/it/otel.rs checks what is exported in detail.
+    (
+        "opentelemetry",
+        &[
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+            "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+            "OTEL_EXPORTER_OTLP_HEADERS",
+            "OTEL_EXPORTER_OTLP_PROTOCOL",
+            "OTEL_EXPORTER_OTLP_TIMEOUT",
+            "OTEL_METRIC_EXPORT_INTERVAL",
+            "OTEL_SERVICE_NAME",
+            "OTEL_RESOURCE_ATTRIBUTES",
+            "OTEL_SDK_DISABLED",
+        ],
+    ),
     // pim-chat's own settings; bins/pim-chat/tests/it/dotenv.rs runs pim-chat with them.
     ("pim-chat", &["PIM_MAX_REPAIRS", "PIM_ALLOWED_TABLES"]),
     // pim-chat serve's settings: bins/pim-chat/tests/it/serve.rs runs `pim-chat serve` with
@@ -693,4 +709,51 @@ async fn a_heartbeat_row_per_run() {
         "{}",
         stderr(&out)
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opentelemetry() {
+    let rx = pim_testkit::OtlpReceiver::start().await;
+    // The per-signal endpoints win over the base one, which points nowhere.
+    let vars = [
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", s("http://127.0.0.1:9")),
+        (
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+            format!("{}/v1/traces", rx.endpoint()),
+        ),
+        (
+            "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+            format!("{}/v1/metrics", rx.endpoint()),
+        ),
+        ("OTEL_EXPORTER_OTLP_HEADERS", s("x-otel-key=dotenv%2Dkey")),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", s("http/protobuf")),
+        ("OTEL_EXPORTER_OTLP_TIMEOUT", s("5000")),
+        ("OTEL_METRIC_EXPORT_INTERVAL", s("600000")),
+        ("OTEL_SERVICE_NAME", s("pim-from-dotenv")),
+        (
+            "OTEL_RESOURCE_ATTRIBUTES",
+            s("deployment.environment.name=dotenv"),
+        ),
+    ];
+    report(&run(&vars, &[], DEMO).await);
+    let spans = rx.spans();
+    let scan = spans.iter().find(|s| s.name == "pim.scan").unwrap();
+    assert_eq!(scan.service_name.as_deref(), Some("pim-from-dotenv"));
+    assert_eq!(scan.resource["deployment.environment.name"], "dotenv");
+    assert_eq!(rx.counter("pim.activations", &[]), 15.0);
+    for r in rx.requests() {
+        assert!(
+            r.headers
+                .iter()
+                .any(|(k, v)| k == "x-otel-key" && v == "dotenv-key"),
+            "{}",
+            r.path
+        );
+    }
+    let sent = rx.requests().len();
+    // OTEL_SDK_DISABLED in .env turns it all off.
+    let mut off = vars.to_vec();
+    off.push(("OTEL_SDK_DISABLED", s("true")));
+    report(&run(&off, &[], DEMO).await);
+    assert_eq!(rx.requests().len(), sent);
 }

@@ -28,5 +28,8 @@ mod families;
 // PIM events, bad cells and identities, portal CSV.
 mod tenant;
 
+// OpenTelemetry: spans and metrics over OTLP/HTTP to a loopback receiver; nothing when off.
+mod otel;
+
 // Scheduled runs on a state store: exactly-once delivery, settled verdicts, recovery, locking.
 mod state;

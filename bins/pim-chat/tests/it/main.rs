@@ -25,3 +25,5 @@ mod dotenv;
 // Issue 15: `pim-chat serve` starts from its .env, answers over HTTP, and refuses no sign-in
 // off loopback.
 mod serve;
+// Issue 16: each scan of a session exported over OTLP/HTTP as a run with its trace.
+mod otel;
