@@ -1805,6 +1805,8 @@ mod tests {
             scope: a.scope.clone(),
             justification: a.justification.clone(),
             tickets: a.tickets.clone(),
+            ticket_info: None,
+            ticket_checks: Vec::new(),
             window: a.window.clone(),
             request_id: a.request_id.clone(),
             correlation_id: a.correlation_id.clone(),

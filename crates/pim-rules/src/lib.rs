@@ -39,6 +39,8 @@
 //!     scope: Scope::unknown(),
 //!     justification: "Restart web01 after patching, INC0012345".into(),
 //!     tickets: vec!["INC0012345".into()],
+//!     ticket_info: None,
+//!     ticket_checks: Vec::new(),
 //!     window: ElevationWindow {
 //!         start: datetime!(2026-11-20 09:13:58 UTC),
 //!         end: datetime!(2026-11-20 13:13:58 UTC),

@@ -19,6 +19,10 @@
 //! - [`LogsIngestionFake`]: the Azure Monitor Logs Ingestion API (data collection rule
 //!   streams), with 413/429/5xx/401/403 from [`IngestionFailure`];
 //! - [`WebhookFake`]: a Logic App / Teams workflow trigger URL with a signature;
+//! - [`TicketFake`]: ServiceNow's Table API and Jira REST (v3 Cloud, v2 Data Center) on one
+//!   server (reference §11), records and issues from [`FakeRecord`] / [`FakeIssue`], the
+//!   systems' own 401 bodies for a wrong credential ([`FakeAuth`]), and 401/403/404/429 with
+//!   `Retry-After`/500/slow answers from [`TicketFailure`], counting lookups per ticket;
 //! - [`OidcFake`]: an Entra ID authority (OIDC metadata + JWKS) whose RSA keys are generated at
 //!   test time, minting RS256 tokens for `pim-chat serve`'s sign-in tests.
 //!
@@ -49,6 +53,7 @@ mod msi;
 mod oidc;
 mod openai;
 pub mod report_schema;
+mod tickets;
 mod webhook;
 
 pub use common::{RecordedRequest, token_for};
@@ -62,6 +67,10 @@ pub use oidc::{OidcFake, unix_now};
 pub use openai::{
     ChatAuth, ChatCall, ChatMessage, ChatRoute, FakeModel, FakeReply, OpenAiFake, Responder,
     aligned_responder, assessment_json, injection_obeying_responder, scripted,
+};
+pub use tickets::{
+    FakeAuth, FakeIssue, FakeRecord, FakeUser, JIRA_API_TOKEN, JIRA_EMAIL, SERVICENOW_PASSWORD,
+    SERVICENOW_USER, TicketFailure, TicketFake,
 };
 pub use webhook::{WebhookFailure, WebhookFake};
 

@@ -26,6 +26,8 @@ pub(crate) fn activation(justification: &str) -> Activation {
         scope: Scope::unknown(),
         justification: justification.into(),
         tickets: vec![],
+        ticket_info: None,
+        ticket_checks: Vec::new(),
         window: ElevationWindow {
             start: datetime!(2026-11-20 09:13:58 UTC),
             end: datetime!(2026-11-20 13:13:58 UTC),
