@@ -88,6 +88,21 @@ pub(crate) fn base_url(raw: &str, variable: &'static str) -> Result<Url> {
     Ok(url)
 }
 
+/// Whether `raw` is usable as a ticket system's base URL (`variable` names the setting):
+/// https (plain http only on a loopback host), with a host, and no user info, query or
+/// fragment. What is wrong, when it is not.
+///
+/// # Errors
+///
+/// The problem, in words.
+pub fn check_base_url(raw: &str, variable: &'static str) -> std::result::Result<(), String> {
+    match base_url(raw, variable) {
+        Ok(_) => Ok(()),
+        Err(Error::Config { problem, .. }) => Err(problem),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 /// One configured HTTP client of a ticket system.
 #[derive(Clone)]
 pub(crate) struct Client {

@@ -47,6 +47,7 @@ mod servicenow; // the ServiceNow Table API
 mod verifier; // `TicketVerifier`: once per scan, bounded
 
 pub use error::{Error, Result};
+pub use http::check_base_url;
 pub use jira::{Jira, JiraAuth, JiraOptions};
 pub use port::{TicketLookup, TicketSystem};
 pub use reference::{

@@ -153,17 +153,22 @@ impl TicketVerifier {
                 wanted.push((kind, number.to_owned()));
             }
         }
-        let lookups = wanted.iter().map(|(kind, number)| {
-            let system = self.system(*kind).cloned();
-            let key = (*kind, number.clone());
-            async move {
-                let answer = match system {
-                    Some(s) => s.lookup(&key.1).await,
-                    None => TicketLookup::Failed(format!("{} is not configured", key.0.label())),
-                };
-                (key, answer)
-            }
-        });
+        // The futures are made up front from owned keys: a closure over borrowed keys inside
+        // the stream would leave the scan's future not `Send` (a higher-ranked lifetime
+        // limitation of the compiler), and embedders spawn scans on thread pools.
+        let lookups: Vec<_> = wanted
+            .into_iter()
+            .map(|(kind, number)| {
+                let system = self.system(kind).cloned();
+                async move {
+                    let answer = match system {
+                        Some(s) => s.lookup(&number).await,
+                        None => TicketLookup::Failed(format!("{} is not configured", kind.label())),
+                    };
+                    ((kind, number), answer)
+                }
+            })
+            .collect();
         let answers: HashMap<(TicketSystemKind, String), TicketLookup> =
             futures_util::stream::iter(lookups)
                 .buffer_unordered(self.concurrency)
