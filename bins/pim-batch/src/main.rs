@@ -451,6 +451,9 @@ async fn check(
         // The same call the scan makes; each destination brings its probe and its token.
         let c = chain.clone().map(|c| c as Arc<dyn live::TokenCredential>);
         inputs.add_destinations(&pim_deliver::destinations(&s.delivery, c)?);
+        if let Some(verifier) = live::ticket_verifier(s).context("ticket verification")? {
+            inputs.add_ticket_systems(&verifier);
+        }
     }
     let state_path = settings.as_ref().ok().and_then(|s| s.state.clone());
     let mut results = preflight::run(inputs).await;

@@ -19,6 +19,7 @@ use pim_loganalytics::{
     RowScope, TimeScope,
 };
 use pim_rules::{Assessor, Case, RulesConfig, RulesEngine};
+use pim_tickets::TicketVerifier;
 use time::{Duration, OffsetDateTime};
 use tracing::{debug, info, warn};
 
@@ -46,6 +47,8 @@ pub struct Auditor {
     /// Log Analytics queries in flight across all of this auditor's scans (each scan also has
     /// its own bound, [`ScanOptions::query_concurrency`]).
     query_permits: Arc<Semaphore>,
+    /// Verifies cited tickets, when a ticket system is configured (issue 14).
+    tickets: Option<Arc<TicketVerifier>>,
 }
 
 /// How long the whole model stage of a scan may take by default: 10 minutes.
@@ -61,6 +64,7 @@ pub struct AuditorBuilder {
     model_deadline: std::time::Duration,
     observer: ObserverHandle,
     query_concurrency: Option<usize>,
+    tickets: Option<Arc<TicketVerifier>>,
 }
 
 impl AuditorBuilder {
@@ -111,6 +115,15 @@ impl AuditorBuilder {
         self
     }
 
+    /// Verifies every cited ticket (the justification's and Entra's own ticket fields) in the
+    /// configured ticket systems during each scan, while the activity is fetched: each ticket
+    /// once per scan, the answers recorded as each activation's `ticket_checks`, which the
+    /// rules turn into flags and risk (issue 14).
+    pub fn tickets(mut self, verifier: Arc<TicketVerifier>) -> Self {
+        self.tickets = Some(verifier);
+        self
+    }
+
     /// Finishes the builder.
     pub fn build(self) -> Auditor {
         let permits = self
@@ -125,6 +138,7 @@ impl AuditorBuilder {
             model_deadline: self.model_deadline,
             observer: self.observer,
             query_permits: Arc::new(Semaphore::new(permits)),
+            tickets: self.tickets,
         }
     }
 }
@@ -203,6 +217,7 @@ impl Auditor {
             model_deadline: DEFAULT_MODEL_DEADLINE,
             observer: ObserverHandle::default(),
             query_concurrency: None,
+            tickets: None,
         }
     }
 
@@ -449,7 +464,7 @@ impl Auditor {
             (None, None) => PimEvents::default(),
         };
         let Activations {
-            activations,
+            mut activations,
             problems: window_problems,
             sources: activation_sources,
         } = build_activations(
@@ -483,32 +498,61 @@ impl Auditor {
             let mut azure_log = ScanLog::default();
             let mut directory_log = ScanLog::default();
             let stage = tracing::info_span!(target: crate::TRACE_TARGET, "pim.stage.activity");
-            let (azure, directory) = futures_util::future::join(
-                self.fetch_activity(
-                    LogTable::AzureActivity,
-                    &all,
-                    span,
-                    options,
-                    chunk,
-                    &mut azure_log,
-                    offline_activity.take(),
-                    &scan_permits,
+            // Cited tickets are looked up while the activity is fetched: both wait on I/O.
+            let verify = async {
+                match &self.tickets {
+                    Some(v) => Some(v.verify(&activations).await),
+                    None => None,
+                }
+            };
+            let ((azure, directory), verified) = futures_util::future::join(
+                futures_util::future::join(
+                    self.fetch_activity(
+                        LogTable::AzureActivity,
+                        &all,
+                        span,
+                        options,
+                        chunk,
+                        &mut azure_log,
+                        offline_activity.take(),
+                        &scan_permits,
+                    ),
+                    self.fetch_activity(
+                        LogTable::AuditLogs,
+                        &dir,
+                        span,
+                        options,
+                        chunk,
+                        &mut directory_log,
+                        None,
+                        &scan_permits,
+                    ),
                 ),
-                self.fetch_activity(
-                    LogTable::AuditLogs,
-                    &dir,
-                    span,
-                    options,
-                    chunk,
-                    &mut directory_log,
-                    None,
-                    &scan_permits,
-                ),
+                verify,
             )
             .instrument(stage)
             .await;
             log.absorb(azure_log);
             log.absorb(directory_log);
+            if let Some((checks, stats)) = verified {
+                info!(
+                    lookups = stats.lookups,
+                    failed = stats.failed,
+                    not_checked = stats.not_checked,
+                    "tickets verified"
+                );
+                if stats.failed > 0 {
+                    log.warnings.push(format!(
+                        "{} of {} ticket lookup{} failed; the activations citing them are flagged ticket_unverified with the reason (run --check to test the ticket settings).",
+                        stats.failed,
+                        stats.lookups,
+                        if stats.lookups == 1 { "" } else { "s" }
+                    ));
+                }
+                for (activation, checks) in activations.iter_mut().zip(checks) {
+                    activation.ticket_checks = checks;
+                }
+            }
             (azure, directory)
         };
         lap("activity");
@@ -1757,7 +1801,7 @@ mod tests {
             (run.model_calls, run.prompt_tokens, run.completion_tokens),
             (0, 0, 0)
         );
-        assert_eq!(report.schema_version, "2.1");
+        assert_eq!(report.schema_version, "3.0");
     }
 
     #[tokio::test]
@@ -1895,6 +1939,8 @@ mod tests {
             scope: a.scope.clone(),
             justification: a.justification.clone(),
             tickets: a.tickets.clone(),
+            ticket_info: None,
+            ticket_checks: Vec::new(),
             window: a.window.clone(),
             request_id: a.request_id.clone(),
             correlation_id: a.correlation_id.clone(),

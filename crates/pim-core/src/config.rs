@@ -168,6 +168,42 @@ pub const VARIABLES: &[(&str, &str)] = &[
         "the URL for --send webhook (a secret: never logged; --webhook-url)",
     ),
     (
+        "PIM_SERVICENOW_URL",
+        "ticket verification: the ServiceNow instance, https://<instance>.service-now.com (turns ServiceNow lookups on)",
+    ),
+    (
+        "PIM_SERVICENOW_USER",
+        "ticket verification: ServiceNow Basic auth user (with PIM_SERVICENOW_PASSWORD; give it read-only roles)",
+    ),
+    (
+        "PIM_SERVICENOW_PASSWORD",
+        "ticket verification: ServiceNow Basic auth password (a secret: never logged)",
+    ),
+    (
+        "PIM_SERVICENOW_TOKEN",
+        "ticket verification: a ServiceNow OAuth access token, sent as Bearer, instead of Basic auth (a secret)",
+    ),
+    (
+        "PIM_JIRA_URL",
+        "ticket verification: the Jira site, https://<site>.atlassian.net or a Data Center base URL (turns Jira lookups on)",
+    ),
+    (
+        "PIM_JIRA_EMAIL",
+        "ticket verification: Jira Cloud account e-mail (with PIM_JIRA_API_TOKEN; REST v3)",
+    ),
+    (
+        "PIM_JIRA_API_TOKEN",
+        "ticket verification: Jira Cloud API token from id.atlassian.com (a secret: never logged)",
+    ),
+    (
+        "PIM_JIRA_PAT",
+        "ticket verification: Jira Data Center personal access token, instead of e-mail and API token (REST v2; a secret)",
+    ),
+    (
+        "PIM_JIRA_PROJECTS",
+        "ticket verification: the Jira project keys, comma-separated (required with PIM_JIRA_URL); only KEY-123 of these projects is looked up in Jira",
+    ),
+    (
         "PIM_STATE",
         "pim-batch: the state store of scheduled runs, a SQLite file created on first use (--state)",
     ),
@@ -403,6 +439,9 @@ pub struct Settings {
     pub state: Option<std::path::PathBuf>,
     /// `pim-chat serve`'s sign-in and limits (`PIM_SERVE_*`).
     pub serve: ServeSettings,
+    /// Ticket verification (`PIM_SERVICENOW_*`, `PIM_JIRA_*`; issue 14): off unless a
+    /// system's URL is set.
+    pub tickets: TicketSettings,
     /// OpenTelemetry export (`OTEL_*`; issue 16).
     pub telemetry: TelemetrySettings,
 }
@@ -614,6 +653,44 @@ fn percent_decode(v: &str) -> Option<String> {
         }
     }
     String::from_utf8(out).ok()
+}
+
+/// Which ticket systems cited tickets are verified in (issue 14). Credentials are secrets
+/// inside the auth types, shown as `[REDACTED]` by `Debug`.
+#[derive(Debug, Clone, Default)]
+pub struct TicketSettings {
+    /// `PIM_SERVICENOW_URL` and its credential.
+    pub servicenow: Option<ServiceNowSettings>,
+    /// `PIM_JIRA_URL`, its credential and `PIM_JIRA_PROJECTS`.
+    pub jira: Option<JiraSettings>,
+}
+
+impl TicketSettings {
+    /// Whether any ticket system is configured.
+    pub fn is_configured(&self) -> bool {
+        self.servicenow.is_some() || self.jira.is_some()
+    }
+}
+
+/// A configured ServiceNow instance.
+#[derive(Debug, Clone)]
+pub struct ServiceNowSettings {
+    /// `PIM_SERVICENOW_URL`.
+    pub url: String,
+    /// Basic (`PIM_SERVICENOW_USER` + `PIM_SERVICENOW_PASSWORD`) or OAuth
+    /// (`PIM_SERVICENOW_TOKEN`).
+    pub auth: pim_tickets::ServiceNowAuth,
+}
+
+/// A configured Jira site.
+#[derive(Debug, Clone)]
+pub struct JiraSettings {
+    /// `PIM_JIRA_URL`.
+    pub url: String,
+    /// Cloud (`PIM_JIRA_EMAIL` + `PIM_JIRA_API_TOKEN`) or Data Center (`PIM_JIRA_PAT`).
+    pub auth: pim_tickets::JiraAuth,
+    /// `PIM_JIRA_PROJECTS`, upper-cased.
+    pub projects: Vec<String>,
 }
 
 /// The defaults of a scan that variables (and then flags) may change.
@@ -973,6 +1050,8 @@ impl Settings {
             serve.max_sessions = positive("PIM_SERVE_MAX_SESSIONS", v, 1_000_000)? as usize;
         }
 
+        let tickets = ticket_settings(&get)?;
+
         let logging = LogSettings {
             level: get("LOG_LEVEL").map(str::to_owned),
             format: match get("LOG_FORMAT") {
@@ -1002,6 +1081,7 @@ impl Settings {
             state: get("PIM_STATE").map(std::path::PathBuf::from),
             serve,
             telemetry: telemetry_settings(get)?,
+            tickets,
         })
     }
 
@@ -1022,6 +1102,153 @@ impl Settings {
             || self.model.is_some()
             || self.delivery.needs_azure_credential()
     }
+}
+
+/// `PIM_SERVICENOW_*` and `PIM_JIRA_*`: each system needs its URL and exactly one complete
+/// credential; credentials without a URL are a mistake, not a silent no-op.
+fn ticket_settings<'e>(
+    get: &impl Fn(&'static str) -> Option<&'e str>,
+) -> Result<TicketSettings, ConfigError> {
+    let secret = |v: &str| Secret::new(v.to_owned());
+    let servicenow = match (
+        get("PIM_SERVICENOW_URL"),
+        get("PIM_SERVICENOW_USER"),
+        get("PIM_SERVICENOW_PASSWORD"),
+        get("PIM_SERVICENOW_TOKEN"),
+    ) {
+        (None, None, None, None) => None,
+        (None, ..) => {
+            return Err(ConfigError::new(
+                "PIM_SERVICENOW_URL",
+                "missing: ServiceNow credentials are set, so give the instance URL (https://<instance>.service-now.com) too",
+            ));
+        }
+        (Some(url), user, password, token) => {
+            let auth = match (user, password, token) {
+                (Some(_), _, Some(_)) | (_, Some(_), Some(_)) => {
+                    return Err(ConfigError::new(
+                        "PIM_SERVICENOW_TOKEN",
+                        "set either PIM_SERVICENOW_USER and PIM_SERVICENOW_PASSWORD (Basic) or PIM_SERVICENOW_TOKEN (OAuth), not both",
+                    ));
+                }
+                (Some(user), Some(password), None) => pim_tickets::ServiceNowAuth::Basic {
+                    user: user.to_owned(),
+                    password: secret(password),
+                },
+                (None, None, Some(token)) => pim_tickets::ServiceNowAuth::OAuth(secret(token)),
+                (Some(_), None, None) => {
+                    return Err(ConfigError::new(
+                        "PIM_SERVICENOW_PASSWORD",
+                        "missing: PIM_SERVICENOW_USER is set, so give its password too",
+                    ));
+                }
+                (None, Some(_), None) => {
+                    return Err(ConfigError::new(
+                        "PIM_SERVICENOW_USER",
+                        "missing: PIM_SERVICENOW_PASSWORD is set, so name its user too",
+                    ));
+                }
+                (None, None, None) => {
+                    return Err(ConfigError::new(
+                        "PIM_SERVICENOW_USER",
+                        "missing: PIM_SERVICENOW_URL is set, so set PIM_SERVICENOW_USER and PIM_SERVICENOW_PASSWORD, or PIM_SERVICENOW_TOKEN",
+                    ));
+                }
+            };
+            pim_tickets::check_base_url(url, "PIM_SERVICENOW_URL")
+                .map_err(|e| ConfigError::new("PIM_SERVICENOW_URL", e))?;
+            Some(ServiceNowSettings {
+                url: url.to_owned(),
+                auth,
+            })
+        }
+    };
+
+    let jira = match (
+        get("PIM_JIRA_URL"),
+        get("PIM_JIRA_EMAIL"),
+        get("PIM_JIRA_API_TOKEN"),
+        get("PIM_JIRA_PAT"),
+    ) {
+        (None, None, None, None) => {
+            if get("PIM_JIRA_PROJECTS").is_some() {
+                return Err(ConfigError::new(
+                    "PIM_JIRA_URL",
+                    "missing: PIM_JIRA_PROJECTS is set, so give the Jira site URL and its credential too",
+                ));
+            }
+            None
+        }
+        (None, ..) => {
+            return Err(ConfigError::new(
+                "PIM_JIRA_URL",
+                "missing: Jira credentials are set, so give the site URL (https://<site>.atlassian.net) too",
+            ));
+        }
+        (Some(url), email, token, pat) => {
+            let auth = match (email, token, pat) {
+                (Some(_), _, Some(_)) | (_, Some(_), Some(_)) => {
+                    return Err(ConfigError::new(
+                        "PIM_JIRA_PAT",
+                        "set either PIM_JIRA_EMAIL and PIM_JIRA_API_TOKEN (Jira Cloud) or PIM_JIRA_PAT (Data Center), not both",
+                    ));
+                }
+                (Some(email), Some(token), None) => pim_tickets::JiraAuth::Cloud {
+                    email: email.to_owned(),
+                    api_token: secret(token),
+                },
+                (None, None, Some(pat)) => pim_tickets::JiraAuth::DataCenter(secret(pat)),
+                (Some(_), None, None) => {
+                    return Err(ConfigError::new(
+                        "PIM_JIRA_API_TOKEN",
+                        "missing: PIM_JIRA_EMAIL is set, so give its API token too",
+                    ));
+                }
+                (None, Some(_), None) => {
+                    return Err(ConfigError::new(
+                        "PIM_JIRA_EMAIL",
+                        "missing: PIM_JIRA_API_TOKEN is set, so give the account's e-mail too",
+                    ));
+                }
+                (None, None, None) => {
+                    return Err(ConfigError::new(
+                        "PIM_JIRA_EMAIL",
+                        "missing: PIM_JIRA_URL is set, so set PIM_JIRA_EMAIL and PIM_JIRA_API_TOKEN (Cloud), or PIM_JIRA_PAT (Data Center)",
+                    ));
+                }
+            };
+            pim_tickets::check_base_url(url, "PIM_JIRA_URL")
+                .map_err(|e| ConfigError::new("PIM_JIRA_URL", e))?;
+            let projects = match get("PIM_JIRA_PROJECTS") {
+                None => {
+                    return Err(ConfigError::new(
+                        "PIM_JIRA_PROJECTS",
+                        "missing: PIM_JIRA_URL is set, so list the Jira project keys (e.g. OPS,SEC); only their keys are looked up in Jira",
+                    ));
+                }
+                Some(v) => list("PIM_JIRA_PROJECTS", v.split(','), "project key")?,
+            };
+            let projects: Vec<String> = projects.iter().map(|p| p.to_ascii_uppercase()).collect();
+            if let Some(bad) = projects
+                .iter()
+                .find(|p| !pim_tickets::is_jira_key(&format!("{p}-1")))
+            {
+                return Err(ConfigError::new(
+                    "PIM_JIRA_PROJECTS",
+                    format!(
+                        "{:?} is not a Jira project key (a letter, then letters, digits or _; at least two)",
+                        shorten(bad)
+                    ),
+                ));
+            }
+            Some(JiraSettings {
+                url: url.to_owned(),
+                auth,
+                projects,
+            })
+        }
+    };
+    Ok(TicketSettings { servicenow, jira })
 }
 
 /// A list given by a flag or a variable: items trimmed, empty ones dropped, and at least one
@@ -1560,6 +1787,92 @@ mod tests {
         &'static [(&'static str, &'static str)],
     );
 
+    const SN: &str = "https://acme.service-now.com";
+    const JIRA: &str = "https://acme.atlassian.net";
+
+    #[test]
+    fn ticket_systems_need_a_url_and_one_complete_credential() {
+        let s = Settings::from_env(&env(&[
+            ("PIM_SERVICENOW_URL", SN),
+            ("PIM_SERVICENOW_USER", "svc-pim"),
+            ("PIM_SERVICENOW_PASSWORD", "sn-very-secret"),
+            ("PIM_JIRA_URL", JIRA),
+            ("PIM_JIRA_PAT", "jira-very-secret"),
+            ("PIM_JIRA_PROJECTS", " ops, Sec_2 "),
+        ]))
+        .unwrap();
+        assert!(s.tickets.is_configured());
+        assert_eq!(s.tickets.jira.as_ref().unwrap().projects, ["OPS", "SEC_2"]);
+        let debug = format!("{s:?}");
+        assert!(!debug.contains("sn-very-secret") && !debug.contains("jira-very-secret"));
+        assert!(debug.contains("svc-pim"), "{debug}");
+        assert!(
+            !Settings::from_env(&env(&[]))
+                .unwrap()
+                .tickets
+                .is_configured()
+        );
+
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (&[("PIM_SERVICENOW_USER", "u")], "PIM_SERVICENOW_URL"),
+            (&[("PIM_SERVICENOW_URL", SN)], "PIM_SERVICENOW_USER"),
+            (
+                &[("PIM_SERVICENOW_URL", SN), ("PIM_SERVICENOW_USER", "u")],
+                "PIM_SERVICENOW_PASSWORD",
+            ),
+            (
+                &[
+                    ("PIM_SERVICENOW_URL", SN),
+                    ("PIM_SERVICENOW_USER", "u"),
+                    ("PIM_SERVICENOW_PASSWORD", "p"),
+                    ("PIM_SERVICENOW_TOKEN", "t"),
+                ],
+                "PIM_SERVICENOW_TOKEN",
+            ),
+            (
+                &[
+                    ("PIM_SERVICENOW_URL", "http://acme.service-now.com"),
+                    ("PIM_SERVICENOW_TOKEN", "t"),
+                ],
+                "PIM_SERVICENOW_URL",
+            ),
+            (&[("PIM_JIRA_PROJECTS", "OPS")], "PIM_JIRA_URL"),
+            (
+                &[("PIM_JIRA_URL", JIRA), ("PIM_JIRA_PAT", "p")],
+                "PIM_JIRA_PROJECTS",
+            ),
+            (
+                &[
+                    ("PIM_JIRA_URL", JIRA),
+                    ("PIM_JIRA_PAT", "p"),
+                    ("PIM_JIRA_PROJECTS", "OPS,1X"),
+                ],
+                "PIM_JIRA_PROJECTS",
+            ),
+            (
+                &[
+                    ("PIM_JIRA_URL", JIRA),
+                    ("PIM_JIRA_PAT", "p"),
+                    ("PIM_JIRA_API_TOKEN", "t"),
+                    ("PIM_JIRA_PROJECTS", "OPS"),
+                ],
+                "PIM_JIRA_PAT",
+            ),
+            (
+                &[
+                    ("PIM_JIRA_URL", JIRA),
+                    ("PIM_JIRA_EMAIL", "a@b.c"),
+                    ("PIM_JIRA_PROJECTS", "OPS"),
+                ],
+                "PIM_JIRA_API_TOKEN",
+            ),
+        ];
+        for (pairs, variable) in cases {
+            let e = Settings::from_env(&env(pairs)).unwrap_err();
+            assert_eq!(e.variable, *variable, "{e}");
+        }
+    }
+
     const SAMPLES: &[Sample] = &[
         ("LOG_ANALYTICS_WORKSPACE_ID", WS, &[]),
         (
@@ -1653,6 +1966,62 @@ mod tests {
         ("PIM_DCR_STREAM", "Custom-Other_CL", &[]),
         ("PIM_DCR_RUN_STREAM", "Custom-Beat_CL", &[]),
         ("PIM_WEBHOOK_URL", "https://hooks.example/x?sig=s", &[]),
+        (
+            "PIM_SERVICENOW_URL",
+            SN,
+            &[
+                ("PIM_SERVICENOW_USER", "u"),
+                ("PIM_SERVICENOW_PASSWORD", "p"),
+            ],
+        ),
+        (
+            "PIM_SERVICENOW_USER",
+            "svc",
+            &[("PIM_SERVICENOW_URL", SN), ("PIM_SERVICENOW_PASSWORD", "p")],
+        ),
+        (
+            "PIM_SERVICENOW_PASSWORD",
+            "pw",
+            &[("PIM_SERVICENOW_URL", SN), ("PIM_SERVICENOW_USER", "u")],
+        ),
+        ("PIM_SERVICENOW_TOKEN", "tok", &[("PIM_SERVICENOW_URL", SN)]),
+        (
+            "PIM_JIRA_URL",
+            JIRA,
+            &[
+                ("PIM_JIRA_EMAIL", "a@b.c"),
+                ("PIM_JIRA_API_TOKEN", "t"),
+                ("PIM_JIRA_PROJECTS", "OPS"),
+            ],
+        ),
+        (
+            "PIM_JIRA_EMAIL",
+            "a@b.c",
+            &[
+                ("PIM_JIRA_URL", JIRA),
+                ("PIM_JIRA_API_TOKEN", "t"),
+                ("PIM_JIRA_PROJECTS", "OPS"),
+            ],
+        ),
+        (
+            "PIM_JIRA_API_TOKEN",
+            "t",
+            &[
+                ("PIM_JIRA_URL", JIRA),
+                ("PIM_JIRA_EMAIL", "a@b.c"),
+                ("PIM_JIRA_PROJECTS", "OPS"),
+            ],
+        ),
+        (
+            "PIM_JIRA_PAT",
+            "pat",
+            &[("PIM_JIRA_URL", JIRA), ("PIM_JIRA_PROJECTS", "OPS")],
+        ),
+        (
+            "PIM_JIRA_PROJECTS",
+            "ops,SEC",
+            &[("PIM_JIRA_URL", JIRA), ("PIM_JIRA_PAT", "pat")],
+        ),
         ("PIM_STATE", "/var/lib/pim/state.db", &[]),
         ("PIM_SERVE_AUTH", "none", &[]),
         ("PIM_SERVE_TENANT_ID", "t", &[]),

@@ -39,6 +39,9 @@ pub enum Error {
     /// A delivery destination could not be built (the message names the flag or variable).
     #[error(transparent)]
     Deliver(pim_deliver::Error),
+    /// A ticket system's client could not be built (the message names the variable).
+    #[error(transparent)]
+    Tickets(pim_tickets::Error),
     /// The report could not be rendered.
     #[error("could not render the report")]
     Render(#[from] pim_report::Error),

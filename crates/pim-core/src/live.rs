@@ -25,6 +25,7 @@ use pim_openai::{
     ApiVersion, AzureOpenAi, AzureOpenAiOptions, ChatModel, ModelFamily, OpenAiAuth,
     OpenAiCompatible, OpenAiCompatibleOptions,
 };
+use pim_tickets::TicketVerifier;
 
 use crate::config::{ModelLimits, ModelSettings, Settings};
 use crate::{Auditor, Error, Result, RulesConfig, ScanObserver};
@@ -143,6 +144,40 @@ pub fn model_assessor(
     )
 }
 
+/// The ticket verifier of the configured systems (`PIM_SERVICENOW_*`, `PIM_JIRA_*`), or `None`
+/// when no ticket system is configured. Builds clients only; nothing is sent.
+///
+/// # Errors
+/// [`Error::Tickets`] naming the variable when a client cannot be built.
+pub fn ticket_verifier(settings: &Settings) -> Result<Option<Arc<TicketVerifier>>> {
+    let t = &settings.tickets;
+    if !t.is_configured() {
+        return Ok(None);
+    }
+    let servicenow = match &t.servicenow {
+        Some(sn) => Some(Arc::new(
+            pim_tickets::ServiceNow::new(&sn.url, sn.auth.clone(), None).map_err(Error::Tickets)?,
+        ) as Arc<dyn pim_tickets::TicketSystem>),
+        None => None,
+    };
+    let (jira, projects) = match &t.jira {
+        Some(j) => {
+            let probe = j.projects.first().map(String::as_str).unwrap_or("PIM");
+            (
+                Some(Arc::new(
+                    pim_tickets::Jira::new(&j.url, j.auth.clone(), probe, None)
+                        .map_err(Error::Tickets)?,
+                ) as Arc<dyn pim_tickets::TicketSystem>),
+                j.projects.clone(),
+            )
+        }
+        None => (None, Vec::new()),
+    };
+    Ok(Some(Arc::new(TicketVerifier::new(
+        servicenow, jira, projects,
+    ))))
+}
+
 /// Which logs a binary reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SourceChoice {
@@ -193,11 +228,14 @@ pub struct Connected {
     pub destinations: Vec<Arc<dyn Destination>>,
     /// The credential chain, when something needed it.
     pub credential: Option<Arc<ChainCredential>>,
+    /// The ticket verifier, when a ticket system is configured (also held by the auditor).
+    pub tickets: Option<Arc<TicketVerifier>>,
 }
 
 /// Connects a binary: the credential chain (only when [`Settings::needs_azure_credential`]),
 /// the chosen source, the model, the auditor (with [`crate::config::ScanDefaults`]'s privileged
-/// patterns and model deadline, and `observer` when given) and the destinations of
+/// patterns and model deadline, the ticket verifier when a ticket system is configured, and
+/// `observer` when given) and the destinations of
 /// [`Settings::delivery`]. Destinations are built before any scan, so a misconfigured one stops
 /// the run first.
 ///
@@ -219,6 +257,7 @@ pub fn connect(
         .map_err(Error::Deliver)?;
     let source = open_source(choice, settings, dyn_credential.clone())
         .map_err(|e| Error::setup("opening the log source", e))?;
+    let tickets = ticket_verifier(settings).map_err(|e| Error::setup("ticket verification", e))?;
     let model = match &dyn_credential {
         Some(c) => chat_model(settings, c.clone()).map_err(|e| Error::setup("model", e))?,
         None => None,
@@ -237,6 +276,9 @@ pub fn connect(
     if let Some(observer) = observer {
         builder = builder.observer(observer);
     }
+    if let Some(tickets) = &tickets {
+        builder = builder.tickets(tickets.clone());
+    }
     if let Some(model) = &model {
         tracing::info!(model = %model.describe(), "model-backed assessment on");
         let (assessor, limits) = model_assessor(model.clone(), settings.model_limits);
@@ -248,6 +290,7 @@ pub fn connect(
         auditor: Arc::new(builder.build()),
         destinations,
         credential,
+        tickets,
     })
 }
 

@@ -15,7 +15,10 @@
 //!    says which model family was detected (and from what), whether structured output works
 //!    (or the adapter fell back to `json_object` with local validation), and which request
 //!    parameters the service made it adjust;
-//! 5. `destination <name>`: each alert destination's probe, supplied by the caller.
+//! 5. `ticket <system>`: each configured ticket system (`servicenow`, `jira`) reads one ticket
+//!    that does not exist (`INC0000000`, `<first project>-0`); a refused credential (401) or a
+//!    denied read (403) fails with the variables to fix (issue 14, item 5);
+//! 6. `destination <name>`: each alert destination's probe, supplied by the caller.
 //!
 //! A check that does not apply is [`CheckStatus::Skipped`] with the reason, and so is every
 //! check after a configuration error. Every network step runs under
@@ -255,6 +258,9 @@ pub struct PreflightInputs<'a> {
     pub model: Option<Arc<dyn ChatModel>>,
     /// The alert destinations to probe, in order.
     pub destinations: Vec<Destination>,
+    /// The ticket systems to probe, in order (see [`PreflightInputs::add_ticket_systems`]);
+    /// each is a `ticket <system>` line.
+    pub ticket_systems: Vec<Destination>,
     /// The Azure tokens the configured destinations will ask for
     /// ([`pim_deliver::Destination::token_need`], e.g. Azure Monitor for Logs Ingestion, with
     /// the scope of the endpoint's cloud); each gets a `token <service>` check.
@@ -279,6 +285,16 @@ impl<'a> PreflightInputs<'a> {
         }
     }
 
+    /// Adds the probe of every ticket system the verifier holds (reading a ticket that does not
+    /// exist), named by its system.
+    pub fn add_ticket_systems(&mut self, verifier: &pim_tickets::TicketVerifier) {
+        for system in verifier.systems() {
+            let name = system.kind().as_str().to_owned();
+            self.ticket_systems
+                .push(Destination::new(name, async move { system.probe().await }));
+        }
+    }
+
     /// Inputs with only the settings and the time: no credential, clients or destinations,
     /// [`DEFAULT_TIMEOUT`]. Set the other fields directly.
     pub fn new(settings: Result<&'a Settings, &'a ConfigError>, now: OffsetDateTime) -> Self {
@@ -288,6 +304,7 @@ impl<'a> PreflightInputs<'a> {
             source: None,
             model: None,
             destinations: Vec::new(),
+            ticket_systems: Vec::new(),
             destination_tokens: Vec::new(),
             variables: Vec::new(),
             now,
@@ -338,7 +355,7 @@ pub async fn run(inputs: PreflightInputs<'_>) -> Vec<CheckResult> {
                 ),
             ));
             let reason = "skipped: the configuration is invalid";
-            for name in ["token", "workspace", "model", "destination"] {
+            for name in ["token", "workspace", "model", "ticket", "destination"] {
                 run.push(CheckResult::skip(name, reason));
             }
             return run.results;
@@ -355,6 +372,7 @@ pub async fn run(inputs: PreflightInputs<'_>) -> Vec<CheckResult> {
     run.workspace(settings, inputs.source.as_deref(), inputs.now)
         .await;
     run.model(settings, inputs.model.as_deref()).await;
+    run.tickets(settings, inputs.ticket_systems).await;
     run.destinations(inputs.destinations).await;
     run.results
 }
@@ -696,6 +714,40 @@ impl Run {
         self.push(result);
     }
 
+    async fn tickets(&mut self, settings: &Settings, systems: Vec<Destination>) {
+        if systems.is_empty() {
+            let reason = if settings.tickets.is_configured() {
+                "a ticket system is configured but its client was not passed to the check"
+            } else {
+                "no ticket system configured (PIM_SERVICENOW_URL, PIM_JIRA_URL): cited tickets are listed, not verified"
+            };
+            self.push(CheckResult::skip("ticket", reason));
+            return;
+        }
+        for system in systems {
+            let name = format!("ticket {}", system.name);
+            let result = match tokio::time::timeout(self.timeout, system.probe).await {
+                Err(_) => CheckResult::fail(
+                    name,
+                    format!("no answer within {}", self.seconds()),
+                    "check the ticket system's URL and network access to it",
+                ),
+                Ok(Ok(what)) => CheckResult::pass(name, what),
+                Ok(Err(reason)) => {
+                    let (detail, remedy) = split_fix(&reason);
+                    CheckResult::fail(
+                        name,
+                        detail,
+                        remedy.unwrap_or_else(|| {
+                            "check the ticket system's URL and credentials".to_owned()
+                        }),
+                    )
+                }
+            };
+            self.push(result);
+        }
+    }
+
     async fn destinations(&mut self, destinations: Vec<Destination>) {
         if destinations.is_empty() {
             self.push(CheckResult::skip(
@@ -934,7 +986,27 @@ fn configured_secrets(settings: &Settings) -> Vec<String> {
             .as_ref()
             .map(|u| u.secret().to_owned()),
     )
+    .chain(ticket_secrets(&settings.tickets))
     .collect()
+}
+
+fn ticket_secrets(t: &crate::config::TicketSettings) -> Vec<String> {
+    let mut out = Vec::new();
+    match t.servicenow.as_ref().map(|s| &s.auth) {
+        Some(pim_tickets::ServiceNowAuth::Basic { password, .. }) => {
+            out.push(password.secret().to_owned());
+        }
+        Some(pim_tickets::ServiceNowAuth::OAuth(token)) => out.push(token.secret().to_owned()),
+        None => {}
+    }
+    match t.jira.as_ref().map(|j| &j.auth) {
+        Some(pim_tickets::JiraAuth::Cloud { api_token, .. }) => {
+            out.push(api_token.secret().to_owned());
+        }
+        Some(pim_tickets::JiraAuth::DataCenter(pat)) => out.push(pat.secret().to_owned()),
+        None => {}
+    }
+    out
 }
 
 fn describe_settings(settings: &Settings) -> String {

@@ -187,6 +187,10 @@ pub fn parse_activity_pim_events(table: &Table, source: &str) -> PimEvents {
                     },
                     scope,
                     tickets: extract_tickets(&justification),
+                    ticket_info: crate::pim::ticket_info(
+                        get_text(props, "TicketNumber"),
+                        get_text(props, "TicketSystem"),
+                    ),
                     justification,
                     start: time,
                     scheduled_end: None,
@@ -324,6 +328,9 @@ pub fn merge_pim_events(audit: PimEvents, activity: PimEvents) -> PimEvents {
                 }
                 if primary.scope.id.is_none() {
                     primary.scope.id = record.scope.id;
+                }
+                if primary.ticket_info.is_none() {
+                    primary.ticket_info = record.ticket_info;
                 }
             }
             None => activations.push(record),

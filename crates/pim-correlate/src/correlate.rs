@@ -340,6 +340,8 @@ mod tests {
             scope: Scope::unknown(),
             justification: String::new(),
             tickets: vec![],
+            ticket_info: None,
+            ticket_checks: Vec::new(),
             window: ElevationWindow {
                 start: t(from),
                 end: t(to),

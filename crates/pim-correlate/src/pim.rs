@@ -41,6 +41,9 @@ pub struct ActivationRecord {
     pub justification: String,
     /// Tickets found in the justification.
     pub tickets: Vec<String>,
+    /// Entra's own ticket fields (`AdditionalDetails` `TicketNumber` / `TicketSystem`, or the
+    /// Activity Log's properties of the same names), when the row carries either.
+    pub ticket_info: Option<pim_domain::TicketInfo>,
     /// `AdditionalDetails` `StartTime`, else the activation time.
     pub start: Option<OffsetDateTime>,
     /// `AdditionalDetails` `ExpirationTime`, else `EndTime`.
@@ -484,6 +487,12 @@ fn parse_activation(table: &Table, cols: &Cols, row: usize, source: &str) -> Act
     .next()
     .unwrap_or_default();
     let tickets = extract_tickets(&justification);
+    // Reference §8.6 / §11.4: the key spelling is unverified, and `detail` matches keys
+    // case-insensitively, so `ticketNumber` (Graph's spelling) is read too.
+    let ticket_info = ticket_info(
+        detail(data.details(), "TicketNumber"),
+        detail(data.details(), "TicketSystem"),
+    );
 
     ActivationRecord {
         source: source.to_owned(),
@@ -494,6 +503,7 @@ fn parse_activation(table: &Table, cols: &Cols, row: usize, source: &str) -> Act
         scope,
         justification,
         tickets,
+        ticket_info,
         start,
         scheduled_end,
         request_id: request_id_of(&data),
@@ -502,6 +512,19 @@ fn parse_activation(table: &Table, cols: &Cols, row: usize, source: &str) -> Act
         problems,
         sources: vec![pim_domain::ActivitySource::AuditLogs],
     }
+}
+
+/// Entra's ticket fields, when either holds text.
+pub(crate) fn ticket_info(
+    number: Option<String>,
+    system: Option<String>,
+) -> Option<pim_domain::TicketInfo> {
+    let keep = |s: Option<String>| s.filter(|s| !s.trim().is_empty());
+    let info = pim_domain::TicketInfo {
+        number: keep(number),
+        system: keep(system),
+    };
+    (!info.is_empty()).then_some(info)
 }
 
 fn parse_end(
@@ -776,6 +799,28 @@ mod tests {
         assert_eq!(start.nanosecond(), 123_456_700);
         assert_eq!(a.scheduled_end.unwrap() - start, time::Duration::hours(4));
         assert!(a.activation_time.unwrap() > start);
+    }
+
+    #[test]
+    fn entras_own_ticket_fields_are_kept_when_present() {
+        let t = audit_table(vec![sample_activation_row()]);
+        assert_eq!(parse_pim_events(&t, "S").activations[0].ticket_info, None);
+        let mut r = sample_activation_row();
+        if let Some(details) = r["AdditionalDetails"].as_array_mut() {
+            details.push(json!({"key": "ticketNumber", "value": "CHG0031337"}));
+            details.push(json!({"key": "TicketSystem", "value": "ServiceNow"}));
+        }
+        let ev = parse_pim_events(&audit_table(vec![r]), "S");
+        let info = ev.activations[0].ticket_info.clone().unwrap();
+        assert_eq!(info.number.as_deref(), Some("CHG0031337"));
+        assert_eq!(info.system.as_deref(), Some("ServiceNow"));
+        // Blank fields are no ticket information at all.
+        let mut r = sample_activation_row();
+        if let Some(details) = r["AdditionalDetails"].as_array_mut() {
+            details.push(json!({"key": "TicketNumber", "value": "  "}));
+        }
+        let ev = parse_pim_events(&audit_table(vec![r]), "S");
+        assert_eq!(ev.activations[0].ticket_info, None);
     }
 
     #[test]

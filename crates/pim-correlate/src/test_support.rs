@@ -92,6 +92,8 @@ pub(crate) fn activation_at(
         scope: Scope::directory(),
         justification: String::new(),
         tickets: vec![],
+        ticket_info: None,
+        ticket_checks: Vec::new(),
         window: ElevationWindow {
             start,
             end: start + time::Duration::hours(hours),

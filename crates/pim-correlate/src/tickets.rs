@@ -6,7 +6,7 @@
 /// ServiceNow-style prefixes. They match in any case (`inc0042` is written by real people) and
 /// come out upper-cased; a dash between prefix and number is allowed (`SR-123`, `SR123`).
 const SERVICE_DESK_PREFIXES: &[&str] = &[
-    "SCTASK", "RITM", "TASK", "INC", "CHG", "REQ", "PRB", "CS", "SR",
+    "SCTASK", "CTASK", "RITM", "TASK", "INC", "CHG", "REQ", "PRB", "CS", "SR",
 ];
 
 /// Digits a service-desk prefix needs: `CS2` or `INC1` are more likely prose than tickets.
@@ -26,7 +26,7 @@ const MAX_TICKETS: usize = 32;
 /// Finds ticket references in a justification, deduplicated, in order of appearance.
 ///
 /// Recognised forms:
-/// - service-desk numbers: `INC`, `CHG`, `RITM`, `REQ`, `PRB`, `TASK`, `SCTASK`, `CS`, `SR`
+/// - service-desk numbers: `INC`, `CHG`, `RITM`, `REQ`, `PRB`, `TASK`, `SCTASK`, `CTASK`, `CS`, `SR`
 ///   followed (optionally after `-`) by at least three digits, in any case (returned upper-case);
 /// - Jira keys: an upper-case project key of at least two characters (letters, then letters or
 ///   digits), a dash and a number (`OPS-42`), except well-known non-ticket words such as
@@ -167,7 +167,9 @@ mod tests {
             vec!["INC0042"]
         );
         assert_eq!(
-            t("chg1234567, RITM0001234; req555 (PRB000123) task1234 SCTASK0012345 cs0001234"),
+            t(
+                "chg1234567, RITM0001234; req555 (PRB000123) task1234 SCTASK0012345 cs0001234 ctask0001"
+            ),
             vec![
                 "CHG1234567",
                 "RITM0001234",
@@ -175,7 +177,8 @@ mod tests {
                 "PRB000123",
                 "TASK1234",
                 "SCTASK0012345",
-                "CS0001234"
+                "CS0001234",
+                "CTASK0001"
             ]
         );
     }

@@ -207,6 +207,8 @@ pub(crate) mod tests {
             },
             justification: "INC0042 restart vm-web-01".to_owned(),
             tickets: vec!["INC0042".to_owned()],
+            ticket_info: None,
+            ticket_checks: Vec::new(),
             window: ElevationWindow {
                 start: datetime!(2026-11-20 09:00 UTC),
                 end: datetime!(2026-11-20 10:30:15.5 UTC),

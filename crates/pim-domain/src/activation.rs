@@ -234,6 +234,14 @@ pub struct Activation {
     pub justification: String,
     /// Ticket references found in the justification (`INC0042`, `CHG12345`, `SR-881`, ...).
     pub tickets: Vec<String>,
+    /// Entra PIM's own ticket fields (`TicketNumber`, `TicketSystem`), when the record carries
+    /// any. Free text, untrusted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ticket_info: Option<crate::TicketInfo>,
+    /// What the ticket systems said about each cited ticket, when ticket verification is
+    /// configured (empty otherwise).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ticket_checks: Vec<crate::TicketCheck>,
     /// The elevation window.
     pub window: ElevationWindow,
     /// PIM request id linking request, approval and completion.

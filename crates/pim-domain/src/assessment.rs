@@ -60,6 +60,24 @@ pub enum Risk {
     Critical,
 }
 
+impl Risk {
+    /// One level up, `critical` staying `critical`.
+    ///
+    /// ```
+    /// use pim_domain::Risk;
+    /// assert_eq!(Risk::Low.raised(), Risk::Medium);
+    /// assert_eq!(Risk::Critical.raised(), Risk::Critical);
+    /// ```
+    #[must_use]
+    pub fn raised(self) -> Self {
+        match self {
+            Self::Low => Self::Medium,
+            Self::Medium => Self::High,
+            Self::High | Self::Critical => Self::Critical,
+        }
+    }
+}
+
 string_enum!(Risk, "risk", {
     Low => "low",
     Medium => "medium",
@@ -92,6 +110,16 @@ pub enum Flag {
     /// `aligned` or `no_activity` verdict becomes `unknown`, because unread evidence is never
     /// evidence of innocence.
     EvidenceIncomplete,
+    /// A cited ticket does not exist in the system that owns its kind of number (issue 14).
+    TicketNotFound,
+    /// A cited ticket was closed before the activation started. Raises risk by one level.
+    TicketClosed,
+    /// None of a cited ticket's assignee, requester or caller is the activating identity (by
+    /// UPN or e-mail). Raises risk by one level.
+    TicketNotAssigned,
+    /// A cited ticket could not be looked up (authentication, permission, throttling, server
+    /// errors, timeout); its check gives the reason. Never a silent pass.
+    TicketUnverified,
 }
 
 string_enum!(Flag, "flag", {
@@ -102,6 +130,10 @@ string_enum!(Flag, "flag", {
     AssumedWindow => "assumed_window",
     ActivityTruncated => "activity_truncated",
     EvidenceIncomplete => "evidence_incomplete",
+    TicketNotFound => "ticket_not_found",
+    TicketClosed => "ticket_closed",
+    TicketNotAssigned => "ticket_not_assigned",
+    TicketUnverified => "ticket_unverified",
 });
 
 /// Who produced an assessment.

@@ -9,6 +9,8 @@
 //! - [`Assessment`]: the [`Verdict`], [`Risk`], [`Flag`]s and [`Evidence`] for one activation;
 //! - [`Report`]: the whole result of a scan, which is also the JSON report's schema;
 //! - [`schema`]: the JSON report's JSON Schema, derived from these types with `schemars`;
+//! - [`TicketCheck`]: a ticket an activation cites and what its ticket system said about it
+//!   ([`TicketEvidence`]), with Entra's own [`TicketInfo`];
 //! - [`DataProblem`]: a precise description of input that could not be used (file, row, field);
 //! - [`Table`]: raw rows as Log Analytics returns them, the input of every parser, whatever the source;
 //! - [`cloud`]: which Azure cloud an endpoint's host belongs to, so every token scope follows
@@ -38,6 +40,7 @@ pub mod retry;
 pub mod schema;
 mod table;
 pub mod text;
+mod ticket;
 pub mod timestamp;
 
 pub use activation::{
@@ -55,4 +58,8 @@ pub use report::{
     ReportWindow, RunSummary, ScanSettings, VerdictState,
 };
 pub use table::{Column, Table};
+pub use ticket::{
+    Assignment, TicketCheck, TicketEvidence, TicketInfo, TicketOrigin, TicketPerson, TicketStatus,
+    TicketSystemKind,
+};
 pub use timestamp::TimeRange;

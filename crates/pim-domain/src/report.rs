@@ -24,8 +24,11 @@ use crate::{
 /// `in_progress` (new enum values, which the schema policy counts as breaking: a reader that
 /// checks enums rejects them), the activation's `sources`, and counts every problem, global and
 /// per activation, in `summary.problems`; `2.1` adds the activation's optional `state` and
-/// `revision`, present when the scan kept a state store (issue 13; additive).
-pub const REPORT_SCHEMA_VERSION: &str = "2.1";
+/// `revision`, present when the scan kept a state store (issue 13; additive); `3.0` adds ticket
+/// verification (issue 14): the flags `ticket_not_found`, `ticket_closed`,
+/// `ticket_not_assigned` and `ticket_unverified` (new enum values: breaking), and the
+/// activation's `ticket_info` (Entra's own ticket fields) and `ticket_checks`.
+pub const REPORT_SCHEMA_VERSION: &str = "3.0";
 
 /// Whether an activation's verdict is settled, as a scan with a state store (`--state`) keeps
 /// it (issue 13).
@@ -216,6 +219,14 @@ pub struct ActivationReport {
     pub justification: String,
     /// Ticket references found in the justification.
     pub tickets: Vec<String>,
+    /// Entra PIM's own ticket fields (`TicketNumber`, `TicketSystem`; free text), when the
+    /// record carries any. Added in schema `3.0`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ticket_info: Option<crate::TicketInfo>,
+    /// Each cited ticket (justification and Entra's field) and what its ticket system said,
+    /// when ticket verification is configured; empty otherwise. Added in schema `3.0`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ticket_checks: Vec<crate::TicketCheck>,
     /// When the role was held.
     pub window: ActivationWindow,
     /// PIM request id.
@@ -264,6 +275,8 @@ impl ActivationReport {
             scope: activation.scope,
             justification: activation.justification,
             tickets: activation.tickets,
+            ticket_info: activation.ticket_info,
+            ticket_checks: activation.ticket_checks,
             window: activation.window,
             request_id: activation.request_id,
             correlation_id: activation.correlation_id,

@@ -139,7 +139,7 @@ mod tests {
         );
         assert_eq!(
             schema["properties"]["schema_version"]["pattern"],
-            "^2\\.[0-9]+$"
+            "^3\\.[0-9]+$"
         );
         assert_eq!(schema["properties"]["generated_at"]["format"], "date-time");
         // Enums carry serde's names, including the renamed assessor.
@@ -153,6 +153,16 @@ mod tests {
         };
         assert_eq!(names("AssessorKind"), ["rules", "model", "model+rules"]);
         assert!(names("ActivityStatus").contains(&"in_progress".to_owned()));
+        let flags: Vec<&str> = crate::Flag::ALL.iter().map(|f| f.as_str()).collect();
+        assert_eq!(names("Flag"), flags);
+        assert!(flags.contains(&"ticket_not_assigned"));
+        assert_eq!(
+            names("TicketStatus"),
+            ["found", "not_found", "unverified", "not_checked"]
+        );
+        // Ticket checks are optional on an activation (absent without verification).
+        let activation_required = defs["ActivationReport"]["required"].as_array().unwrap();
+        assert!(!activation_required.contains(&"ticket_checks".into()));
         let verdicts: Vec<&str> = Verdict::ALL.iter().map(|v| v.as_str()).collect();
         assert_eq!(names("Verdict"), verdicts);
         // Fields skipped when empty are optional; `Option` fields are required and nullable.

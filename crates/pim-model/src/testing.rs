@@ -57,6 +57,8 @@ pub(crate) fn activation(justification: &str) -> Activation {
         },
         justification: justification.into(),
         tickets: vec![],
+        ticket_info: None,
+        ticket_checks: Vec::new(),
         window: ElevationWindow {
             start: START,
             end: START + Duration::hours(4),

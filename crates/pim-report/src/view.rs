@@ -94,6 +94,66 @@ impl<T> Capped<T> {
     }
 }
 
+/// One ticket check as the Markdown shows it; every text from the ticket system is escaped by
+/// the template's filters.
+#[derive(Debug, Serialize)]
+struct TicketView<'a> {
+    reference: &'a str,
+    origin: &'static str,
+    system: Option<&'static str>,
+    /// `found`, `not found`, `unverified`, `not checked`.
+    status: &'static str,
+    state: Option<&'a str>,
+    /// `open`, `closed` or nothing.
+    open: Option<&'static str>,
+    assignee: Option<&'a str>,
+    requester: Option<&'a str>,
+    caller: Option<&'a str>,
+    opened: Option<String>,
+    closed: Option<String>,
+    description: Option<&'a str>,
+    reason: Option<&'a str>,
+    /// What the rules make of it: closed before the activation, not the identity's.
+    findings: Vec<String>,
+}
+
+impl<'a> TicketView<'a> {
+    fn new(c: &'a pim_domain::TicketCheck, a: &'a ActivationReport) -> Self {
+        let e = c.evidence.as_ref();
+        let mut findings = Vec::new();
+        if let Some(why) = c.closed_before(a.window.start) {
+            findings.push(why);
+        }
+        if let Some(pim_domain::Assignment::NoMatch(why)) = c.assignment(&a.principal) {
+            findings.push(why);
+        }
+        let person = |p: Option<&'a pim_domain::TicketPerson>| p.map(|p| p.label());
+        Self {
+            reference: &c.reference,
+            origin: c.origin.as_str(),
+            system: c.system.map(|s| s.label()),
+            status: match c.status {
+                pim_domain::TicketStatus::Found => "found",
+                pim_domain::TicketStatus::NotFound => "not found",
+                pim_domain::TicketStatus::Unverified => "unverified",
+                pim_domain::TicketStatus::NotChecked => "not checked",
+            },
+            state: e.and_then(|e| e.state.as_deref()),
+            open: e
+                .and_then(|e| e.open)
+                .map(|o| if o { "open" } else { "closed" }),
+            assignee: person(e.and_then(|e| e.assignee.as_ref())),
+            requester: person(e.and_then(|e| e.requester.as_ref())),
+            caller: person(e.and_then(|e| e.caller.as_ref())),
+            opened: e.and_then(|e| e.opened_at).map(format::compact),
+            closed: e.and_then(|e| e.closed_at).map(format::compact),
+            description: e.and_then(|e| e.short_description.as_deref()),
+            reason: c.reason.as_deref(),
+            findings,
+        }
+    }
+}
+
 #[derive(Debug, Serialize)]
 struct ProblemView<'a> {
     source: &'a str,
@@ -163,6 +223,9 @@ struct ActivationView<'a> {
     activated_at: String,
     justification: &'a str,
     tickets: Vec<&'a str>,
+    /// Entra's own ticket number and system, as typed.
+    entra_ticket: Option<(Option<&'a str>, Option<&'a str>)>,
+    ticket_checks: Vec<TicketView<'a>>,
     window_start: String,
     window_end: String,
     end_reason: &'static str,
@@ -432,6 +495,15 @@ impl<'a> ActivationView<'a> {
             activated_at: format::compact(a.activated_at),
             justification: &a.justification,
             tickets: a.tickets.iter().map(String::as_str).collect(),
+            entra_ticket: a
+                .ticket_info
+                .as_ref()
+                .map(|t| (t.number.as_deref(), t.system.as_deref())),
+            ticket_checks: a
+                .ticket_checks
+                .iter()
+                .map(|c| TicketView::new(c, a))
+                .collect(),
             window_start: format::compact(a.window.start),
             window_end: format::compact(a.window.end),
             end_reason: a.window.end_reason.as_str(),

@@ -130,6 +130,8 @@ fn build() -> Vec<(Activation, Vec<Activity>)> {
                 scope: Scope::unknown(),
                 justification,
                 tickets,
+                ticket_info: None,
+                ticket_checks: Vec::new(),
                 window: ElevationWindow {
                     start: activated_at,
                     end: activated_at + Duration::hours(4),

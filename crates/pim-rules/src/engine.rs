@@ -17,8 +17,10 @@
 //! 3. a recognised [intent](crate::vocabulary) explains it, **and**, when the justification names
 //!    resources that appear in the activity, it touches one of them.
 //!
-//! An activation whose justification carries a ticket reference (`Activation::tickets`) is never
-//! insufficient.
+//! An activation whose justification carries a ticket reference (`Activation::tickets`) is not
+//! insufficient, unless ticket verification looked up every ticket it cites and none exists,
+//! and the text without those references is insufficient: then the ticket was its only
+//! substance (issue 14).
 //!
 //! # Verdict
 //!
@@ -50,6 +52,10 @@
 //! | insufficient justification with operations | `medium` |
 //! | `unknown` | `medium` |
 //!
+//! Then, once: a cited ticket found closed before the activation started (`ticket_closed`) or
+//! not the activating identity's (`ticket_not_assigned`) raises the risk one level (`low` →
+//! `medium` → `high` → `critical`), however many tickets do so.
+//!
 //! A "catalogue risk" is already one level lower for a failed operation (see [`catalogue`]). An
 //! operation still in progress (`started`, `accepted`, `in_progress`) counts in full: it is
 //! something the identity set in motion.
@@ -60,11 +66,15 @@
 //! |---|---|
 //! | `high_risk_operation` | any catalogue finding at `high` or `critical`, explained or not |
 //! | `insufficient_justification` | see [`justification`] |
-//! | `prompt_injection_suspected` | any injection signal in any untrusted field ([`justification::case_fields`]: justification, tickets, display name, UPN, role, scope, operation and resource names, ...) |
+//! | `prompt_injection_suspected` | any injection signal in any untrusted field ([`justification::case_fields`]: justification, tickets, Entra's ticket fields, what the ticket systems returned, display name, UPN, role, scope, operation and resource names, ...) |
 //! | `still_active` | the window's end reason is `still_active` |
 //! | `assumed_window` | the window's end was assumed |
 //! | `activity_truncated` | the pipeline says the list is incomplete, or fewer operations were passed than counted |
 //! | `evidence_incomplete` | the pipeline passed rows that could belong to the activation but could not be read |
+//! | `ticket_not_found` | a cited ticket's system answered that it does not exist |
+//! | `ticket_closed` | a cited ticket was closed before the window started ([`TicketCheck::closed_before`](pim_domain::TicketCheck::closed_before)) |
+//! | `ticket_not_assigned` | none of a found ticket's assignee, requester or caller is the identity by UPN or e-mail ([`TicketCheck::assignment`](pim_domain::TicketCheck::assignment)) |
+//! | `ticket_unverified` | a cited ticket's lookup failed (its check gives the reason): never a silent pass |
 //!
 //! # Evidence and rationale
 //!
@@ -96,6 +106,7 @@ use crate::fast::OperationCache;
 use crate::justification;
 use crate::policy;
 use crate::rationale::{Facts, rationale, unread_rows};
+use crate::tickets::TicketFacts;
 use crate::vocabulary;
 use crate::{Case, RulesConfig};
 
@@ -132,8 +143,19 @@ impl RulesEngine {
         let signals = justification::case_injection_signals(case);
         let injection = !signals.is_empty();
         let has_ticket = activation.tickets.iter().any(|t| !t.trim().is_empty());
-        let insufficient = !has_ticket
-            && justification::is_insufficient_with(text, &self.config.content_free_words);
+        let tickets = TicketFacts::of(activation);
+        // A ticket reference is substance only while it may exist: one whose system said it
+        // does not leaves the rest of the text to stand on its own (issue 14, item 3).
+        let insufficient = if has_ticket {
+            tickets.every_cited_missing
+                && justification::is_insufficient_without(
+                    text,
+                    &activation.tickets,
+                    &self.config.content_free_words,
+                )
+        } else {
+            justification::is_insufficient_with(text, &self.config.content_free_words)
+        };
         let usable = !injection && !insufficient;
 
         let intent_mask = vocabulary::intent_mask(text);
@@ -184,17 +206,21 @@ impl RulesEngine {
         let unexplained_work = work - explained_work;
 
         let (verdict, error) = policy::verdict(case, work, explained_work, usable);
-        let risk = policy::risk(
+        let mut risk = policy::risk(
             verdict,
             judged.iter().map(|j| (j.finding, j.explained)),
             injection,
             insufficient && work > 0,
         );
+        if tickets.raises_risk() {
+            risk = risk.raised();
+        }
         let truncated = case.truncated || case.activities.len() < case.activity_total;
         let high_risk = judged
             .iter()
             .any(|j| j.finding.is_some_and(|f| f.risk >= Risk::High));
-        let flags = policy::flags(case, high_risk, insufficient, injection, truncated);
+        let mut flags = policy::flags(case, high_risk, insufficient, injection, truncated);
+        policy::ticket_flags(&mut flags, &tickets);
 
         let (explained, _) = group(&judged, &ops, true);
         let (unexplained, unexplained_risks) = group(&judged, &ops, false);
@@ -220,7 +246,11 @@ impl RulesEngine {
             total: case.activity_total.max(case.activities.len()),
             unreadable: unread_rows(case.unreadable),
         };
-        let rationale = rationale(&facts, &evidence, &flags, &unexplained_risks);
+        let mut rationale = rationale(&facts, &evidence, &flags, &unexplained_risks);
+        if let Some(sentence) = tickets.sentence() {
+            rationale.push(' ');
+            rationale.push_str(&sentence);
+        }
 
         Assessment {
             verdict,

@@ -267,6 +267,46 @@ pub fn is_insufficient_with(text: &str, extra_content_free: &[String]) -> bool {
     content < 2
 }
 
+/// [`is_insufficient_with`] of the text with the given ticket references taken out (each
+/// occurrence, case-insensitively): whether the justification says anything besides them.
+///
+/// ```
+/// use pim_rules::justification::is_insufficient_without;
+/// let tickets = vec!["INC0099999".to_owned()];
+/// assert!(is_insufficient_without("INC0099999", &tickets, &[]));
+/// assert!(is_insufficient_without("per inc0099999, admin work", &tickets, &[]));
+/// assert!(!is_insufficient_without("INC0099999 restart web01 after patching", &tickets, &[]));
+/// ```
+pub fn is_insufficient_without(
+    text: &str,
+    tickets: &[String],
+    extra_content_free: &[String],
+) -> bool {
+    let mut rest = text.to_owned();
+    for t in tickets.iter().filter(|t| !t.is_empty()) {
+        // ASCII references: lower-casing keeps byte offsets, so matches map back to `rest`.
+        loop {
+            let lower = rest.to_ascii_lowercase();
+            let Some(at) = lower.find(&t.to_ascii_lowercase()) else {
+                break;
+            };
+            rest.replace_range(at..at + t.len(), " ");
+        }
+        // `SR-881` is also written `SR881`, and `INC0042` as `INC-0042`: both forms go.
+        if let Some((p, n)) = t.split_once('-') {
+            let joined = format!("{p}{n}");
+            loop {
+                let lower = rest.to_ascii_lowercase();
+                let Some(at) = lower.find(&joined.to_ascii_lowercase()) else {
+                    break;
+                };
+                rest.replace_range(at..at + joined.len(), " ");
+            }
+        }
+    }
+    is_insufficient_with(&rest, extra_content_free)
+}
+
 /// `INC0012345`, `CHG-1234`, `SR-881`, `RITM0012`: letters followed by a number long enough to be
 /// a record id rather than part of a host name such as `web01`.
 fn has_ticket_reference(normalised: &str) -> bool {
@@ -454,9 +494,10 @@ pub fn injection_signals_in<'t>(
 }
 
 /// Every untrusted text of a case that reaches an assessor, with its field name and kind: the
-/// justification, ticket references, the principal's display name and UPN, the role name, the
-/// scope's name and id, and for each operation its name, resource id, resource group, caller and
-/// target names and ids.
+/// justification, ticket references, Entra's ticket number and system, what the ticket systems
+/// returned (short description and state as prose, people's names and addresses as names),
+/// the principal's display name and UPN, the role name, the scope's name and id, and for each
+/// operation its name, resource id, resource group, caller and target names and ids.
 pub fn case_fields<'c>(case: &crate::Case<'c>) -> Vec<(&'static str, FieldKind, &'c str)> {
     let a = case.activation;
     let mut fields = vec![("justification", FieldKind::Prose, a.justification.as_str())];
@@ -465,6 +506,35 @@ pub fn case_fields<'c>(case: &crate::Case<'c>) -> Vec<(&'static str, FieldKind, 
             .iter()
             .map(|t| ("ticket", FieldKind::Prose, t.as_str())),
     );
+    if let Some(info) = &a.ticket_info {
+        for text in [info.number.as_deref(), info.system.as_deref()]
+            .into_iter()
+            .flatten()
+        {
+            fields.push(("Entra ticket field", FieldKind::Prose, text));
+        }
+    }
+    for check in &a.ticket_checks {
+        let Some(e) = &check.evidence else { continue };
+        for text in [e.short_description.as_deref(), e.state.as_deref()]
+            .into_iter()
+            .flatten()
+        {
+            fields.push(("ticket description", FieldKind::Prose, text));
+        }
+        for person in e.people() {
+            for text in [
+                person.name.as_deref(),
+                person.email.as_deref(),
+                person.user_name.as_deref(),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                fields.push(("ticket person", FieldKind::Name, text));
+            }
+        }
+    }
     let names = [
         ("display name", a.principal.display_name.as_deref()),
         ("UPN", a.principal.upn.as_deref()),

@@ -39,6 +39,8 @@
 //!     scope: Scope::unknown(),
 //!     justification: "Restart web01 after patching, INC0012345".into(),
 //!     tickets: vec!["INC0012345".into()],
+//!     ticket_info: None,
+//!     ticket_checks: Vec::new(),
 //!     window: ElevationWindow {
 //!         start: datetime!(2026-11-20 09:13:58 UTC),
 //!         end: datetime!(2026-11-20 13:13:58 UTC),
@@ -92,7 +94,8 @@ pub mod vocabulary; // which operations a justification's intents and named reso
 // The engine's parts.
 mod evidence; // resource labels, evidence groups and catalogue findings
 mod policy; // the verdict and risk tables as code
-mod rationale; // the rationale's sentences, built only from the assessment's facts
+mod rationale;
+mod tickets; // what the cited tickets' checks do to flags, risk and substance // the rationale's sentences, built only from the assessment's facts
 
 // Speed, never behaviour.
 mod bytes; // word-at-a-time text checks and digests (imports nothing from the crate)

@@ -75,6 +75,19 @@ pub(crate) fn flags(
     flags
 }
 
+/// The ticket rows of the flag table.
+pub(crate) fn ticket_flags(flags: &mut Vec<Flag>, tickets: &crate::tickets::TicketFacts) {
+    let wanted = [
+        (!tickets.not_found.is_empty(), Flag::TicketNotFound),
+        (!tickets.closed.is_empty(), Flag::TicketClosed),
+        (!tickets.not_assigned.is_empty(), Flag::TicketNotAssigned),
+        (!tickets.unverified.is_empty(), Flag::TicketUnverified),
+    ];
+    flags.extend(wanted.into_iter().filter(|(on, _)| *on).map(|(_, f)| f));
+    flags.sort_unstable();
+    flags.dedup();
+}
+
 /// Unread evidence is never evidence of innocence: with rows that could belong to the activation
 /// unread, `aligned` and `no_activity` become `unknown` (the error says how many rows, and which);
 /// `partial` and `not_aligned` stand, since what was read already falls short.

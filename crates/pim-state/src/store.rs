@@ -809,6 +809,8 @@ mod tests {
             },
             justification: "INC1".into(),
             tickets: vec![],
+            ticket_info: None,
+            ticket_checks: Vec::new(),
             window: ElevationWindow {
                 start: datetime!(2026-11-20 09:00 UTC),
                 end,

@@ -22,6 +22,10 @@
 //! - [`OtlpReceiver`]: an OpenTelemetry collector's OTLP/HTTP receiver (`/v1/traces`,
 //!   `/v1/metrics`, protobuf), decoding what it receives into [`ReceivedSpan`]s and
 //!   [`MetricPoint`]s;
+//! - [`TicketFake`]: ServiceNow's Table API and Jira REST (v3 Cloud, v2 Data Center) on one
+//!   server (reference §11), records and issues from [`FakeRecord`] / [`FakeIssue`], the
+//!   systems' own 401 bodies for a wrong credential ([`FakeAuth`]), and 401/403/404/429 with
+//!   `Retry-After`/500/slow answers from [`TicketFailure`], counting lookups per ticket;
 //! - [`OidcFake`]: an Entra ID authority (OIDC metadata + JWKS) whose RSA keys are generated at
 //!   test time, minting RS256 tokens for `pim-chat serve`'s sign-in tests.
 //!
@@ -53,6 +57,7 @@ mod oidc;
 mod openai;
 mod otlp;
 pub mod report_schema;
+mod tickets;
 mod webhook;
 
 pub use common::{RecordedRequest, token_for};
@@ -68,6 +73,10 @@ pub use openai::{
     aligned_responder, assessment_json, injection_obeying_responder, scripted,
 };
 pub use otlp::{MetricPoint, OtlpReceiver, PointValue, ReceivedSpan};
+pub use tickets::{
+    FakeAuth, FakeIssue, FakeRecord, FakeUser, JIRA_API_TOKEN, JIRA_EMAIL, SERVICENOW_PASSWORD,
+    SERVICENOW_USER, TicketFailure, TicketFake,
+};
 pub use webhook::{WebhookFailure, WebhookFake};
 
 /// What can go wrong while setting up a fake.

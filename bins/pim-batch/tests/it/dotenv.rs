@@ -25,6 +25,22 @@ const DEMO: &[&str] = &["--demo", "--format", "json"];
 /// in pim-chat's) covers it.
 const COVERED: &[(&str, &[&str])] = &[
     (
+        "ticket_systems_by_basic_auth_and_jira_cloud",
+        &[
+            "PIM_SERVICENOW_URL",
+            "PIM_SERVICENOW_USER",
+            "PIM_SERVICENOW_PASSWORD",
+            "PIM_JIRA_URL",
+            "PIM_JIRA_EMAIL",
+            "PIM_JIRA_API_TOKEN",
+            "PIM_JIRA_PROJECTS",
+        ],
+    ),
+    (
+        "ticket_systems_by_oauth_and_a_jira_pat",
+        &["PIM_SERVICENOW_TOKEN", "PIM_JIRA_PAT"],
+    ),
+    (
         "scan_defaults_and_the_log_level",
         &[
             "PIM_SCAN_HOURS",
@@ -263,6 +279,73 @@ async fn privileged_patterns() {
     let rule = "privileged directory role assigned";
     assert!(default["activations"].to_string().contains(rule));
     assert!(!none_privileged["activations"].to_string().contains(rule));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ticket_systems_by_basic_auth_and_jira_cloud() {
+    let fake = pim_testkit::TicketFake::start().await;
+    let vars = [
+        ("PIM_SERVICENOW_URL", fake.uri()),
+        ("PIM_SERVICENOW_USER", s(pim_testkit::SERVICENOW_USER)),
+        (
+            "PIM_SERVICENOW_PASSWORD",
+            s(pim_testkit::SERVICENOW_PASSWORD),
+        ),
+        ("PIM_JIRA_URL", fake.uri()),
+        ("PIM_JIRA_EMAIL", s(pim_testkit::JIRA_EMAIL)),
+        ("PIM_JIRA_API_TOKEN", s(pim_testkit::JIRA_API_TOKEN)),
+        ("PIM_JIRA_PROJECTS", s("ops")),
+    ];
+    let out = run(&vars, &[], &["--check"]).await;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(stdout.contains("PASS  ticket servicenow"), "{stdout}");
+    assert!(stdout.contains("PASS  ticket jira"), "{stdout}");
+    assert!(
+        !stdout.contains(pim_testkit::SERVICENOW_PASSWORD),
+        "{stdout}"
+    );
+    let paths: Vec<String> = fake.requests().into_iter().map(|r| r.path).collect();
+    assert!(paths.contains(&s("/rest/api/3/issue/OPS-0")), "{paths:?}");
+
+    // A demo scan verifies the demo's ServiceNow numbers; the fake holds none of them.
+    let scan = report(&run(&vars, &[], DEMO).await);
+    let checks: Vec<Value> = scan["activations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|a| a["ticket_checks"].as_array().cloned().unwrap_or_default())
+        .collect();
+    assert!(!checks.is_empty());
+    assert!(
+        checks.iter().any(|c| c["status"] == "not_found"),
+        "{checks:?}"
+    );
+    assert!(scan["activations"].to_string().contains("ticket_not_found"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ticket_systems_by_oauth_and_a_jira_pat() {
+    let fake = pim_testkit::TicketFake::start().await;
+    fake.servicenow_auth(pim_testkit::FakeAuth::Bearer(s("sn-oauth-dotenv")))
+        .jira_auth(pim_testkit::FakeAuth::Bearer(s("jira-pat-dotenv")));
+    let out = run(
+        &[
+            ("PIM_SERVICENOW_URL", fake.uri()),
+            ("PIM_SERVICENOW_TOKEN", s("sn-oauth-dotenv")),
+            ("PIM_JIRA_URL", fake.uri()),
+            ("PIM_JIRA_PAT", s("jira-pat-dotenv")),
+            ("PIM_JIRA_PROJECTS", s("SEC")),
+        ],
+        &[],
+        &["--check"],
+    )
+    .await;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(stdout.contains("PASS  ticket servicenow"), "{stdout}");
+    assert!(stdout.contains("PASS  ticket jira"), "{stdout}");
+    assert!(!stdout.contains("jira-pat-dotenv") && !stdout.contains("sn-oauth-dotenv"));
+    let paths: Vec<String> = fake.requests().into_iter().map(|r| r.path).collect();
+    assert!(paths.contains(&s("/rest/api/2/issue/SEC-0")), "{paths:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

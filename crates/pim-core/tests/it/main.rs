@@ -24,3 +24,7 @@ mod streamed;
 // events), the one-identity-one-minute case stays flagged, and the concurrency bound holds,
 // through the real Log Analytics client against the limit-enforcing fake.
 mod limits;
+// Issue 14: cited tickets verified against the loopback ServiceNow and Jira fake during a demo
+// scan: every flag, failed lookups, one lookup per ticket, a prompt-injecting description, and
+// the Markdown's ticket evidence.
+mod tickets;

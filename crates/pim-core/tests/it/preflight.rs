@@ -62,6 +62,63 @@ fn live_inputs<'a>(settings: &'a Settings, credential: CredentialSource) -> Pref
     inputs
 }
 
+/// Both ticket systems of a [`pim_testkit::TicketFake`] at `uri`, ServiceNow with `password`.
+fn ticket_settings(uri: &str, password: &str) -> pim_core::config::TicketSettings {
+    Settings::from_env(&env(&[
+        ("PIM_SERVICENOW_URL", uri),
+        ("PIM_SERVICENOW_USER", pim_testkit::SERVICENOW_USER),
+        ("PIM_SERVICENOW_PASSWORD", password),
+        ("PIM_JIRA_URL", uri),
+        ("PIM_JIRA_EMAIL", pim_testkit::JIRA_EMAIL),
+        ("PIM_JIRA_API_TOKEN", pim_testkit::JIRA_API_TOKEN),
+        ("PIM_JIRA_PROJECTS", "OPS,SEC"),
+    ]))
+    .unwrap()
+    .tickets
+}
+
+#[tokio::test]
+async fn each_ticket_system_is_probed_and_refusals_come_with_their_fix() {
+    let fake = pim_testkit::TicketFake::start().await;
+    let mut settings = Settings::from_env(&env(&[])).unwrap();
+    settings.tickets = ticket_settings(&fake.uri(), "wrong-sn-password");
+    let verifier = live::ticket_verifier(&settings).unwrap().unwrap();
+    fake.fail_next(1, Some("/rest/api/"), pim_testkit::TicketFailure::Forbidden);
+    let mut inputs = PreflightInputs::new(Ok(&settings), NOW);
+    inputs.add_ticket_systems(&verifier);
+    let results = preflight::run(inputs).await;
+
+    let sn = find(&results, "ticket servicenow");
+    assert_eq!(sn.status, CheckStatus::Fail, "{sn}");
+    assert!(sn.detail.contains("401"), "{sn}");
+    assert!(
+        sn.remedy
+            .as_deref()
+            .unwrap()
+            .contains("PIM_SERVICENOW_PASSWORD"),
+        "{sn}"
+    );
+    let jira = find(&results, "ticket jira");
+    assert_eq!(jira.status, CheckStatus::Fail, "{jira}");
+    assert!(jira.detail.contains("403"), "{jira}");
+    assert!(
+        jira.remedy.as_deref().unwrap().contains("Browse Projects"),
+        "{jira}"
+    );
+    assert!(!printed(&results).contains("wrong-sn-password"));
+    // The probes read tickets that cannot exist.
+    let asked: Vec<String> = fake
+        .requests()
+        .iter()
+        .map(|r| {
+            r.query_param("sysparm_query")
+                .unwrap_or_else(|| r.path.clone())
+        })
+        .collect();
+    assert_eq!(asked, ["number=INC0000000", "/rest/api/3/issue/OPS-0"]);
+    assert!(!preflight::all_passed(&results));
+}
+
 fn find<'r>(results: &'r [CheckResult], name: &str) -> &'r CheckResult {
     results
         .iter()
@@ -89,8 +146,12 @@ async fn everything_configured_and_reachable_passes() {
     let la = demo_workspace().await;
     let oai = OpenAiFake::start().await;
     oai.expect_bearer(TOKEN);
-    let settings = settings(&la, &oai, None);
+    let tickets = pim_testkit::TicketFake::start().await;
+    let mut settings = settings(&la, &oai, None);
+    settings.tickets = ticket_settings(&tickets.uri(), pim_testkit::SERVICENOW_PASSWORD);
+    let verifier = live::ticket_verifier(&settings).unwrap().unwrap();
     let mut inputs = live_inputs(&settings, static_credential(EXPIRY));
+    inputs.add_ticket_systems(&verifier);
     inputs.destination_tokens = vec![pim_deliver::TokenNeed::monitor(DCE)];
     inputs.destinations = vec![Destination::new("logs-ingestion", async {
         Ok("DCR dcr-123 stream Custom-PimAudit_CL accepted an empty batch".to_owned())
@@ -109,6 +170,8 @@ async fn everything_configured_and_reachable_passes() {
             "table AuditLogs",
             "table AzureActivity",
             "model",
+            "ticket servicenow",
+            "ticket jira",
             "destination logs-ingestion",
         ],
         "{results:#?}"
@@ -443,6 +506,7 @@ async fn nothing_configured_skips_every_network_check() {
             "token",
             "workspace",
             "model",
+            "ticket",
             "destination"
         ]
     );

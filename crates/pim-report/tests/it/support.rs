@@ -116,6 +116,8 @@ pub fn activation(
         scope,
         justification: justification.to_owned(),
         tickets: Vec::new(),
+        ticket_info: None,
+        ticket_checks: Vec::new(),
         window,
         request_id: Some(format!("{id}-req")),
         correlation_id: Some(format!("{id}-corr")),
