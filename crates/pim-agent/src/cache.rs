@@ -26,6 +26,7 @@ struct Key {
     include_failed: bool,
     max_activities: usize,
     default_window_hours: u32,
+    baseline_days: u32,
 }
 
 impl From<&ScanOptions> for Key {
@@ -37,6 +38,7 @@ impl From<&ScanOptions> for Key {
             include_failed: o.include_failed,
             max_activities: o.max_activities_per_activation,
             default_window_hours: o.default_window_hours,
+            baseline_days: o.baseline_days,
         }
     }
 }

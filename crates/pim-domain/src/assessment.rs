@@ -92,6 +92,9 @@ pub enum Flag {
     /// `aligned` or `no_activity` verdict becomes `unknown`, because unread evidence is never
     /// evidence of innocence.
     EvidenceIncomplete,
+    /// An operation of the window that the identity never performed in the behaviour-baseline
+    /// period (`--baseline-days`) before it; the activation's `baseline` lists them.
+    FirstTimeOperation,
 }
 
 string_enum!(Flag, "flag", {
@@ -102,6 +105,7 @@ string_enum!(Flag, "flag", {
     AssumedWindow => "assumed_window",
     ActivityTruncated => "activity_truncated",
     EvidenceIncomplete => "evidence_incomplete",
+    FirstTimeOperation => "first_time_operation",
 });
 
 /// Who produced an assessment.

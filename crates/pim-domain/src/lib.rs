@@ -30,6 +30,7 @@
 mod activation;
 mod activity;
 mod assessment;
+pub mod baseline;
 pub mod cloud;
 mod names;
 mod problem;
@@ -47,6 +48,7 @@ pub use activity::{Activity, ActivitySource, ActivityStatus, ActivityTarget};
 pub use assessment::{
     Assessment, AssessorKind, Evidence, Flag, OperationRef, Risk, RiskFinding, Verdict,
 };
+pub use baseline::{ActivationHistory, Baseline, BaselineStatus, FirstTimeOperation};
 pub use names::UnknownValue;
 pub(crate) use names::string_enum;
 pub use problem::DataProblem;

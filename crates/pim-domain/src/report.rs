@@ -24,8 +24,10 @@ use crate::{
 /// `in_progress` (new enum values, which the schema policy counts as breaking: a reader that
 /// checks enums rejects them), the activation's `sources`, and counts every problem, global and
 /// per activation, in `summary.problems`; `2.1` adds the activation's optional `state` and
-/// `revision`, present when the scan kept a state store (issue 13; additive).
-pub const REPORT_SCHEMA_VERSION: &str = "2.1";
+/// `revision`, present when the scan kept a state store (issue 13; additive); `3.0` adds the
+/// flag `first_time_operation` (a new enum value, so breaking), the activation's optional
+/// `baseline` block and `settings.baseline_days` (issue 14, item 4: the behaviour baseline).
+pub const REPORT_SCHEMA_VERSION: &str = "3.0";
 
 /// Whether an activation's verdict is settled, as a scan with a state store (`--state`) keeps
 /// it (issue 13).
@@ -90,6 +92,10 @@ pub struct ScanSettings {
     pub max_activities_per_activation: usize,
     /// Which assessors ran, e.g. `rules`.
     pub assessors: Vec<String>,
+    /// Length of the behaviour-baseline period in days (`--baseline-days`); 0 when the
+    /// baseline was off. Added in schema `3.0`.
+    #[serde(default)]
+    pub baseline_days: u32,
 }
 
 /// Counts for the report header.
@@ -246,6 +252,11 @@ pub struct ActivationReport {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub revision: Option<u32>,
+    /// The identity's behaviour baseline: its operations over the days before the window,
+    /// the window's first-time operations, and its activations in that period. Absent when the
+    /// scan ran with `--baseline-days 0`. Added in schema `3.0`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<crate::Baseline>,
 }
 
 impl ActivationReport {
@@ -274,6 +285,7 @@ impl ActivationReport {
             sources: Vec::new(),
             state: None,
             revision: None,
+            baseline: None,
         }
     }
 

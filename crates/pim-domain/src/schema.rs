@@ -139,7 +139,7 @@ mod tests {
         );
         assert_eq!(
             schema["properties"]["schema_version"]["pattern"],
-            "^2\\.[0-9]+$"
+            "^3\\.[0-9]+$"
         );
         assert_eq!(schema["properties"]["generated_at"]["format"], "date-time");
         // Enums carry serde's names, including the renamed assessor.

@@ -204,6 +204,7 @@ fn main() {
                     truncated: false,
                     unassessable: None,
                     unreadable: &[],
+                    baseline: None,
                 })
             })
             .collect();

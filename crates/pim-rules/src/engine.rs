@@ -49,6 +49,15 @@
 //! | prompt injection suspected | `high` |
 //! | insufficient justification with operations | `medium` |
 //! | `unknown` | `medium` |
+//! | an unexplained first-time operation (behaviour baseline) | `medium` |
+//! | an unexplained first-time operation that is a catalogue finding at `medium` or above | `high` |
+//!
+//! A *first-time operation* is an operation of the window (not bookkeeping, not read-only)
+//! whose operation name and resource type the identity never used in the baseline period
+//! before the window ([`pim_domain::Baseline`], `--baseline-days`). The pipeline lists them;
+//! the rules only judge them. An unavailable baseline raises nothing (nothing is known), and
+//! the rationale says it is unavailable and why, so a quiet verdict is never read as "nothing
+//! new".
 //!
 //! A "catalogue risk" is already one level lower for a failed operation (see [`catalogue`]). An
 //! operation still in progress (`started`, `accepted`, `in_progress`) counts in full: it is
@@ -65,6 +74,7 @@
 //! | `assumed_window` | the window's end was assumed |
 //! | `activity_truncated` | the pipeline says the list is incomplete, or fewer operations were passed than counted |
 //! | `evidence_incomplete` | the pipeline passed rows that could belong to the activation but could not be read |
+//! | `first_time_operation` | the baseline was computed and at least one operation of the window is a first-time operation |
 //!
 //! # Evidence and rationale
 //!
@@ -190,11 +200,30 @@ impl RulesEngine {
             injection,
             insufficient && work > 0,
         );
+        // First-time operations (issue 14): only work counts, never bookkeeping or reads.
+        let first_time: Vec<&Judged<'_>> = match case.baseline {
+            Some(b) if !b.first_time_operations.is_empty() => judged
+                .iter()
+                .filter(|j| {
+                    !j.bookkeeping && !ops.facts[j.op].read_only && b.is_first_time(j.activity)
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        let risk =
+            policy::first_time_risk(risk, first_time.iter().map(|j| (j.finding, j.explained)));
         let truncated = case.truncated || case.activities.len() < case.activity_total;
         let high_risk = judged
             .iter()
             .any(|j| j.finding.is_some_and(|f| f.risk >= Risk::High));
-        let flags = policy::flags(case, high_risk, insufficient, injection, truncated);
+        let flags = policy::flags(
+            case,
+            high_risk,
+            insufficient,
+            injection,
+            truncated,
+            !first_time.is_empty(),
+        );
 
         let (explained, _) = group(&judged, &ops, true);
         let (unexplained, unexplained_risks) = group(&judged, &ops, false);
@@ -220,7 +249,10 @@ impl RulesEngine {
             total: case.activity_total.max(case.activities.len()),
             unreadable: unread_rows(case.unreadable),
         };
-        let rationale = rationale(&facts, &evidence, &flags, &unexplained_risks);
+        let mut rationale = rationale(&facts, &evidence, &flags, &unexplained_risks);
+        if let Some(b) = case.baseline {
+            rationale.push_str(&crate::rationale::baseline_sentence(b, first_time.len()));
+        }
 
         Assessment {
             verdict,

@@ -76,7 +76,7 @@ fn demo_covers_every_verdict_and_flag() {
         .map(|v| v.as_u64().unwrap())
         .sum();
     assert_eq!(by_verdict, acts.len() as u64);
-    assert_eq!(report["schema_version"], "2.1");
+    assert_eq!(report["schema_version"], "3.0");
     assert_eq!(report["window"]["end"], "2026-11-20T18:00:00Z");
 }
 

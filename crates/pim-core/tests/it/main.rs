@@ -24,3 +24,7 @@ mod streamed;
 // events), the one-identity-one-minute case stays flagged, and the concurrency bound holds,
 // through the real Log Analytics client against the limit-enforcing fake.
 mod limits;
+
+// Issue 14, item 4: the behaviour baseline, live against the fake's summaries and offline from
+// exports that do or do not cover the period.
+mod baseline;

@@ -65,7 +65,7 @@ fn header_has_the_run_line() {
 fn a_1_0_report_without_run_still_reads() {
     let mut value: serde_json::Value =
         serde_json::from_str(&render_json(&fixture()).unwrap()).unwrap();
-    assert_eq!(value["schema_version"], "2.1");
+    assert_eq!(value["schema_version"], "3.0");
     assert_eq!(value["run"]["query_rows"], 5321);
     value["schema_version"] = "1.0".into();
     value.as_object_mut().unwrap().remove("run");

@@ -47,6 +47,7 @@ pub(crate) fn case_with<'a>(activation: &'a Activation, activities: &'a [Activit
         truncated: false,
         unassessable: None,
         unreadable: &[],
+        baseline: None,
     }
 }
 
