@@ -36,6 +36,12 @@ pub struct Cli {
     #[arg(long, value_name = "N")]
     pub lookback_hours: Option<u32>,
 
+    /// Days of history before the window for the behaviour baseline: first-time operations
+    /// (flag first_time_operation) and activation counts; 0 turns it off [default:
+    /// PIM_BASELINE_DAYS or 30].
+    #[arg(long, value_name = "N")]
+    pub baseline_days: Option<u32>,
+
     /// Write the report to this file instead of stdout.
     #[arg(long, short, value_name = "PATH")]
     pub output: Option<PathBuf>,

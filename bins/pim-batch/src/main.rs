@@ -182,6 +182,9 @@ fn with_flags(mut s: Settings, cli: &Cli) -> Result<Settings, ConfigError> {
     if let Some(hours) = cli.lookback_hours {
         s.scan.lookback_hours = hours;
     }
+    if let Some(days) = cli.baseline_days {
+        s.scan.baseline_days = days;
+    }
     if let Some(max) = cli.max_activities {
         s.scan.max_activities = max;
     }
@@ -336,7 +339,18 @@ fn run(
     options.include_failed = cli.include_failed;
     options.max_activities_per_activation = settings.scan.max_activities;
     options.query_concurrency = settings.scan.query_concurrency;
+    options.baseline_days = settings.scan.baseline_days;
 
+    if let Some(st) = &state
+        && options.baseline_days > 0
+    {
+        // The baseline period ends at the earliest activation window's start, at most the
+        // look-back before the scan window: read every activation that can fall in it.
+        let start = end
+            - time::Duration::hours(i64::from(hours) + i64::from(options.lookback_hours))
+            - time::Duration::days(i64::from(options.baseline_days));
+        options.known_activations = st.known_activations(start, end)?.map(std::sync::Arc::new);
+    }
     if let Some(st) = &mut state {
         st.begin((end - time::Duration::hours(i64::from(hours)), end))?;
     }

@@ -100,6 +100,32 @@ impl StateRun {
         Ok((end, hours))
     }
 
+    /// The activations recorded in `[since, until)`, for the behaviour baseline's counts
+    /// (issue 14): `None` before the first successful run, when the store knows nothing yet.
+    pub fn known_activations(
+        &self,
+        since: OffsetDateTime,
+        until: OffsetDateTime,
+    ) -> anyhow::Result<Option<pim_core::KnownActivations>> {
+        let Some(recorded) = self.store.recorded_since()? else {
+            return Ok(None);
+        };
+        let activations = self
+            .store
+            .activations_between(since, until, None)?
+            .into_iter()
+            .map(|a| pim_core::KnownActivation {
+                upn: a.report.principal.upn,
+                object_id: a.report.principal.object_id,
+                activated_at: a.report.activated_at,
+            })
+            .collect();
+        Ok(Some(pim_core::KnownActivations {
+            since: recorded,
+            activations,
+        }))
+    }
+
     /// Records the start of the run over `window`.
     pub fn begin(&mut self, window: (OffsetDateTime, OffsetDateTime)) -> anyhow::Result<()> {
         self.run = Some(self.store.begin_run(&self.holder, window)?);

@@ -197,6 +197,7 @@ fn run(
     let mut options = SessionOptions {
         hours: settings.scan.hours,
         query_concurrency: settings.scan.query_concurrency,
+        baseline_days: settings.scan.baseline_days,
         ..SessionOptions::default()
     };
     if let Some(max_repairs) = settings.chat.max_repairs {

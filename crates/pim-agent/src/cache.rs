@@ -26,6 +26,7 @@ struct Key {
     include_failed: bool,
     max_activities: usize,
     default_window_hours: u32,
+    baseline_days: u32,
 }
 
 impl From<&ScanOptions> for Key {
@@ -37,6 +38,7 @@ impl From<&ScanOptions> for Key {
             include_failed: o.include_failed,
             max_activities: o.max_activities_per_activation,
             default_window_hours: o.default_window_hours,
+            baseline_days: o.baseline_days,
         }
     }
 }
@@ -150,8 +152,9 @@ mod tests {
         let options = ScanOptions::new(end);
         let scans = (0..10).map(|_| cache.scan(&auditor, &options, end));
         let reports = futures_util::future::join_all(scans).await;
-        // One scan is three queries; the nine others waited for it.
-        assert_eq!(source.queries.load(Ordering::SeqCst), 3);
+        // One scan is five queries (three, and the behaviour baseline's two offline reads);
+        // the nine others waited for it.
+        assert_eq!(source.queries.load(Ordering::SeqCst), 5);
         let first = reports[0].as_ref().unwrap();
         assert!(
             reports
@@ -162,12 +165,12 @@ mod tests {
         let mut other = options.clone();
         other.hours = 6;
         cache.scan(&auditor, &other, end).await.unwrap();
-        assert_eq!(source.queries.load(Ordering::SeqCst), 6);
+        assert_eq!(source.queries.load(Ordering::SeqCst), 10);
         // With no time to live, a finished scan is not reused.
         let fresh = ScanCache::new(Duration::ZERO);
         fresh.scan(&auditor, &options, end).await.unwrap();
         tokio::time::sleep(Duration::from_millis(5)).await;
         fresh.scan(&auditor, &options, end).await.unwrap();
-        assert_eq!(source.queries.load(Ordering::SeqCst), 12);
+        assert_eq!(source.queries.load(Ordering::SeqCst), 20);
     }
 }

@@ -95,6 +95,9 @@ pub struct SessionOptions {
     /// Log Analytics queries one scan runs at once (default
     /// [`pim_core::DEFAULT_QUERY_CONCURRENCY`]).
     pub query_concurrency: usize,
+    /// Days of history for each scan's behaviour baseline (default
+    /// [`pim_core::DEFAULT_BASELINE_DAYS`]; 0 turns it off; `PIM_BASELINE_DAYS`).
+    pub baseline_days: u32,
     /// Whether `report PATH` may write a file (default `true`). A served agent sets `false`:
     /// its users are remote, and the server's disk is not theirs (issue 15).
     pub write_files: bool,
@@ -110,6 +113,7 @@ impl Default for SessionOptions {
             query_policy: QueryPolicy::default(),
             max_table_rows: 20,
             query_concurrency: pim_core::DEFAULT_QUERY_CONCURRENCY,
+            baseline_days: pim_core::DEFAULT_BASELINE_DAYS,
             write_files: true,
         }
     }

@@ -157,6 +157,7 @@ impl Session {
         let mut options = ScanOptions::new(self.end(now));
         options.hours = hours;
         options.query_concurrency = self.options.query_concurrency;
+        options.baseline_days = self.options.baseline_days;
         options.validate().map_err(|e| Problem::ScanRefused {
             reason: e.to_string(),
         })?;

@@ -23,6 +23,7 @@ use pim_tickets::TicketVerifier;
 use time::{Duration, OffsetDateTime};
 use tracing::{debug, info, warn};
 
+use crate::baseline::BaselineData;
 use crate::budget::CallBudget;
 use crate::config::ModelLimits;
 use crate::observer::{ModelDone, ModelOutcome, ObserverHandle, ScanEnd, ScanObserver, ScanStage};
@@ -557,6 +558,29 @@ impl Auditor {
         };
         lap("activity");
 
+        // 2b. The behaviour baseline (issue 14): the identities' history before the window.
+        let baseline: Option<BaselineData> = if options.baseline_days == 0 || activations.is_empty()
+        {
+            None
+        } else {
+            self.observer.stage(ScanStage::Querying {
+                what: "baseline".to_owned(),
+            });
+            let stage = crate::baseline::Stage {
+                source: &*self.source,
+                permits: [&scan_permits, &self.query_permits],
+                days: options.baseline_days,
+                max_identities: chunk,
+                known: options.known_activations.as_deref(),
+            };
+            let data = stage.collect(&activations).await;
+            log.queries += data.queries;
+            log.rows += data.rows;
+            log.warnings.extend(data.warnings.iter().cloned());
+            Some(data)
+        };
+        lap("baseline");
+
         // 3. Correlate and assess.
         self.observer.stage(ScanStage::Correlating);
         let (unreadable, correlated) =
@@ -581,6 +605,16 @@ impl Auditor {
                 },
             );
         lap("correlate");
+        let baselines: Vec<Option<pim_domain::Baseline>> = activations
+            .iter()
+            .zip(&correlated)
+            .map(|(activation, c)| {
+                baseline
+                    .as_ref()
+                    .map(|b| b.for_activation(activation, &c.activities, self.rules.config()))
+            })
+            .collect();
+        drop(baseline);
         let assess_stage = tracing::info_span!(
             target: crate::TRACE_TARGET,
             "pim.stage.assess",
@@ -637,14 +671,16 @@ impl Auditor {
             .zip(&correlated)
             .zip(&facts)
             .zip(&unreadable)
+            .zip(&baselines)
             .map(
-                |(((activation, c), (unassessable, truncated)), unread)| Case {
+                |((((activation, c), (unassessable, truncated)), unread), baseline)| Case {
                     activation,
                     activities: &c.activities,
                     activity_total: c.total,
                     truncated: *truncated,
                     unassessable: unassessable.clone(),
                     unreadable: unread,
+                    baseline: baseline.as_ref(),
                 },
             )
             .collect();
@@ -704,7 +740,8 @@ impl Auditor {
             .zip(correlated)
             .zip(assessments)
             .zip(unreadable)
-            .map(|(((mut activation, c), assessment), unread)| {
+            .zip(baselines)
+            .map(|((((mut activation, c), assessment), unread), baseline)| {
                 activation.problems.extend(unread);
                 let sources = activation_sources
                     .get(&activation.id)
@@ -713,6 +750,7 @@ impl Auditor {
                 let mut report =
                     ActivationReport::new(activation, c.activities, c.total, assessment);
                 report.sources = sources;
+                report.baseline = baseline;
                 report
             })
             .collect();
@@ -775,6 +813,7 @@ impl Auditor {
                 include_failed: options.include_failed,
                 max_activities_per_activation: options.max_activities_per_activation,
                 assessors,
+                baseline_days: options.baseline_days,
             },
             summary,
             run,
@@ -1423,7 +1462,7 @@ fn unassessable_reason(
 }
 
 /// The identities whose activity to fetch, deduplicated (case-insensitively on UPN).
-fn identities(activations: &[&Activation]) -> Vec<Identity> {
+pub(crate) fn identities(activations: &[&Activation]) -> Vec<Identity> {
     let mut seen = std::collections::HashSet::new();
     let mut out = Vec::new();
     for a in activations {
@@ -1445,7 +1484,7 @@ fn identities(activations: &[&Activation]) -> Vec<Identity> {
 /// Splits identities into those whose every value can be quoted into KQL and those that
 /// cannot, each of the latter with a reason that names the identity and the character. One bad
 /// value then fails only its own identity's activations, never the rest of its query chunk.
-fn quotable(
+pub(crate) fn quotable(
     identities: Vec<Identity>,
     table: LogTable,
 ) -> (Vec<Identity>, Vec<(Identity, String)>) {
@@ -1529,7 +1568,11 @@ fn activity_pim_scope() -> RowScope {
 /// user; the time of the row the parser uses (`ActivityDateTime` first in AuditLogs). The
 /// required columns are the ones without which the parser reads no row at all (it then names
 /// every row, so the source must not leave any out).
-fn activity_scope(table: LogTable, identities: &[Identity], span: TimeRange) -> RowScope {
+pub(crate) fn activity_scope(
+    table: LogTable,
+    identities: &[Identity],
+    span: TimeRange,
+) -> RowScope {
     let names = |list: &[&str]| list.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
     let dynamic = |column: &str, path: &[&str]| IdentityField::Dynamic {
         column: column.to_owned(),
@@ -1766,6 +1809,7 @@ mod tests {
             querying("AuditLogs"),
             querying("AzureActivity"),
             querying("AuditLogs"),
+            querying("baseline"),
             Event::Stage(ScanStage::Correlating),
             Event::Stage(ScanStage::Assessing { total }),
         ];
@@ -1785,8 +1829,8 @@ mod tests {
             .unwrap();
         let run = report.run;
         // Two PIM-events queries and the AzureActivity answer reused offline, then one
-        // directory-activity query.
-        assert_eq!(run.queries, 3);
+        // directory-activity query, then the behaviour baseline's two tables.
+        assert_eq!(run.queries, 5);
         let rows = source.rows.load(Ordering::Relaxed);
         assert!(rows > report.summary.activations, "{rows}");
         assert_eq!(run.query_rows, rows);
@@ -1955,6 +1999,7 @@ mod tests {
                 truncated: false,
                 unassessable: None,
                 unreadable: &[],
+                baseline: None,
             })
             .collect();
         let observer = Recording::default();

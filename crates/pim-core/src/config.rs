@@ -132,6 +132,10 @@ pub const VARIABLES: &[(&str, &str)] = &[
         "operations kept per activation (default 5000; --max-activities)",
     ),
     (
+        "PIM_BASELINE_DAYS",
+        "days of history before the window for the behaviour baseline: first-time operations and activation counts (default 30, 0 turns it off, at most 365; --baseline-days)",
+    ),
+    (
         "PIM_QUERY_CONCURRENCY",
         "Log Analytics queries in flight at once, per scan and across the scans of one process (default 4, 1 to 64; the query API allows 5 per identity)",
     ),
@@ -714,6 +718,9 @@ pub struct ScanDefaults {
     /// [`crate::DEFAULT_QUERY_CONCURRENCY`]): each scan's bound, and the auditor's bound across
     /// all its scans, since the query API's limit is per identity (reference §9.4).
     pub query_concurrency: usize,
+    /// Days of history for the behaviour baseline (`PIM_BASELINE_DAYS`, default
+    /// [`crate::DEFAULT_BASELINE_DAYS`]; 0 turns it off; issue 14).
+    pub baseline_days: u32,
 }
 
 impl Default for ScanDefaults {
@@ -725,6 +732,7 @@ impl Default for ScanDefaults {
             privileged_patterns: None,
             model_deadline: crate::DEFAULT_MODEL_DEADLINE,
             query_concurrency: crate::DEFAULT_QUERY_CONCURRENCY,
+            baseline_days: crate::DEFAULT_BASELINE_DAYS,
         }
     }
 }
@@ -977,6 +985,16 @@ impl Settings {
         }
         if let Some(v) = get("PIM_MAX_ACTIVITIES") {
             scan.max_activities = whole("PIM_MAX_ACTIVITIES", v)?;
+        }
+        if let Some(v) = get("PIM_BASELINE_DAYS") {
+            let days: u32 = whole("PIM_BASELINE_DAYS", v)?;
+            if days > crate::MAX_BASELINE_DAYS {
+                return Err(ConfigError::new(
+                    "PIM_BASELINE_DAYS",
+                    format!("{days} is more than {} days", crate::MAX_BASELINE_DAYS),
+                ));
+            }
+            scan.baseline_days = days;
         }
         if let Some(v) = get("PIM_QUERY_CONCURRENCY") {
             scan.query_concurrency = positive(
@@ -1949,6 +1967,7 @@ mod tests {
         ("PIM_SCAN_HOURS", "6", &[]),
         ("PIM_LOOKBACK_HOURS", "48", &[]),
         ("PIM_MAX_ACTIVITIES", "10", &[]),
+        ("PIM_BASELINE_DAYS", "7", &[]),
         ("PIM_QUERY_CONCURRENCY", "2", &[]),
         ("PIM_PRIVILEGED_PATTERNS", "crown, jewel", &[]),
         ("PIM_MAX_REPAIRS", "1", &[]),
@@ -2174,6 +2193,7 @@ mod tests {
             ("PIM_SCAN_HOURS", "6"),
             ("PIM_LOOKBACK_HOURS", "48"),
             ("PIM_MAX_ACTIVITIES", "10"),
+            ("PIM_BASELINE_DAYS", "7"),
             ("PIM_QUERY_CONCURRENCY", "2"),
             ("PIM_PRIVILEGED_PATTERNS", " crown, ,jewel "),
             ("PIM_MODEL_DEADLINE", "90s"),
@@ -2198,6 +2218,7 @@ mod tests {
                 privileged_patterns: Some(vec!["crown".into(), "jewel".into()]),
                 model_deadline: Duration::from_secs(90),
                 query_concurrency: 2,
+                baseline_days: 7,
             }
         );
         assert_eq!(s.chat.max_repairs, Some(1));
@@ -2235,6 +2256,8 @@ mod tests {
         for (pairs, variable) in [
             (&[("PIM_SCAN_HOURS", "a day")][..], "PIM_SCAN_HOURS"),
             (&[("PIM_LOOKBACK_HOURS", "-1")][..], "PIM_LOOKBACK_HOURS"),
+            (&[("PIM_BASELINE_DAYS", "366")][..], "PIM_BASELINE_DAYS"),
+            (&[("PIM_BASELINE_DAYS", "a month")][..], "PIM_BASELINE_DAYS"),
             (&[("PIM_MAX_ACTIVITIES", "many")][..], "PIM_MAX_ACTIVITIES"),
             (
                 &[("PIM_PRIVILEGED_PATTERNS", " , ")][..],

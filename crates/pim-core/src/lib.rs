@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 mod auditor; // `Auditor`: the scan pipeline (PIM events, activity, correlation, assessment)
+mod baseline; // the behaviour baseline: each identity's history before the window (issue 14)
 mod budget; // `CallBudget`: model calls per minute
 pub mod config; // `Settings`: every variable, from the environment and `.env`
 mod error; // `Error`: what a scan or set-up can fail with
@@ -15,6 +16,7 @@ mod split; // splitting queries cut at the service's limits until each part is c
 mod telemetry; // `ScanMetrics`: the scan's OpenTelemetry instruments, as a `ScanObserver`
 
 pub use auditor::{Auditor, AuditorBuilder, DEFAULT_MODEL_DEADLINE};
+pub use baseline::{KnownActivation, KnownActivations};
 pub use budget::CallBudget;
 pub use error::{Error, Result};
 pub use observer::{
@@ -28,8 +30,9 @@ pub use telemetry::ScanMetrics;
 /// disabled where they are made.
 pub const TRACE_TARGET: &str = "pim::trace";
 pub use options::{
-    DEFAULT_HOURS, DEFAULT_LOOKBACK_HOURS, DEFAULT_MAX_ACTIVITIES, DEFAULT_QUERY_CONCURRENCY,
-    DEFAULT_WINDOW_HOURS, MAX_QUERY_CONCURRENCY, ScanOptions,
+    DEFAULT_BASELINE_DAYS, DEFAULT_HOURS, DEFAULT_LOOKBACK_HOURS, DEFAULT_MAX_ACTIVITIES,
+    DEFAULT_QUERY_CONCURRENCY, DEFAULT_WINDOW_HOURS, MAX_BASELINE_DAYS, MAX_QUERY_CONCURRENCY,
+    ScanOptions,
 };
 pub use render::{ReportFormat, render};
 pub use sources::{demo_source, export_source};

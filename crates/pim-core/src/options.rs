@@ -21,6 +21,11 @@ pub const DEFAULT_MAX_ACTIVITIES: usize = 5_000;
 pub const DEFAULT_QUERY_CONCURRENCY: usize = 4;
 /// The most queries a scan may run at once.
 pub const MAX_QUERY_CONCURRENCY: usize = 64;
+/// Default length of the behaviour-baseline period, in days (issue 14): the history before the
+/// window against which first-time operations are found.
+pub const DEFAULT_BASELINE_DAYS: u32 = 30;
+/// The longest behaviour-baseline period, in days.
+pub const MAX_BASELINE_DAYS: u32 = 365;
 
 /// What to scan and how.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,6 +48,15 @@ pub struct ScanOptions {
     /// ([`AuditorBuilder::query_concurrency`](crate::AuditorBuilder::query_concurrency)) also
     /// applies, across all its scans.
     pub query_concurrency: usize,
+    /// Days of history before the window for the behaviour baseline (default
+    /// [`DEFAULT_BASELINE_DAYS`], at most [`MAX_BASELINE_DAYS`]; 0 turns it off): each
+    /// activation's report then lists the operations its identity never performed in that
+    /// period (flag `first_time_operation`) and how often it activated roles in it.
+    pub baseline_days: u32,
+    /// Activations a state store recorded (`pim-batch --state`): the behaviour baseline counts
+    /// each identity's activations in its period from them, when they reach back to the
+    /// period's start, instead of with an AuditLogs query. `None` (the default) queries.
+    pub known_activations: Option<std::sync::Arc<crate::KnownActivations>>,
 }
 
 impl ScanOptions {
@@ -56,6 +70,8 @@ impl ScanOptions {
             max_activities_per_activation: DEFAULT_MAX_ACTIVITIES,
             default_window_hours: DEFAULT_WINDOW_HOURS,
             query_concurrency: DEFAULT_QUERY_CONCURRENCY,
+            baseline_days: DEFAULT_BASELINE_DAYS,
+            known_activations: None,
         }
     }
 
@@ -87,6 +103,12 @@ impl ScanOptions {
             return Err(Error::InvalidOptions(format!(
                 "query concurrency must be between 1 and {MAX_QUERY_CONCURRENCY}, got {}",
                 self.query_concurrency
+            )));
+        }
+        if self.baseline_days > MAX_BASELINE_DAYS {
+            return Err(Error::InvalidOptions(format!(
+                "baseline days must be between 0 and {MAX_BASELINE_DAYS}, got {}",
+                self.baseline_days
             )));
         }
         if self.max_activities_per_activation == 0 {
@@ -127,6 +149,14 @@ mod tests {
         };
         assert!(bad.validate().is_err());
         assert_eq!(base.query_concurrency, 4);
+        assert_eq!(base.baseline_days, 30);
+        for (n, ok) in [(0, true), (365, true), (366, false)] {
+            let options = ScanOptions {
+                baseline_days: n,
+                ..base.clone()
+            };
+            assert_eq!(options.validate().is_ok(), ok, "{n}");
+        }
         for (n, ok) in [(0, false), (1, true), (64, true), (65, false)] {
             let options = ScanOptions {
                 query_concurrency: n,

@@ -255,6 +255,7 @@ pub(crate) mod tests {
                 include_failed: false,
                 max_activities_per_activation: 500,
                 assessors: vec!["rules".to_owned()],
+                baseline_days: 0,
             },
             summary: ReportSummary::compute(&activations, 0),
             run: Default::default(),

@@ -120,6 +120,9 @@ pub enum Flag {
     /// A cited ticket could not be looked up (authentication, permission, throttling, server
     /// errors, timeout); its check gives the reason. Never a silent pass.
     TicketUnverified,
+    /// An operation of the window that the identity never performed in the behaviour-baseline
+    /// period (`--baseline-days`) before it; the activation's `baseline` lists them.
+    FirstTimeOperation,
 }
 
 string_enum!(Flag, "flag", {
@@ -134,6 +137,7 @@ string_enum!(Flag, "flag", {
     TicketClosed => "ticket_closed",
     TicketNotAssigned => "ticket_not_assigned",
     TicketUnverified => "ticket_unverified",
+    FirstTimeOperation => "first_time_operation",
 });
 
 /// Who produced an assessment.

@@ -32,6 +32,7 @@
 mod activation;
 mod activity;
 mod assessment;
+pub mod baseline;
 pub mod cloud;
 mod names;
 mod problem;
@@ -50,6 +51,7 @@ pub use activity::{Activity, ActivitySource, ActivityStatus, ActivityTarget};
 pub use assessment::{
     Assessment, AssessorKind, Evidence, Flag, OperationRef, Risk, RiskFinding, Verdict,
 };
+pub use baseline::{ActivationHistory, Baseline, BaselineStatus, FirstTimeOperation};
 pub use names::UnknownValue;
 pub(crate) use names::string_enum;
 pub use problem::DataProblem;

@@ -27,7 +27,9 @@ use crate::{
 /// `revision`, present when the scan kept a state store (issue 13; additive); `3.0` adds ticket
 /// verification (issue 14): the flags `ticket_not_found`, `ticket_closed`,
 /// `ticket_not_assigned` and `ticket_unverified` (new enum values: breaking), and the
-/// activation's `ticket_info` (Entra's own ticket fields) and `ticket_checks`.
+/// activation's `ticket_info` (Entra's own ticket fields) and `ticket_checks`; and the
+/// behaviour baseline (issue 14, item 4): the flag `first_time_operation`, the activation's
+/// optional `baseline` block and `settings.baseline_days`.
 pub const REPORT_SCHEMA_VERSION: &str = "3.0";
 
 /// Whether an activation's verdict is settled, as a scan with a state store (`--state`) keeps
@@ -93,6 +95,10 @@ pub struct ScanSettings {
     pub max_activities_per_activation: usize,
     /// Which assessors ran, e.g. `rules`.
     pub assessors: Vec<String>,
+    /// Length of the behaviour-baseline period in days (`--baseline-days`); 0 when the
+    /// baseline was off. Added in schema `3.0`.
+    #[serde(default)]
+    pub baseline_days: u32,
 }
 
 /// Counts for the report header.
@@ -257,6 +263,11 @@ pub struct ActivationReport {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub revision: Option<u32>,
+    /// The identity's behaviour baseline: its operations over the days before the window,
+    /// the window's first-time operations, and its activations in that period. Absent when the
+    /// scan ran with `--baseline-days 0`. Added in schema `3.0`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<crate::Baseline>,
 }
 
 impl ActivationReport {
@@ -287,6 +298,7 @@ impl ActivationReport {
             sources: Vec::new(),
             state: None,
             revision: None,
+            baseline: None,
         }
     }
 

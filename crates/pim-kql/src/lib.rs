@@ -11,6 +11,10 @@
 //!   parser reads (plus the caller's object-id claim, [`CALLER_OBJECT_ID`], extracted on the
 //!   server); every row is re-checked in Rust. Their [`QueryRange`] splits into half-open
 //!   parts, so a query cut at a service limit can be re-run in halves that add up exactly.
+//! - [`azure_baseline_queries`], [`directory_baseline_queries`] and
+//!   [`activation_count_queries`] are the behaviour-baseline queries (issue 14): they summarize
+//!   on the server, one row per identity, operation and resource type (or per identity, for
+//!   activation counts), over the days before the scan window.
 //!
 //! [`check_query`] guards model-written KQL before it runs: one read-only tabular statement,
 //! only the [`QueryPolicy`]'s tables wherever Kusto reads a table, a final `| take N` on every
@@ -41,6 +45,7 @@
 //! assert!(queries[0].contains(r#"Caller in~ (h"eve\" or 1==1 //@contoso.com")"#));
 //! ```
 
+mod baseline;
 mod builtins;
 pub mod check;
 mod lexer;
@@ -49,6 +54,10 @@ pub mod prompt;
 pub mod repair;
 mod scan;
 
+pub use baseline::{
+    ACTIVATION_COUNT_COLUMNS, BASELINE_COLUMNS, activation_count_queries, azure_baseline_queries,
+    directory_baseline_queries,
+};
 pub use builtins::BUILTINS;
 pub use check::{CheckedQuery, QueryPolicy, QueryRejection, check_query};
 pub use literal::{datetime_literal, obfuscated_string_literal, string_list, string_literal};

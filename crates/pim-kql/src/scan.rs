@@ -141,7 +141,7 @@ impl QueryRange {
     }
 
     /// The `where` predicate on `TimeGenerated`.
-    fn predicate(&self) -> String {
+    pub(crate) fn predicate(&self) -> String {
         if self.end_inclusive {
             format!("TimeGenerated between ({})", between(self.range))
         } else {
@@ -346,7 +346,7 @@ fn between(range: TimeRange) -> String {
 
 /// Splits the usable identities into chunks and builds one query per chunk from its UPNs and
 /// object ids (blank values dropped, duplicates removed case-insensitively).
-fn chunked(
+pub(crate) fn chunked(
     identities: &[Identity],
     chunk: usize,
     build: impl Fn(&[&str], &[&str]) -> Result<String>,

@@ -213,6 +213,7 @@ fn read_records<R: std::io::Read>(
         scoped: (left_out > 0).then_some(ScopedRows {
             positions,
             left_out,
+            earliest: scope.as_ref().and_then(|s| s.earliest()),
         }),
     })
 }

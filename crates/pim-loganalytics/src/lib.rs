@@ -211,6 +211,11 @@ pub struct ScopedRows {
     pub positions: Vec<usize>,
     /// Rows of the whole table the scope left out.
     pub left_out: usize,
+    /// The earliest readable time (of the scope's time columns) of any row of the whole
+    /// table, kept or left out; `None` when the scope reads no time. Tells how far back an
+    /// export reaches (the behaviour baseline's coverage check, issue 14) without keeping the
+    /// rows.
+    pub earliest: Option<OffsetDateTime>,
 }
 
 /// The answer to a query.

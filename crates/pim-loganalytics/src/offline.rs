@@ -100,6 +100,9 @@ pub(crate) struct Scope {
     identity_fields: Vec<(usize, Option<Vec<Vec<String>>>)>,
     /// The scope tests nothing (or the table lacks a required column): every row is kept.
     inert: bool,
+    /// The earliest readable time of every row tested, kept or not
+    /// ([`ScopedRows::earliest`]).
+    earliest: std::cell::Cell<Option<OffsetDateTime>>,
 }
 
 impl Scope {
@@ -119,6 +122,7 @@ impl Scope {
             operations: None,
             identity_fields: Vec::new(),
             inert: true,
+            earliest: std::cell::Cell::new(None),
         }
     }
 
@@ -168,6 +172,12 @@ impl Scope {
             || (self.time.is_none() && self.operations.is_none() && self.identities.is_none());
     }
 
+    /// The earliest readable time among the rows tested so far (kept or left out), when the
+    /// scope reads a time.
+    pub(crate) fn earliest(&self) -> Option<OffsetDateTime> {
+        self.earliest.get()
+    }
+
     /// Whether every row is kept.
     pub(crate) fn is_inert(&self) -> bool {
         self.inert
@@ -205,10 +215,12 @@ impl Scope {
         // `Some(in scope)`, or `None` when the row's value cannot be read.
         let in_span = match &self.time {
             None => Some(true),
-            Some((cols, span)) => cols
-                .iter()
-                .find_map(|&c| time_of(cell(c)))
-                .map(|t| span.contains(t)),
+            Some((cols, span)) => cols.iter().find_map(|&c| time_of(cell(c))).map(|t| {
+                if self.earliest.get().is_none_or(|e| t < e) {
+                    self.earliest.set(Some(t));
+                }
+                span.contains(t)
+            }),
         };
         if in_span.is_none() {
             return true;
@@ -368,6 +380,7 @@ pub(crate) fn scope_table(table: &mut Table, scope: &RowScope) -> Option<ScopedR
     (left_out > 0).then_some(ScopedRows {
         positions,
         left_out,
+        earliest: resolved.earliest(),
     })
 }
 

@@ -509,6 +509,36 @@ fn render_head(case: &Case<'_>, baseline: &Assessment) -> String {
         quote_list(&e.named_resources, MAX_NAMED, MAX_LIST_ITEM)
     );
     let _ = writeln!(s, "  catalogue findings: {}", findings_summary(baseline));
+    // The behaviour baseline (issue 14) is data like the rest: operation names are quoted.
+    if let Some(b) = case.baseline {
+        let activations = match b.activations.count {
+            Some(n) => n.to_string(),
+            None => "unknown".to_owned(),
+        };
+        match b.status {
+            pim_domain::BaselineStatus::Computed => {
+                let ops: Vec<String> = b
+                    .first_time_operations
+                    .iter()
+                    .map(|f| format!("{} on {}", f.operation, f.resource_type))
+                    .collect();
+                let _ = writeln!(
+                    s,
+                    "  behaviour baseline ({} days before the window): activations {activations}; first-time operations: {}",
+                    b.days,
+                    quote_list(&ops, MAX_NAMED, MAX_LIST_ITEM)
+                );
+            }
+            pim_domain::BaselineStatus::Unavailable => {
+                let _ = writeln!(
+                    s,
+                    "  behaviour baseline ({} days before the window): unavailable, {}",
+                    b.days,
+                    quote(b.reason.as_deref().unwrap_or(""), MAX_ERROR)
+                );
+            }
+        }
+    }
     let _ = writeln!(
         s,
         "  rationale: {}",

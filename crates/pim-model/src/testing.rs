@@ -28,6 +28,7 @@ impl Fixture {
             truncated: false,
             unassessable: None,
             unreadable: &[],
+            baseline: None,
         }
     }
 

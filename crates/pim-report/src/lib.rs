@@ -30,6 +30,7 @@
 //!         include_failed: true,
 //!         max_activities_per_activation: 500,
 //!         assessors: vec!["rules".to_owned()],
+//!         baseline_days: 0,
 //!     },
 //!     summary: ReportSummary::compute(&[], 0),
 //!     run: RunSummary { duration_ms: 850, queries: 1, query_rows: 40, ..RunSummary::default() },

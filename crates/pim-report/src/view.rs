@@ -255,6 +255,62 @@ struct ActivationView<'a> {
     activity_count: usize,
     truncated_at_collection: bool,
     problems: Vec<ProblemView<'a>>,
+    /// The behaviour baseline (issue 14), when the scan computed one.
+    baseline: Option<BaselineView<'a>>,
+}
+
+/// The behaviour baseline of one activation, as the Markdown shows it.
+#[derive(Debug, Serialize)]
+struct BaselineView<'a> {
+    days: u32,
+    start: String,
+    end: String,
+    available: bool,
+    reason: Option<&'a str>,
+    known_operations: usize,
+    first_time: Vec<FirstTimeView<'a>>,
+    activations: Option<u64>,
+    activations_source: &'a str,
+    activations_error: Option<&'a str>,
+}
+
+#[derive(Debug, Serialize)]
+struct FirstTimeView<'a> {
+    operation: &'a str,
+    resource_type: &'a str,
+    count: usize,
+    first: String,
+}
+
+impl<'a> BaselineView<'a> {
+    fn new(b: &'a pim_domain::Baseline) -> Self {
+        Self {
+            days: b.days,
+            start: format::compact(b.period.start),
+            end: format::compact(b.period.end),
+            available: b.status == pim_domain::BaselineStatus::Computed,
+            reason: b.reason.as_deref(),
+            known_operations: b.known_operations,
+            first_time: b
+                .first_time_operations
+                .iter()
+                .map(|f| FirstTimeView {
+                    operation: &f.operation,
+                    resource_type: &f.resource_type,
+                    count: f.count,
+                    first: format::compact(f.first),
+                })
+                .collect(),
+            activations: b.activations.count,
+            activations_source: match b.activations.source.as_str() {
+                "state" => "the state store",
+                "audit_logs" => "AuditLogs",
+                "export" => "the AuditLogs export",
+                other => other,
+            },
+            activations_error: b.activations.error.as_deref(),
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -540,6 +596,7 @@ impl<'a> ActivationView<'a> {
             groups: Capped::new(groups.into_iter(), cap),
             activities: Capped::new(a.activities.iter().map(ActivityView::from), cap),
             activity_count: a.activity_count,
+            baseline: a.baseline.as_ref().map(BaselineView::new),
             truncated_at_collection: a.activity_count > a.activities.len(),
             problems: a.problems.iter().map(ProblemView::from).collect(),
         }

@@ -206,6 +206,7 @@ fn main() {
                     truncated: false,
                     unassessable: None,
                     unreadable: &[],
+                    baseline: None,
                 })
             })
             .collect();

@@ -51,6 +51,15 @@
 //! | prompt injection suspected | `high` |
 //! | insufficient justification with operations | `medium` |
 //! | `unknown` | `medium` |
+//! | an unexplained first-time operation (behaviour baseline) | `medium` |
+//! | an unexplained first-time operation that is a catalogue finding at `medium` or above | `high` |
+//!
+//! A *first-time operation* is an operation of the window (not bookkeeping, not read-only)
+//! whose operation name and resource type the identity never used in the baseline period
+//! before the window ([`pim_domain::Baseline`], `--baseline-days`). The pipeline lists them;
+//! the rules only judge them. An unavailable baseline raises nothing (nothing is known), and
+//! the rationale says it is unavailable and why, so a quiet verdict is never read as "nothing
+//! new".
 //!
 //! Then, once: a cited ticket found closed before the activation started (`ticket_closed`) or
 //! not the activating identity's (`ticket_not_assigned`) raises the risk one level (`low` →
@@ -75,6 +84,7 @@
 //! | `ticket_closed` | a cited ticket was closed before the window started ([`TicketCheck::closed_before`](pim_domain::TicketCheck::closed_before)) |
 //! | `ticket_not_assigned` | none of a found ticket's assignee, requester or caller is the identity by UPN or e-mail ([`TicketCheck::assignment`](pim_domain::TicketCheck::assignment)) |
 //! | `ticket_unverified` | a cited ticket's lookup failed (its check gives the reason): never a silent pass |
+//! | `first_time_operation` | the baseline was computed and at least one operation of the window is a first-time operation |
 //!
 //! # Evidence and rationale
 //!
@@ -212,6 +222,17 @@ impl RulesEngine {
             injection,
             insufficient && work > 0,
         );
+        // First-time operations (issue 14): only work counts, never bookkeeping or reads.
+        let first_time: Vec<&Judged<'_>> = match case.baseline {
+            Some(b) if !b.first_time_operations.is_empty() => judged
+                .iter()
+                .filter(|j| {
+                    !j.bookkeeping && !ops.facts[j.op].read_only && b.is_first_time(j.activity)
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        risk = policy::first_time_risk(risk, first_time.iter().map(|j| (j.finding, j.explained)));
         if tickets.raises_risk() {
             risk = risk.raised();
         }
@@ -219,7 +240,14 @@ impl RulesEngine {
         let high_risk = judged
             .iter()
             .any(|j| j.finding.is_some_and(|f| f.risk >= Risk::High));
-        let mut flags = policy::flags(case, high_risk, insufficient, injection, truncated);
+        let mut flags = policy::flags(
+            case,
+            high_risk,
+            insufficient,
+            injection,
+            truncated,
+            !first_time.is_empty(),
+        );
         policy::ticket_flags(&mut flags, &tickets);
 
         let (explained, _) = group(&judged, &ops, true);
@@ -250,6 +278,9 @@ impl RulesEngine {
         if let Some(sentence) = tickets.sentence() {
             rationale.push(' ');
             rationale.push_str(&sentence);
+        }
+        if let Some(b) = case.baseline {
+            rationale.push_str(&crate::rationale::baseline_sentence(b, first_time.len()));
         }
 
         Assessment {

@@ -76,6 +76,7 @@
 //!     truncated: false,
 //!     unassessable: None,
 //!     unreadable: &[],
+//!     baseline: None,
 //! };
 //! let assessment = RulesEngine::new(RulesConfig::default()).assess(&case);
 //! assert_eq!(assessment.verdict, Verdict::Aligned);
@@ -201,4 +202,9 @@ pub struct Case<'a> {
     /// given the case is flagged `evidence_incomplete`, and `aligned` or `no_activity` becomes
     /// `unknown`.
     pub unreadable: &'a [pim_domain::DataProblem],
+    /// The identity's behaviour baseline, when the scan computed one (`--baseline-days`): its
+    /// first-time operations set the flag `first_time_operation` and can raise the risk (see
+    /// the [engine docs](crate::engine)); an unavailable baseline is named in the rationale.
+    /// `None` when the baseline is off.
+    pub baseline: Option<&'a pim_domain::Baseline>,
 }

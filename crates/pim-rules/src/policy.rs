@@ -46,6 +46,7 @@ pub(crate) fn flags(
     insufficient: bool,
     injection: bool,
     truncated: bool,
+    first_time: bool,
 ) -> Vec<Flag> {
     let activation = case.activation;
     let mut flags = Vec::new();
@@ -69,6 +70,9 @@ pub(crate) fn flags(
     }
     if !case.unreadable.is_empty() {
         flags.push(Flag::EvidenceIncomplete);
+    }
+    if first_time {
+        flags.push(Flag::FirstTimeOperation);
     }
     flags.sort_unstable();
     flags.dedup();
@@ -154,6 +158,29 @@ pub(crate) fn risk(
     }
     if insufficient_with_work {
         risk = risk.max(Risk::Medium);
+    }
+    risk
+}
+
+/// The baseline rows of the risk table: an operation the identity never performed in the
+/// baseline period and that the justification does not explain raises the risk to at least
+/// `medium`, and to at least `high` when it is also a catalogue finding at `medium` or above.
+/// An explained first-time operation is flagged but raises nothing: the justification covers
+/// it. `judged` gives, per first-time operation, its catalogue finding and whether it is
+/// explained.
+pub(crate) fn first_time_risk(
+    risk: Risk,
+    judged: impl Iterator<Item = (Option<CatalogueMatch>, bool)>,
+) -> Risk {
+    let mut risk = risk;
+    for (finding, explained) in judged {
+        if explained {
+            continue;
+        }
+        risk = risk.max(Risk::Medium);
+        if finding.is_some_and(|f| f.risk >= Risk::Medium) {
+            risk = risk.max(Risk::High);
+        }
     }
     risk
 }

@@ -211,3 +211,25 @@ pub(crate) fn rationale(
     }
     sentences.join(" ")
 }
+
+/// The rationale's sentence about the behaviour baseline: how many operations were new to the
+/// identity, or that the baseline is unavailable and why (the reason is our own text, never
+/// log content).
+pub(crate) fn baseline_sentence(baseline: &pim_domain::Baseline, first_time: usize) -> String {
+    use pim_domain::BaselineStatus;
+    match baseline.status {
+        BaselineStatus::Unavailable => format!(
+            " Behaviour baseline unavailable: {}.",
+            baseline.reason.as_deref().unwrap_or("no reason recorded")
+        ),
+        BaselineStatus::Computed if first_time == 0 => format!(
+            " Every operation had been performed by this identity in the {} days before.",
+            baseline.days
+        ),
+        BaselineStatus::Computed => format!(
+            " {first_time} operation{} never performed by this identity in the {} days before.",
+            if first_time == 1 { " was" } else { "s were" },
+            baseline.days
+        ),
+    }
+}

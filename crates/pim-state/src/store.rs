@@ -408,6 +408,24 @@ impl Store {
             .map_err(self.err("reading the last successful run"))
     }
 
+    /// The window start of the earliest successful run: from then on the store has recorded
+    /// every activation its runs scanned, so the behaviour baseline (issue 14) can count
+    /// activations from the store over a period that starts no earlier. `None` before the
+    /// first successful run.
+    ///
+    /// # Errors
+    /// [`Error::Sqlite`].
+    pub fn recorded_since(&self) -> Result<Option<OffsetDateTime>> {
+        self.conn
+            .query_row(
+                "SELECT min(window_start) FROM runs WHERE status = 'succeeded'",
+                [],
+                |r| r.get::<_, Option<i64>>(0),
+            )
+            .map(|v| v.map(from_unix))
+            .map_err(self.err("reading the earliest successful run"))
+    }
+
     /// When the earliest provisional activation started, so the next window covers it.
     ///
     /// # Errors

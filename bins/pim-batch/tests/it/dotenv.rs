@@ -51,6 +51,7 @@ const COVERED: &[(&str, &[&str])] = &[
     ),
     ("privileged_patterns", &["PIM_PRIVILEGED_PATTERNS"]),
     ("query_concurrency", &["PIM_QUERY_CONCURRENCY"]),
+    ("baseline_days", &["PIM_BASELINE_DAYS"]),
     ("json_logs", &["LOG_FORMAT"]),
     (
         "a_workspace_and_a_pinned_credential",
@@ -262,6 +263,36 @@ async fn scan_defaults_and_the_log_level() {
     )
     .await;
     assert_eq!(report(&flag)["settings"]["hours"], 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn baseline_days() {
+    let default = report(&run(&[], &[], DEMO).await);
+    assert_eq!(default["settings"]["baseline_days"], 30);
+    // The demo's tables reach back a day, not 30: each activation says so.
+    let first = &default["activations"][0]["baseline"];
+    assert_eq!(first["status"], "unavailable", "{first}");
+    assert!(
+        first["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("exports cover only "),
+        "{first}"
+    );
+    let off = report(&run(&[("PIM_BASELINE_DAYS", s("0"))], &[], DEMO).await);
+    assert_eq!(off["settings"]["baseline_days"], 0);
+    assert!(
+        off["activations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|a| a.get("baseline").is_none())
+    );
+    // A flag wins over the variable.
+    let mut args = DEMO.to_vec();
+    args.extend(["--baseline-days", "1"]);
+    let flag = report(&run(&[("PIM_BASELINE_DAYS", s("0"))], &[], &args).await);
+    assert_eq!(flag["settings"]["baseline_days"], 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -118,11 +118,12 @@ async fn a_live_scan_with_a_model_that_obeys_an_injection_still_flags_it() {
             .is_empty()
     );
 
-    // A fixed number of queries, each with the managed identity's token for Log Analytics.
+    // A fixed number of queries, each with the managed identity's token for Log Analytics:
+    // four for the scan, three summaries for the behaviour baseline.
     let queries = fakes.la.requests();
     assert_eq!(
         queries.len(),
-        4,
+        7,
         "{:?}",
         fakes
             .la
@@ -200,8 +201,8 @@ async fn throttling_is_retried_and_a_denied_workspace_says_which_role_is_missing
     assert!(report["activations"].as_array().unwrap().len() >= 12);
     assert_eq!(
         fakes.la.requests().len(),
-        5,
-        "one throttled, then the four queries"
+        8,
+        "one throttled, then the four queries and the baseline's three summaries"
     );
     assert!(
         report["warnings"]

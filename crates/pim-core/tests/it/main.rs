@@ -28,3 +28,7 @@ mod limits;
 // scan: every flag, failed lookups, one lookup per ticket, a prompt-injecting description, and
 // the Markdown's ticket evidence.
 mod tickets;
+
+// Issue 14, item 4: the behaviour baseline, live against the fake's summaries and offline from
+// exports that do or do not cover the period.
+mod baseline;

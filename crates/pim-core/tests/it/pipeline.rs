@@ -76,10 +76,11 @@ async fn a_scan_makes_a_fixed_number_of_queries_with_escaped_identities() {
         .unwrap();
     let seen = source.seen.lock().unwrap();
     // Two PIM-events queries (AuditLogs and the Activity Log), one AzureActivity query, one
-    // directory-activity query.
+    // directory-activity query, and the behaviour baseline's three summaries (AzureActivity,
+    // directory changes, activation counts) for all identities at once.
     assert_eq!(
         seen.len(),
-        4,
+        7,
         "{:?}",
         seen.iter().map(|q| &q.label).collect::<Vec<_>>()
     );
@@ -438,12 +439,19 @@ async fn live_scans_read_pim_events_from_the_activity_log_with_a_fixed_number_of
     assert_eq!(eve.activities.len(), 1);
     assert_eq!(eve.assessment.verdict, Verdict::Aligned);
     assert_eq!(eve.window.end, datetime!(2026-11-20 16:00 UTC));
-    // Two PIM-events queries and one AzureActivity query (no directory or group roles).
+    // Two PIM-events queries and one AzureActivity query (no directory or group roles), then
+    // the baseline's AzureActivity summary and activation counts.
     assert_eq!(
         *source.seen.lock().unwrap(),
-        ["pim-events", "pim-events-activity", "azure-activity"]
+        [
+            "pim-events",
+            "pim-events-activity",
+            "azure-activity",
+            "baseline-azure",
+            "baseline-activations"
+        ]
     );
-    assert_eq!(report.run.queries, 3);
+    assert_eq!(report.run.queries, 5);
 }
 
 /// The demo tenant wearing other capabilities: the scan must plan from what a source declares,

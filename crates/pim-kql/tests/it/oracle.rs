@@ -489,6 +489,10 @@ fn the_scan_queries_have_no_kusto_errors_whole_or_split() {
         queries.push(pim_kql::activity_pim_events_query(range));
         queries.extend(pim_kql::azure_activity_queries(&who, range, false, 10).unwrap());
         queries.extend(pim_kql::directory_activity_queries(&who, range, 10).unwrap());
+        // The behaviour-baseline summaries (issue 14), over the same ranges.
+        queries.extend(pim_kql::azure_baseline_queries(&who, range, 10).unwrap());
+        queries.extend(pim_kql::directory_baseline_queries(&who, range, 10).unwrap());
+        queries.extend(pim_kql::activation_count_queries(&who, range, 10).unwrap());
     }
     let requests: Vec<Value> = queries
         .iter()

@@ -129,10 +129,11 @@ impl RowsState {
         self.good += 1;
     }
 
-    fn scoped(&mut self) -> Option<ScopedRows> {
+    fn scoped(&mut self, earliest: Option<time::OffsetDateTime>) -> Option<ScopedRows> {
         (self.left_out > 0).then(|| ScopedRows {
             positions: std::mem::take(&mut self.positions),
             left_out: self.left_out,
+            earliest,
         })
     }
 }
@@ -408,7 +409,7 @@ impl<R: Read> Scanner<R> {
         let columns = column_list(&columns.names);
         let mut problems = Vec::new();
         row_problems(source_name, std::mem::take(&mut st.bad), &mut problems);
-        let scoped = st.scoped();
+        let scoped = st.scoped(scope.as_ref().and_then(|s| s.earliest()));
         let mut rows = st.rows;
         pad_rows(&mut rows, &columns);
         Ok(ParsedExport {
@@ -653,7 +654,7 @@ impl<R: Read> Scanner<R> {
                 }
             }
         }
-        let scoped = st.scoped();
+        let scoped = st.scoped(scope.as_ref().and_then(|s| s.earliest()));
         Ok(RowsOut {
             rows: st.rows,
             bad: st.bad,

@@ -138,6 +138,7 @@ pub fn activation(
         sources: vec![ActivitySource::AuditLogs],
         state: None,
         revision: None,
+        baseline: None,
     }
 }
 
@@ -169,6 +170,7 @@ pub fn report(activations: Vec<ActivationReport>, problems: Vec<DataProblem>) ->
             include_failed: true,
             max_activities_per_activation: 120,
             assessors: vec!["model".to_owned(), "rules".to_owned()],
+            baseline_days: 0,
         },
         summary: ReportSummary::compute(&activations, problems.len()),
         run: RunSummary {

@@ -49,6 +49,7 @@ pub(crate) fn case_with<'a>(activation: &'a Activation, activities: &'a [Activit
         truncated: false,
         unassessable: None,
         unreadable: &[],
+        baseline: None,
     }
 }
 
@@ -931,4 +932,103 @@ mod ticket_rules {
         assert!(out.has_flag(Flag::TicketNotAssigned));
         assert_eq!(out.risk, Risk::Medium);
     }
+}
+/// A computed baseline whose first-time operations are `ops` (issue 14).
+fn baseline_of(ops: &[&Activity]) -> pim_domain::Baseline {
+    pim_domain::Baseline {
+        days: 30,
+        period: pim_domain::ReportWindow {
+            start: datetime!(2026-10-21 09:13:58 UTC),
+            end: datetime!(2026-11-20 09:13:58 UTC),
+        },
+        status: pim_domain::BaselineStatus::Computed,
+        reason: None,
+        known_operations: 4,
+        first_time_operations: ops
+            .iter()
+            .map(|a| pim_domain::FirstTimeOperation {
+                operation: a.operation.clone(),
+                resource_type: pim_domain::baseline::resource_type(a),
+                source: a.source,
+                count: 1,
+                first: a.time,
+            })
+            .collect(),
+        activations: pim_domain::ActivationHistory {
+            count: Some(1),
+            source: "state".into(),
+            error: None,
+        },
+    }
+}
+
+#[test]
+fn first_time_operations_are_flagged_and_raise_risk_only_when_unexplained() {
+    let act = activation("Restart web01 for patching");
+    let engine = RulesEngine::new(RulesConfig::default());
+    let restart = on(RESTART, "web01");
+    let stop = on(
+        "Microsoft.Compute/virtualMachines/deallocate/action",
+        "web01",
+    );
+    let ops = [restart.clone(), stop.clone()];
+    let without = engine.assess(&case_with(&act, &ops));
+    assert!(!without.flags.contains(&Flag::FirstTimeOperation));
+
+    // The explained restart is new: flagged, the risk stays where the rules put it.
+    let b = baseline_of(&[&restart]);
+    let mut case = case_with(&act, &ops);
+    case.baseline = Some(&b);
+    let explained = engine.assess(&case);
+    assert!(explained.flags.contains(&Flag::FirstTimeOperation));
+    assert_eq!(explained.risk, without.risk);
+    assert!(
+        explained
+            .rationale
+            .ends_with("1 operation was never performed by this identity in the 30 days before."),
+        "{}",
+        explained.rationale
+    );
+
+    // The unexplained deallocation is new: at least medium.
+    let b = baseline_of(&[&stop]);
+    case.baseline = Some(&b);
+    let unexplained = engine.assess(&case);
+    assert!(unexplained.flags.contains(&Flag::FirstTimeOperation));
+    assert!(unexplained.risk >= Risk::Medium);
+
+    // An unexplained first-time role assignment (a catalogue finding) is at least high.
+    let grant = on(ROLE_WRITE, "web01");
+    let grant_ops = [restart.clone(), grant.clone()];
+    let b = baseline_of(&[&grant]);
+    let mut grant_case = case_with(&act, &grant_ops);
+    grant_case.baseline = Some(&b);
+    assert!(engine.assess(&grant_case).risk >= Risk::High);
+
+    // Reads are never first-time work, and an unavailable baseline flags nothing but says so.
+    let read = on("Microsoft.Compute/virtualMachines/read", "web01");
+    let read_ops = [read.clone()];
+    let b = baseline_of(&[&read]);
+    let mut read_case = case_with(&act, &read_ops);
+    read_case.baseline = Some(&b);
+    assert!(
+        !engine
+            .assess(&read_case)
+            .flags
+            .contains(&Flag::FirstTimeOperation)
+    );
+    let mut gone = baseline_of(&[]);
+    gone.status = pim_domain::BaselineStatus::Unavailable;
+    gone.reason = Some("the baseline-azure query failed: HTTP 500".into());
+    case.baseline = Some(&gone);
+    let unknown = engine.assess(&case);
+    assert!(!unknown.flags.contains(&Flag::FirstTimeOperation));
+    assert_eq!(unknown.risk, without.risk);
+    assert!(
+        unknown
+            .rationale
+            .contains("Behaviour baseline unavailable: the baseline-azure query failed"),
+        "{}",
+        unknown.rationale
+    );
 }

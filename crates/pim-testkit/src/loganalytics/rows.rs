@@ -13,7 +13,12 @@
 //!   `tostring(InitiatedBy.user.userPrincipalName) in~ (…)` and `tostring(InitiatedBy.user.id)
 //!   in~ (…)`, OR-ed as the builder writes them;
 //! - the `| project a, b, c` line (bare column names only; anything else leaves every column),
-//!   computing `CallerObjectId` from the row's claims when the table has no such column.
+//!   computing `CallerObjectId` from the row's claims when the table has no such column;
+//! - the behaviour-baseline `| summarize Count = count() by Upn, …` and `| summarize
+//!   Activations = count() by Upn, …` lines (issue 14): the kept rows are then grouped by the
+//!   key the query computes (lower-cased caller or initiator, operation, ARM type or target
+//!   type), with the query's `LoggedByService` and activation-operation filters applied, and
+//!   the groups are the result, cut at the limits like any other.
 //!
 //! A query with none of these (free-form KQL) gets every row and column. Rows whose
 //! `TimeGenerated` cannot be read are kept: the service never stores such rows, and tests that
@@ -132,6 +137,159 @@ pub(super) struct Request {
     identities: Option<Identities>,
     /// The projected columns, when the query has a plain `| project` line.
     project: Option<Vec<String>>,
+    /// The behaviour-baseline summary the query asks for, if any.
+    summary: Option<Summary>,
+}
+
+/// The two summaries `pim_kql`'s baseline builders write (issue 14), recognised by their
+/// `| summarize` line. The fake aggregates the rows it keeps exactly as the KQL says: the
+/// client cannot re-check an aggregate, so the fake must apply the query's own row filters
+/// (`LoggedByService`, the activation operation) that it ignores for row-returning queries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Summary {
+    /// `Count = count() by Upn, ObjectId, Operation, ResourceType`, of AzureActivity or of the
+    /// AuditLogs directory changes (`LoggedByService !~ "PIM"`).
+    Operations,
+    /// `Activations = count() by Upn, ObjectId` of the completed PIM activations.
+    Activations,
+}
+
+impl Summary {
+    fn read(kql: &str) -> Option<Self> {
+        kql.lines().map(str::trim).find_map(|l| {
+            if l.starts_with("| summarize Count = count() by Upn") {
+                Some(Summary::Operations)
+            } else if l.starts_with("| summarize Activations = count() by Upn") {
+                Some(Summary::Activations)
+            } else {
+                None
+            }
+        })
+    }
+}
+
+/// The groups of a summary being built.
+struct Summarizer {
+    kind: Summary,
+    columns: SummaryCols,
+    groups: std::collections::BTreeMap<Vec<String>, u64>,
+}
+
+/// Where the summary's inputs are.
+struct SummaryCols {
+    caller: Option<usize>,
+    operation_value: Option<usize>,
+    resource: [Option<usize>; 2],
+    operation: [Option<usize>; 2],
+    service: Option<usize>,
+    targets: Option<usize>,
+    initiated_by: Option<usize>,
+}
+
+impl Summarizer {
+    fn new(kind: Summary, columns: &[Column]) -> Self {
+        let c = |n: &str| columns.iter().position(|c| c.name == n);
+        Self {
+            kind,
+            columns: SummaryCols {
+                caller: c("Caller"),
+                operation_value: c("OperationNameValue"),
+                resource: [c("_ResourceId"), c("ResourceId")],
+                operation: [c("OperationName"), c("ActivityDisplayName")],
+                service: c("LoggedByService"),
+                targets: c("TargetResources"),
+                initiated_by: c("InitiatedBy"),
+            },
+            groups: std::collections::BTreeMap::new(),
+        }
+    }
+
+    /// Adds one row the filters kept.
+    fn add(&mut self, row: &[Value], cols: &Cols) {
+        let s = &self.columns;
+        let text = |i: Option<usize>| -> String {
+            i.and_then(|i| row.get(i))
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let json = |i: Option<usize>| -> Value {
+            match i.and_then(|i| row.get(i)) {
+                Some(Value::String(t)) => serde_json::from_str(t).unwrap_or(Value::Null),
+                Some(other) => other.clone(),
+                None => Value::Null,
+            }
+        };
+        let key = if s.operation_value.is_some() {
+            // AzureActivity.
+            let resource = s
+                .resource
+                .iter()
+                .map(|&i| text(i))
+                .find(|r| !r.is_empty())
+                .unwrap_or_default();
+            vec![
+                text(s.caller).to_lowercase(),
+                claims_object_id(row, cols)
+                    .unwrap_or_default()
+                    .to_lowercase(),
+                text(s.operation_value).to_lowercase(),
+                pim_domain::baseline::arm_resource_type(&resource),
+            ]
+        } else {
+            let service = text(s.service);
+            let operation = s
+                .operation
+                .iter()
+                .map(|&i| text(i))
+                .find(|o| !o.is_empty())
+                .unwrap_or_default();
+            let pim = service.eq_ignore_ascii_case("PIM");
+            let wanted = match self.kind {
+                Summary::Operations => !pim,
+                Summary::Activations => {
+                    pim && operation
+                        .eq_ignore_ascii_case("Add member to role completed (PIM activation)")
+                }
+            };
+            if !wanted {
+                return;
+            }
+            let by = json(s.initiated_by);
+            let user = |k: &str| by["user"][k].as_str().unwrap_or_default().to_lowercase();
+            let mut key = vec![user("userPrincipalName"), user("id")];
+            if self.kind == Summary::Operations {
+                let targets = json(s.targets);
+                key.push(operation.to_lowercase());
+                key.push(
+                    targets[0]["type"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_lowercase(),
+                );
+            }
+            key
+        };
+        *self.groups.entry(key).or_default() += 1;
+    }
+
+    fn columns(&self) -> Vec<Column> {
+        let names: &[&str] = match self.kind {
+            Summary::Operations => &["Upn", "ObjectId", "Operation", "ResourceType", "Count"],
+            Summary::Activations => &["Upn", "ObjectId", "Activations"],
+        };
+        names
+            .iter()
+            .map(|n| Column {
+                name: (*n).to_owned(),
+                kind: if matches!(*n, "Count" | "Activations") {
+                    "long".into()
+                } else {
+                    "string".into()
+                },
+            })
+            .collect()
+    }
 }
 
 impl Request {
@@ -163,6 +321,7 @@ impl Request {
             scope,
             identities,
             project: read_project(kql),
+            summary: Summary::read(kql),
         }
     }
 }
@@ -376,6 +535,8 @@ pub(super) struct Writer<'a> {
     rows: Vec<u8>,
     row_count: usize,
     cut: Option<Cut>,
+    /// Set for a baseline summary: rows are aggregated, and written by `finish`.
+    summary: Option<Summarizer>,
 }
 
 #[derive(Clone, Copy)]
@@ -401,6 +562,10 @@ impl<'a> Writer<'a> {
         dynamic: DynamicCells,
     ) -> Self {
         let cols = Cols::new(columns);
+        let summary = request
+            .summary
+            .filter(|_| filtering)
+            .map(|kind| Summarizer::new(kind, columns));
         let (out, out_columns): (Vec<Source>, Vec<Column>) = match &request.project {
             Some(names) if filtering => names
                 .iter()
@@ -446,6 +611,7 @@ impl<'a> Writer<'a> {
             rows: Vec::new(),
             row_count: 0,
             cut: None,
+            summary,
         }
     }
 
@@ -517,6 +683,15 @@ impl<'a> Writer<'a> {
         if !self.keeps(row) {
             return true;
         }
+        if let Some(summary) = &mut self.summary {
+            summary.add(row, &self.cols);
+            return true;
+        }
+        self.write_row(row)
+    }
+
+    /// Writes one output row (projected), unless the limits cut it.
+    fn write_row(&mut self, row: &mut [Value]) -> bool {
         if self.row_count >= self.limits.max_rows {
             self.cut = Some(Cut::Rows(self.limits.max_rows));
             return false;
@@ -581,7 +756,20 @@ impl<'a> Writer<'a> {
     }
 
     /// The response body: the table as far as the cut, and the §9.2 `PartialError` when cut.
-    pub(super) fn finish(self) -> Vec<u8> {
+    pub(super) fn finish(mut self) -> Vec<u8> {
+        if let Some(summary) = self.summary.take() {
+            // The aggregate is the result: its rows go through the same limits.
+            self.out_columns = summary.columns();
+            self.out = (0..self.out_columns.len()).map(Source::Column).collect();
+            self.is_dynamic = vec![false; self.out_columns.len()];
+            for (key, count) in summary.groups {
+                let mut row: Vec<Value> = key.into_iter().map(Value::String).collect();
+                row.push(json!(count));
+                if !self.write_row(&mut row) {
+                    break;
+                }
+            }
+        }
         let columns: Vec<Value> = self
             .out_columns
             .iter()
