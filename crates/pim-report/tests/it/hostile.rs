@@ -51,6 +51,35 @@ pub(crate) fn hostile_report(text: &str) -> pim_domain::Report {
     );
     a.role.id = Some(text.to_owned());
     a.tickets = vec![text.to_owned()];
+    // Everything a ticket system returns is as untrusted as the justification (issue 14).
+    a.ticket_info = Some(pim_domain::TicketInfo {
+        number: Some(text.to_owned()),
+        system: Some(text.to_owned()),
+    });
+    let person = pim_domain::TicketPerson {
+        name: Some(text.to_owned()),
+        email: Some(text.to_owned()),
+        user_name: Some(text.to_owned()),
+        id: Some(text.to_owned()),
+    };
+    a.ticket_checks = vec![pim_domain::TicketCheck {
+        reference: text.to_owned(),
+        origin: pim_domain::TicketOrigin::Justification,
+        system: Some(pim_domain::TicketSystemKind::Servicenow),
+        status: pim_domain::TicketStatus::Found,
+        evidence: Some(pim_domain::TicketEvidence {
+            number: text.to_owned(),
+            state: Some(text.to_owned()),
+            open: Some(false),
+            assignee: Some(person.clone()),
+            requester: Some(person.clone()),
+            caller: Some(person),
+            opened_at: Some(t0 - Duration::days(3)),
+            closed_at: Some(t0 - Duration::days(1)),
+            short_description: Some(text.to_owned()),
+        }),
+        reason: Some(text.to_owned()),
+    }];
     a.request_id = Some(text.to_owned());
     a.correlation_id = Some(text.to_owned());
     let mut act: Activity = azure(t0, text, ActivityStatus::Succeeded, text);
