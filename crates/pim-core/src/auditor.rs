@@ -572,8 +572,15 @@ impl Auditor {
                 days: options.baseline_days,
                 max_identities: chunk,
                 known: options.known_activations.as_deref(),
+                observer: &*self.observer,
             };
-            let data = stage.collect(&activations).await;
+            let data = stage
+                .collect(&activations)
+                .instrument(tracing::info_span!(
+                    target: crate::TRACE_TARGET,
+                    "pim.stage.baseline"
+                ))
+                .await;
             log.queries += data.queries;
             log.rows += data.rows;
             log.warnings.extend(data.warnings.iter().cloned());

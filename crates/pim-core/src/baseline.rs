@@ -106,6 +106,8 @@ pub(crate) struct BaselineData {
 pub(crate) struct Stage<'s> {
     pub(crate) source: &'s dyn KqlSource,
     pub(crate) permits: [&'s Semaphore; 2],
+    /// Hears each baseline query, as the scan's other queries (telemetry counts them).
+    pub(crate) observer: &'s dyn crate::ScanObserver,
     pub(crate) days: u32,
     pub(crate) max_identities: usize,
     pub(crate) known: Option<&'s KnownActivations>,
@@ -288,7 +290,34 @@ impl Stage<'_> {
         };
         let _scan = self.permits[0].acquire().await.map_err(closed)?;
         let _auditor = self.permits[1].acquire().await.map_err(closed)?;
-        self.source.query(query).await
+        // As every query of a scan: a `pim.query` span with our names and counts only, and
+        // the observer told how it went.
+        let table = query.table.map_or("", |t| t.name());
+        let span = tracing::info_span!(
+            target: crate::TRACE_TARGET,
+            "pim.query",
+            query = query.label.as_str(),
+            table,
+            rows = tracing::field::Empty,
+            outcome = tracing::field::Empty,
+        );
+        let started = std::time::Instant::now();
+        let answer = tracing::Instrument::instrument(self.source.query(query), span.clone()).await;
+        let (rows, status) = match &answer {
+            Ok(o) if o.truncation.is_some() => (rows_of(o), crate::QueryStatus::Cut),
+            Ok(o) => (rows_of(o), crate::QueryStatus::Complete),
+            Err(_) => (0, crate::QueryStatus::Failed),
+        };
+        span.record("rows", rows);
+        span.record("outcome", status.as_str());
+        self.observer.query_done(&crate::QueryDone {
+            name: &query.label,
+            table,
+            rows,
+            duration: started.elapsed(),
+            status,
+        });
+        answer
     }
 
     async fn collect_offline(
@@ -725,4 +754,9 @@ fn identities(activations: &[&pim_domain::Activation]) -> Vec<Identity> {
 fn stamp(t: OffsetDateTime) -> String {
     t.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_else(|_| t.to_string())
+}
+
+/// Rows of every table of an answer.
+fn rows_of(outcome: &QueryOutcome) -> usize {
+    outcome.tables.iter().map(Table::len).sum()
 }

@@ -58,7 +58,7 @@ fn named<'a>(spans: &'a [ReceivedSpan], name: &str) -> Vec<&'a ReceivedSpan> {
     spans.iter().filter(|s| s.name == name).collect()
 }
 
-/// The trace tree every scan exports: one root `pim.scan`, its four stages, each query under
+/// The trace tree every scan exports: one root `pim.scan`, its five stages (the baseline on by default), each query under
 /// the stage that ran it; all in one trace.
 fn assert_scan_trace(spans: &[ReceivedSpan], report: &Value) {
     let scans = named(spans, "pim.scan");
@@ -75,6 +75,7 @@ fn assert_scan_trace(spans: &[ReceivedSpan], report: &Value) {
     for name in [
         "pim.stage.pim_events",
         "pim.stage.activity",
+        "pim.stage.baseline",
         "pim.stage.correlate",
         "pim.stage.assess",
     ] {
@@ -95,7 +96,10 @@ fn assert_scan_trace(spans: &[ReceivedSpan], report: &Value) {
     for q in &queries {
         let stage = stages.get(&q.parent_span_id).copied();
         assert!(
-            matches!(stage, Some("pim.stage.pim_events" | "pim.stage.activity")),
+            matches!(
+                stage,
+                Some("pim.stage.pim_events" | "pim.stage.activity" | "pim.stage.baseline")
+            ),
             "a query under {stage:?}"
         );
         assert!(q.attributes.contains_key("rows"), "{q:?}");
