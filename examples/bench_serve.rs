@@ -19,17 +19,18 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use azure_core::credentials::Secret;
 use pim_agent::{ScanCache, SessionOptions};
-use pim_auth::StaticTokenCredential;
 use pim_core::{Auditor, KqlSource};
-use pim_loganalytics::{LogAnalyticsClient, LogAnalyticsOptions};
-use pim_openai::{AzureOpenAi, ChatModel, OpenAiAuth};
+use pim_openai::ChatModel;
 use pim_serve::{Agent, AuthConfig, EntraConfig, Limits, ServeConfig};
-use pim_testkit::{FakeReply, LogAnalyticsFake, OidcFake, OpenAiFake, Responder};
+use pim_testkit::OidcFake;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::macros::datetime;
+
+#[path = "support/chat_fakes.rs"]
+mod chat_fakes;
+use chat_fakes::ChatFakes;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -214,63 +215,13 @@ async fn round(bench: &Bench, users: usize) -> Result<Vec<Duration>, Error> {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Result<(), Error> {
-    let la = LogAnalyticsFake::start().await;
     let (audit, activity) = pim_testkit::demo_tables().await?;
-    // The fake runs no KQL: the free-form question gets the small result its `summarize`
-    // would return (registered first, so it wins), the scan's queries the demo tables.
-    la.with_table_for(
-        |kql: &str| kql.contains("deletions = count()"),
-        pim_domain::Table {
-            name: "PrimaryResult".into(),
-            columns: vec![
-                pim_domain::Column {
-                    name: "Caller".into(),
-                    kind: "string".into(),
-                },
-                pim_domain::Column {
-                    name: "deletions".into(),
-                    kind: "long".into(),
-                },
-            ],
-            rows: vec![
-                vec!["jane.doe@contoso-demo.com".into(), 3.into()],
-                vec!["kim.lee@contoso-demo.com".into(), 1.into()],
-            ],
-        },
-    );
-    la.with_table_for(pim_testkit::reads_table("AuditLogs"), audit);
-    la.with_table_for(pim_testkit::reads_table("AzureActivity"), activity);
-    la.set_latency(QUERY_LATENCY);
-    let oai = OpenAiFake::start_with(Responder::new(|call| {
-        if call.system_text().contains("Kusto Query Language") {
-            FakeReply::Json(
-                "```kql\nAzureActivity\n| where OperationNameValue endswith \"/delete\"\n| summarize deletions = count() by Caller\n```".into(),
-            )
-        } else {
-            FakeReply::Json("Two identities deleted resources; the largest share was jane.doe.".into())
-        }
-    }))
-    .await;
-    oai.set_latency(MODEL_LATENCY);
-
-    let credential = Arc::new(StaticTokenCredential::new(
-        "bench-token",
-        OffsetDateTime::now_utc() + time::Duration::hours(1),
-    ));
-    let source: Arc<dyn KqlSource> = Arc::new(LogAnalyticsClient::new(
-        vec!["11111111-2222-4333-8444-555555555555".into()],
-        credential,
-        Some(LogAnalyticsOptions {
-            endpoint: la.uri(),
-            ..LogAnalyticsOptions::default()
-        }),
-    )?);
-    let model: Arc<dyn ChatModel> = Arc::new(AzureOpenAi::new(
-        &oai.uri(),
-        "gpt-4o",
-        OpenAiAuth::ApiKey(Secret::new("bench-key")),
-        None,
-    )?);
+    let ChatFakes {
+        la,
+        oai,
+        source,
+        model,
+    } = chat_fakes::start(audit, activity, QUERY_LATENCY, MODEL_LATENCY).await?;
     let bench = Bench {
         oidc: OidcFake::start(TENANT).await,
         auditor: Arc::new(Auditor::builder(source.clone()).build()),
