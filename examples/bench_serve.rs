@@ -17,6 +17,7 @@
 //! after each ran `scan` and `what did 2 do`: the resident memory they add, per session.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use pim_agent::{ScanCache, SessionOptions};
@@ -24,7 +25,7 @@ use pim_core::{Auditor, KqlSource};
 use pim_openai::ChatModel;
 use pim_serve::{Agent, AuthConfig, EntraConfig, Limits, ServeConfig};
 use pim_testkit::OidcFake;
-use serde_json::{Value, json};
+use serde_json::json;
 use time::OffsetDateTime;
 use time::macros::datetime;
 
@@ -66,6 +67,7 @@ struct Bench {
     auditor: Arc<Auditor>,
     source: Arc<dyn KqlSource>,
     model: Arc<dyn ChatModel>,
+    known: Arc<KnownScan>,
 }
 
 /// A server on loopback that stops when dropped.
@@ -128,11 +130,41 @@ impl Bench {
     }
 }
 
+/// What a turn's answer must hold, parsed: the reply, and the activations after a scan (each
+/// one read through and checked as JSON, not kept).
+#[derive(serde::Deserialize)]
+struct Parsed {
+    reply: String,
+    #[serde(default)]
+    activations: Option<Vec<serde::de::IgnoredAny>>,
+}
+
+/// One turn's answer: its size, the reply and how many activations it listed.
+#[derive(Clone)]
+struct Turn {
+    bytes: usize,
+    reply: String,
+    activations: Option<usize>,
+}
+
+/// The first `scan` answer, parsed in full and checked. Every scan of the demo tenant at the
+/// same end time answers the same bytes, so later answers are compared with it byte for byte
+/// (a stronger check than parsing, at a fraction of the CPU: fifty clients parsing 4 MB each
+/// on the server's own two cores would measure the clients). An answer that differs is
+/// parsed in full.
+#[derive(Default)]
+struct KnownScan {
+    answer: std::sync::OnceLock<(Vec<u8>, Turn)>,
+    parsed_in_full: std::sync::atomic::AtomicUsize,
+    compared: std::sync::atomic::AtomicUsize,
+}
+
 /// One signed-in analyst: their own HTTP client (connection) and token.
 struct User {
     http: reqwest::Client,
     token: String,
     url: String,
+    known: Arc<KnownScan>,
 }
 
 impl User {
@@ -143,6 +175,7 @@ impl User {
                 .build()?,
             token: bench.token(n),
             url: server.url.clone(),
+            known: bench.known.clone(),
         })
     }
 
@@ -156,12 +189,12 @@ impl User {
         if r.status() != 201 {
             return Err(format!("opening a session: HTTP {}", r.status()).into());
         }
-        let body: Value = r.json().await?;
+        let body: serde_json::Value = r.json().await?;
         Ok(body["id"].as_str().ok_or("no session id")?.to_owned())
     }
 
-    /// One turn, timed from sending the request to having read the whole answer.
-    async fn say(&self, id: &str, text: &str) -> Result<(Duration, Value), Error> {
+    /// One turn, timed from sending the request to having read and checked the whole answer.
+    async fn say(&self, id: &str, text: &str) -> Result<(Duration, Turn), Error> {
         let start = Instant::now();
         let r = self
             .http
@@ -171,39 +204,69 @@ impl User {
             .send()
             .await?;
         let status = r.status();
-        let body: Value = r.json().await?;
-        let elapsed = start.elapsed();
+        let bytes = r.bytes().await?;
         if status != 200 {
-            return Err(format!("{text:?}: HTTP {status}: {body}").into());
+            return Err(format!(
+                "{text:?}: HTTP {status}: {}",
+                String::from_utf8_lossy(&bytes)
+            )
+            .into());
         }
-        let reply = body["reply"].as_str().unwrap_or_default();
-        if reply.contains("could not") {
-            return Err(format!("{text:?} failed: {reply}").into());
+        // Every answer is checked: parsed into the fields the script needs (never a `Value`
+        // tree of every operation), or for a scan compared with the first one (`KnownScan`).
+        let known = (text == "scan")
+            .then(|| self.known.answer.get())
+            .flatten()
+            .filter(|(first, _)| first[..] == bytes[..]);
+        let turn = if let Some((_, turn)) = known {
+            self.known.compared.fetch_add(1, Ordering::Relaxed);
+            turn.clone()
+        } else {
+            let parsed: Parsed = serde_json::from_slice(&bytes)?;
+            let turn = Turn {
+                bytes: bytes.len(),
+                reply: parsed.reply,
+                activations: parsed.activations.map(|a| a.len()),
+            };
+            if text == "scan" {
+                self.known.parsed_in_full.fetch_add(1, Ordering::Relaxed);
+                let _ = self.known.answer.set((bytes.to_vec(), turn.clone()));
+            }
+            turn
+        };
+        let elapsed = start.elapsed();
+        if turn.reply.contains("could not") {
+            return Err(format!("{text:?} failed: {}", turn.reply).into());
         }
-        Ok((elapsed, body))
+        Ok((elapsed, turn))
     }
 
-    /// The whole script in a new session; every turn's latency.
-    async fn converse(self) -> Result<Vec<Duration>, Error> {
+    /// The whole script in a new session; every turn's latency and answer size.
+    async fn converse(self) -> Result<Vec<(Duration, usize)>, Error> {
         let id = self.open().await?;
         let mut turns = Vec::with_capacity(SCRIPT.len());
         for line in SCRIPT {
             let (latency, body) = self.say(&id, line).await?;
-            if *line == "scan" && body["activations"].as_array().is_none_or(Vec::is_empty) {
+            if *line == "scan" && body.activations.is_none_or(|n| n == 0) {
                 return Err("the scan listed no activations".into());
             }
-            turns.push(latency);
+            turns.push((latency, body.bytes));
         }
         Ok(turns)
     }
 }
 
-/// `users` analysts at once, each through the script on a fresh server; every turn's latency.
-async fn round(bench: &Bench, users: usize) -> Result<Vec<Duration>, Error> {
+/// `users` analysts at once, each through the script on a fresh server; every turn's latency
+/// and answer size, each conversation's in script order.
+async fn round(bench: &Bench, users: usize) -> Result<Vec<(Duration, usize)>, Error> {
     let server = bench.server(Limits::default()).await?;
+    // Every user's token is minted (an RSA signature each) before the first one starts.
+    let users = (0..users)
+        .map(|n| User::new(bench, &server, n))
+        .collect::<Result<Vec<_>, _>>()?;
     let mut tasks = tokio::task::JoinSet::new();
-    for n in 0..users {
-        tasks.spawn(User::new(bench, &server, n)?.converse());
+    for user in users {
+        tasks.spawn(user.converse());
     }
     let mut latencies = Vec::new();
     while let Some(done) = tasks.join_next().await {
@@ -227,6 +290,7 @@ async fn main() -> Result<(), Error> {
         auditor: Arc::new(Auditor::builder(source.clone()).build()),
         source,
         model,
+        known: Arc::default(),
     };
 
     println!(
@@ -242,12 +306,16 @@ async fn main() -> Result<(), Error> {
     for _ in 0..SINGLE_ROUNDS {
         single.extend(round(&bench, 1).await?);
     }
+    let cpu_single = cpu_seconds()?;
     let mut many = Vec::new();
+    let started = Instant::now();
     for _ in 0..MANY_ROUNDS {
         many.extend(round(&bench, USERS).await?);
     }
-    let (p50_1, p95_1) = percentiles(&single);
-    let (p50_n, p95_n) = percentiles(&many);
+    let (many_wall, many_cpu) = (started.elapsed(), cpu_seconds()? - cpu_single);
+    let latencies = |all: &[(Duration, usize)]| all.iter().map(|t| t.0).collect::<Vec<_>>();
+    let (p50_1, p95_1) = percentiles(&latencies(&single));
+    let (p50_n, p95_n) = percentiles(&latencies(&many));
     println!(
         "1 user: {} turns in {SINGLE_ROUNDS} rounds, p50 {p50_1:.0} ms, p95 {p95_1:.0} ms",
         single.len()
@@ -258,6 +326,32 @@ async fn main() -> Result<(), Error> {
         p95_n / p95_1
     );
     let ratio = p95_n / p95_1;
+    println!(
+        "the {MANY_ROUNDS} rounds of {USERS} users: wall {:.2} s, CPU {many_cpu:.2} s (server, fakes and clients together, on {} cores)",
+        many_wall.as_secs_f64(),
+        std::thread::available_parallelism().map_or(1, usize::from)
+    );
+    // Each conversation's turns come back in script order, so turn `i` of every conversation
+    // is every `SCRIPT.len()`-th latency.
+    for (i, line) in SCRIPT.iter().enumerate() {
+        let of = |all: &[(Duration, usize)]| {
+            let mine: Vec<(Duration, usize)> =
+                all.iter().skip(i).step_by(SCRIPT.len()).copied().collect();
+            let largest = mine.iter().map(|t| t.1).max().unwrap_or(0);
+            (percentiles(&latencies(&mine)).1, largest)
+        };
+        let ((one, size), (fifty, _)) = (of(&single), of(&many));
+        println!(
+            "  {line:?} (answers up to {:.1} KiB): p95 1 user {one:.0} ms, {USERS} users {fifty:.0} ms",
+            size as f64 / 1024.0
+        );
+    }
+
+    println!(
+        "scan answers checked: {} parsed in full, {} identical byte for byte to the first",
+        bench.known.parsed_in_full.load(Ordering::Relaxed),
+        bench.known.compared.load(Ordering::Relaxed)
+    );
 
     idle_sessions(&bench).await?;
     println!(
@@ -351,4 +445,17 @@ fn percentiles(latencies: &[Duration]) -> (f64, f64) {
             .unwrap_or(0.0)
     };
     (at(0.5), at(0.95))
+}
+
+/// The CPU time this process has used, user and system, from `/proc/self/stat` (Linux; in
+/// clock ticks of 1/100 s).
+fn cpu_seconds() -> Result<f64, Error> {
+    let stat = std::fs::read_to_string("/proc/self/stat")?;
+    let after = stat.rsplit_once(')').ok_or("stat")?.1;
+    let f: Vec<&str> = after.split_whitespace().collect();
+    // Fields 14 and 15 of the file (utime, stime), counted after the command name.
+    let ticks = |i: usize| -> Result<f64, Error> {
+        Ok(f.get(i).ok_or("short /proc/self/stat")?.parse::<f64>()?)
+    };
+    Ok((ticks(11)? + ticks(12)?) / 100.0)
 }

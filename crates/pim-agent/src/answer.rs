@@ -88,16 +88,22 @@ impl Answer {
 
     /// Every activation the answer is about, in the answer's order.
     pub fn activations(&self) -> Vec<&ActivationReport> {
+        self.report_activations()
+            .into_iter()
+            .map(Deref::deref)
+            .collect()
+    }
+
+    /// Every activation the answer is about, in the answer's order, with the report each
+    /// belongs to (so a server can render each activation of a shared report once).
+    pub fn report_activations(&self) -> Vec<&ReportActivation> {
         match self {
             Self::Scan(scan) => scan
                 .identities
                 .iter()
                 .flat_map(|i| &i.activations)
-                .map(Deref::deref)
                 .collect(),
-            Self::Activity(user) | Self::Assessment(user) => {
-                user.activations.iter().map(Deref::deref).collect()
-            }
+            Self::Activity(user) | Self::Assessment(user) => user.activations.iter().collect(),
             _ => Vec::new(),
         }
     }
@@ -177,6 +183,18 @@ impl ReportActivation {
                 index,
             })
             .collect()
+    }
+}
+
+impl ReportActivation {
+    /// The report this activation belongs to, shared with every answer about it.
+    pub fn report(&self) -> &Arc<Report> {
+        &self.report
+    }
+
+    /// Its position in [`ReportActivation::report`]'s `activations`.
+    pub fn index(&self) -> usize {
+        self.index
     }
 }
 

@@ -4,6 +4,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::body::{Body, Bytes};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, FromRequestParts, Path, State};
 use axum::http::request::Parts;
@@ -27,6 +28,7 @@ use crate::auth::{AuthError, Authenticator, Caller};
 use crate::config::{AuthConfig, ServeConfig};
 use crate::entra::EntraValidator;
 use crate::ready::ReadyCheck;
+use crate::rendered::{Rendered, json_array};
 use crate::sessions::{Hosted, Message, Refusal, Sessions};
 use crate::{Result, page};
 
@@ -68,6 +70,7 @@ struct AppState {
     auth: Authenticator,
     sessions: Sessions,
     ready: ReadyCheck,
+    rendered: Rendered,
 }
 
 /// Serves the agent on `listener` until `shutdown` completes.
@@ -97,6 +100,7 @@ pub async fn serve(
         agent,
         auth,
         ready: ReadyCheck::default(),
+        rendered: Rendered::default(),
     });
     let sweeper = {
         let state = state.clone();
@@ -329,15 +333,30 @@ struct MessageIn {
     text: String,
 }
 
-/// The answer to one message: the agent's text, the last query, and the activations when the
-/// answer is about some (as in the JSON report).
+/// The answer to one message: the agent's text, the last query, and (added by `run_turn`)
+/// `activations` when the answer is about some, as in the JSON report.
 #[derive(Serialize)]
 struct Reply<'a> {
-    reply: String,
+    reply: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     kql: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    activations: Option<Vec<&'a pim_core::domain::ActivationReport>>,
+}
+
+/// A JSON answer as the chunks that make it up, to send one after another (see `rendered`).
+struct Chunks(Vec<Bytes>);
+
+impl Chunks {
+    /// The whole text, for a server-sent event (whose data is one string).
+    fn into_string(self) -> String {
+        // Every chunk is serde_json output, so the concatenation is UTF-8.
+        String::from_utf8(self.0.concat()).unwrap_or_default()
+    }
+
+    fn into_body(self) -> Body {
+        Body::from_stream(futures_util::stream::iter(
+            self.0.into_iter().map(Ok::<_, std::convert::Infallible>),
+        ))
+    }
 }
 
 async fn post_message(
@@ -368,7 +387,7 @@ async fn post_message(
         });
         let answer = futures_util::stream::once(async move {
             let event = match turn.await {
-                Ok(body) => Event::default().event("answer").data(body),
+                Ok(body) => Event::default().event("answer").data(body.into_string()),
                 Err(_) => Event::default()
                     .event("error")
                     .data(r#"{"error":"the answer failed"}"#),
@@ -384,7 +403,11 @@ async fn post_message(
         let body = turn
             .await
             .map_err(|_| ApiError::Render("the answer failed".to_owned()))?;
-        Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+        Ok((
+            [(header::CONTENT_TYPE, "application/json")],
+            body.into_body(),
+        )
+            .into_response())
     }
 }
 
@@ -394,7 +417,7 @@ async fn run_turn(
     caller: Caller,
     id: String,
     text: String,
-) -> String {
+) -> Chunks {
     let mut h = hosted.lock().await;
     let now = (state.agent.clock)();
     let answer = h.session.handle_line(&text, now).await;
@@ -404,16 +427,31 @@ async fn run_turn(
         Answer::Scan(_) | Answer::Activity(_) | Answer::Assessment(_)
     );
     // Straight to text: a scan's answer holds every activation with all its operations (the
-    // demo tenant's runaway script alone has 5,200), so no intermediate `serde_json::Value`
-    // tree of it is built for every session that scans.
-    let body = serde_json::to_string(&Reply {
-        reply: reply.clone(),
+    // demo tenant's runaway script alone has 5,200, about 4 MB of JSON), so no intermediate
+    // `serde_json::Value` tree of it is built, each activation of a shared report is
+    // serialized once for all the sessions that list it, and the answer is sent as chunks
+    // rather than copied into one body (see `rendered`).
+    let head = serde_json::to_vec(&Reply {
+        reply: &reply,
         kql: h.session.last_kql(),
-        activations: about_activations.then(|| answer.activations()),
-    })
-    .unwrap_or_else(|e| {
-        serde_json::json!({ "reply": reply.clone(), "error": e.to_string() }).to_string()
     });
+    let activations = about_activations
+        .then(|| state.rendered.activations(&answer.report_activations()))
+        .transpose();
+    let body = match (head, activations) {
+        (Ok(mut head), Ok(Some(activations))) => {
+            // `{"reply":…}` becomes `{"reply":…,"activations":[…]}`.
+            head.pop();
+            head.extend_from_slice(br#","activations":"#);
+            let mut chunks = vec![Bytes::from(head)];
+            chunks.extend(json_array(activations));
+            chunks.push(Bytes::from_static(b"}"));
+            Chunks(chunks)
+        }
+        (Ok(head), Ok(None)) => Chunks(vec![Bytes::from(head)]),
+        (Err(e), _) => Chunks(vec![Bytes::from(error_json(&reply, &e.to_string()))]),
+        (_, Err(e)) => Chunks(vec![Bytes::from(error_json(&reply, &e))]),
+    };
     let keep = state.config.limits.transcript_messages;
     h.messages.push_back(Message { role: "user", text });
     h.messages.push_back(Message {
@@ -428,6 +466,11 @@ async fn run_turn(
         state.sessions.remove(&caller, &id);
     }
     body
+}
+
+/// An answer whose activations could not be serialized: the reply and why.
+fn error_json(reply: &str, error: &str) -> String {
+    serde_json::json!({ "reply": reply, "error": error }).to_string()
 }
 
 async fn report(

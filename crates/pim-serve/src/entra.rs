@@ -7,6 +7,11 @@
 //! rate-limited ([`EntraConfig::min_key_refresh`]), so tokens with invented key ids cannot
 //! make the server hammer the authority.
 //!
+//! A token that passed every check is remembered (by its exact text) for
+//! [`VERIFIED_TTL`] or until it expires, whichever is sooner, so an analyst's next request
+//! with the same token costs a lookup rather than an RSA verification. A key withdrawn from
+//! the published set therefore stops being accepted within that time, not at once.
+//!
 //! We use `jsonwebtoken` for the JOSE work (header parsing, RS256 verification, time and
 //! audience checks) and keep the Entra-specific rules here: the algorithm allow-list, the
 //! issuer (with the `{tenantid}` template of multi-tenant authorities), `tid`/`oid` and
@@ -30,6 +35,10 @@ use crate::{Error, Result};
 pub const LEEWAY: Duration = Duration::from_secs(5 * 60);
 /// How long a metadata or keys request may take.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a verified token is accepted without checking its signature again.
+pub const VERIFIED_TTL: Duration = Duration::from_secs(5 * 60);
+/// The most verified tokens remembered; past it, expired ones are forgotten, then all.
+const MAX_VERIFIED: usize = 4096;
 
 /// Validates Entra ID tokens for one authority (see the module docs).
 #[derive(Debug)]
@@ -39,6 +48,30 @@ pub struct EntraValidator {
     keys: RwLock<Option<KeySet>>,
     /// When an unknown key id last caused a refresh.
     last_unknown_refresh: Mutex<Option<Instant>>,
+    /// Tokens that passed every check, by their text (see the module docs).
+    verified: std::sync::Mutex<HashMap<String, Verified>>,
+}
+
+/// A token that passed every check.
+#[derive(Debug)]
+struct Verified {
+    caller: Caller,
+    /// Its `exp`, in seconds since the Unix epoch.
+    exp: u64,
+    checked: Instant,
+}
+
+impl Verified {
+    fn still_good(&self, now_unix: u64) -> bool {
+        self.checked.elapsed() < VERIFIED_TTL
+            && now_unix < self.exp.saturating_add(LEEWAY.as_secs())
+    }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 struct KeySet {
@@ -66,6 +99,7 @@ struct Metadata {
 #[derive(Deserialize)]
 struct Claims {
     iss: String,
+    exp: u64,
     #[serde(default)]
     tid: Option<String>,
     #[serde(default)]
@@ -96,6 +130,7 @@ impl EntraValidator {
             http,
             keys: RwLock::new(None),
             last_unknown_refresh: Mutex::new(None),
+            verified: std::sync::Mutex::new(HashMap::new()),
         })
     }
 
@@ -105,6 +140,52 @@ impl EntraValidator {
     /// [`AuthError::Invalid`] naming the failed check, [`AuthError::MissingRole`], or
     /// [`AuthError::Unavailable`] when the keys cannot be fetched.
     pub async fn validate(&self, token: &str) -> Result<Caller, AuthError> {
+        if let Some(caller) = self.remembered(token) {
+            return Ok(caller);
+        }
+        let (caller, exp) = self.verify(token).await?;
+        self.remember(token, &caller, exp);
+        Ok(caller)
+    }
+
+    fn verified(&self) -> std::sync::MutexGuard<'_, HashMap<String, Verified>> {
+        // Every change is one map operation, so a poisoned lock still holds a usable map.
+        self.verified
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn remembered(&self, token: &str) -> Option<Caller> {
+        let mut verified = self.verified();
+        let hit = verified.get(token)?;
+        if hit.still_good(unix_now()) {
+            return Some(hit.caller.clone());
+        }
+        verified.remove(token);
+        None
+    }
+
+    fn remember(&self, token: &str, caller: &Caller, exp: u64) {
+        let mut verified = self.verified();
+        if verified.len() >= MAX_VERIFIED {
+            let now = unix_now();
+            verified.retain(|_, v| v.still_good(now));
+            if verified.len() >= MAX_VERIFIED {
+                verified.clear();
+            }
+        }
+        verified.insert(
+            token.to_owned(),
+            Verified {
+                caller: caller.clone(),
+                exp,
+                checked: Instant::now(),
+            },
+        );
+    }
+
+    /// Every check of the module docs, on a token not remembered; the caller and `exp`.
+    async fn verify(&self, token: &str) -> Result<(Caller, u64), AuthError> {
         // `alg: none` and unknown algorithms fail here already: jsonwebtoken knows no `none`.
         let header = jsonwebtoken::decode_header(token)
             .map_err(|_| AuthError::Invalid("not a signed JWT".to_owned()))?;
@@ -162,10 +243,13 @@ impl EntraValidator {
         if !claims.roles.contains(&self.config.role) {
             return Err(AuthError::MissingRole(self.config.role.clone()));
         }
-        Ok(Caller {
-            tenant: tid,
-            object: oid,
-        })
+        Ok((
+            Caller {
+                tenant: tid,
+                object: oid,
+            },
+            claims.exp,
+        ))
     }
 
     /// The key `kid` names and the issuer, refreshing the set when it is old or, rate-limited,
@@ -268,6 +352,42 @@ mod tests {
         assert!(is_guid("72f988bf-86f1-41af-91ab-2d7cd011db47"));
         assert!(!is_guid("72f988bf-86f1-41af-91ab"));
         assert!(!is_guid("common"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_verified_token_is_remembered_until_it_expires_or_five_minutes_pass() {
+        let v = EntraValidator::new(EntraConfig::new(
+            "http://127.0.0.1:9",
+            vec!["api://pim".into()],
+            "PIM.Auditor",
+        ))
+        .unwrap();
+        let alice = Caller {
+            tenant: "t".into(),
+            object: "alice".into(),
+        };
+        let now = unix_now();
+        v.remember("token-a", &alice, now + 3600);
+        // Nothing can be fetched from port 9: the answer comes from memory.
+        assert_eq!(v.validate("token-a").await, Ok(alice.clone()));
+        assert!(v.remembered("token-b").is_none(), "only the exact text");
+
+        // Past `exp` and its leeway: forgotten, and checked again (which fails here).
+        v.remember("token-old", &alice, now - LEEWAY.as_secs() - 1);
+        assert!(v.remembered("token-old").is_none());
+        assert!(v.validate("token-old").await.is_err());
+
+        tokio::time::advance(VERIFIED_TTL).await;
+        assert!(
+            v.remembered("token-a").is_none(),
+            "re-verified every five minutes"
+        );
+        assert!(v.verified().is_empty());
+
+        for n in 0..MAX_VERIFIED + 10 {
+            v.remember(&format!("t{n}"), &alice, now + 3600);
+        }
+        assert!(v.verified().len() <= MAX_VERIFIED, "bounded");
     }
 
     #[tokio::test]

@@ -71,6 +71,7 @@ mod entra;
 mod error;
 mod page;
 mod ready;
+mod rendered;
 mod sessions;
 
 pub use api::{Agent, Clock, serve};
