@@ -116,11 +116,25 @@ impl ChatCall {
 fn count_tokens(text: &str) -> u64 {
     static O200K: std::sync::LazyLock<Option<tiktoken_rs::CoreBPE>> =
         std::sync::LazyLock::new(|| tiktoken_rs::o200k_base().ok());
+    // Load tests send the same prompts from many sessions, and encoding a long prompt costs
+    // milliseconds of the CPU the code under test shares: each distinct text is counted once.
+    static COUNTED: std::sync::LazyLock<Mutex<HashMap<String, u64>>> =
+        std::sync::LazyLock::new(Mutex::default);
+    const REMEMBERED: usize = 1024;
+    if let Some(n) = lock(&COUNTED).get(text) {
+        return *n;
+    }
     let n = match O200K.as_ref() {
         Some(bpe) => bpe.encode_ordinary(text).len(),
         None => text.chars().count().div_ceil(4),
     };
-    u64::try_from(n).unwrap_or(u64::MAX)
+    let n = u64::try_from(n).unwrap_or(u64::MAX);
+    let mut counted = lock(&COUNTED);
+    if counted.len() >= REMEMBERED {
+        counted.clear();
+    }
+    counted.insert(text.to_owned(), n);
+    n
 }
 
 /// A model the fake emulates behind one deployment ([`OpenAiFake::with_deployment`]): the
