@@ -45,8 +45,8 @@ type Error = Box<dyn std::error::Error + Send + Sync>;
 const END: OffsetDateTime = datetime!(2026-11-20 18:00 UTC);
 const USERS: usize = 50;
 /// A multiple of `MANY_ROUNDS`: the two kinds of round alternate.
-const SINGLE_ROUNDS: usize = 9;
-const MANY_ROUNDS: usize = 3;
+const SINGLE_ROUNDS: usize = 20;
+const MANY_ROUNDS: usize = 5;
 const IDLE_USERS: usize = 100;
 const IDLE_PER_USER: usize = 5;
 const QUERY_LATENCY: Duration = Duration::from_millis(200);

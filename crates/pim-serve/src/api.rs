@@ -352,10 +352,43 @@ impl Chunks {
         String::from_utf8(self.0.concat()).unwrap_or_default()
     }
 
+    /// A body that sends the chunks one after another, with their total as `Content-Length`.
     fn into_body(self) -> Body {
-        Body::from_stream(futures_util::stream::iter(
-            self.0.into_iter().map(Ok::<_, std::convert::Infallible>),
-        ))
+        let remaining = self.0.iter().map(|c| c.len() as u64).sum();
+        Body::new(ChunkBody {
+            chunks: self.0.into(),
+            remaining,
+        })
+    }
+}
+
+/// [`Chunks`] as an HTTP body of known length.
+struct ChunkBody {
+    chunks: std::collections::VecDeque<Bytes>,
+    remaining: u64,
+}
+
+impl http_body::Body for ChunkBody {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        let this = self.get_mut();
+        std::task::Poll::Ready(this.chunks.pop_front().map(|chunk| {
+            this.remaining = this.remaining.saturating_sub(chunk.len() as u64);
+            Ok(http_body::Frame::data(chunk))
+        }))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.chunks.is_empty()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(self.remaining)
     }
 }
 
