@@ -523,6 +523,19 @@ fn activity_time_column(columns: &[pim_domain::Column]) -> Option<usize> {
         .position(|c| c.name.eq_ignore_ascii_case("ActivityDateTime"))
 }
 
+/// Appends one part of a key, lower-cased as `str::to_lowercase` does (ASCII in place), with
+/// its length first.
+fn push_lower_part(key: &mut String, part: &str) {
+    use std::fmt::Write as _;
+    if part.is_ascii() {
+        push_key_part(key, part);
+    } else {
+        let lower = part.to_lowercase();
+        let _ = write!(key, "{}:", lower.len());
+        key.push_str(&lower);
+    }
+}
+
 /// Appends one part of an operation key: its length, then its ASCII-lower-cased text, so that
 /// ("ab","c") and ("a","bc") differ and names compare case-insensitively.
 fn push_key_part(key: &mut String, part: &str) {
@@ -555,7 +568,8 @@ pub struct AzureActivityHistory {
     /// `TimeGenerated`.
     activity_time: Option<usize>,
     earliest: Option<OffsetDateTime>,
-    seen: std::collections::HashSet<(String, String, pim_domain::baseline::OperationKey)>,
+    key: String,
+    seen: HashMap<Box<str>, (String, String, pim_domain::baseline::OperationKey)>,
 }
 
 /// What [`AzureActivityHistory::finish`] found.
@@ -590,7 +604,8 @@ impl AzureActivityHistory {
             rows: 0,
             activity_time: activity_time_column(columns),
             earliest: None,
-            seen: std::collections::HashSet::new(),
+            key: String::new(),
+            seen: HashMap::new(),
         }
     }
 
@@ -648,16 +663,33 @@ impl AzureActivityHistory {
         }
         let mut problems = Problems::new("");
         let oid = claims_object_id(row, cols, 0, "", &mut problems);
-        let lower = |v: Option<&str>| v.map(|v| v.trim().to_lowercase()).unwrap_or_default();
-        let key = pim_domain::baseline::OperationKey::new(
+        let caller = row.str(cols.caller);
+        let resource = row.str2(cols.resource);
+        // Most rows repeat an entry already seen: look it up by a key built in a reused
+        // buffer, and make the entry only when it is new.
+        let key = &mut self.key;
+        key.clear();
+        for part in [
+            caller.unwrap_or(""),
+            oid.as_deref().unwrap_or(""),
             operation,
-            &row.str2(cols.resource)
-                .map(pim_domain::baseline::arm_resource_type)
-                .unwrap_or_default(),
-        );
-        let entry = (lower(row.str(cols.caller)), lower(oid.as_deref()), key);
-        if !self.seen.contains(&entry) {
-            self.seen.insert(entry);
+        ] {
+            push_lower_part(key, part.trim());
+        }
+        push_key_part(key, resource.unwrap_or(""));
+        if !self.seen.contains_key(key.as_str()) {
+            let lower = |v: Option<&str>| v.map(|v| v.trim().to_lowercase()).unwrap_or_default();
+            let entry = (
+                lower(caller),
+                lower(oid.as_deref()),
+                pim_domain::baseline::OperationKey::new(
+                    operation,
+                    &resource
+                        .map(pim_domain::baseline::arm_resource_type)
+                        .unwrap_or_default(),
+                ),
+            );
+            self.seen.insert(key.as_str().into(), entry);
         }
     }
 
@@ -671,8 +703,9 @@ impl AzureActivityHistory {
                 failure: Some(format!("{}: {message}", self.source)),
             };
         }
-        let mut entries: Vec<_> = self.seen.into_iter().collect();
+        let mut entries: Vec<_> = self.seen.into_values().collect();
         entries.sort();
+        entries.dedup();
         ActivityHistory {
             entries,
             rows_read: self.rows,
@@ -823,10 +856,19 @@ fn oid_from_object(claims: &Value) -> Option<String> {
 /// Finds `"<claim>": "<value>"` in JSON text without parsing the whole (often kilobytes long)
 /// claims object.
 fn oid_from_text(text: &str) -> Option<String> {
-    for claim in [OBJECT_ID_CLAIM, "oid"] {
+    // The searchers are built once: building one costs more than searching a claims text.
+    static FINDERS: std::sync::OnceLock<[memchr::memmem::Finder<'static>; 2]> =
+        std::sync::OnceLock::new();
+    let finders = FINDERS.get_or_init(|| {
+        [
+            memchr::memmem::Finder::new(OBJECT_ID_CLAIM),
+            memchr::memmem::Finder::new("oid"),
+        ]
+    });
+    for (claim, finder) in [OBJECT_ID_CLAIM, "oid"].into_iter().zip(finders) {
         let needle_len = claim.len() + 2;
         let mut from = 0;
-        while let Some(pos) = text[from..].find(claim) {
+        while let Some(pos) = finder.find(&text.as_bytes()[from..]) {
             let at = from + pos;
             from = at + claim.len();
             let quoted = at > 0

@@ -128,15 +128,8 @@ pub fn stream_export_rows(
             .map(|c| stream::Reader::new(c.scope.as_ref(), stream::Target::Sink(&mut *c.sink)))
             .collect();
         let meta = stream::stream_rows(file, source_name, &mut readers).map_err(io)?;
-        meta.map(|m| {
-            (
-                m,
-                readers
-                    .iter()
-                    .map(stream::Reader::stats)
-                    .collect::<Vec<_>>(),
-            )
-        })
+        let stats: Vec<_> = readers.iter().map(stream::Reader::stats).collect();
+        meta.map(|m| (m, stats))
     };
     if let Some((meta, stats)) = meta {
         return Ok(crate::StreamedAnswer {

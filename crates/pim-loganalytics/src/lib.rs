@@ -231,6 +231,11 @@ pub trait RowSink {
     /// would number it (problems name it); `cells` are in column order, and a missing cell (a
     /// short row, a key a row object did not have) reads as null.
     fn row(&mut self, position: usize, cells: &[serde_json::Value]);
+    /// As [`row`](Self::row), handing over the cells (the reader no longer needs them), which
+    /// spares a sink that keeps or forwards them a copy.
+    fn row_owned(&mut self, position: usize, cells: Vec<serde_json::Value>) {
+        self.row(position, &cells);
+    }
     /// Forget every row seen: the read starts over (a file that turned out not to be a plain
     /// export is read again, whole).
     fn restart(&mut self);

@@ -351,7 +351,7 @@ fn dynamic_values(
 /// quoted exactly so and a JSON value follows the colon.
 fn quoted_member(text: &str, key: &str) -> Option<Value> {
     let mut from = 0;
-    while let Some(pos) = text.get(from..)?.find(key) {
+    while let Some(pos) = memchr::memmem::find(text.get(from..)?.as_bytes(), key.as_bytes()) {
         let at = from + pos;
         from = at + key.len();
         let quoted = at > 0

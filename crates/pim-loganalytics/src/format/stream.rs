@@ -252,30 +252,26 @@ pub(crate) fn deliver_at(
     mut cells: Vec<Value>,
     keeps: &[bool],
 ) {
-    let mut collectors = readers
-        .iter()
-        .zip(keeps)
-        .filter(|(r, k)| **k && matches!(r.target, Target::Collect { .. }))
-        .count();
+    // The last reader to keep the row is handed the cells; the others see or copy them.
+    let mut remaining = keeps.iter().filter(|k| **k).count();
     for (reader, &keep) in readers.iter_mut().zip(keeps) {
         if !keep {
             reader.left_out += 1;
             continue;
         }
         reader.kept += 1;
-        if let Target::Sink(sink) = &mut reader.target {
-            sink.row(position, &cells);
-        }
-    }
-    // Collections last, the last one taking the cells.
-    for (reader, &keep) in readers.iter_mut().zip(keeps) {
-        if let (true, Target::Collect { rows, positions }) = (keep, &mut reader.target) {
-            positions.push(position);
-            collectors -= 1;
-            if collectors == 0 {
-                rows.push(std::mem::take(&mut cells));
-            } else {
-                rows.push(cells.clone());
+        remaining -= 1;
+        let last = remaining == 0;
+        match &mut reader.target {
+            Target::Sink(sink) if last => sink.row_owned(position, std::mem::take(&mut cells)),
+            Target::Sink(sink) => sink.row(position, &cells),
+            Target::Collect { rows, positions } => {
+                positions.push(position);
+                rows.push(if last {
+                    std::mem::take(&mut cells)
+                } else {
+                    cells.clone()
+                });
             }
         }
     }
@@ -1159,6 +1155,98 @@ mod tests {
                     let got = streamed(text.as_bytes(), n, s)
                         .unwrap_or_else(|| panic!("{text} streamed as unusual"));
                     assert_eq!(got, expected, "{text} n={n} scoped={}", s.is_some());
+                }
+            }
+        }
+    }
+
+    /// A sink that keeps what it is told, padded as a table would be.
+    #[derive(Default)]
+    struct Keep {
+        columns: Vec<Column>,
+        rows: Vec<Vec<Value>>,
+        positions: Vec<usize>,
+    }
+
+    impl RowSink for Keep {
+        fn columns(&mut self, columns: &[Column]) {
+            self.columns = columns.to_vec();
+        }
+        fn row(&mut self, position: usize, cells: &[Value]) {
+            self.positions.push(position);
+            self.rows.push(cells.to_vec());
+        }
+        fn restart(&mut self) {
+            *self = Self::default();
+        }
+    }
+
+    /// Several scoped readers of one pass each get what a read of their own scope gives: the
+    /// same rows, positions, counts and problems.
+    #[test]
+    fn readers_of_one_pass_get_what_their_own_reads_give() {
+        let sc = scope();
+        let ops = RowScope {
+            operations: Some(OperationScope {
+                columns: vec!["Caller".into()],
+                names: vec!["bob@contoso.com".into()],
+            }),
+            ..RowScope::default()
+        };
+        for text in [API, OBJECTS, "[]"] {
+            for n in [3, 64, BLOCK] {
+                let mut sinks = [Keep::default(), Keep::default(), Keep::default()];
+                let [a, b, c] = &mut sinks;
+                let mut consumers = [
+                    crate::RowConsumer {
+                        scope: Some(sc.clone()),
+                        sink: a,
+                    },
+                    crate::RowConsumer {
+                        scope: None,
+                        sink: b,
+                    },
+                    crate::RowConsumer {
+                        scope: Some(ops.clone()),
+                        sink: c,
+                    },
+                ];
+                let reader = Trickle {
+                    bytes: text.as_bytes(),
+                    n,
+                };
+                let (meta, stats) = {
+                    let mut readers: Vec<Reader<'_>> = consumers
+                        .iter_mut()
+                        .map(|c| Reader::new(c.scope.as_ref(), Target::Sink(&mut *c.sink)))
+                        .collect();
+                    let meta = stream_rows(reader, "AzureActivity.json", &mut readers)
+                        .unwrap()
+                        .unwrap();
+                    (meta, readers.iter().map(Reader::stats).collect::<Vec<_>>())
+                };
+                for (sink, (scope, stat)) in sinks
+                    .iter()
+                    .zip([Some(&sc), None, Some(&ops)].into_iter().zip(&stats))
+                {
+                    let expected = whole(text.as_bytes(), scope);
+                    let mut rows = sink.rows.clone();
+                    pad_rows(&mut rows, &meta.columns);
+                    assert_eq!(rows, expected.table.rows, "{text} n={n}");
+                    assert_eq!(sink.columns, expected.table.columns);
+                    assert_eq!(meta.problems, expected.problems);
+                    assert_eq!(stat.kept, rows.len());
+                    match expected.scoped {
+                        Some(scoped) => {
+                            assert_eq!(sink.positions, scoped.positions);
+                            assert_eq!(stat.left_out, scoped.left_out);
+                            assert_eq!(stat.earliest, scoped.earliest);
+                        }
+                        None => {
+                            assert_eq!(stat.left_out, 0);
+                            assert_eq!(sink.positions, (0..rows.len()).collect::<Vec<_>>());
+                        }
+                    }
                 }
             }
         }
