@@ -664,7 +664,10 @@ impl AzureActivityHistory {
         let mut problems = Problems::new("");
         let oid = claims_object_id(row, cols, 0, "", &mut problems);
         let caller = row.str(cols.caller);
-        let resource = row.str2(cols.resource);
+        let resource_type = row
+            .str2(cols.resource)
+            .map(pim_domain::baseline::arm_resource_type)
+            .unwrap_or_default();
         // Most rows repeat an entry already seen: look it up by a key built in a reused
         // buffer, and make the entry only when it is new.
         let key = &mut self.key;
@@ -676,18 +679,15 @@ impl AzureActivityHistory {
         ] {
             push_lower_part(key, part.trim());
         }
-        push_key_part(key, resource.unwrap_or(""));
+        // The resource type, not the resource: a month holds a great many resources of a few
+        // types, and the entry is per type.
+        push_lower_part(key, resource_type.trim());
         if !self.seen.contains_key(key.as_str()) {
             let lower = |v: Option<&str>| v.map(|v| v.trim().to_lowercase()).unwrap_or_default();
             let entry = (
                 lower(caller),
                 lower(oid.as_deref()),
-                pim_domain::baseline::OperationKey::new(
-                    operation,
-                    &resource
-                        .map(pim_domain::baseline::arm_resource_type)
-                        .unwrap_or_default(),
-                ),
+                pim_domain::baseline::OperationKey::new(operation, &resource_type),
             );
             self.seen.insert(key.as_str().into(), entry);
         }
@@ -1178,6 +1178,61 @@ mod tests {
         assert!(
             p.failure
                 .is_some_and(|f| f.contains("no TimeGenerated column"))
+        );
+    }
+
+    /// The baseline history keeps one entry per identity, operation and resource type, counts
+    /// only the rows of its period that the parser reads, and knows the earliest time of all.
+    #[test]
+    fn history_keeps_one_entry_per_identity_operation_and_type() {
+        let mut rows = Vec::new();
+        for i in 0..50 {
+            let mut r = row("2026-11-10T09:00:00Z", RESTART, "Success", &format!("c{i}"));
+            r["_ResourceId"] = json!(format!(
+                "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm{i}"
+            ));
+            r["Claims_d"] = json!({OBJECT_ID_CLAIM: "OID-J"});
+            rows.push(r);
+        }
+        // Outside the period, a PIM step, an unreadable status, another category: not counted.
+        rows.push(row("2026-10-01T09:00:00Z", "op-early", "Success", "e"));
+        rows.push(row(
+            "2026-11-10T09:00:00Z",
+            "Add member to role completed (PIM activation)",
+            "Success",
+            "p",
+        ));
+        rows.push(row("2026-11-10T09:00:00Z", "op-odd", "Resolved", "o"));
+        let mut policy = row("2026-11-10T09:00:00Z", "op-policy", "Success", "q");
+        policy["CategoryValue"] = json!("Policy");
+        rows.push(policy);
+        let t = audit_table(rows);
+        let mut h = AzureActivityHistory::new(
+            &t.columns,
+            "AzureActivity.json",
+            time::macros::datetime!(2026-11-01 00:00 UTC),
+            time::macros::datetime!(2026-11-20 00:00 UTC),
+        );
+        for r in &t.rows {
+            h.row(r);
+        }
+        let got = h.finish();
+        assert_eq!(got.rows_read, 54);
+        assert_eq!(got.failure, None);
+        assert_eq!(
+            got.entries,
+            [(
+                "jane@contoso.com".to_owned(),
+                "oid-j".to_owned(),
+                pim_domain::baseline::OperationKey::new(
+                    RESTART,
+                    "microsoft.compute/virtualmachines"
+                )
+            )]
+        );
+        assert_eq!(
+            got.earliest,
+            Some(time::macros::datetime!(2026-10-01 09:00 UTC))
         );
     }
 
