@@ -361,13 +361,23 @@ impl Auditor {
             // of holding the whole table (issue 12).
             scope: whole_tables.then(activity_pim_scope),
         };
+        // An export that can stream its rows reads AuditLogs first, then the Activity Log
+        // once for all three of its readers (see `crate::offline`).
+        let stream = if whole_tables {
+            self.source.row_stream()
+        } else {
+            None
+        };
         let audit_future = std::pin::pin!(complete_one(&pim_runner, &audit_plan, whole.clone()));
         let activity_future = std::pin::pin!(complete_one(&pim_runner, &activity_plan, whole));
-        let (audit_answer, activity_pending) =
+        let (audit_answer, activity_pending) = if stream.is_some() {
+            (audit_future.await, None)
+        } else {
             match futures_util::future::select(audit_future, activity_future).await {
-                Either::Left((audit, activity)) => (audit, Either::Left(activity)),
-                Either::Right((activity, audit)) => (audit.await, Either::Right(activity)),
-            };
+                Either::Left((audit, activity)) => (audit, Some(Either::Left(activity))),
+                Either::Right((activity, audit)) => (audit.await, Some(Either::Right(activity))),
+            }
+        };
         let audit_name = self.source.table_label(LogTable::AuditLogs);
         let audit_events = match log.take_completed(
             audit_answer,
@@ -402,10 +412,38 @@ impl Auditor {
         self.observer.stage(ScanStage::Querying {
             what: LogTable::AzureActivity.name().to_owned(),
         });
-        let activity_answer = match activity_pending {
-            Either::Left(running) => running.await,
-            Either::Right(done) => done,
+        let window_options = WindowOptions {
+            scan,
+            default_duration: Duration::hours(i64::from(options.default_window_hours)),
         };
+        let mut prefetched = None;
+        let activity_answer = match (activity_pending, &stream) {
+            (Some(Either::Left(running)), _) => running.await,
+            (Some(Either::Right(done)), _) => done,
+            (None, Some(stream)) => {
+                let plan = self.pass_plan(audit_events.as_ref(), &window_options, options);
+                let answer = self.run_pass(&**stream, plan, pim_stage.id());
+                match answer {
+                    Ok(pass) => {
+                        prefetched = Some((pass.activity, pass.history));
+                        let completed = split::Completed {
+                            label: "pim-events-activity".to_owned(),
+                            outcome: pass.pim,
+                            unresolved: Vec::new(),
+                        };
+                        (Ok(completed), 1)
+                    }
+                    Err(e) => (Err(e), 1),
+                }
+            }
+            (None, None) => (
+                Err(pim_loganalytics::Error::Unsupported {
+                    message: "the PIM-events query on AzureActivity was not run".to_owned(),
+                }),
+                0,
+            ),
+        };
+        let (prefetched_activity, prefetched_history) = prefetched.unwrap_or((None, None));
         let activity_name = self.source.table_label(LogTable::AzureActivity);
         // A source that runs no KQL and answered with the whole table (the demo) serves the
         // activity stage with this same answer instead of reading the table a second time. An
@@ -468,13 +506,7 @@ impl Auditor {
             mut activations,
             problems: window_problems,
             sources: activation_sources,
-        } = build_activations(
-            events,
-            &WindowOptions {
-                scan,
-                default_duration: Duration::hours(i64::from(options.default_window_hours)),
-            },
-        );
+        } = build_activations(events, &window_options);
         log.problems.extend(window_problems);
         info!(
             activations = activations.len(),
@@ -516,6 +548,7 @@ impl Auditor {
                         chunk,
                         &mut azure_log,
                         offline_activity.take(),
+                        prefetched_activity,
                         &scan_permits,
                     ),
                     self.fetch_activity(
@@ -525,6 +558,7 @@ impl Auditor {
                         options,
                         chunk,
                         &mut directory_log,
+                        None,
                         None,
                         &scan_permits,
                     ),
@@ -573,6 +607,7 @@ impl Auditor {
                 max_identities: chunk,
                 known: options.known_activations.as_deref(),
                 observer: &*self.observer,
+                prefetched: Mutex::new(prefetched_history),
             };
             let data = stage
                 .collect(&activations)
@@ -953,6 +988,7 @@ impl Auditor {
         chunk: usize,
         log: &mut ScanLog,
         mut cached: Option<QueryOutcome>,
+        prefetched: Option<crate::offline::PrefetchedActivity>,
         scan_permits: &Semaphore,
     ) -> ActivityFetch {
         if activations.is_empty() {
@@ -1009,6 +1045,13 @@ impl Auditor {
                 log,
                 &mut fetch,
             );
+            return fetch;
+        }
+        // The export's single pass already read this query's rows, with this very scope.
+        if let Some(p) = prefetched
+            && p.scope == activity_scope(table, &identities, span)
+        {
+            self.absorb_prefetched(table, &source_name, label, p, options, log, &mut fetch);
             return fetch;
         }
         let roots: Vec<split::Part> = identities
@@ -1154,6 +1197,57 @@ impl Auditor {
             drop_ms = (parse_started.elapsed().as_millis() as u64).saturating_sub(parse_ms),
             "activity parsed"
         );
+        Self::absorb_parsed(table, label, parsed, log, fetch)
+    }
+
+    /// Activity read in an export's single pass ([`crate::offline`]): absorbed as the answer
+    /// to the query it stands for, rows and problems counted alike.
+    #[allow(clippy::too_many_arguments)]
+    fn absorb_prefetched(
+        &self,
+        table: LogTable,
+        source_name: &str,
+        label: &str,
+        p: crate::offline::PrefetchedActivity,
+        options: &ScanOptions,
+        log: &mut ScanLog,
+        fetch: &mut ActivityFetch,
+    ) -> bool {
+        if p.partial_error.is_some() {
+            fetch.partial = true;
+        }
+        fetch
+            .unreadable
+            .extend(
+                p.problems
+                    .iter()
+                    .filter(|p| p.row.is_some())
+                    .map(|p| UnreadableRow {
+                        time: None,
+                        identities: Vec::new(),
+                        problem: p.clone(),
+                    }),
+            );
+        log.take_answer(p.problems, p.partial_error, p.stats.kept, source_name);
+        let parsed = self.keep_reported(p.parsed, options.include_failed);
+        debug!(
+            query = %label,
+            rows = parsed.rows_read,
+            left_out = p.stats.left_out,
+            activities = parsed.activities.len(),
+            "activity parsed while streamed"
+        );
+        Self::absorb_parsed(table, label, parsed, log, fetch)
+    }
+
+    /// Takes parsed activity into `fetch`; `false` when the table cannot be read at all.
+    fn absorb_parsed(
+        table: LogTable,
+        label: &str,
+        parsed: ParsedActivities,
+        log: &mut ScanLog,
+        fetch: &mut ActivityFetch,
+    ) -> bool {
         log.problems.extend(parsed.problems);
         fetch.activities.extend(parsed.activities);
         fetch.unreadable.extend(parsed.unreadable);
@@ -1167,6 +1261,89 @@ impl Auditor {
             return false;
         }
         true
+    }
+}
+
+impl Auditor {
+    /// What an export's single pass over AzureActivity reads besides the PIM rows: the activity
+    /// and history that the activations of AuditLogs alone would query (see
+    /// [`crate::offline`]).
+    fn pass_plan(
+        &self,
+        audit: Option<&PimEvents>,
+        window_options: &WindowOptions,
+        options: &ScanOptions,
+    ) -> crate::offline::PassPlan {
+        let mut plan = crate::offline::PassPlan {
+            pim: activity_pim_scope(),
+            activity: None,
+            history: None,
+        };
+        let Some(events) = audit else {
+            return plan;
+        };
+        let activations = build_activations(events.clone(), window_options).activations;
+        if activations.is_empty() {
+            return plan;
+        }
+        let all: Vec<&Activation> = activations.iter().collect();
+        let span = union_span(&activations);
+        let (ids, _) = quotable(identities(&all), LogTable::AzureActivity);
+        if ids.iter().any(is_usable) {
+            plan.activity = Some(activity_scope(LogTable::AzureActivity, &ids, span));
+        }
+        if options.baseline_days > 0 {
+            let period = pim_domain::baseline::baseline_period(span.start, options.baseline_days);
+            let history_span = TimeRange::new(OffsetDateTime::UNIX_EPOCH, period.end);
+            plan.history = Some((
+                activity_scope(LogTable::AzureActivity, &identities(&all), history_span),
+                period,
+                self.source.table_label(LogTable::AzureActivity),
+            ));
+        }
+        plan
+    }
+
+    /// Runs the single pass as one query of the PIM-events stage (a `pim.query` span, the
+    /// observer told).
+    fn run_pass(
+        &self,
+        stream: &dyn pim_loganalytics::RowStream,
+        plan: crate::offline::PassPlan,
+        parent: Option<tracing::Id>,
+    ) -> pim_loganalytics::Result<crate::offline::ActivityPass> {
+        let label = "pim-events-activity";
+        let table = LogTable::AzureActivity;
+        let span = tracing::info_span!(
+            target: crate::TRACE_TARGET,
+            parent: parent,
+            "pim.query",
+            query = label,
+            table = table.name(),
+            rows = tracing::field::Empty,
+            outcome = tracing::field::Empty,
+        );
+        let started = std::time::Instant::now();
+        let answer = span.in_scope(|| crate::offline::read_activity_once(stream, plan));
+        let (rows, status) = match &answer {
+            Ok(pass) => (
+                pass.pim.tables.iter().map(Table::len).sum::<usize>()
+                    + pass.activity.as_ref().map_or(0, |a| a.stats.kept)
+                    + pass.history.as_ref().map_or(0, |h| h.stats.kept),
+                crate::QueryStatus::Complete,
+            ),
+            Err(_) => (0, crate::QueryStatus::Failed),
+        };
+        span.record("rows", rows);
+        span.record("outcome", status.as_str());
+        self.observer.query_done(&crate::QueryDone {
+            name: label,
+            table: table.name(),
+            rows,
+            duration: started.elapsed(),
+            status,
+        });
+        answer
     }
 }
 
@@ -1279,15 +1456,26 @@ impl ScanLog {
             problems,
             ..
         } = outcome;
-        self.problems.extend(problems);
         let table = tables.into_iter().next().unwrap_or_default();
-        self.rows += table.len();
+        self.take_answer(problems, partial_error, table.len(), source_name);
+        table
+    }
+
+    /// Records what an answer of `rows` rows said besides its rows.
+    fn take_answer(
+        &mut self,
+        problems: Vec<DataProblem>,
+        partial_error: Option<String>,
+        rows: usize,
+        source_name: &str,
+    ) {
+        self.problems.extend(problems);
+        self.rows += rows;
         if let Some(message) = partial_error {
             self.warnings.push(format!(
                 "{source_name}: the source returned a partial result ({message}); activity may be incomplete and affected activations are flagged activity_truncated."
             ));
         }
-        table
     }
 }
 

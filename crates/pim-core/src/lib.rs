@@ -7,6 +7,7 @@ pub mod config; // `Settings`: every variable, from the environment and `.env`
 mod error; // `Error`: what a scan or set-up can fail with
 pub mod live; // `live::connect`: source, credential, model, auditor and destinations from settings
 mod observer; // `ScanObserver`: progress of a scan, stage by stage
+mod offline; // an export's Activity Log read once for the whole scan (issue 12)
 mod options; // `ScanOptions`: the window, filters and limits of one scan
 pub mod preflight; // `--check`: configuration, tokens, workspace, model and destinations
 mod render; // Markdown or JSON from a report

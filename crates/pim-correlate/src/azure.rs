@@ -1,7 +1,6 @@
 //! `AzureActivity` rows: one [`Activity`] per Azure Resource Manager operation.
 
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
 
 use pim_domain::{Activity, ActivitySource, ActivityStatus, DataProblem, Table};
 use serde_json::Value;
@@ -38,6 +37,7 @@ pub struct ParsedActivities {
 }
 
 /// Column indexes, looked up once by name. Each pair is (current column, deprecated column).
+#[derive(Debug)]
 struct Cols {
     time: Option<usize>,
     caller: Option<usize>,
@@ -56,8 +56,8 @@ struct Cols {
 }
 
 impl Cols {
-    fn new(t: &Table) -> Self {
-        let c = |n: &str| t.column_index(n);
+    fn new(columns: &[pim_domain::Column]) -> Self {
+        let c = |n: &str| columns.iter().position(|c| c.name.eq_ignore_ascii_case(n));
         Self {
             time: c("TimeGenerated"),
             caller: c("Caller"),
@@ -74,91 +74,182 @@ impl Cols {
             claims: [c("Claims_d"), c("Claims")],
         }
     }
-}
 
-/// A string cell, trimmed, borrowed from the table; other JSON types read as absent.
-fn str_cell(table: &Table, row: usize, col: Option<usize>) -> Option<&str> {
-    let s = col.and_then(|c| table.cell(row, c))?.as_str()?.trim();
-    (!s.is_empty()).then_some(s)
-}
-
-/// The current column's string, else the deprecated column's (the new schema leaves the old
-/// columns empty, and old exports lack the new ones).
-fn str_cell2(table: &Table, row: usize, cols: [Option<usize>; 2]) -> Option<&str> {
-    str_cell(table, row, cols[0]).or_else(|| str_cell(table, row, cols[1]))
-}
-
-/// Groups the rows of one operation: same correlation id, operation name and resource id (the
-/// last two case-insensitively). Borrowed from the table, so grouping allocates nothing per row.
-#[derive(Debug, Clone, Copy)]
-struct OpKey<'t> {
-    correlation: &'t str,
-    operation: &'t str,
-    resource: &'t str,
-    /// Row number for rows with no correlation or operation id: they cannot be grouped safely.
-    alone: usize,
-}
-
-impl PartialEq for OpKey<'_> {
-    fn eq(&self, other: &Self) -> bool {
-        self.alone == other.alone
-            && self.correlation.eq_ignore_ascii_case(other.correlation)
-            && self.operation.eq_ignore_ascii_case(other.operation)
-            && self.resource.eq_ignore_ascii_case(other.resource)
+    /// Why no row of a table with these columns and `rows` rows can be read: a missing time,
+    /// operation or status column. `None` when the columns are there, or there are no rows.
+    fn missing_message(&self, columns: &[pim_domain::Column], rows: usize) -> Option<String> {
+        let missing: Vec<&str> = [
+            ("TimeGenerated", self.time.is_some()),
+            (
+                "OperationNameValue",
+                self.operation.iter().any(Option::is_some),
+            ),
+            (
+                "ActivityStatusValue",
+                self.status.iter().any(Option::is_some),
+            ),
+        ]
+        .iter()
+        .filter(|(_, present)| !present)
+        .map(|(name, _)| *name)
+        .collect();
+        (!missing.is_empty() && rows > 0).then(|| {
+            format!(
+                "no {} column: none of the {} rows can be read (columns found: {})",
+                missing.join(" or "),
+                rows,
+                column_names(columns)
+            )
+        })
     }
 }
 
-impl Eq for OpKey<'_> {}
-
-impl Hash for OpKey<'_> {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        for part in [self.correlation, self.operation, self.resource] {
-            hash_lowercase(part, state);
-        }
-        state.write_usize(self.alone);
-    }
+/// One row's cells as the parser reads them. A missing cell (a short row, or a column the row
+/// object did not name) reads as null, as in a padded [`Table`].
+#[derive(Clone, Copy)]
+struct Row<'r> {
+    cells: &'r [Value],
 }
 
-/// Hashes the ASCII-lower-cased bytes in stack-sized chunks, plus a terminator so that
-/// ("ab","c") and ("a","bc") differ.
-fn hash_lowercase<H: Hasher>(s: &str, state: &mut H) {
-    let mut buf = [0u8; 64];
-    for chunk in s.as_bytes().chunks(buf.len()) {
-        let out = &mut buf[..chunk.len()];
-        out.copy_from_slice(chunk);
-        out.make_ascii_lowercase();
-        state.write(out);
+impl<'r> Row<'r> {
+    /// A cell by index; `None` when absent or JSON null (as [`Table::cell`]).
+    fn cell(self, col: Option<usize>) -> Option<&'r Value> {
+        col.and_then(|c| self.cells.get(c)).filter(|v| !v.is_null())
     }
-    state.write_u8(0xff);
+
+    /// A string cell, trimmed; other JSON types read as absent.
+    fn str(self, col: Option<usize>) -> Option<&'r str> {
+        let s = self.cell(col)?.as_str()?.trim();
+        (!s.is_empty()).then_some(s)
+    }
+
+    /// The current column's string, else the deprecated column's (the new schema leaves the old
+    /// columns empty, and old exports lack the new ones).
+    fn str2(self, cols: [Option<usize>; 2]) -> Option<&'r str> {
+        self.str(cols[0]).or_else(|| self.str(cols[1]))
+    }
 }
 
 /// What is known about one operation while its rows are read.
 #[derive(Debug, Clone, Copy)]
 struct OpState {
-    first_row: usize,
     first_time: OffsetDateTime,
-    status_row: usize,
     status_time: OffsetDateTime,
     status: ActivityStatus,
 }
 
-impl OpState {
-    fn update(&mut self, row: usize, time: OffsetDateTime, status: ActivityStatus) {
-        if time < self.first_time {
-            self.first_time = time;
-            self.first_row = row;
+/// The fields an [`Activity`] takes from one of its operation's rows, copied out of the row
+/// (which is not kept) into one string.
+#[derive(Debug)]
+struct Snapshot {
+    text: String,
+    /// Where each field ends in `text`, in [`Snapshot::FIELDS`] order, and which are present.
+    ends: [u32; Snapshot::FIELDS],
+    present: u8,
+    /// The caller's object id read from the row, and the problems reading it gave (reported
+    /// only when the activity is built from this row, as the claims were read before rows
+    /// were streamed).
+    object_id: Option<String>,
+    object_id_problems: Vec<DataProblem>,
+}
+
+impl Snapshot {
+    const FIELDS: usize = 7;
+    const OPERATION: usize = 0;
+    const RESOURCE: usize = 1;
+    const RESOURCE_GROUP: usize = 2;
+    const SUBSCRIPTION: usize = 3;
+    const PROVIDER: usize = 4;
+    const CALLER: usize = 5;
+    const CORRELATION: usize = 6;
+
+    fn of(row: Row<'_>, cols: &Cols, position: usize, source: &str) -> Self {
+        let fields = [
+            row.str2(cols.operation),
+            row.str2(cols.resource),
+            row.str(cols.resource_group),
+            row.str2(cols.subscription),
+            row.str2(cols.provider),
+            row.str(cols.caller),
+            row.str(cols.correlation),
+        ];
+        let mut text = String::with_capacity(fields.iter().flatten().map(|f| f.len()).sum());
+        let mut ends = [0u32; Self::FIELDS];
+        let mut present = 0u8;
+        for (i, field) in fields.iter().enumerate() {
+            if let Some(f) = field {
+                text.push_str(f);
+                present |= 1 << i;
+            }
+            ends[i] = u32::try_from(text.len()).unwrap_or(u32::MAX);
         }
+        let mut problems = Problems::new(source);
+        let object_id = claims_object_id(row, cols, position, source, &mut problems);
+        Self {
+            text,
+            ends,
+            present,
+            object_id,
+            object_id_problems: problems.finish(),
+        }
+    }
+
+    fn get(&self, field: usize) -> Option<&str> {
+        if self.present & (1 << field) == 0 {
+            return None;
+        }
+        let start = if field == 0 { 0 } else { self.ends[field - 1] } as usize;
+        self.text.get(start..self.ends[field] as usize)
+    }
+}
+
+/// One operation: its state, and the rows its activity's fields come from.
+#[derive(Debug)]
+struct Group {
+    state: OpState,
+    /// The earliest row.
+    first: Snapshot,
+    /// The row that set the status, when it is not `first`.
+    status: Option<Snapshot>,
+}
+
+impl Group {
+    /// Takes in one more row of the operation; `snapshot` copies the row when it is needed.
+    fn update(
+        &mut self,
+        time: OffsetDateTime,
+        status: ActivityStatus,
+        snapshot: impl FnOnce() -> Snapshot,
+    ) {
+        let s = &mut self.state;
+        let new_first = time < s.first_time;
         // A terminal row beats any non-terminal one; among equals the latest row wins, so a
         // retried operation that failed and then succeeded reports its final outcome.
-        let replaces = match (status.is_terminal(), self.status.is_terminal()) {
+        let replaces = match (status.is_terminal(), s.status.is_terminal()) {
             (true, false) => true,
             (false, true) => false,
-            _ => time >= self.status_time,
+            _ => time >= s.status_time,
         };
+        if new_first {
+            s.first_time = time;
+        }
         if replaces {
-            self.status_row = row;
-            self.status_time = time;
-            self.status = status;
+            s.status_time = time;
+            s.status = status;
+        }
+        match (new_first, replaces) {
+            (false, false) => {}
+            (true, true) => {
+                self.first = snapshot();
+                self.status = None;
+            }
+            (true, false) => {
+                let old = std::mem::replace(&mut self.first, snapshot());
+                if self.status.is_none() {
+                    self.status = Some(old);
+                }
+            }
+            (false, true) => self.status = Some(snapshot()),
         }
     }
 }
@@ -181,72 +272,117 @@ impl OpState {
 /// - A table without a time, operation or status column cannot be read at all:
 ///   [`ParsedActivities::failure`] says so.
 ///
-/// One pass with a hash map keyed by borrowed cells: no regex, no per-row allocation beyond
-/// timestamp parsing, so half a million rows parse in well under a second in release builds.
+/// The rows go through [`AzureActivityParser`] one at a time, as an export streams them.
 pub fn parse_azure_activity(table: &Table, source: &str, include_failed: bool) -> ParsedActivities {
-    let cols = Cols::new(table);
-    let mut problems = Problems::new(source);
-    let mut row_problems = Vec::new();
-    // Most operations log a Start and an end row: size for that once instead of rehashing a
-    // growing map half a million times.
-    let mut groups: Vec<OpState> = Vec::with_capacity(table.len() / 2 + 1);
-    let mut index: HashMap<OpKey<'_>, usize> = HashMap::with_capacity(table.len() / 2 + 1);
-    let missing: Vec<&str> = [
-        ("TimeGenerated", cols.time.is_some()),
-        (
-            "OperationNameValue",
-            cols.operation.iter().any(Option::is_some),
-        ),
-        (
-            "ActivityStatusValue",
-            cols.status.iter().any(Option::is_some),
-        ),
-    ]
-    .iter()
-    .filter(|(_, present)| !present)
-    .map(|(name, _)| *name)
-    .collect();
-    if !missing.is_empty() && !table.is_empty() {
-        let message = format!(
-            "no {} column: none of the {} rows can be read (columns found: {})",
-            missing.join(" or "),
-            table.len(),
-            column_list(table)
-        );
-        problems.push(DataProblem::source(source, message.clone()));
-        return ParsedActivities {
-            activities: Vec::new(),
-            rows_read: table.len(),
-            problems: problems.finish(),
-            unreadable: Vec::new(),
-            failure: Some(format!("{source}: {message}")),
-        };
+    let mut parser = AzureActivityParser::new(&table.columns, source, include_failed);
+    parser.reserve(table.len());
+    for (i, row) in table.rows.iter().enumerate() {
+        parser.row(i, row);
     }
-    let mut unreadable = Vec::new();
+    parser.finish()
+}
 
-    for row in 0..table.len() {
-        if let Some(category) = str_cell2(table, row, cols.category)
+/// [`parse_azure_activity`] fed one row at a time, so that the rows need never be held: only
+/// the operations they collapse into are (issue 12). An export streams its rows straight into
+/// it.
+///
+/// Each row is given with its position in the whole table, which problems name. The result of
+/// [`finish`](Self::finish) is the one [`parse_azure_activity`] gives for a table of the same
+/// rows (positions as its row numbers).
+///
+/// ```
+/// use pim_correlate::AzureActivityParser;
+/// use pim_domain::Column;
+/// use serde_json::json;
+///
+/// let columns: Vec<Column> = ["TimeGenerated", "OperationNameValue", "ActivityStatusValue", "CorrelationId"]
+///     .iter()
+///     .map(|n| Column { name: (*n).into(), kind: String::new() })
+///     .collect();
+/// let mut parser = AzureActivityParser::new(&columns, "AzureActivity.json", false);
+/// parser.row(0, &[json!("2026-11-20T09:00:00Z"), json!("Microsoft.Web/sites/write"), json!("Start"), json!("c1")]);
+/// parser.row(1, &[json!("2026-11-20T09:00:07Z"), json!("Microsoft.Web/sites/write"), json!("Success"), json!("c1")]);
+/// let parsed = parser.finish();
+/// assert_eq!(parsed.activities.len(), 1);
+/// assert_eq!(parsed.rows_read, 2);
+/// ```
+#[derive(Debug)]
+pub struct AzureActivityParser {
+    source: String,
+    include_failed: bool,
+    columns: Vec<pim_domain::Column>,
+    cols: Cols,
+    rows: usize,
+    problems: Problems,
+    row_problems: Vec<DataProblem>,
+    groups: Vec<Group>,
+    /// Operation key (lower-cased, length-prefixed parts) → index in `groups`.
+    index: HashMap<Box<str>, usize>,
+    key: String,
+    unreadable: Vec<UnreadableRow>,
+}
+
+impl AzureActivityParser {
+    /// A parser for rows with these columns, problems naming `source`.
+    pub fn new(columns: &[pim_domain::Column], source: &str, include_failed: bool) -> Self {
+        Self {
+            source: source.to_owned(),
+            include_failed,
+            columns: columns.to_vec(),
+            cols: Cols::new(columns),
+            rows: 0,
+            problems: Problems::new(source),
+            row_problems: Vec::new(),
+            groups: Vec::new(),
+            index: HashMap::new(),
+            key: String::new(),
+            unreadable: Vec::new(),
+        }
+    }
+
+    /// The columns grew (an export of row objects names new keys as it goes): later rows have
+    /// these. Columns are only ever added at the end.
+    pub fn columns(&mut self, columns: &[pim_domain::Column]) {
+        self.columns = columns.to_vec();
+        self.cols = Cols::new(columns);
+    }
+
+    /// Room for about `rows` more rows. Most operations log a Start and an end row: sizing once
+    /// saves rehashing a growing map half a million times.
+    pub fn reserve(&mut self, rows: usize) {
+        self.groups.reserve(rows / 2 + 1);
+        self.index.reserve(rows / 2 + 1);
+    }
+
+    /// Reads one row, `position` being its row number in the whole table.
+    pub fn row(&mut self, position: usize, cells: &[Value]) {
+        self.rows += 1;
+        let row = Row { cells };
+        let cols = &self.cols;
+        let source = self.source.as_str();
+        let row_problems = &mut self.row_problems;
+        if let Some(category) = row.str2(cols.category)
             && !category.eq_ignore_ascii_case("Administrative")
         {
-            continue;
+            return;
         }
-        let time = match cols.time.and_then(|c| table.cell(row, c)) {
-            Some(v) => parse_time_value(v, row, "TimeGenerated", source, &mut row_problems),
+        let time = match row.cell(cols.time) {
+            Some(v) => parse_time_value(v, position, "TimeGenerated", source, row_problems),
             None => {
                 row_problems.push(DataProblem::field(
                     source,
-                    row,
+                    position,
                     "TimeGenerated",
                     "missing: the row is skipped",
                 ));
                 None
             }
         };
-        let operation = str_cell2(table, row, cols.operation);
+        let operation = row.str2(cols.operation);
         if operation.is_none() {
             row_problems.push(DataProblem::field(
                 source,
-                row,
+                position,
                 "OperationNameValue",
                 "missing: the row is skipped",
             ));
@@ -254,21 +390,23 @@ pub fn parse_azure_activity(table: &Table, source: &str, include_failed: bool) -
         // PIM's own steps in the Activity Log are read by `parse_activity_pim_events`: they
         // are the elevation, not something done with it.
         if operation.is_some_and(crate::pim::is_pim_window_operation) {
-            continue;
+            // (Problems noted so far stay pending and are reported with the next row's, as
+            // before rows were streamed.)
+            return;
         }
-        let raw_status = str_cell2(table, row, cols.status);
+        let raw_status = row.str2(cols.status);
         let status = raw_status.map(ActivityStatus::normalise);
         match raw_status {
             None => row_problems.push(DataProblem::field(
                 source,
-                row,
+                position,
                 "ActivityStatusValue",
                 "missing: whether the operation happened is unknown; the row is skipped",
             )),
             Some(raw) if status == Some(ActivityStatus::Other) => {
                 row_problems.push(DataProblem::field(
                     source,
-                    row,
+                    position,
                     "ActivityStatusValue",
                     format!(
                         "unknown status {:?} (expected Start, Accept, Success or Failure): the row is skipped",
@@ -285,75 +423,313 @@ pub fn parse_azure_activity(table: &Table, source: &str, include_failed: bool) -
         ) else {
             let mut drained = row_problems.drain(..);
             if let Some(first) = drained.next() {
-                unreadable.push(UnreadableRow {
+                self.unreadable.push(UnreadableRow {
                     time,
-                    identities: row_identities(table, &cols, row),
+                    identities: row_identities(row, cols),
                     problem: first.clone(),
                 });
-                problems.push(first);
+                self.problems.push(first);
             }
             for p in drained {
-                problems.push(p);
+                self.problems.push(p);
             }
-            continue;
+            return;
         };
         for p in row_problems.drain(..) {
-            problems.push(p);
+            self.problems.push(p);
         }
-        let correlation = str_cell(table, row, cols.correlation)
-            .or_else(|| str_cell(table, row, cols.operation_id));
-        let key = OpKey {
-            correlation: correlation.unwrap_or(""),
+        // Rows of one operation: same correlation (else operation) id, operation name and
+        // resource id, compared case-insensitively. Rows with neither id are never merged.
+        let correlation = row
+            .str(cols.correlation)
+            .or_else(|| row.str(cols.operation_id));
+        let key = &mut self.key;
+        key.clear();
+        for part in [
+            correlation.unwrap_or(""),
             operation,
-            resource: str_cell2(table, row, cols.resource).unwrap_or(""),
-            alone: if correlation.is_some() {
-                usize::MAX
-            } else {
-                row
-            },
-        };
-        match index.get(&key) {
-            Some(&g) => groups[g].update(row, time, status),
+            row.str2(cols.resource).unwrap_or(""),
+        ] {
+            push_key_part(key, part);
+        }
+        if correlation.is_none() {
+            use std::fmt::Write as _;
+            let _ = write!(key, "#{position}");
+        }
+        match self.index.get(key.as_str()) {
+            Some(&g) => {
+                self.groups[g].update(time, status, || Snapshot::of(row, cols, position, source))
+            }
             None => {
-                index.insert(key, groups.len());
-                groups.push(OpState {
-                    first_row: row,
-                    first_time: time,
-                    status_row: row,
-                    status_time: time,
-                    status,
+                self.index.insert(key.as_str().into(), self.groups.len());
+                self.groups.push(Group {
+                    state: OpState {
+                        first_time: time,
+                        status_time: time,
+                        status,
+                    },
+                    first: Snapshot::of(row, cols, position, source),
+                    status: None,
                 });
             }
         }
     }
-    drop(index);
 
-    let mut activities: Vec<Activity> = groups
+    /// The activities, sorted by time, and everything the rows said.
+    pub fn finish(self) -> ParsedActivities {
+        let Self {
+            source,
+            include_failed,
+            columns,
+            cols,
+            rows,
+            mut problems,
+            groups,
+            index,
+            unreadable,
+            ..
+        } = self;
+        if let Some(message) = cols.missing_message(&columns, rows) {
+            let mut problems = Problems::new(&source);
+            problems.push(DataProblem::source(&source, message.clone()));
+            return ParsedActivities {
+                activities: Vec::new(),
+                rows_read: rows,
+                problems: problems.finish(),
+                unreadable: Vec::new(),
+                failure: Some(format!("{source}: {message}")),
+            };
+        }
+        drop(index);
+        let mut activities: Vec<Activity> = groups
+            .into_iter()
+            .filter(|g| include_failed || g.state.status != ActivityStatus::Failed)
+            .map(|g| build_activity(g, &mut problems))
+            .collect();
+        activities.sort_by_key(|a| a.time);
+        ParsedActivities {
+            activities,
+            rows_read: rows,
+            problems: problems.finish(),
+            unreadable,
+            failure: None,
+        }
+    }
+}
+
+fn activity_time_column(columns: &[pim_domain::Column]) -> Option<usize> {
+    columns
         .iter()
-        .filter(|g| include_failed || g.status != ActivityStatus::Failed)
-        .map(|g| build_activity(table, &cols, g, source, &mut problems))
-        .collect();
-    activities.sort_by_key(|a| a.time);
-    ParsedActivities {
-        activities,
-        rows_read: table.len(),
-        problems: problems.finish(),
-        unreadable,
-        failure: None,
+        .position(|c| c.name.eq_ignore_ascii_case("ActivityDateTime"))
+}
+
+/// Appends one part of a key, lower-cased as `str::to_lowercase` does (ASCII in place), with
+/// its length first.
+fn push_lower_part(key: &mut String, part: &str) {
+    use std::fmt::Write as _;
+    if part.is_ascii() {
+        push_key_part(key, part);
+    } else {
+        let lower = part.to_lowercase();
+        let _ = write!(key, "{}:", lower.len());
+        key.push_str(&lower);
+    }
+}
+
+/// Appends one part of an operation key: its length, then its ASCII-lower-cased text, so that
+/// ("ab","c") and ("a","bc") differ and names compare case-insensitively.
+fn push_key_part(key: &mut String, part: &str) {
+    use std::fmt::Write as _;
+    let _ = write!(key, "{}:", part.len());
+    let start = key.len();
+    key.push_str(part);
+    // Safe on a str: ASCII bytes are lower-cased in place and UTF-8 sequences are untouched.
+    if let Some(tail) = key.get_mut(start..) {
+        tail.make_ascii_lowercase();
+    }
+}
+
+/// The operations identities performed in a period, read row by row for the behaviour baseline
+/// of an export (issue 14), keeping one entry per identity and operation rather than the rows.
+///
+/// A row counts when [`parse_azure_activity`] would read it (the `Administrative` category, a
+/// readable time, operation and status, not a PIM step) and its time is in `[start, end)`; its
+/// identity is its caller and the object id its claims name. As the live baseline query counts
+/// rows, an operation is counted from each of its rows in the period.
+#[derive(Debug)]
+pub struct AzureActivityHistory {
+    source: String,
+    columns: Vec<pim_domain::Column>,
+    cols: Cols,
+    start: OffsetDateTime,
+    end: OffsetDateTime,
+    rows: usize,
+    /// `ActivityDateTime`, read for [`ActivityHistory::earliest`] when there is no readable
+    /// `TimeGenerated`.
+    activity_time: Option<usize>,
+    earliest: Option<OffsetDateTime>,
+    key: String,
+    seen: HashMap<Box<str>, (String, String, pim_domain::baseline::OperationKey)>,
+}
+
+/// What [`AzureActivityHistory::finish`] found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ActivityHistory {
+    /// `(upn, object id, operation)`, identities trimmed and lower-cased (empty when none),
+    /// each once.
+    pub entries: Vec<(String, String, pim_domain::baseline::OperationKey)>,
+    /// Rows read.
+    pub rows_read: usize,
+    /// The earliest time of any row read, whatever its identity: the first non-blank
+    /// `TimeGenerated` (else `ActivityDateTime`) that is a timestamp.
+    pub earliest: Option<OffsetDateTime>,
+    /// Set when the table cannot be read at all (as [`ParsedActivities::failure`]).
+    pub failure: Option<String>,
+}
+
+impl AzureActivityHistory {
+    /// A collector of the operations of `[start, end)`, for rows with these columns.
+    pub fn new(
+        columns: &[pim_domain::Column],
+        source: &str,
+        start: OffsetDateTime,
+        end: OffsetDateTime,
+    ) -> Self {
+        Self {
+            source: source.to_owned(),
+            columns: columns.to_vec(),
+            cols: Cols::new(columns),
+            start,
+            end,
+            rows: 0,
+            activity_time: activity_time_column(columns),
+            earliest: None,
+            key: String::new(),
+            seen: HashMap::new(),
+        }
+    }
+
+    /// The columns grew (see [`AzureActivityParser::columns`]).
+    pub fn columns(&mut self, columns: &[pim_domain::Column]) {
+        self.columns = columns.to_vec();
+        self.cols = Cols::new(columns);
+        self.activity_time = activity_time_column(columns);
+    }
+
+    /// Reads one row.
+    pub fn row(&mut self, cells: &[Value]) {
+        self.rows += 1;
+        let row = Row { cells };
+        let cols = &self.cols;
+        let stamp = [cols.time, self.activity_time].into_iter().find_map(|c| {
+            let s = row.cell(c)?.as_str()?.trim();
+            if s.is_empty() {
+                return None;
+            }
+            pim_domain::timestamp::parse_timestamp(s).ok()
+        });
+        if let Some(t) = stamp
+            && self.earliest.is_none_or(|e| t < e)
+        {
+            self.earliest = Some(t);
+        }
+        if let Some(category) = row.str2(cols.category)
+            && !category.eq_ignore_ascii_case("Administrative")
+        {
+            return;
+        }
+        let mut ignored = Vec::new();
+        let Some(time) = row
+            .cell(cols.time)
+            .and_then(|v| parse_time_value(v, 0, "", "", &mut ignored))
+        else {
+            return;
+        };
+        if time < self.start || time >= self.end {
+            return;
+        }
+        let Some(operation) = row.str2(cols.operation) else {
+            return;
+        };
+        if crate::pim::is_pim_window_operation(operation) {
+            return;
+        }
+        let readable = row
+            .str2(cols.status)
+            .map(ActivityStatus::normalise)
+            .is_some_and(|s| s != ActivityStatus::Other);
+        if !readable {
+            return;
+        }
+        let mut problems = Problems::new("");
+        let oid = claims_object_id(row, cols, 0, "", &mut problems);
+        let caller = row.str(cols.caller);
+        let resource_type = row
+            .str2(cols.resource)
+            .map(pim_domain::baseline::arm_resource_type)
+            .unwrap_or_default();
+        // Most rows repeat an entry already seen: look it up by a key built in a reused
+        // buffer, and make the entry only when it is new.
+        let key = &mut self.key;
+        key.clear();
+        for part in [
+            caller.unwrap_or(""),
+            oid.as_deref().unwrap_or(""),
+            operation,
+        ] {
+            push_lower_part(key, part.trim());
+        }
+        // The resource type, not the resource: a month holds a great many resources of a few
+        // types, and the entry is per type.
+        push_lower_part(key, resource_type.trim());
+        if !self.seen.contains_key(key.as_str()) {
+            let lower = |v: Option<&str>| v.map(|v| v.trim().to_lowercase()).unwrap_or_default();
+            let entry = (
+                lower(caller),
+                lower(oid.as_deref()),
+                pim_domain::baseline::OperationKey::new(operation, &resource_type),
+            );
+            self.seen.insert(key.as_str().into(), entry);
+        }
+    }
+
+    /// The entries, sorted.
+    pub fn finish(self) -> ActivityHistory {
+        if let Some(message) = self.cols.missing_message(&self.columns, self.rows) {
+            return ActivityHistory {
+                entries: Vec::new(),
+                rows_read: self.rows,
+                earliest: self.earliest,
+                failure: Some(format!("{}: {message}", self.source)),
+            };
+        }
+        let mut entries: Vec<_> = self.seen.into_values().collect();
+        entries.sort();
+        entries.dedup();
+        ActivityHistory {
+            entries,
+            rows_read: self.rows,
+            earliest: self.earliest,
+            failure: None,
+        }
     }
 }
 
 /// The column names of a table, for messages that say what was found instead.
 pub(crate) fn column_list(table: &Table) -> String {
+    column_names(&table.columns)
+}
+
+/// The names of `columns`, for messages that say what was found instead.
+pub(crate) fn column_names(columns: &[pim_domain::Column]) -> String {
     const MAX: usize = 12;
-    let mut names: Vec<String> = table
-        .columns
+    let mut names: Vec<String> = columns
         .iter()
         .take(MAX)
         .map(|c| format!("{:?}", crate::cells::shorten(&c.name)))
         .collect();
-    if table.columns.len() > MAX {
-        names.push(format!("and {} more", table.columns.len() - MAX));
+    if columns.len() > MAX {
+        names.push(format!("and {} more", columns.len() - MAX));
     }
     if names.is_empty() {
         "none".to_owned()
@@ -363,70 +739,73 @@ pub(crate) fn column_list(table: &Table) -> String {
 }
 
 /// What can be read of an unreadable row's identity: the caller and the claims' object id.
-fn row_identities(table: &Table, cols: &Cols, row: usize) -> Vec<String> {
+fn row_identities(row: Row<'_>, cols: &Cols) -> Vec<String> {
     let mut ignored = Problems::new("");
-    let oid = claims_object_id(table, cols, row, "", &mut ignored);
-    identity_keys([str_cell(table, row, cols.caller), oid.as_deref()])
+    let oid = claims_object_id(row, cols, 0, "", &mut ignored);
+    identity_keys([row.str(cols.caller), oid.as_deref()])
 }
 
-fn build_activity(
-    table: &Table,
-    cols: &Cols,
-    g: &OpState,
-    source: &str,
-    problems: &mut Problems,
-) -> Activity {
+fn build_activity(g: Group, problems: &mut Problems) -> Activity {
+    let Group {
+        state,
+        mut first,
+        status: mut status_row,
+    } = g;
     // Fields come from the first row, else from the row that set the status: some columns
     // (claims, resource group) are only filled on some of an operation's rows.
-    let rows = [g.first_row, g.status_row];
-    let caller_object_id =
-        claims_object_id(table, cols, g.first_row, source, problems).or_else(|| {
-            (g.status_row != g.first_row)
-                .then(|| claims_object_id(table, cols, g.status_row, source, problems))
-                .flatten()
-        });
+    for p in std::mem::take(&mut first.object_id_problems) {
+        problems.push(p);
+    }
+    let caller_object_id = first.object_id.take().or_else(|| {
+        let s = status_row.as_mut()?;
+        for p in std::mem::take(&mut s.object_id_problems) {
+            problems.push(p);
+        }
+        s.object_id.take()
+    });
     // An operation never seen ending is in progress, whatever its last row said.
-    let status = if g.status.is_in_progress() {
+    let status = if state.status.is_in_progress() {
         ActivityStatus::InProgress
     } else {
-        g.status
+        state.status
+    };
+    let pick = |field: usize| {
+        first
+            .get(field)
+            .or_else(|| status_row.as_ref().and_then(|s| s.get(field)))
+            .map(str::to_owned)
     };
     Activity {
-        time: g.first_time,
-        operation: pick(rows, |r| str_cell2(table, r, cols.operation)).unwrap_or_default(),
+        time: state.first_time,
+        operation: pick(Snapshot::OPERATION).unwrap_or_default(),
         status,
-        resource_id: pick(rows, |r| str_cell2(table, r, cols.resource)),
-        resource_group: pick(rows, |r| str_cell(table, r, cols.resource_group)),
-        subscription_id: pick(rows, |r| str_cell2(table, r, cols.subscription)),
-        provider: pick(rows, |r| str_cell2(table, r, cols.provider)),
+        resource_id: pick(Snapshot::RESOURCE),
+        resource_group: pick(Snapshot::RESOURCE_GROUP),
+        subscription_id: pick(Snapshot::SUBSCRIPTION),
+        provider: pick(Snapshot::PROVIDER),
         source: ActivitySource::AzureActivity,
-        caller: pick(rows, |r| str_cell(table, r, cols.caller)),
+        caller: pick(Snapshot::CALLER),
         caller_object_id,
-        correlation_id: pick(rows, |r| str_cell(table, r, cols.correlation)),
+        correlation_id: pick(Snapshot::CORRELATION),
         targets: Vec::new(),
     }
-}
-
-/// A field from the first of `rows` that has it.
-fn pick<'t>(rows: [usize; 2], f: impl Fn(usize) -> Option<&'t str>) -> Option<String> {
-    rows.into_iter().find_map(f).map(str::to_owned)
 }
 
 /// The caller's object id: the server-extracted [`CALLER_OBJECT_ID_COLUMN`] when the query
 /// returned it, else from `Claims_d` (or legacy `Claims`): the `objectidentifier` claim, else
 /// `oid`.
 fn claims_object_id(
-    table: &Table,
+    row: Row<'_>,
     cols: &Cols,
-    row: usize,
+    position: usize,
     source: &str,
     problems: &mut Problems,
 ) -> Option<String> {
-    if let Some(oid) = str_cell(table, row, cols.object_id) {
+    if let Some(oid) = row.str(cols.object_id) {
         return Some(oid.to_owned());
     }
     for (col, field) in cols.claims.iter().zip(["Claims_d", "Claims"]) {
-        let Some(v) = col.and_then(|c| table.cell(row, c)) else {
+        let Some(v) = row.cell(*col) else {
             continue;
         };
         let found = match v {
@@ -442,7 +821,7 @@ fn claims_object_id(
                     Err(e) => {
                         problems.push(DataProblem::field(
                             source,
-                            row,
+                            position,
                             field,
                             format!("not valid JSON ({e})"),
                         ));
@@ -454,7 +833,7 @@ fn claims_object_id(
             other => {
                 problems.push(DataProblem::field(
                     source,
-                    row,
+                    position,
                     field,
                     format!("expected claims as JSON, found {}", json_kind(other)),
                 ));
@@ -477,10 +856,19 @@ fn oid_from_object(claims: &Value) -> Option<String> {
 /// Finds `"<claim>": "<value>"` in JSON text without parsing the whole (often kilobytes long)
 /// claims object.
 fn oid_from_text(text: &str) -> Option<String> {
-    for claim in [OBJECT_ID_CLAIM, "oid"] {
+    // The searchers are built once: building one costs more than searching a claims text.
+    static FINDERS: std::sync::OnceLock<[memchr::memmem::Finder<'static>; 2]> =
+        std::sync::OnceLock::new();
+    let finders = FINDERS.get_or_init(|| {
+        [
+            memchr::memmem::Finder::new(OBJECT_ID_CLAIM),
+            memchr::memmem::Finder::new("oid"),
+        ]
+    });
+    for (claim, finder) in [OBJECT_ID_CLAIM, "oid"].into_iter().zip(finders) {
         let needle_len = claim.len() + 2;
         let mut from = 0;
-        while let Some(pos) = text[from..].find(claim) {
+        while let Some(pos) = finder.find(&text.as_bytes()[from..]) {
             let at = from + pos;
             from = at + claim.len();
             let quoted = at > 0
@@ -790,6 +1178,61 @@ mod tests {
         assert!(
             p.failure
                 .is_some_and(|f| f.contains("no TimeGenerated column"))
+        );
+    }
+
+    /// The baseline history keeps one entry per identity, operation and resource type, counts
+    /// only the rows of its period that the parser reads, and knows the earliest time of all.
+    #[test]
+    fn history_keeps_one_entry_per_identity_operation_and_type() {
+        let mut rows = Vec::new();
+        for i in 0..50 {
+            let mut r = row("2026-11-10T09:00:00Z", RESTART, "Success", &format!("c{i}"));
+            r["_ResourceId"] = json!(format!(
+                "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm{i}"
+            ));
+            r["Claims_d"] = json!({OBJECT_ID_CLAIM: "OID-J"});
+            rows.push(r);
+        }
+        // Outside the period, a PIM step, an unreadable status, another category: not counted.
+        rows.push(row("2026-10-01T09:00:00Z", "op-early", "Success", "e"));
+        rows.push(row(
+            "2026-11-10T09:00:00Z",
+            "Add member to role completed (PIM activation)",
+            "Success",
+            "p",
+        ));
+        rows.push(row("2026-11-10T09:00:00Z", "op-odd", "Resolved", "o"));
+        let mut policy = row("2026-11-10T09:00:00Z", "op-policy", "Success", "q");
+        policy["CategoryValue"] = json!("Policy");
+        rows.push(policy);
+        let t = audit_table(rows);
+        let mut h = AzureActivityHistory::new(
+            &t.columns,
+            "AzureActivity.json",
+            time::macros::datetime!(2026-11-01 00:00 UTC),
+            time::macros::datetime!(2026-11-20 00:00 UTC),
+        );
+        for r in &t.rows {
+            h.row(r);
+        }
+        let got = h.finish();
+        assert_eq!(got.rows_read, 54);
+        assert_eq!(got.failure, None);
+        assert_eq!(
+            got.entries,
+            [(
+                "jane@contoso.com".to_owned(),
+                "oid-j".to_owned(),
+                pim_domain::baseline::OperationKey::new(
+                    RESTART,
+                    "microsoft.compute/virtualmachines"
+                )
+            )]
+        );
+        assert_eq!(
+            got.earliest,
+            Some(time::macros::datetime!(2026-10-01 09:00 UTC))
         );
     }
 

@@ -63,7 +63,10 @@ mod window;
 mod test_support;
 
 pub use activity_pim::{SAME_ACTIVATION_SLACK, merge_pim_events, parse_activity_pim_events};
-pub use azure::{OBJECT_ID_CLAIM, ParsedActivities, parse_azure_activity};
+pub use azure::{
+    ActivityHistory, AzureActivityHistory, AzureActivityParser, OBJECT_ID_CLAIM, ParsedActivities,
+    parse_azure_activity,
+};
 pub use correlate::{
     CorrelateOptions, Correlated, DEFAULT_MAX_ACTIVITIES, ELEVATE_ACCESS_OPERATION, correlate,
     correlate_owned,

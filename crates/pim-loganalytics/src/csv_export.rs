@@ -25,8 +25,9 @@ use pim_domain::{Column, DataProblem, Table};
 use serde_json::Value;
 
 use crate::format::ParsedExport;
-use crate::offline::{Cell, Scope};
-use crate::{Error, LogTable, Result, RowScope, ScopedRows};
+use crate::format::stream::{Meta, Reader, Target, deliver_at};
+use crate::offline::Cell;
+use crate::{Error, LogTable, Result, RowScope};
 
 /// Most per-row problems listed per file (as for JSON exports).
 const MAX_ROW_PROBLEMS: usize = 100;
@@ -90,7 +91,8 @@ pub fn read_csv_export(
     read_records(reader, Some(path), source_name, table, scope)
 }
 
-/// Reads the records of `input` (the file at `path`, when it is one).
+/// Reads the records of `input` (the file at `path`, when it is one), keeping what `scope`
+/// keeps.
 fn read_records<R: std::io::Read>(
     input: R,
     path: Option<&Path>,
@@ -98,6 +100,82 @@ fn read_records<R: std::io::Read>(
     table: LogTable,
     scope: Option<&RowScope>,
 ) -> Result<ParsedExport> {
+    let mut readers = [Reader::new(
+        scope,
+        Target::Collect {
+            rows: Vec::new(),
+            positions: Vec::new(),
+        },
+    )];
+    let meta = stream_records(input, path, source_name, &mut readers)?;
+    let [mut only] = readers;
+    let scoped = only.scoped();
+    let rows = match only.target {
+        Target::Collect { rows, .. } => rows,
+        Target::Sink(_) => Vec::new(),
+    };
+    Ok(ParsedExport {
+        table: Table {
+            name: table.name().to_owned(),
+            columns: meta.columns,
+            rows,
+        },
+        partial_error: None,
+        problems: meta.problems,
+        scoped,
+    })
+}
+
+/// Streams the portal CSV export at `path` to every one of `consumers` in one pass, as
+/// [`crate::format::stream_export_rows`] streams a JSON export: each gets the records its scope
+/// keeps, and every record that cannot be read is reported.
+///
+/// # Errors
+///
+/// As [`read_csv_export`].
+pub fn stream_csv_rows(
+    path: &Path,
+    source_name: &str,
+    table: LogTable,
+    consumers: &mut [crate::RowConsumer<'_>],
+) -> Result<crate::StreamedAnswer> {
+    let io = |source| Error::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(io)?;
+    let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
+    let head = reader.fill_buf().map_err(io)?;
+    if head.starts_with(b"\xEF\xBB\xBF") {
+        reader.consume(3);
+    }
+    let head = reader.fill_buf().map_err(io)?;
+    if head.iter().all(u8::is_ascii_whitespace) {
+        // Empty, or a megabyte of blanks first: the whole-file reader says which.
+        let bytes = std::fs::read(path).map_err(io)?;
+        let parsed = parse_csv_export(&bytes, source_name, table)?;
+        return Ok(crate::format::feed_table(parsed, consumers));
+    }
+    let mut readers: Vec<Reader<'_>> = consumers
+        .iter_mut()
+        .map(|c| Reader::new(c.scope.as_ref(), Target::Sink(&mut *c.sink)))
+        .collect();
+    let meta = stream_records(reader, Some(path), source_name, &mut readers)?;
+    Ok(crate::StreamedAnswer {
+        columns: meta.columns,
+        partial_error: None,
+        problems: meta.problems,
+        stats: readers.iter().map(Reader::stats).collect(),
+    })
+}
+
+/// The record loop: every record to the readers whose scope keeps it.
+fn stream_records<R: std::io::Read>(
+    input: R,
+    path: Option<&Path>,
+    source_name: &str,
+    readers: &mut [Reader<'_>],
+) -> Result<Meta> {
     let mut reader = csv::ReaderBuilder::new()
         .flexible(true)
         .has_headers(true)
@@ -119,15 +197,11 @@ fn read_records<R: std::io::Read>(
         })
         .collect();
     let width = columns.len();
-    let scope = scope.map(|s| {
-        let mut scope = Scope::new(s);
-        scope.bind(&columns);
-        scope
-    });
-    let scope = scope.as_ref().filter(|s| !s.is_inert());
-    let mut rows = Vec::new();
-    let mut positions = Vec::new();
-    let mut left_out = 0usize;
+    for r in readers.iter_mut() {
+        r.bind(&columns);
+        r.tell(&columns);
+    }
+    let mut keeps = vec![true; readers.len()];
     let mut good = 0usize;
     let mut bad: Vec<(usize, String)> = Vec::new();
     let mut record = csv::StringRecord::new();
@@ -145,14 +219,18 @@ fn read_records<R: std::io::Read>(
                         ),
                     ));
                 }
-                let keep = scope.is_none_or(|scope| {
-                    scope.keep(|c| match record.get(c) {
-                        _ if c >= width => Cell::Absent,
-                        None | Some("") => Cell::Null,
-                        Some(field) => Cell::Str(field),
-                    })
-                });
-                if keep {
+                let mut any = false;
+                for (keep, r) in keeps.iter_mut().zip(readers.iter()) {
+                    *keep = r.active().is_none_or(|scope| {
+                        scope.keep(|c| match record.get(c) {
+                            _ if c >= width => Cell::Absent,
+                            None | Some("") => Cell::Null,
+                            Some(field) => Cell::Str(field),
+                        })
+                    });
+                    any |= *keep;
+                }
+                let cells: Vec<Value> = if any {
                     let mut cells: Vec<Value> = record
                         .iter()
                         .take(width)
@@ -165,11 +243,11 @@ fn read_records<R: std::io::Read>(
                         })
                         .collect();
                     cells.resize(width, Value::Null);
-                    rows.push(cells);
-                    positions.push(good);
+                    cells
                 } else {
-                    left_out += 1;
-                }
+                    Vec::new()
+                };
+                deliver_at(readers, good, cells, &keeps);
                 good += 1;
             }
             Err(e) => {
@@ -202,19 +280,10 @@ fn read_records<R: std::io::Read>(
             ),
         ));
     }
-    Ok(ParsedExport {
-        table: Table {
-            name: table.name().to_owned(),
-            columns,
-            rows,
-        },
+    Ok(Meta {
+        columns,
         partial_error: None,
         problems,
-        scoped: (left_out > 0).then_some(ScopedRows {
-            positions,
-            left_out,
-            earliest: scope.as_ref().and_then(|s| s.earliest()),
-        }),
     })
 }
 

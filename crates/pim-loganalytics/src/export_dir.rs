@@ -4,8 +4,8 @@ use std::path::{Path, PathBuf};
 
 use tracing::debug;
 
-use crate::csv_export::read_csv_export;
-use crate::format::read_export;
+use crate::csv_export::{read_csv_export, stream_csv_rows};
+use crate::format::{read_export, stream_export_rows};
 
 fn file_label(path: &Path) -> String {
     path.file_name().map_or_else(
@@ -15,8 +15,8 @@ fn file_label(path: &Path) -> String {
 }
 use crate::offline::wanted_table;
 use crate::{
-    Error, KqlSource, LogQuery, LogTable, QueryOutcome, Result, SourceCapabilities, SourceInfo,
-    SourceKind,
+    Error, KqlSource, LogQuery, LogTable, QueryOutcome, Result, RowConsumer, RowStream,
+    SourceCapabilities, SourceInfo, SourceKind, StreamedAnswer,
 };
 
 /// A directory of exported query results: `AuditLogs.json` and `AzureActivity.json`, at least
@@ -128,6 +128,10 @@ impl KqlSource for ExportDir {
         table.file_name().to_owned()
     }
 
+    fn row_stream(&self) -> Option<std::sync::Arc<dyn RowStream>> {
+        Some(std::sync::Arc::new(self.clone()))
+    }
+
     async fn query(&self, query: &LogQuery) -> Result<QueryOutcome> {
         let table = wanted_table(query, "export directory")?;
         let path = self.file_for(table)?;
@@ -166,6 +170,45 @@ impl KqlSource for ExportDir {
             // Offline answers cannot be split: a recorded cut stays a partial error.
             truncation: None,
         })
+    }
+}
+
+impl ExportDir {
+    /// The file read for `table`, and how problems name it.
+    fn source_of(&self, table: LogTable) -> Result<(PathBuf, String, bool)> {
+        let path = self.file_for(table)?;
+        let source_name = path.file_name().map_or_else(
+            || table.file_name().to_owned(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        let is_csv = path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
+        Ok((path, source_name, is_csv))
+    }
+}
+
+impl RowStream for ExportDir {
+    fn file_label(&self, table: LogTable) -> Result<String> {
+        Ok(self.source_of(table)?.1)
+    }
+
+    fn stream(&self, table: LogTable, consumers: &mut [RowConsumer<'_>]) -> Result<StreamedAnswer> {
+        let (path, source_name, is_csv) = self.source_of(table)?;
+        let started = std::time::Instant::now();
+        let answer = if is_csv {
+            stream_csv_rows(&path, &source_name, table, consumers)?
+        } else {
+            stream_export_rows(&path, &source_name, table, consumers)?
+        };
+        debug!(
+            file = %path.display(),
+            readers = answer.stats.len(),
+            kept = ?answer.stats.iter().map(|s| s.kept).collect::<Vec<_>>(),
+            total_ms = started.elapsed().as_millis() as u64,
+            "export streamed"
+        );
+        Ok(answer)
     }
 }
 

@@ -35,7 +35,7 @@ use serde_json::Value;
 
 use crate::{Error, LogTable, Result, RowScope, ScopedRows};
 
-mod stream;
+pub(crate) mod stream;
 
 /// At most this many per-row problems are listed per file; the rest are counted in one summary
 /// problem, so a thoroughly broken file cannot flood the report.
@@ -95,6 +95,85 @@ pub fn read_export(
             }
             Ok(parsed)
         }
+    }
+}
+
+/// Streams the export file at `path` to every one of `consumers` in one pass: each gets the
+/// rows its scope keeps (every row without one), with their positions in the whole table, and
+/// never a table of them (issue 12). What [`read_export`] gives for the same file and scope is
+/// exactly the rows a consumer receives; the answer carries its problems and partial error, and
+/// each consumer's counts.
+///
+/// A file that is not a plain valid export is read whole with [`parse_export`] instead (as
+/// [`read_export`] does): the consumers are then told to [`restart`](crate::RowSink::restart)
+/// and are fed the rows of that reading.
+///
+/// # Errors
+///
+/// [`Error::Io`] naming `path` when it cannot be read; otherwise as [`parse_export`].
+pub fn stream_export_rows(
+    path: &Path,
+    source_name: &str,
+    table: LogTable,
+    consumers: &mut [crate::RowConsumer<'_>],
+) -> Result<crate::StreamedAnswer> {
+    let io = |source| Error::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(io)?;
+    let meta = {
+        let mut readers: Vec<stream::Reader<'_>> = consumers
+            .iter_mut()
+            .map(|c| stream::Reader::new(c.scope.as_ref(), stream::Target::Sink(&mut *c.sink)))
+            .collect();
+        let meta = stream::stream_rows(file, source_name, &mut readers).map_err(io)?;
+        let stats: Vec<_> = readers.iter().map(stream::Reader::stats).collect();
+        meta.map(|m| (m, stats))
+    };
+    if let Some((meta, stats)) = meta {
+        return Ok(crate::StreamedAnswer {
+            columns: meta.columns,
+            partial_error: meta.partial_error,
+            problems: meta.problems,
+            stats,
+        });
+    }
+    tracing::debug!(
+        file = %path.display(),
+        "export is not a plain valid document: reading it whole"
+    );
+    for c in consumers.iter_mut() {
+        c.sink.restart();
+    }
+    let bytes = std::fs::read(path).map_err(io)?;
+    let parsed = parse_export(&bytes, source_name, table)?;
+    drop(bytes);
+    Ok(feed_table(parsed, consumers))
+}
+
+/// Hands the rows of a table read whole to `consumers`, as a stream would.
+pub(crate) fn feed_table(
+    parsed: ParsedExport,
+    consumers: &mut [crate::RowConsumer<'_>],
+) -> crate::StreamedAnswer {
+    let ParsedExport {
+        table,
+        partial_error,
+        problems,
+        ..
+    } = parsed;
+    let mut readers: Vec<stream::Reader<'_>> = consumers
+        .iter_mut()
+        .map(|c| stream::Reader::new(c.scope.as_ref(), stream::Target::Sink(&mut *c.sink)))
+        .collect();
+    stream::feed_rows(&mut readers, &table.columns, table.rows);
+    let stats = readers.iter().map(stream::Reader::stats).collect();
+    crate::StreamedAnswer {
+        columns: table.columns,
+        partial_error,
+        problems,
+        stats,
     }
 }
 

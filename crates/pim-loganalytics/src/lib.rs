@@ -71,7 +71,7 @@ pub use rest::{
     log_analytics_scope,
 };
 
-use pim_domain::{DataProblem, Table, TimeRange};
+use pim_domain::{Column, DataProblem, Table, TimeRange};
 use time::OffsetDateTime;
 
 /// The Log Analytics tables the scan reads.
@@ -218,6 +218,93 @@ pub struct ScopedRows {
     pub earliest: Option<OffsetDateTime>,
 }
 
+/// Where a streaming read hands the rows one reader keeps (issue 12), so that no table of them
+/// is ever held: a parser that collapses rows into operations as they come, say.
+///
+/// The reader calls [`columns`](Self::columns) before the first row, and again whenever the
+/// column list grows (an export of row objects learns its columns as it goes; columns are only
+/// ever added at the end), then [`row`](Self::row) for each row kept, in file order.
+pub trait RowSink {
+    /// The table's columns so far.
+    fn columns(&mut self, columns: &[Column]);
+    /// One row kept: `position` is its row number in the whole table, as an unscoped answer
+    /// would number it (problems name it); `cells` are in column order, and a missing cell (a
+    /// short row, a key a row object did not have) reads as null.
+    fn row(&mut self, position: usize, cells: &[serde_json::Value]);
+    /// As [`row`](Self::row), handing over the cells (the reader no longer needs them), which
+    /// spares a sink that keeps or forwards them a copy.
+    fn row_owned(&mut self, position: usize, cells: Vec<serde_json::Value>) {
+        self.row(position, &cells);
+    }
+    /// Forget every row seen: the read starts over (a file that turned out not to be a plain
+    /// export is read again, whole).
+    fn restart(&mut self);
+}
+
+/// One reader of a streamed table ([`RowStream::stream`]): the rows it wants, and where they go.
+pub struct RowConsumer<'a> {
+    /// The rows that can matter to it; `None` for every row.
+    pub scope: Option<RowScope>,
+    /// Where they go.
+    pub sink: &'a mut dyn RowSink,
+}
+
+impl std::fmt::Debug for RowConsumer<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RowConsumer")
+            .field("scope", &self.scope)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What one consumer of a streamed table was given.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StreamStats {
+    /// Rows handed to its sink.
+    pub kept: usize,
+    /// Rows of the whole table its scope left out.
+    pub left_out: usize,
+    /// As [`ScopedRows::earliest`]: the earliest readable time of the scope's time columns
+    /// among all rows tested, kept or not.
+    pub earliest: Option<OffsetDateTime>,
+}
+
+/// The answer to a streamed read, besides the rows the sinks were given.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StreamedAnswer {
+    /// The table's columns (all of them, whatever the scopes).
+    pub columns: Vec<Column>,
+    /// As [`QueryOutcome::partial_error`].
+    pub partial_error: Option<String>,
+    /// As [`QueryOutcome::problems`]: every row that cannot be read, whatever the scopes.
+    pub problems: Vec<DataProblem>,
+    /// For each consumer, in order, what it was given.
+    pub stats: Vec<StreamStats>,
+}
+
+/// A source that can stream a table's rows, to several readers in one pass (an export): the
+/// scan then holds what its parsers make of the rows, never the rows (issue 12). A source
+/// offers it through [`KqlSource::row_stream`].
+pub trait RowStream: Send + Sync + std::fmt::Debug {
+    /// How problems name `table` (as [`KqlSource::table_label`], but the file actually read,
+    /// e.g. `AzureActivity.csv`).
+    ///
+    /// # Errors
+    ///
+    /// As [`RowStream::stream`], when the table cannot be found.
+    fn file_label(&self, table: LogTable) -> Result<String>;
+
+    /// Reads `table` once, handing every consumer the rows its scope keeps. Answers with what
+    /// [`KqlSource::query`] would answer for a query of the same table and scope, less the
+    /// rows.
+    ///
+    /// # Errors
+    ///
+    /// As [`KqlSource::query`] for an export: [`Error::MissingTable`], [`Error::Io`],
+    /// [`Error::Format`]. Not retryable.
+    fn stream(&self, table: LogTable, consumers: &mut [RowConsumer<'_>]) -> Result<StreamedAnswer>;
+}
+
 /// The answer to a query.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct QueryOutcome {
@@ -362,6 +449,13 @@ pub trait KqlSource: Send + Sync + std::fmt::Debug {
     /// How input problems name `table`: the table name, or the file it was read from.
     fn table_label(&self, table: LogTable) -> String {
         table.name().to_owned()
+    }
+
+    /// The source's rows as a stream, when it can hand them over one at a time ([`RowStream`],
+    /// an export); `None` (the default) when it answers with tables only. Only a source that
+    /// runs no KQL is asked.
+    fn row_stream(&self) -> Option<std::sync::Arc<dyn RowStream>> {
+        None
     }
 
     /// Runs one query.

@@ -103,6 +103,8 @@ pub(crate) struct Scope {
     /// The earliest readable time of every row tested, kept or not
     /// ([`ScopedRows::earliest`]).
     earliest: std::cell::Cell<Option<OffsetDateTime>>,
+    /// A buffer for lower-casing identity values.
+    lower: std::cell::RefCell<String>,
 }
 
 impl Scope {
@@ -123,6 +125,7 @@ impl Scope {
             identity_fields: Vec::new(),
             inert: true,
             earliest: std::cell::Cell::new(None),
+            lower: std::cell::RefCell::new(String::new()),
         }
     }
 
@@ -229,9 +232,19 @@ impl Scope {
             None => Some(true),
             Some(wanted) => {
                 let mut named = false;
+                let mut lower = self.lower.borrow_mut();
                 let mut seen = |value: &str| {
                     named = true;
-                    wanted.contains(&value.trim().to_lowercase())
+                    // Lower-cased into one reused buffer: this runs for most rows of an export.
+                    let value = value.trim();
+                    lower.clear();
+                    if value.is_ascii() {
+                        lower.push_str(value);
+                        lower.make_ascii_lowercase();
+                    } else {
+                        lower.push_str(&value.to_lowercase());
+                    }
+                    wanted.contains(lower.as_str())
                 };
                 let mut found = false;
                 for (col, paths) in &self.identity_fields {
@@ -338,7 +351,7 @@ fn dynamic_values(
 /// quoted exactly so and a JSON value follows the colon.
 fn quoted_member(text: &str, key: &str) -> Option<Value> {
     let mut from = 0;
-    while let Some(pos) = text.get(from..)?.find(key) {
+    while let Some(pos) = memchr::memmem::find(text.get(from..)?.as_bytes(), key.as_bytes()) {
         let at = from + pos;
         from = at + key.len();
         let quoted = at > 0

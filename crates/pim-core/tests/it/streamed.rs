@@ -63,7 +63,10 @@ impl KqlSource for Export {
 
 /// The report as JSON without what may differ between a scoped and a whole read: how long it
 /// took, how many queries and rows it read.
-async fn report(source: Arc<Export>, end: OffsetDateTime) -> Result<serde_json::Value, String> {
+async fn report(
+    source: Arc<dyn KqlSource>,
+    end: OffsetDateTime,
+) -> Result<serde_json::Value, String> {
     let report = Auditor::builder(source)
         .build()
         .scan(&ScanOptions::new(end), end)
@@ -97,6 +100,9 @@ async fn scoped_exports_give_the_reports_whole_tables_give() {
         let scoped = report(Export::open(&dir, false), END).await;
         let whole = report(Export::open(&dir, true), END).await;
         assert_eq!(scoped, whole, "{}", dir.display());
+        // The export itself: its Activity Log read once, rows streamed into the parsers.
+        let streamed = report(pim_core::export_source(&dir).unwrap(), END).await;
+        assert_eq!(streamed, whole, "{} streamed", dir.display());
         compared += 1;
     }
     assert!(compared >= 10, "{compared} fixture exports compared");
@@ -388,6 +394,10 @@ async fn streamed_exports_drop_what_cannot_matter_and_keep_what_cannot_be_read()
         let got = report(scoped.clone(), END).await.unwrap();
         let whole = report(Export::open(&dir, true), END).await.unwrap();
         assert_eq!(got, whole, "csv={csv}");
+        let streamed = report(pim_core::export_source(&dir).unwrap(), END)
+            .await
+            .unwrap();
+        assert_eq!(streamed, whole, "csv={csv} streamed");
         let left_out = scoped.left_out.lock().unwrap().clone();
         let by_label = |label: &str| {
             left_out

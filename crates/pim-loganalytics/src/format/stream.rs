@@ -28,7 +28,7 @@ use super::{
     pad_rows, row_problems,
 };
 use crate::offline::{Cell, Scope};
-use crate::{LogTable, RowScope, ScopedRows};
+use crate::{LogTable, RowScope, RowSink, ScopedRows};
 
 /// How much of the file is read at a time.
 const BLOCK: usize = 1 << 20;
@@ -56,6 +56,46 @@ pub(crate) fn stream_export<R: Read>(
     table: LogTable,
     scope: Option<&RowScope>,
 ) -> std::io::Result<Streamed> {
+    let mut readers = [Reader::new(
+        scope,
+        Target::Collect {
+            rows: Vec::new(),
+            positions: Vec::new(),
+        },
+    )];
+    let Some(meta) = stream_rows(reader, source_name, &mut readers)? else {
+        return Ok(Streamed::Unusual);
+    };
+    let [mut only] = readers;
+    let scoped = only.scoped();
+    let Target::Collect { mut rows, .. } = only.target else {
+        return Ok(Streamed::Unusual);
+    };
+    pad_rows(&mut rows, &meta.columns);
+    Ok(Streamed::Done(ParsedExport {
+        table: Table {
+            name: table.name().to_owned(),
+            columns: meta.columns,
+            rows,
+        },
+        partial_error: meta.partial_error,
+        problems: meta.problems,
+        scoped,
+    }))
+}
+
+/// Streams the rows of an export from `reader` to every one of `readers` whose scope keeps
+/// them, in one pass. `None` when the document is not a plain, valid export (the readers may
+/// then have seen some rows: the caller starts them again on the whole-file reading).
+///
+/// # Errors
+///
+/// Only I/O errors of `reader`.
+pub(crate) fn stream_rows<R: Read>(
+    reader: R,
+    source_name: &str,
+    readers: &mut [Reader<'_>],
+) -> std::io::Result<Option<Meta>> {
     let mut s = Scanner {
         r: reader,
         buf: vec![0; BLOCK],
@@ -63,13 +103,11 @@ pub(crate) fn stream_export<R: Read>(
         end: 0,
         eof: false,
     };
-    let out = match s.document(source_name, table, scope) {
-        Ok(Some(parsed)) => Streamed::Done(parsed),
-        Ok(None) => Streamed::Unusual,
-        Err(Stop::Io(e)) => return Err(e),
-        Err(Stop::Unusual) => Streamed::Unusual,
-    };
-    Ok(out)
+    match s.document(source_name, readers) {
+        Ok(meta) => Ok(meta),
+        Err(Stop::Io(e)) => Err(e),
+        Err(Stop::Unusual) => Ok(None),
+    }
 }
 
 /// Why streaming stopped early.
@@ -95,10 +133,88 @@ struct Scanner<R> {
     eof: bool,
 }
 
+/// Where the rows one reader keeps go.
+pub(crate) enum Target<'s> {
+    /// Into a table, with their positions (the [`ParsedExport`] of [`stream_export`]).
+    Collect {
+        rows: Vec<Vec<Value>>,
+        positions: Vec<usize>,
+    },
+    /// Straight to a sink, one at a time.
+    Sink(&'s mut dyn RowSink),
+}
+
+/// One reader of a streamed table: its scope (prepared), where its rows go, and its counts.
+pub(crate) struct Reader<'s> {
+    pub(crate) scope: Option<Scope>,
+    pub(crate) target: Target<'s>,
+    pub(crate) kept: usize,
+    pub(crate) left_out: usize,
+    /// Columns the sink was last told of (row objects add columns as they go).
+    told: Option<usize>,
+}
+
+impl<'s> Reader<'s> {
+    pub(crate) fn new(scope: Option<&RowScope>, target: Target<'s>) -> Self {
+        Self {
+            scope: scope.map(Scope::new),
+            target,
+            kept: 0,
+            left_out: 0,
+            told: None,
+        }
+    }
+
+    /// The scope, when it tests anything.
+    pub(crate) fn active(&self) -> Option<&Scope> {
+        self.scope.as_ref().filter(|s| !s.is_inert())
+    }
+
+    pub(crate) fn bind(&mut self, columns: &[Column]) {
+        if let Some(scope) = self.scope.as_mut() {
+            scope.bind(columns);
+        }
+    }
+
+    /// Tells a sink the columns when they changed.
+    pub(crate) fn tell(&mut self, columns: &[Column]) {
+        if self.told != Some(columns.len())
+            && let Target::Sink(sink) = &mut self.target
+        {
+            sink.columns(columns);
+        }
+        self.told = Some(columns.len());
+    }
+
+    fn earliest(&self) -> Option<time::OffsetDateTime> {
+        self.scope.as_ref().and_then(Scope::earliest)
+    }
+
+    /// What a scoped collection says about the rows it kept.
+    pub(crate) fn scoped(&mut self) -> Option<ScopedRows> {
+        let earliest = self.earliest();
+        match &mut self.target {
+            Target::Collect { positions, .. } if self.left_out > 0 => Some(ScopedRows {
+                positions: std::mem::take(positions),
+                left_out: self.left_out,
+                earliest,
+            }),
+            _ => None,
+        }
+    }
+
+    /// The stats of a sink's read.
+    pub(crate) fn stats(&self) -> crate::StreamStats {
+        crate::StreamStats {
+            kept: self.kept,
+            left_out: self.left_out,
+            earliest: self.earliest(),
+        }
+    }
+}
+
 /// The rows of one table as they are read.
 struct RowsState {
-    rows: Vec<Vec<Value>>,
-    positions: Vec<usize>,
     /// Rows of the wrong type: file index and what was wrong.
     bad: Vec<(usize, String)>,
     /// Rows longer than the column list: table index and the message.
@@ -107,35 +223,83 @@ struct RowsState {
     good: usize,
     /// Elements read (the file index of the next one).
     index: usize,
-    left_out: usize,
 }
 
 impl RowsState {
     fn new() -> Self {
         Self {
-            rows: Vec::new(),
-            positions: Vec::new(),
             bad: Vec::new(),
             long: Vec::new(),
             good: 0,
             index: 0,
-            left_out: 0,
         }
     }
+}
 
-    fn keep(&mut self, cells: Vec<Value>) {
-        self.positions.push(self.good);
-        self.rows.push(cells);
-        self.good += 1;
-    }
+/// Hands a decoded row to every reader that keeps it (`keeps[i]` for reader `i`), and counts
+/// it as left out by the others. The row is the next good row of the table.
+fn deliver(readers: &mut [Reader<'_>], st: &mut RowsState, cells: Vec<Value>, keeps: &[bool]) {
+    let position = st.good;
+    st.good += 1;
+    deliver_at(readers, position, cells, keeps);
+}
 
-    fn scoped(&mut self, earliest: Option<time::OffsetDateTime>) -> Option<ScopedRows> {
-        (self.left_out > 0).then(|| ScopedRows {
-            positions: std::mem::take(&mut self.positions),
-            left_out: self.left_out,
-            earliest,
-        })
+/// Hands a row at `position` to every reader that keeps it, and counts it as left out by the
+/// others.
+pub(crate) fn deliver_at(
+    readers: &mut [Reader<'_>],
+    position: usize,
+    mut cells: Vec<Value>,
+    keeps: &[bool],
+) {
+    // The last reader to keep the row is handed the cells; the others see or copy them.
+    let mut remaining = keeps.iter().filter(|k| **k).count();
+    for (reader, &keep) in readers.iter_mut().zip(keeps) {
+        if !keep {
+            reader.left_out += 1;
+            continue;
+        }
+        reader.kept += 1;
+        remaining -= 1;
+        let last = remaining == 0;
+        match &mut reader.target {
+            Target::Sink(sink) if last => sink.row_owned(position, std::mem::take(&mut cells)),
+            Target::Sink(sink) => sink.row(position, &cells),
+            Target::Collect { rows, positions } => {
+                positions.push(position);
+                rows.push(if last {
+                    std::mem::take(&mut cells)
+                } else {
+                    cells.clone()
+                });
+            }
+        }
     }
+}
+
+/// Hands rows already read (a whole table, in order) to `readers` as the stream would.
+pub(crate) fn feed_rows(readers: &mut [Reader<'_>], columns: &[Column], rows: Vec<Vec<Value>>) {
+    for r in readers.iter_mut() {
+        r.bind(columns);
+        r.tell(columns);
+    }
+    let mut st = RowsState::new();
+    let mut keeps = vec![true; readers.len()];
+    for cells in rows {
+        for (keep, r) in keeps.iter_mut().zip(readers.iter()) {
+            *keep = r
+                .active()
+                .is_none_or(|s| s.keep(|c| Cell::of(cells.get(c))));
+        }
+        deliver(readers, &mut st, cells, &keeps);
+    }
+}
+
+/// What a streamed document says besides its rows.
+pub(crate) struct Meta {
+    pub(crate) columns: Vec<Column>,
+    pub(crate) partial_error: Option<String>,
+    pub(crate) problems: Vec<pim_domain::DataProblem>,
 }
 
 impl<R: Read> Scanner<R> {
@@ -325,12 +489,7 @@ impl<R: Read> Scanner<R> {
         Ok(true)
     }
 
-    fn document(
-        &mut self,
-        source_name: &str,
-        table: LogTable,
-        scope: Option<&RowScope>,
-    ) -> Step<Option<ParsedExport>> {
+    fn document(&mut self, source_name: &str, readers: &mut [Reader<'_>]) -> Step<Option<Meta>> {
         // A UTF-8 byte-order mark is ignored.
         while self.end < 3 {
             let mut keep = 0;
@@ -341,29 +500,28 @@ impl<R: Read> Scanner<R> {
         if self.buf[..self.end].starts_with(b"\xEF\xBB\xBF") {
             self.pos = 3;
         }
-        let mut scope = scope.map(Scope::new);
-        let parsed = match self.peek()? {
-            Some(b'[') => self.objects(source_name, table, scope.as_mut())?,
-            Some(b'{') => self.response(source_name, table, scope.as_mut())?,
+        let meta = match self.peek()? {
+            Some(b'[') => self.objects(source_name, readers)?,
+            Some(b'{') => self.response(source_name, readers)?,
             // Empty, or not one of the shapes: the in-memory reader says which.
             _ => return Ok(None),
         };
         if self.peek()?.is_some() {
             return Ok(None);
         }
-        Ok(Some(parsed))
+        Ok(Some(meta))
     }
 
     /// `[{...}, ...]`: row objects, columns in first-seen key order.
-    fn objects(
-        &mut self,
-        source_name: &str,
-        table: LogTable,
-        mut scope: Option<&mut Scope>,
-    ) -> Step<ParsedExport> {
+    fn objects(&mut self, source_name: &str, readers: &mut [Reader<'_>]) -> Step<Meta> {
         let mut columns = ColumnIndex::default();
         let mut bound = usize::MAX;
         let mut st = RowsState::new();
+        let mut keeps = vec![true; readers.len()];
+        let mut listed: Vec<Column> = Vec::new();
+        for r in readers.iter_mut() {
+            r.tell(&listed);
+        }
         if self.open_list()? {
             loop {
                 let range = self.value()?;
@@ -376,25 +534,23 @@ impl<R: Read> Scanner<R> {
                 .map_err(|_| Stop::Unusual)?;
                 match row {
                     RowResult::Row(cells) => {
-                        let keep = match scope.as_deref_mut() {
-                            None => true,
-                            Some(scope) => {
-                                // Columns only grow, and a row holds only columns already
-                                // seen, so binding to the columns so far decides as the final
-                                // columns would.
-                                if bound != columns.names.len() {
-                                    bound = columns.names.len();
-                                    scope.bind(&column_list(&columns.names));
-                                }
-                                scope.keep(|c| Cell::of(cells.get(c)))
+                        // Columns only grow, and a row holds only columns already seen, so
+                        // binding to the columns so far decides as the final columns would.
+                        if bound != columns.names.len() {
+                            bound = columns.names.len();
+                            listed = column_list(&columns.names);
+                            for r in readers.iter_mut() {
+                                r.bind(&listed);
+                                r.tell(&listed);
                             }
-                        };
-                        if keep {
-                            st.keep(cells);
-                        } else {
-                            st.left_out += 1;
-                            st.good += 1;
                         }
+                        for (keep, r) in keeps.iter_mut().zip(readers.iter()) {
+                            *keep = r
+                                .scope
+                                .as_ref()
+                                .is_none_or(|s| s.keep(|c| Cell::of(cells.get(c))));
+                        }
+                        deliver(readers, &mut st, cells, &keeps);
                     }
                     RowResult::Bad(what) => st
                         .bad
@@ -407,34 +563,23 @@ impl<R: Read> Scanner<R> {
             }
         }
         let columns = column_list(&columns.names);
+        for r in readers.iter_mut() {
+            r.tell(&columns);
+        }
         let mut problems = Vec::new();
         row_problems(source_name, std::mem::take(&mut st.bad), &mut problems);
-        let scoped = st.scoped(scope.as_ref().and_then(|s| s.earliest()));
-        let mut rows = st.rows;
-        pad_rows(&mut rows, &columns);
-        Ok(ParsedExport {
-            table: Table {
-                name: table.name().to_owned(),
-                columns,
-                rows,
-            },
+        Ok(Meta {
+            columns,
             partial_error: None,
             problems,
-            scoped,
         })
     }
 
     /// `{"tables":[{"name":..,"columns":[..],"rows":[[..]]}], "error":{..}}`.
-    fn response(
-        &mut self,
-        source_name: &str,
-        table: LogTable,
-        scope: Option<&mut Scope>,
-    ) -> Step<ParsedExport> {
+    fn response(&mut self, source_name: &str, readers: &mut [Reader<'_>]) -> Step<Meta> {
         self.eat(b'{')?;
         let mut error: Option<Value> = None;
         let mut tables: Option<Tables> = None;
-        let mut scope = scope;
         if self.peek()? == Some(b'}') {
             return Err(Stop::Unusual);
         }
@@ -444,7 +589,7 @@ impl<R: Read> Scanner<R> {
                     if tables.is_some() {
                         return Err(Stop::Unusual);
                     }
-                    tables = Some(self.tables(scope.take())?);
+                    tables = Some(self.tables(readers)?);
                 }
                 "error" => {
                     error = Some(self.decode::<Value>()?).filter(|v| !v.is_null());
@@ -474,19 +619,14 @@ impl<R: Read> Scanner<R> {
         }
         row_problems(source_name, first.bad, &mut problems);
         row_problems(source_name, first.long, &mut problems);
-        Ok(ParsedExport {
-            table: Table {
-                name: table.name().to_owned(),
-                columns: first.columns,
-                rows: first.rows,
-            },
+        Ok(Meta {
+            columns: first.columns,
             partial_error: error.as_ref().map(|e| ApiError::from_value(e).summary()),
             problems,
-            scoped: first.scoped,
         })
     }
 
-    fn tables(&mut self, mut scope: Option<&mut Scope>) -> Step<Tables> {
+    fn tables(&mut self, readers: &mut [Reader<'_>]) -> Step<Tables> {
         let mut out = Tables {
             first: None,
             extra: Vec::new(),
@@ -496,7 +636,7 @@ impl<R: Read> Scanner<R> {
         }
         loop {
             let first = out.first.is_none();
-            let t = self.table(if first { scope.take() } else { None }, first)?;
+            let t = self.table(readers, first)?;
             if first {
                 out.first = Some(t);
             } else {
@@ -510,7 +650,7 @@ impl<R: Read> Scanner<R> {
     }
 
     /// One table object; only the first table's rows are kept (the others are checked).
-    fn table(&mut self, mut scope: Option<&mut Scope>, keep_rows: bool) -> Step<StreamedTable> {
+    fn table(&mut self, readers: &mut [Reader<'_>], keep_rows: bool) -> Step<StreamedTable> {
         self.eat(b'{')?;
         let mut name = String::new();
         let mut columns: Option<Vec<Column>> = None;
@@ -539,10 +679,14 @@ impl<R: Read> Scanner<R> {
                     if rows.is_some() {
                         return Err(Stop::Unusual);
                     }
-                    if let Some(scope) = scope.as_deref_mut() {
-                        scope.bind(cols);
+                    if keep_rows {
+                        for r in readers.iter_mut() {
+                            r.bind(cols);
+                            r.tell(cols);
+                        }
                     }
-                    rows = Some(self.array_rows(cols.len(), scope.take(), keep_rows)?);
+                    let readers: &mut [Reader<'_>] = if keep_rows { readers } else { &mut [] };
+                    rows = Some(self.array_rows(cols.len(), readers, keep_rows)?);
                 }
                 _ => {
                     self.decode::<IgnoredAny>()?;
@@ -557,10 +701,8 @@ impl<R: Read> Scanner<R> {
         Ok(StreamedTable {
             name,
             columns,
-            rows: rows.rows,
             bad: rows.bad,
             long: rows.long,
-            scoped: rows.scoped,
         })
     }
 
@@ -568,11 +710,18 @@ impl<R: Read> Scanner<R> {
     fn array_rows(
         &mut self,
         width: usize,
-        scope: Option<&mut Scope>,
+        readers: &mut [Reader<'_>],
         keep_rows: bool,
     ) -> Step<RowsOut> {
-        let scope: Option<&Scope> = scope.map(|s| &*s).filter(|s| !s.is_inert());
-        let wanted = scope.as_ref().map(|s| s.columns()).unwrap_or_default();
+        // Every reader that tests rows shares one capture of the cells any of them reads.
+        let mut wanted: Vec<usize> = readers
+            .iter()
+            .filter_map(Reader::active)
+            .flat_map(Scope::columns)
+            .collect();
+        wanted.sort_unstable();
+        wanted.dedup();
+        let all_tested = readers.iter().all(|r| r.active().is_some());
         let mut slot_of = vec![usize::MAX; width];
         for (slot, &c) in wanted.iter().enumerate() {
             if let Some(s) = slot_of.get_mut(c) {
@@ -580,6 +729,7 @@ impl<R: Read> Scanner<R> {
             }
         }
         let mut slots: Vec<Slot> = (0..wanted.len()).map(|_| Slot::default()).collect();
+        let mut keeps = vec![true; readers.len()];
         let mut st = RowsState::new();
         if self.open_list()? {
             loop {
@@ -587,14 +737,16 @@ impl<R: Read> Scanner<R> {
                 let bytes = &self.buf[range];
                 // Peeking pays when most rows are left out; when most are kept, decoding each
                 // row once and testing the decoded cells is cheaper. Both decide alike.
-                let mostly_kept = st.good >= 1024 && st.rows.len() * 2 > st.good;
+                let most_kept = readers.iter().map(|r| r.kept).max().unwrap_or(0);
+                let mostly_kept = st.good >= 1024 && most_kept * 2 > st.good;
                 if keep_rows
+                    && all_tested
+                    && !readers.is_empty()
                     && !mostly_kept
                     && bytes.first() == Some(&b'[')
-                    && let Some(scope) = scope
                 {
-                    // Read only the cells the scope tests (checking the others), and the whole
-                    // row only when it is kept.
+                    // Read only the cells the scopes test (checking the others), and the whole
+                    // row only when one keeps it.
                     for s in &mut slots {
                         s.kind = SlotKind::Absent;
                     }
@@ -606,42 +758,53 @@ impl<R: Read> Scanner<R> {
                     .deserialize(&mut de)
                     .and_then(|n| de.end().map(|()| n))
                     .map_err(|_| Stop::Unusual)?;
-                    let keep = scope.keep(|c| {
-                        slot_of
-                            .get(c)
-                            .and_then(|&s| slots.get(s))
-                            .map_or(Cell::Absent, Slot::cell)
-                    });
-                    if keep {
+                    let mut any = false;
+                    for (keep, r) in keeps.iter_mut().zip(readers.iter()) {
+                        *keep = r.scope.as_ref().is_none_or(|scope| {
+                            scope.keep(|c| {
+                                slot_of
+                                    .get(c)
+                                    .and_then(|&s| slots.get(s))
+                                    .map_or(Cell::Absent, Slot::cell)
+                            })
+                        });
+                        any |= *keep;
+                    }
+                    if cells > width {
+                        st.long.push((st.good, long_message(cells, width)));
+                    }
+                    st.index += 1;
+                    if any {
                         let row = decode_array_row(bytes, width)?;
-                        st.index += 1;
                         match row {
-                            RowResult::Row(cells) => push_row(&mut st, cells, width),
+                            RowResult::Row(mut cells) => {
+                                cells.truncate(width);
+                                deliver(readers, &mut st, cells, &keeps);
+                            }
                             RowResult::Bad(_) => return Err(Stop::Unusual),
                         }
                     } else {
-                        if cells > width {
-                            st.long.push((st.good, long_message(cells, width)));
+                        for r in readers.iter_mut() {
+                            r.left_out += 1;
                         }
-                        st.left_out += 1;
                         st.good += 1;
-                        st.index += 1;
                     }
                 } else {
                     let row = decode_array_row(bytes, width)?;
                     let index = st.index;
                     st.index += 1;
                     match row {
-                        RowResult::Row(cells) if keep_rows => {
-                            if scope.is_none_or(|s| s.keep(|c| Cell::of(cells.get(c)))) {
-                                push_row(&mut st, cells, width);
-                            } else {
-                                if cells.len() > width {
-                                    st.long.push((st.good, long_message(cells.len(), width)));
-                                }
-                                st.left_out += 1;
-                                st.good += 1;
+                        RowResult::Row(mut cells) if keep_rows => {
+                            for (keep, r) in keeps.iter_mut().zip(readers.iter()) {
+                                *keep = r
+                                    .active()
+                                    .is_none_or(|s| s.keep(|c| Cell::of(cells.get(c))));
                             }
+                            if cells.len() > width {
+                                st.long.push((st.good, long_message(cells.len(), width)));
+                                cells.truncate(width);
+                            }
+                            deliver(readers, &mut st, cells, &keeps);
                         }
                         RowResult::Row(_) => st.good += 1,
                         RowResult::Bad(what) => st
@@ -654,23 +817,11 @@ impl<R: Read> Scanner<R> {
                 }
             }
         }
-        let scoped = st.scoped(scope.as_ref().and_then(|s| s.earliest()));
         Ok(RowsOut {
-            rows: st.rows,
             bad: st.bad,
             long: st.long,
-            scoped,
         })
     }
-}
-
-/// Keeps a decoded row, cutting cells beyond the columns (and saying so).
-fn push_row(st: &mut RowsState, mut cells: Vec<Value>, width: usize) {
-    if cells.len() > width {
-        st.long.push((st.good, long_message(cells.len(), width)));
-        cells.truncate(width);
-    }
-    st.keep(cells);
 }
 
 fn long_message(cells: usize, width: usize) -> String {
@@ -703,17 +854,13 @@ struct Tables {
 struct StreamedTable {
     name: String,
     columns: Vec<Column>,
-    rows: Vec<Vec<Value>>,
     bad: Vec<(usize, String)>,
     long: Vec<(usize, String)>,
-    scoped: Option<ScopedRows>,
 }
 
 struct RowsOut {
-    rows: Vec<Vec<Value>>,
     bad: Vec<(usize, String)>,
     long: Vec<(usize, String)>,
-    scoped: Option<ScopedRows>,
 }
 
 /// One captured cell, its buffers reused from row to row.
@@ -1008,6 +1155,98 @@ mod tests {
                     let got = streamed(text.as_bytes(), n, s)
                         .unwrap_or_else(|| panic!("{text} streamed as unusual"));
                     assert_eq!(got, expected, "{text} n={n} scoped={}", s.is_some());
+                }
+            }
+        }
+    }
+
+    /// A sink that keeps what it is told, padded as a table would be.
+    #[derive(Default)]
+    struct Keep {
+        columns: Vec<Column>,
+        rows: Vec<Vec<Value>>,
+        positions: Vec<usize>,
+    }
+
+    impl RowSink for Keep {
+        fn columns(&mut self, columns: &[Column]) {
+            self.columns = columns.to_vec();
+        }
+        fn row(&mut self, position: usize, cells: &[Value]) {
+            self.positions.push(position);
+            self.rows.push(cells.to_vec());
+        }
+        fn restart(&mut self) {
+            *self = Self::default();
+        }
+    }
+
+    /// Several scoped readers of one pass each get what a read of their own scope gives: the
+    /// same rows, positions, counts and problems.
+    #[test]
+    fn readers_of_one_pass_get_what_their_own_reads_give() {
+        let sc = scope();
+        let ops = RowScope {
+            operations: Some(OperationScope {
+                columns: vec!["Caller".into()],
+                names: vec!["bob@contoso.com".into()],
+            }),
+            ..RowScope::default()
+        };
+        for text in [API, OBJECTS, "[]"] {
+            for n in [3, 64, BLOCK] {
+                let mut sinks = [Keep::default(), Keep::default(), Keep::default()];
+                let [a, b, c] = &mut sinks;
+                let mut consumers = [
+                    crate::RowConsumer {
+                        scope: Some(sc.clone()),
+                        sink: a,
+                    },
+                    crate::RowConsumer {
+                        scope: None,
+                        sink: b,
+                    },
+                    crate::RowConsumer {
+                        scope: Some(ops.clone()),
+                        sink: c,
+                    },
+                ];
+                let reader = Trickle {
+                    bytes: text.as_bytes(),
+                    n,
+                };
+                let (meta, stats) = {
+                    let mut readers: Vec<Reader<'_>> = consumers
+                        .iter_mut()
+                        .map(|c| Reader::new(c.scope.as_ref(), Target::Sink(&mut *c.sink)))
+                        .collect();
+                    let meta = stream_rows(reader, "AzureActivity.json", &mut readers)
+                        .unwrap()
+                        .unwrap();
+                    (meta, readers.iter().map(Reader::stats).collect::<Vec<_>>())
+                };
+                for (sink, (scope, stat)) in sinks
+                    .iter()
+                    .zip([Some(&sc), None, Some(&ops)].into_iter().zip(&stats))
+                {
+                    let expected = whole(text.as_bytes(), scope);
+                    let mut rows = sink.rows.clone();
+                    pad_rows(&mut rows, &meta.columns);
+                    assert_eq!(rows, expected.table.rows, "{text} n={n}");
+                    assert_eq!(sink.columns, expected.table.columns);
+                    assert_eq!(meta.problems, expected.problems);
+                    assert_eq!(stat.kept, rows.len());
+                    match expected.scoped {
+                        Some(scoped) => {
+                            assert_eq!(sink.positions, scoped.positions);
+                            assert_eq!(stat.left_out, scoped.left_out);
+                            assert_eq!(stat.earliest, scoped.earliest);
+                        }
+                        None => {
+                            assert_eq!(stat.left_out, 0);
+                            assert_eq!(sink.positions, (0..rows.len()).collect::<Vec<_>>());
+                        }
+                    }
                 }
             }
         }
