@@ -756,7 +756,13 @@ impl<'a> Writer<'a> {
     }
 
     /// The response body: the table as far as the cut, and the §9.2 `PartialError` when cut.
-    pub(super) fn finish(mut self) -> Vec<u8> {
+    #[cfg(test)]
+    pub(super) fn finish(self) -> Vec<u8> {
+        self.finish_cut().0
+    }
+
+    /// [`finish`](Self::finish), and whether the result was cut at a limit.
+    pub(super) fn finish_cut(mut self) -> (Vec<u8>, bool) {
         if let Some(summary) = self.summary.take() {
             // The aggregate is the result: its rows go through the same limits.
             self.out_columns = summary.columns();
@@ -786,7 +792,7 @@ impl<'a> Writer<'a> {
             body.extend_from_slice(&serde_json::to_vec(&truncation_error(cut)).unwrap_or_default());
         }
         body.push(b'}');
-        body
+        (body, self.cut.is_some())
     }
 }
 
