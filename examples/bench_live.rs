@@ -8,8 +8,9 @@
 //! cargo run --release -p pim-examples --example bench_live -- --volume    # 5,000 x 2,000,000
 //! ```
 //!
-//! `--volume` (options `--latency-ms N`, default 3000, and `--concurrency N`, default
-//! [`pim_core::DEFAULT_QUERY_CONCURRENCY`]): 5,000 activations and 2,000,000 AzureActivity
+//! `--volume` (options `--latency-ms N`, default 3000, `--concurrency N`, default
+//! [`pim_core::DEFAULT_QUERY_CONCURRENCY`], and `--timeline`, which prints every query's times):
+//! 5,000 activations and 2,000,000 AzureActivity
 //! rows (1,000,000 operations, Start and Success rows, about 1.5 KB of claims each) behind the
 //! Log Analytics fake with the query API's real limits on (500,000 rows, ~100 MiB per result).
 //! The rows are made per query by a [`RowGenerator`], never held in memory. 100 users run
@@ -17,6 +18,10 @@
 //! alone assesses (no model). The report must be complete: no `activity_truncated`, and every
 //! activation's operation count equal to the generator's truth; the bench exits non-zero
 //! otherwise, or when the wall time is over 1.25x the bound `queries x latency / concurrency`.
+//! It also prints where the time went: the adapter is wrapped in a timed source, and the fake
+//! records when it made and sent each answer, so each query's time splits into the way to the
+//! fake, the fake's time, and the way back with the parse, and the slot-seconds no query held
+//! are counted by phase.
 //!
 //! Prints the wall time against the critical-path bound (the fixed queries plus
 //! ceil(200 / concurrency) model round trips), the number of queries, and the prompt tokens per
@@ -279,11 +284,16 @@ mod volume {
     use std::sync::Arc;
     use std::time::{Duration, Instant};
 
+    use std::sync::Mutex;
+
     use pim_auth::StaticTokenCredential;
     use pim_core::domain::{Column, Flag, Table};
     use pim_core::{Auditor, ScanOptions};
-    use pim_loganalytics::{LogAnalyticsClient, LogAnalyticsOptions};
-    use pim_testkit::{Limits, LogAnalyticsFake, reads_table};
+    use pim_loganalytics::{
+        KqlSource, LogAnalyticsClient, LogAnalyticsOptions, LogQuery, LogTable, QueryOutcome,
+        SourceCapabilities, SourceInfo,
+    };
+    use pim_testkit::{AnswerTiming, Limits, LogAnalyticsFake, reads_table};
     use serde_json::{Value, json};
     use time::{Duration as TimeDuration, OffsetDateTime};
 
@@ -499,6 +509,175 @@ mod volume {
         )
     }
 
+    /// The client's side of one query: when the scan sent it (its permits held) and when the
+    /// adapter handed back the parsed answer.
+    struct Sent {
+        label: String,
+        kql: String,
+        sent: Instant,
+        returned: Instant,
+        rows: usize,
+        cut: bool,
+    }
+
+    /// The real adapter, timed: every query the scan makes goes through it (issue 12, item 3:
+    /// where the time goes).
+    #[derive(Debug)]
+    struct Timed {
+        inner: LogAnalyticsClient,
+        sent: Mutex<Vec<Sent>>,
+    }
+
+    impl std::fmt::Debug for Sent {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.debug_struct("Sent").field("label", &self.label).finish()
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl KqlSource for Timed {
+        fn info(&self) -> SourceInfo {
+            self.inner.info()
+        }
+
+        fn capabilities(&self) -> SourceCapabilities {
+            self.inner.capabilities()
+        }
+
+        fn table_label(&self, table: LogTable) -> String {
+            self.inner.table_label(table)
+        }
+
+        async fn query(&self, query: &LogQuery) -> pim_loganalytics::Result<QueryOutcome> {
+            let sent = Instant::now();
+            let answer = self.inner.query(query).await;
+            let returned = Instant::now();
+            let (rows, cut) = match &answer {
+                Ok(o) => (
+                    o.tables.iter().map(Table::len).sum(),
+                    o.truncation.is_some(),
+                ),
+                Err(_) => (0, false),
+            };
+            if let Ok(mut log) = self.sent.lock() {
+                log.push(Sent {
+                    label: query.label.clone(),
+                    kql: query.kql.clone(),
+                    sent,
+                    returned,
+                    rows,
+                    cut,
+                });
+            }
+            answer
+        }
+    }
+
+    /// Seconds from `t0` to `t`.
+    fn at(t0: Instant, t: Instant) -> f64 {
+        t.saturating_duration_since(t0).as_secs_f64()
+    }
+
+    /// Where the wall time went: each query's time split into the request's way to the fake,
+    /// the fake's time (its latency, or making the body when that took longer) and the
+    /// answer's way back and parse; and the slot-seconds (`wall x concurrency`) no query held,
+    /// by phase. `wall x concurrency = time in queries + idle`, and the bound is
+    /// `queries x latency`, so this says which part of the ratio is which.
+    fn time_budget(
+        t0: Instant,
+        wall: Duration,
+        latency: Duration,
+        concurrency: usize,
+        sent: &[Sent],
+        fake: &[AnswerTiming],
+        timeline: bool,
+    ) {
+        let mut used: Vec<&AnswerTiming> = Vec::new();
+        let (mut to_fake, mut in_fake, mut back, mut making_over) = (0.0, 0.0, 0.0, 0.0);
+        let mut sorted: Vec<&Sent> = sent.iter().collect();
+        sorted.sort_by_key(|s| s.sent);
+        if timeline {
+            println!(
+                "timeline (s from the scan's start): sent, label, to the fake ms, fake ms (made ms), back and parsed ms, rows, MB"
+            );
+        }
+        for s in &sorted {
+            // The fake's record of this query: the first unused one with the same KQL.
+            let Some(f) = fake
+                .iter()
+                .find(|f| f.kql == s.kql && !used.iter().any(|u| std::ptr::eq(*u, *f)))
+            else {
+                continue;
+            };
+            used.push(f);
+            let a = f.arrived.saturating_duration_since(s.sent).as_secs_f64();
+            let b = f.due.saturating_duration_since(f.arrived).as_secs_f64();
+            let made = f.built.saturating_duration_since(f.arrived).as_secs_f64();
+            let c = s.returned.saturating_duration_since(f.due).as_secs_f64();
+            to_fake += a;
+            in_fake += b;
+            back += c;
+            making_over += (made - latency.as_secs_f64()).max(0.0);
+            if timeline {
+                println!(
+                    "  {:7.2} {:<44} {:6.0} {:6.0} ({:5.0}) {:6.0} {:7} {:6.1}{}",
+                    at(t0, s.sent),
+                    s.label,
+                    a * 1e3,
+                    b * 1e3,
+                    made * 1e3,
+                    c * 1e3,
+                    s.rows,
+                    f.bytes as f64 / 1e6,
+                    if s.cut { " cut" } else { "" }
+                );
+            }
+        }
+        // Idle slot-seconds: the integral of (concurrency - in flight) over the wall time.
+        let mut events: Vec<(f64, i64)> = sorted
+            .iter()
+            .flat_map(|s| [(at(t0, s.sent), 1), (at(t0, s.returned), -1)])
+            .collect();
+        events.sort_by(|x, y| x.0.total_cmp(&y.0).then(y.1.cmp(&x.1)));
+        let first_activity = sorted
+            .iter()
+            .find(|s| !s.label.starts_with("pim-events"))
+            .map_or(0.0, |s| at(t0, s.sent));
+        let last_return = sorted
+            .iter()
+            .map(|s| at(t0, s.returned))
+            .fold(0.0, f64::max);
+        let first_sent = sorted.first().map_or(0.0, |s| at(t0, s.sent));
+        let (mut idle_pim, mut idle_mid) = (0.0, 0.0);
+        let (mut t, mut n) = (first_sent, 0i64);
+        for (when, d) in events {
+            let free = (concurrency as f64 - n as f64).max(0.0) * (when - t);
+            if when <= first_activity {
+                idle_pim += free;
+            } else {
+                idle_mid += free;
+            }
+            t = when;
+            n += d;
+        }
+        let c = concurrency as f64;
+        let idle_before = first_sent * c;
+        let idle_after = (wall.as_secs_f64() - last_return).max(0.0) * c;
+        let total = wall.as_secs_f64() * c;
+        println!(
+            "slot-seconds {total:.1} (wall x {concurrency}): in queries {:.1} (the fake's latency and making {in_fake:.1}, of which making beyond the latency {making_over:.1}; on the way to the fake {to_fake:.1}; on the way back and parsing {back:.1}); idle {:.1} (before the first query {idle_before:.1}, PIM-events round {idle_pim:.1}, between the first activity query and the last answer {idle_mid:.1}, after the last answer {idle_after:.1})",
+            to_fake + in_fake + back,
+            idle_before + idle_pim + idle_mid + idle_after,
+        );
+        if used.len() != sent.len() {
+            println!(
+                "({} of {} client queries matched the fake's records)",
+                used.len(),
+                sent.len()
+            );
+        }
+    }
+
     fn arg(name: &str) -> Option<u64> {
         let args: Vec<String> = std::env::args().collect();
         args.iter()
@@ -556,7 +735,11 @@ mod volume {
                 ..LogAnalyticsOptions::default()
             }),
         )?;
-        let auditor = Auditor::builder(Arc::new(source)).build();
+        let timed = Arc::new(Timed {
+            inner: source,
+            sent: Mutex::new(Vec::new()),
+        });
+        let auditor = Auditor::builder(Arc::clone(&timed) as Arc<dyn KqlSource>).build();
         let mut options = ScanOptions::new(END);
         options.max_activities_per_activation = 20_000;
         options.query_concurrency = concurrency;
@@ -600,6 +783,17 @@ mod volume {
             latency.as_secs_f64(),
             peak_rss_kb().unwrap_or(0) / 1024
         );
+        if let Ok(sent) = timed.sent.lock() {
+            time_budget(
+                started,
+                wall,
+                latency,
+                concurrency,
+                &sent,
+                &la.answer_timings(),
+                std::env::args().any(|a| a == "--timeline"),
+            );
+        }
         let mut failures = Vec::new();
         if report.activations.len() != ACTIVATIONS {
             failures.push(format!(

@@ -30,8 +30,8 @@
 
 use std::collections::VecDeque;
 
-use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
+use futures_util::{FutureExt, StreamExt};
 use pim_domain::{Column, DataProblem, Table};
 use pim_kql::{Identity, QueryRange};
 use pim_loganalytics::{KqlSource, LogQuery, LogTable, QueryOutcome, Truncation};
@@ -292,13 +292,24 @@ impl Runner<'_> {
                 return Ok(queries);
             }
         }
+        // Answers that came back while this task was sending queries ahead of a hand-over.
+        let mut ready: VecDeque<Answer> = VecDeque::new();
+        macro_rules! refill {
+            () => {
+                while running.len() < self.limit.max(1)
+                    && let Some((i, path, part, label, kql)) = queue.pop_front()
+                {
+                    running.push(self.ask(plan, i, path, part, label, kql));
+                }
+            };
+        }
         loop {
-            while running.len() < self.limit.max(1)
-                && let Some((i, path, part, label, kql)) = queue.pop_front()
-            {
-                running.push(self.ask(plan, i, path, part, label, kql));
-            }
-            let Some((i, path, part, label, answer)) = running.next().await else {
+            refill!();
+            let next = match ready.pop_front() {
+                Some(answer) => Some(answer),
+                None => running.next().await,
+            };
+            let Some((i, path, part, label, answer)) = next else {
                 break;
             };
             queries += 1;
@@ -414,12 +425,21 @@ impl Runner<'_> {
                     }
                 },
             }
-            let finished = root.pending == 0;
-            if finished && !complete(finish(root)) {
-                return Ok(queries);
-            }
             for queued in splits.into_iter().rev() {
                 queue.push_front(queued);
+            }
+            if root.pending == 0 {
+                // Handing a query over parses its rows, and queries only go out while this
+                // task polls them: the freed slot is filled, and the new queries polled until
+                // they are on their way, first (issue 12, item 3). Answers that are already
+                // back wait in `ready`.
+                refill!();
+                while let Some(Some(answer)) = running.next().now_or_never() {
+                    ready.push_back(answer);
+                }
+                if !complete(finish(root)) {
+                    return Ok(queries + ready.len());
+                }
             }
         }
         Ok(queries)
@@ -998,6 +1018,48 @@ mod tests {
         // The completion holding it is labelled with its part.
         let holder = done.iter().find(|c| !c.unresolved.is_empty()).unwrap();
         assert_eq!(holder.label, "azure-activity (part 1.1)");
+    }
+
+    #[tokio::test]
+    async fn the_next_query_is_sent_before_a_completed_one_is_handed_over() {
+        // One query at a time: when the first is handed over (and parsed), the second is
+        // already on its way, so the slot does not wait for the parse.
+        let source = Cutting::new(rows(), 1_000);
+        let roots: Vec<Part> = (0..3)
+            .map(|i| {
+                let mut p = part(60, 0);
+                p.identities = who(8)[i..=i].to_vec();
+                p
+            })
+            .collect();
+        let scan = Semaphore::new(1);
+        let auditor = Semaphore::new(100);
+        let runner = Runner {
+            source: &source,
+            permits: [&scan, &auditor],
+            splits_by_time: true,
+            on_query: &|_| {},
+            observer: &Heard::default(),
+            span: None,
+            limit: 1,
+        };
+        let plan = Plan {
+            label: "azure-activity",
+            table: LogTable::AzureActivity,
+            build: &build,
+            scope: None,
+        };
+        let mut sent_at_hand_over = Vec::new();
+        let queries = runner
+            .run(&plan, roots, |_| {
+                sent_at_hand_over.push(source.seen.lock().unwrap().len());
+                true
+            })
+            .await
+            .unwrap();
+        assert_eq!(queries, 3);
+        assert_eq!(sent_at_hand_over, [2, 3, 3]);
+        assert_eq!(source.max_in_flight.load(Ordering::SeqCst), 1);
     }
 
     #[tokio::test]

@@ -40,6 +40,10 @@ use crate::{
 /// while still making a handful of queries for thousands of users.
 const MAX_IDENTITIES_PER_QUERY: usize = 200;
 
+/// Answers of at least this many bytes are parsed on a blocking thread, not on the task that
+/// awaits the query: a scan polls all its queries on one task (issue 12, item 3).
+const PARSE_ELSEWHERE_BYTES: usize = 1024 * 1024;
+
 /// The public-cloud query endpoint.
 pub const DEFAULT_ENDPOINT: &str = "https://api.loganalytics.azure.com";
 
@@ -292,13 +296,25 @@ impl LogAnalyticsClient {
             bytes = bytes.len(),
             "log analytics answered"
         );
+        // A large answer (up to ~100 MB at the service's limit) is parsed on a blocking
+        // thread: parsing it takes a second or more, and on the caller's task it would hold up
+        // every other query of the scan polled there, their sending and their reading
+        // (issue 12, item 3).
+        let parsed = if status == StatusCode::OK && bytes.len() >= PARSE_ELSEWHERE_BYTES {
+            let body = bytes.clone();
+            tokio::task::spawn_blocking(move || serde_json::from_slice::<ResponseBody>(&body))
+                .await
+                .ok()
+        } else {
+            None
+        };
         let answer = Answer {
             status,
             headers: &headers,
             body: &bytes,
             secret: token.secret(),
         };
-        answer.classify(self)
+        answer.classify(self, parsed)
     }
 
     fn transport_error(&self, e: reqwest::Error, doing: &str) -> Error {
@@ -413,10 +429,16 @@ struct Answer<'a> {
 }
 
 impl Answer<'_> {
-    fn classify(&self, client: &LogAnalyticsClient) -> Result<QueryOutcome> {
+    /// `parsed` is the body already parsed as a success, if it was (see
+    /// [`PARSE_ELSEWHERE_BYTES`]).
+    fn classify(
+        &self,
+        client: &LogAnalyticsClient,
+        parsed: Option<serde_json::Result<ResponseBody>>,
+    ) -> Result<QueryOutcome> {
         let status = self.status.as_u16();
         match status {
-            200 => self.tables(),
+            200 => self.tables(parsed),
             204 => Ok(QueryOutcome {
                 tables: vec![Table {
                     name: "PrimaryResult".to_owned(),
@@ -432,7 +454,7 @@ impl Answer<'_> {
         }
     }
 
-    fn tables(&self) -> Result<QueryOutcome> {
+    fn tables(&self, parsed: Option<serde_json::Result<ResponseBody>>) -> Result<QueryOutcome> {
         let invalid = |message: String| Error::InvalidResponse {
             status: 200,
             message,
@@ -443,7 +465,8 @@ impl Answer<'_> {
                 "the body is empty (the service does this when the request lacks a JSON body or Content-Type)".to_owned(),
             ));
         }
-        let body: ResponseBody = serde_json::from_slice(self.body).map_err(|e| {
+        let parsed = parsed.unwrap_or_else(|| serde_json::from_slice(self.body));
+        let body: ResponseBody = parsed.map_err(|e| {
             invalid(format!(
                 "expected {{\"tables\": [{{\"name\", \"columns\", \"rows\"}}]}}: {}",
                 self.clean(&e.to_string())

@@ -1,8 +1,9 @@
 //! Loopback fake Azure servers for tests and benchmarks.
 //!
-//! Each fake is a [`wiremock`] server on 127.0.0.1 that speaks the real wire format (see
-//! `shared/azure-reference.md` §3, §4, §5.5), records what it received, and can inject the
-//! failures real services produce:
+//! Each fake is a [`wiremock`] server on 127.0.0.1 (the Log Analytics fake is a multi-threaded
+//! hyper server of its own, so that large answers are made and sent concurrently) that speaks
+//! the real wire format (see `shared/azure-reference.md` §3, §4, §5.5), records what it
+//! received, and can inject the failures real services produce:
 //!
 //! - [`LogAnalyticsFake`]: `POST /v1/workspaces/{id}/query`, tables chosen by KQL text
 //!   ([`LogAnalyticsFake::with_table_for`], [`LogAnalyticsFake::with_demo_tenant`]), failures
@@ -63,8 +64,8 @@ mod webhook;
 pub use common::{RecordedRequest, token_for};
 pub use ingestion::{IngestionFailure, LogsIngestionFake, MONITOR_RESOURCE};
 pub use loganalytics::{
-    DynamicCells, Failure, KqlMatcher, Limits, LogAnalyticsFake, QueryCall, RowGenerator, RowScope,
-    demo_tables, reads_table,
+    AnswerTiming, DynamicCells, Failure, KqlMatcher, Limits, LogAnalyticsFake, QueryCall,
+    RowGenerator, RowScope, demo_tables, reads_table,
 };
 pub use msi::{ManagedIdentityFake, MsiFailure};
 pub use oidc::{OidcFake, unix_now};

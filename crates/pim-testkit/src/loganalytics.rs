@@ -6,13 +6,15 @@ use std::time::{Duration, Instant};
 use pim_domain::{Column, Table, TimeRange};
 use pim_loganalytics::{DemoTenant, KqlSource, LogQuery, LogTable};
 use serde_json::{Value, json};
-use wiremock::matchers::{method, path_regex};
-use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+use wiremock::Request;
 
 use crate::common::{Injections, RecordedRequest, bearer_token, header_text, lock};
 use crate::{Error, Result};
 
 mod rows;
+mod server;
+
+use server::{Reply, Server};
 
 pub use rows::{Limits, RowGenerator, RowScope};
 
@@ -131,9 +133,11 @@ pub struct QueryCall {
     pub prefer: Option<String>,
 }
 
-/// Where an entry's rows come from.
+/// Where an entry's rows come from. Shared, so that an answer is made from them off the
+/// fake's state lock.
+#[derive(Clone)]
 enum Rows {
-    Table(Table),
+    Table(Arc<Table>),
     Generated(Arc<dyn RowGenerator>),
 }
 
@@ -142,11 +146,11 @@ struct Entry {
     rows: Rows,
 }
 
-impl Entry {
+impl Rows {
     /// The table as stored (a generator's columns, without rows), for failure answers.
     fn table(&self) -> Table {
-        match &self.rows {
-            Rows::Table(t) => t.clone(),
+        match self {
+            Rows::Table(t) => (**t).clone(),
             Rows::Generated(g) => Table {
                 name: "PrimaryResult".into(),
                 columns: g.columns(),
@@ -156,7 +160,7 @@ impl Entry {
     }
 
     /// The success body for one request: rows filtered, projected and cut as the service
-    /// would (see [`rows`]).
+    /// would (see [`rows`]), and whether the result was cut.
     fn success_body(
         &self,
         kql: &str,
@@ -164,20 +168,20 @@ impl Entry {
         filtering: bool,
         limits: Limits,
         mode: DynamicCells,
-    ) -> Vec<u8> {
+    ) -> (Vec<u8>, bool) {
         let request = rows::Request::read(kql, timespan);
-        match &self.rows {
+        match self {
             Rows::Table(table) => {
                 let mut writer =
                     rows::Writer::new(&table.columns, &request, filtering, limits, mode);
                 writer.push_table(table);
-                writer.finish()
+                writer.finish_cut()
             }
             Rows::Generated(generator) => {
                 let columns = generator.columns();
                 let mut writer = rows::Writer::new(&columns, &request, filtering, limits, mode);
                 generator.generate(&request.scope, &mut |mut row| writer.push_owned(&mut row));
-                writer.finish()
+                writer.finish_cut()
             }
         }
     }
@@ -189,13 +193,20 @@ struct State {
     latency: Duration,
     expected_token: Option<String>,
     dynamic: DynamicCells,
+    /// Every request the server saw, on any path.
+    received: Vec<Request>,
     requests: Vec<RecordedRequest>,
     queries: Vec<QueryCall>,
     limits: Limits,
     filtering: bool,
-    /// When each answer in flight is due (arrival plus its delay), and the most seen at once.
-    in_flight: Vec<Instant>,
+    /// The answers in flight: each query's number and, once its answer is made, when it is
+    /// due (made, plus what is left of its delay); and the most seen at once.
+    in_flight: Vec<(usize, Option<Instant>)>,
     max_in_flight: usize,
+    /// The number the next query gets in `in_flight`.
+    next_answer: usize,
+    /// When each answer was made and sent, in the order they were made.
+    timings: Vec<AnswerTiming>,
 }
 
 impl Default for State {
@@ -206,14 +217,39 @@ impl Default for State {
             latency: Duration::ZERO,
             expected_token: None,
             dynamic: DynamicCells::default(),
+            received: Vec::new(),
             requests: Vec::new(),
             queries: Vec::new(),
             limits: Limits::default(),
             filtering: true,
             in_flight: Vec::new(),
             max_in_flight: 0,
+            next_answer: 0,
+            timings: Vec::new(),
         }
     }
+}
+
+/// When the fake handled one request on the query route, to find where a scan's time goes
+/// (issue 12): a client that measures when it sent each query and when it had the answer
+/// parsed can tell the fake's time from its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnswerTiming {
+    /// The query's KQL (empty for a request that carried none).
+    pub kql: String,
+    /// When the request had been read.
+    pub arrived: Instant,
+    /// When the answer's body was made (the rows generated, filtered and serialised).
+    pub built: Instant,
+    /// When the answer was due to go out: `arrived` plus the latency (and any injected
+    /// delay), or `built` when making the body took longer.
+    pub due: Instant,
+    /// The HTTP status.
+    pub status: u16,
+    /// The body's size in bytes.
+    pub bytes: usize,
+    /// Whether the result was cut at a limit ([`Limits`]).
+    pub cut: bool,
 }
 
 /// A fake Log Analytics query API on 127.0.0.1: `POST /v1/workspaces/{id}/query`.
@@ -233,11 +269,16 @@ impl Default for State {
 ///   [`set_limits`](Self::set_limits) lowers them) with the exact truncation response of
 ///   reference §9.2: HTTP 200, the table up to the cut, and a top-level `PartialError` whose
 ///   `innererror` code is `-2133196797`;
-/// - counts the queries in flight ([`max_in_flight`](Self::max_in_flight)).
+/// - counts the queries in flight ([`max_in_flight`](Self::max_in_flight)) and records when
+///   it made and sent each answer ([`answer_timings`](Self::answer_timings));
+/// - answers concurrent queries concurrently, as the service does: it is its own HTTP server
+///   on a multi-threaded runtime (not `wiremock`'s single server thread), the state lock is
+///   held only to read the request and choose the answer, and each body is made on a blocking
+///   thread, so one 100 MB answer being made delays no other (issue 12, item 3).
 ///
 /// Configuration methods take `&self`, so failures can be injected while a test runs.
 pub struct LogAnalyticsFake {
-    server: MockServer,
+    server: Server,
     state: Arc<Mutex<State>>,
 }
 
@@ -256,15 +297,8 @@ impl std::fmt::Debug for LogAnalyticsFake {
 impl LogAnalyticsFake {
     /// Starts the fake with no tables.
     pub async fn start() -> Self {
-        let server = MockServer::start().await;
         let state = Arc::new(Mutex::new(State::default()));
-        Mock::given(method("POST"))
-            .and(path_regex(r"^/v1/workspaces/[^/]+/query$"))
-            .respond_with(Responder {
-                state: Arc::clone(&state),
-            })
-            .mount(&server)
-            .await;
+        let server = Server::start(handler(Arc::clone(&state)));
         Self { server, state }
     }
 
@@ -281,7 +315,7 @@ impl LogAnalyticsFake {
     ) -> &Self {
         lock(&self.state).tables.push(Entry {
             matcher: Arc::new(matcher),
-            rows: Rows::Table(table),
+            rows: Rows::Table(Arc::new(table)),
         });
         self
     }
@@ -411,9 +445,18 @@ impl LogAnalyticsFake {
         lock(&self.state).queries.clone()
     }
 
-    /// Every request the server saw, on any path, as `wiremock` recorded it.
+    /// Every request the server saw, on any path, in `wiremock`'s request type.
     pub async fn received_requests(&self) -> Vec<Request> {
-        self.server.received_requests().await.unwrap_or_default()
+        lock(&self.state).received.clone()
+    }
+
+    /// When each request on the query route arrived, when its answer was made and when it was
+    /// due, in arrival order (see [`AnswerTiming`]).
+    pub fn answer_timings(&self) -> Vec<AnswerTiming> {
+        // Recorded as each answer is made, which is not arrival order.
+        let mut timings = lock(&self.state).timings.clone();
+        timings.sort_by_key(|t| t.arrived);
+        timings
     }
 }
 
@@ -445,69 +488,174 @@ pub async fn demo_tables() -> Result<(Table, Table)> {
     Ok((audit, activity))
 }
 
-struct Responder {
-    state: Arc<Mutex<State>>,
+/// The fake's request handler: routes `POST /v1/workspaces/{id}/query` to [`respond`], and
+/// answers 404 elsewhere (as `wiremock` does for a request no mock matches).
+fn handler(state: Arc<Mutex<State>>) -> server::Handler {
+    Arc::new(move |request: Request| -> server::Handled {
+        let state = Arc::clone(&state);
+        Box::pin(async move {
+            lock(&state).received.push(request.clone());
+            if request.method == wiremock::http::Method::POST && is_query_path(request.url.path()) {
+                respond(&state, &request).await
+            } else {
+                Reply::empty(404)
+            }
+        })
+    })
 }
 
-impl Respond for Responder {
-    fn respond(&self, request: &Request) -> ResponseTemplate {
-        let arrived = Instant::now();
-        let mut state = lock(&self.state);
+/// Whether `path` is `/v1/workspaces/{id}/query`.
+fn is_query_path(path: &str) -> bool {
+    path.strip_prefix("/v1/workspaces/")
+        .and_then(|rest| rest.strip_suffix("/query"))
+        .is_some_and(|id| !id.is_empty() && !id.contains('/'))
+}
+
+/// What answering a query needs once the state lock is released.
+enum Answer {
+    /// The answer is known (an error, an injected failure, an empty 200).
+    Ready(Reply),
+    /// A success whose body is made from `rows`.
+    Rows {
+        rows: Rows,
+        kql: String,
+        timespan: Option<String>,
+        filtering: bool,
+        limits: Limits,
+        dynamic: DynamicCells,
+    },
+}
+
+/// Answers one query: under the state lock only what is cheap (record it, check it, choose the
+/// answer); the body made on a blocking thread; then the rest of the latency as a timer, so
+/// that concurrent queries overlap as they do on the service.
+async fn respond(state: &Arc<Mutex<State>>, request: &Request) -> Reply {
+    let arrived = Instant::now();
+    let (id, answer, delay) = {
+        let mut state = lock(state);
         state.requests.push(RecordedRequest::from_wiremock(request));
         let mut delay = state.latency;
-        let response = answer(&mut state, request, &mut delay);
-        // The latency runs from when the fake began the answer: making a large body is part
-        // of the service's time, not added to it.
-        let delay = delay.saturating_sub(arrived.elapsed());
-        // In flight: every earlier answer not yet due when this query arrived, and this one.
-        state.in_flight.retain(|due| *due > arrived);
-        state.in_flight.push(Instant::now() + delay);
+        let answer = answer(&mut state, request, &mut delay);
+        // In flight: every earlier answer not yet due when this query arrived (being made
+        // counts as not due), and this one.
+        let id = state.next_answer;
+        state.next_answer += 1;
+        state
+            .in_flight
+            .retain(|(_, due)| due.is_none_or(|due| due > arrived));
+        state.in_flight.push((id, None));
         state.max_in_flight = state.max_in_flight.max(state.in_flight.len());
-        response.set_delay(delay)
+        (id, answer, delay)
+    };
+    let kql_of = |request: &Request| {
+        serde_json::from_slice::<Value>(&request.body)
+            .ok()
+            .and_then(|b| b.get("query").and_then(Value::as_str).map(str::to_owned))
+            .unwrap_or_default()
+    };
+    let (reply, cut, kql) = match answer {
+        Answer::Ready(reply) => (reply, false, kql_of(request)),
+        Answer::Rows {
+            rows,
+            kql,
+            timespan,
+            filtering,
+            limits,
+            dynamic,
+        } => {
+            let made = tokio::task::spawn_blocking(move || {
+                let made = rows.success_body(&kql, timespan.as_deref(), filtering, limits, dynamic);
+                (made, kql)
+            })
+            .await;
+            match made {
+                Ok(((body, cut), kql)) => (Reply::raw(200, body, "application/json"), cut, kql),
+                Err(e) => (
+                    error_response(
+                        500,
+                        "InternalServerError",
+                        &format!("the fake failed to make the answer: {e}"),
+                        None,
+                    ),
+                    false,
+                    kql_of(request),
+                ),
+            }
+        }
+    };
+    let built = Instant::now();
+    // The latency runs from when the query arrived: making a large body is part of the
+    // service's time, not added to it.
+    let due = (arrived + delay).max(built);
+    {
+        let mut state = lock(state);
+        if let Some(entry) = state.in_flight.iter_mut().find(|(i, _)| *i == id) {
+            entry.1 = Some(due);
+        }
+        state.timings.push(AnswerTiming {
+            kql,
+            arrived,
+            built,
+            due,
+            status: reply.status,
+            bytes: reply.body.len(),
+            cut,
+        });
     }
+    tokio::time::sleep_until(tokio::time::Instant::from_std(due)).await;
+    reply
 }
 
-fn answer(state: &mut State, request: &Request, delay: &mut Duration) -> ResponseTemplate {
+fn answer(state: &mut State, request: &Request, delay: &mut Duration) -> Answer {
+    answer_or_reply(state, request, delay).unwrap_or_else(Answer::Ready)
+}
+
+/// The answer to a query, or the error reply it gets.
+fn answer_or_reply(
+    state: &mut State,
+    request: &Request,
+    delay: &mut Duration,
+) -> Result<Answer, Reply> {
     let Some(token) = bearer_token(request) else {
-        return error_response(
+        return Err(error_response(
             401,
             "AuthenticationFailed",
             "Authentication failed. The 'Authorization' header is missing.",
             None,
         )
-        .insert_header("www-authenticate", "Bearer");
+        .header("www-authenticate", "Bearer"));
     };
     if let Some(expected) = state.expected_token.as_deref()
         && expected != token
     {
-        return error_response(
+        return Err(error_response(
             403,
             "InvalidAuthenticationToken",
             "The provided authentication token is not valid for this workspace.",
             None,
-        );
+        ));
     }
     let is_json = header_text(request, "content-type")
         .is_some_and(|ct| ct.to_ascii_lowercase().contains("application/json"));
     if request.body.is_empty() || !is_json {
         // The real API answers a POST without a JSON body or content type with an empty 200.
-        return ResponseTemplate::new(200);
+        return Err(Reply::empty(200));
     }
     let Ok(body) = serde_json::from_slice::<Value>(&request.body) else {
-        return error_response(
+        return Err(error_response(
             400,
             "BadArgumentError",
             "The request body is not valid JSON.",
             None,
-        );
+        ));
     };
     let Some(kql) = body.get("query").and_then(Value::as_str) else {
-        return error_response(
+        return Err(error_response(
             400,
             "BadArgumentError",
             "The request had some invalid properties: 'query' is required.",
             None,
-        );
+        ));
     };
     let workspace = request
         .url
@@ -539,11 +687,15 @@ fn answer(state: &mut State, request: &Request, delay: &mut Duration) -> Respons
     let entry = state.tables.iter().find(|e| (e.matcher)(kql));
     let timespan = body.get("timespan").and_then(Value::as_str);
     let success = || match entry {
-        Some(e) => ResponseTemplate::new(200).set_body_raw(
-            e.success_body(kql, timespan, state.filtering, state.limits, state.dynamic),
-            "application/json",
-        ),
-        None => semantic_error(&first_identifier(kql)),
+        Some(e) => Ok(Answer::Rows {
+            rows: e.rows.clone(),
+            kql: kql.to_owned(),
+            timespan: timespan.map(str::to_owned),
+            filtering: state.filtering,
+            limits: state.limits,
+            dynamic: state.dynamic,
+        }),
+        None => Err(semantic_error(&first_identifier(kql))),
     };
     match failure {
         None => success(),
@@ -551,23 +703,23 @@ fn answer(state: &mut State, request: &Request, delay: &mut Duration) -> Respons
             *delay = delay.saturating_add(extra);
             success()
         }
-        Some(failure) => failure_response(
+        Some(failure) => Err(failure_response(
             failure,
-            entry.map(|e| wire_table(&e.table(), state.dynamic)),
-        ),
+            entry.map(|e| wire_table(&e.rows.table(), state.dynamic)),
+        )),
     }
 }
 
-fn failure_response(failure: Failure, table: Option<Value>) -> ResponseTemplate {
+fn failure_response(failure: Failure, table: Option<Value>) -> Reply {
     match failure {
-        Failure::Delay(_) => ResponseTemplate::new(200),
+        Failure::Delay(_) => Reply::empty(200),
         Failure::TooManyRequests { retry_after_secs } => error_response(
             429,
             "ThrottledError",
             "Your request has been throttled. Please retry after the time in the Retry-After header.",
             None,
         )
-        .insert_header("retry-after", retry_after_secs.to_string()),
+        .header("retry-after", retry_after_secs.to_string()),
         Failure::ServiceUnavailable { retry_after_secs } => {
             let r = error_response(
                 503,
@@ -576,7 +728,7 @@ fn failure_response(failure: Failure, table: Option<Value>) -> ResponseTemplate 
                 None,
             );
             match retry_after_secs {
-                Some(s) => r.insert_header("retry-after", s.to_string()),
+                Some(s) => r.header("retry-after", s.to_string()),
                 None => r,
             }
         }
@@ -594,7 +746,7 @@ fn failure_response(failure: Failure, table: Option<Value>) -> ResponseTemplate 
         ),
         Failure::PartialError { message } => {
             let tables = table.map(|t| vec![t]).unwrap_or_default();
-            ResponseTemplate::new(200).set_body_json(json!({
+            Reply::json(200, &json!({
                 "tables": tables,
                 "error": {
                     "code": "PartialError",
@@ -630,7 +782,7 @@ fn failure_response(failure: Failure, table: Option<Value>) -> ResponseTemplate 
             "Authentication failed.",
             None,
         )
-        .insert_header("www-authenticate", "Bearer"),
+        .header("www-authenticate", "Bearer"),
         Failure::Forbidden => error_response(
             403,
             "InsufficientAccessError",
@@ -643,15 +795,15 @@ fn failure_response(failure: Failure, table: Option<Value>) -> ResponseTemplate 
             "The provided authentication token is not valid for this audience.",
             None,
         ),
-        Failure::NoContent => ResponseTemplate::new(204),
-        Failure::EmptyOk => ResponseTemplate::new(200),
+        Failure::NoContent => Reply::empty(204),
+        Failure::EmptyOk => Reply::empty(200),
         Failure::Malformed(body) => {
-            ResponseTemplate::new(200).set_body_raw(body.into_bytes(), "application/json")
+            Reply::raw(200, body.into_bytes(), "application/json")
         }
     }
 }
 
-fn semantic_error(name: &str) -> ResponseTemplate {
+fn semantic_error(name: &str) -> Reply {
     error_response(
         400,
         "BadArgumentError",
@@ -676,12 +828,7 @@ fn first_identifier(kql: &str) -> String {
         .collect()
 }
 
-fn error_response(
-    status: u16,
-    code: &str,
-    message: &str,
-    innererror: Option<Value>,
-) -> ResponseTemplate {
+fn error_response(status: u16, code: &str, message: &str, innererror: Option<Value>) -> Reply {
     let mut error = json!({
         "code": code,
         "message": message,
@@ -690,7 +837,7 @@ fn error_response(
     if let (Some(inner), Some(obj)) = (innererror, error.as_object_mut()) {
         obj.insert("innererror".to_owned(), inner);
     }
-    ResponseTemplate::new(status).set_body_json(json!({ "error": error }))
+    Reply::json(status, &json!({ "error": error }))
 }
 
 /// A table in the query API's shape, named `PrimaryResult`.

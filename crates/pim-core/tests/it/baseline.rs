@@ -484,3 +484,42 @@ async fn offline_exports_that_do_not_cover_the_period_say_so() {
         "{md}"
     );
 }
+
+#[tokio::test]
+async fn the_chunks_of_a_baseline_summary_run_at_once() {
+    // 450 activating users: three identity chunks of at most 200 per summary (issue 12,
+    // item 3: one after another, 25 chunks took 25 latencies).
+    let (mut audit, activity) = tenant(40);
+    audit.rows.truncate(1);
+    for i in 0..450 {
+        let mut row = activation_row(START, &format!("u{i}"), 2);
+        let (upn, oid) = (
+            format!("user{i:03}@contoso-baseline.com"),
+            format!("00000000-0000-4000-8000-{i:012}"),
+        );
+        row[8] = json!(json!({"user": {"id": oid, "userPrincipalName": upn}}).to_string());
+        row[9] = json!(json!([{"type": "Role", "displayName": "Virtual Machine Contributor", "id": "9980e02c"},
+                              {"type": "User", "id": oid, "userPrincipalName": upn}]).to_string());
+        audit.rows.push(row);
+    }
+    let fake = fake_with((audit, activity)).await;
+    fake.set_latency(std::time::Duration::from_millis(300));
+    let report = live_scan(&fake, ScanOptions::new(END)).await;
+    assert_eq!(report.activations.len(), 451);
+    let summaries: Vec<_> = fake
+        .answer_timings()
+        .into_iter()
+        .filter(|t| t.kql.contains("Count = count() by Upn"))
+        .collect();
+    assert_eq!(summaries.len(), 3);
+    // Each chunk was sent before the one before it was answered.
+    for pair in summaries.windows(2) {
+        assert!(pair[1].arrived < pair[0].due, "{summaries:#?}");
+    }
+    assert!(
+        report
+            .activations
+            .iter()
+            .all(|a| a.baseline.as_ref().unwrap().status == BaselineStatus::Computed)
+    );
+}

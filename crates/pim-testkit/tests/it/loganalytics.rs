@@ -1,7 +1,10 @@
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pim_domain::{Column, Table};
-use pim_testkit::{DynamicCells, Failure, LogAnalyticsFake, reads_table, token_for};
+use pim_testkit::{
+    DynamicCells, Failure, LogAnalyticsFake, RowGenerator, RowScope, reads_table, token_for,
+};
 use serde_json::{Value, json};
 
 fn la_token() -> String {
@@ -353,4 +356,85 @@ async fn demo_tenant_is_served_by_table() {
             .any(|c| c["name"] == "OperationNameValue")
     );
     assert!(reads_table("AuditLogs")("AuditLogs | take 1"));
+}
+
+/// A generator whose answer is made only once the test says so: it blocks the thread making
+/// it, as a 100 MB answer does.
+struct Gated {
+    open: std::sync::Mutex<std::sync::mpsc::Receiver<()>>,
+}
+
+impl RowGenerator for Gated {
+    fn columns(&self) -> Vec<Column> {
+        vec![Column {
+            name: "Caller".into(),
+            kind: "string".into(),
+        }]
+    }
+
+    fn generate(&self, _scope: &RowScope, emit: &mut dyn FnMut(Vec<Value>) -> bool) {
+        if let Ok(open) = self.open.lock() {
+            // Waits for the test (or for it to end).
+            let _ = open.recv();
+        }
+        emit(vec![json!("slow@contoso.com")]);
+    }
+}
+
+#[tokio::test]
+async fn an_answer_being_made_delays_no_other_and_timings_are_recorded() {
+    let (open, gate) = std::sync::mpsc::channel();
+    let fake = Arc::new(fake_with_table().await);
+    fake.with_generator_for(
+        |kql| kql.starts_with("Slow"),
+        Arc::new(Gated {
+            open: std::sync::Mutex::new(gate),
+        }),
+    );
+    fake.set_latency(Duration::from_millis(20));
+    let slow = tokio::spawn({
+        let fake = Arc::clone(&fake);
+        async move { post(&fake, "Slow | take 1").await.json::<Value>().await }
+    });
+    // Wait until the slow query is being made.
+    while fake.queries().is_empty() {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // The other query is answered while the slow one is still held: with one server thread
+    // (or the state lock held while making it) this would wait for the gate, which opens only
+    // after this answer, and the timeout would fail the test.
+    let fast = tokio::time::timeout(Duration::from_secs(60), post(&fake, "AzureActivity"))
+        .await
+        .expect("the fast query waited for the slow one");
+    assert_eq!(fast.status(), 200);
+    open.send(()).unwrap();
+    let slow = slow.await.unwrap().unwrap();
+    assert_eq!(slow["tables"][0]["rows"][0][0], "slow@contoso.com");
+    assert_eq!(fake.max_in_flight(), 2);
+
+    let timings = fake.answer_timings();
+    assert_eq!(timings.len(), 2);
+    let (s, f) = (&timings[0], &timings[1]);
+    assert_eq!(
+        (s.kql.as_str(), f.kql.as_str()),
+        ("Slow | take 1", "AzureActivity")
+    );
+    // The fast answer was due before the slow one was made; each is due no earlier than its
+    // latency after arrival, nor before it was made.
+    assert!(f.due < s.built);
+    for t in [s, f] {
+        assert!(t.built >= t.arrived && t.due >= t.built);
+        assert!(t.due >= t.arrived + Duration::from_millis(20));
+        assert_eq!((t.status, t.cut), (200, false));
+        assert!(t.bytes > 0);
+    }
+    // A path outside the query route is a 404, as wiremock answers it, and is recorded.
+    let other = reqwest::Client::new()
+        .get(format!("{}/v1/other", fake.uri()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 404);
+    assert_eq!(fake.received_requests().await.len(), 3);
+    assert_eq!(fake.answer_timings().len(), 2);
 }
