@@ -343,6 +343,30 @@ impl Stage<'_> {
         answer
     }
 
+    /// Why an export whose earliest readable row is `earliest` cannot give the baseline
+    /// period starting at `start`; `None` when it reaches back far enough.
+    fn coverage_gap(
+        &self,
+        earliest: Option<OffsetDateTime>,
+        start: OffsetDateTime,
+        name: &str,
+    ) -> Option<String> {
+        match earliest {
+            Some(e) if e <= start => None,
+            Some(e) => Some(format!(
+                "exports cover only {} onwards ({name}), not the {} days from {}",
+                stamp(e),
+                self.days,
+                stamp(start)
+            )),
+            None => Some(format!(
+                "exports cover no readable time ({name} has no timestamped rows), not the {} days from {}",
+                self.days,
+                stamp(start)
+            )),
+        }
+    }
+
     async fn collect_offline(
         &self,
         data: &mut BaselineData,
@@ -401,27 +425,9 @@ impl Stage<'_> {
                 self.offline_unavailable(data, table, format!("{name} holds no table"), known);
                 continue;
             };
-            match earliest {
-                Some(e) if e <= data.period.start => {}
-                Some(e) => {
-                    let reason = format!(
-                        "exports cover only {} onwards ({name}), not the {} days from {}",
-                        stamp(e),
-                        self.days,
-                        stamp(data.period.start)
-                    );
-                    self.offline_unavailable(data, table, reason, known);
-                    continue;
-                }
-                None => {
-                    let reason = format!(
-                        "exports cover no readable time ({name} has no timestamped rows), not the {} days from {}",
-                        self.days,
-                        stamp(data.period.start)
-                    );
-                    self.offline_unavailable(data, table, reason, known);
-                    continue;
-                }
+            if let Some(reason) = self.coverage_gap(earliest, data.period.start, &name) {
+                self.offline_unavailable(data, table, reason, known);
+                continue;
             }
             let period = TimeRange::new(data.period.start, data.period.end);
             let in_period = |t: OffsetDateTime| t >= period.start && t < period.end;
@@ -501,27 +507,9 @@ impl Stage<'_> {
             p.history.earliest
         };
         data.rows += p.stats.kept;
-        match earliest {
-            Some(e) if e <= data.period.start => {}
-            Some(e) => {
-                let reason = format!(
-                    "exports cover only {} onwards ({name}), not the {} days from {}",
-                    stamp(e),
-                    self.days,
-                    stamp(data.period.start)
-                );
-                self.offline_unavailable(data, table, reason, known);
-                return;
-            }
-            None => {
-                let reason = format!(
-                    "exports cover no readable time ({name} has no timestamped rows), not the {} days from {}",
-                    self.days,
-                    stamp(data.period.start)
-                );
-                self.offline_unavailable(data, table, reason, known);
-                return;
-            }
+        if let Some(reason) = self.coverage_gap(earliest, data.period.start, name) {
+            self.offline_unavailable(data, table, reason, known);
+            return;
         }
         data.azure = match p.history.failure {
             Some(why) => TableHistory {
