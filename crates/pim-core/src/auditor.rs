@@ -1159,19 +1159,7 @@ impl Auditor {
         if outcome.partial_error.is_some() {
             fetch.partial = true;
         }
-        // A row the adapter could not read at all (broken JSON in one cell, a bad CSV
-        // record) names no one and no time: it could be anyone's operation.
-        fetch.unreadable.extend(
-            outcome
-                .problems
-                .iter()
-                .filter(|p| p.row.is_some())
-                .map(|p| UnreadableRow {
-                    time: None,
-                    identities: Vec::new(),
-                    problem: p.clone(),
-                }),
-        );
+        fetch.unreadable.extend(unreadable_rows(&outcome.problems));
         let t = log.take_table(outcome, source_name);
         let source_name = file_name(&t, source_name);
         let parse_started = std::time::Instant::now();
@@ -1216,18 +1204,7 @@ impl Auditor {
         if p.partial_error.is_some() {
             fetch.partial = true;
         }
-        fetch
-            .unreadable
-            .extend(
-                p.problems
-                    .iter()
-                    .filter(|p| p.row.is_some())
-                    .map(|p| UnreadableRow {
-                        time: None,
-                        identities: Vec::new(),
-                        problem: p.clone(),
-                    }),
-            );
+        fetch.unreadable.extend(unreadable_rows(&p.problems));
         log.take_answer(p.problems, p.partial_error, p.stats.kept, source_name);
         let parsed = self.keep_reported(p.parsed, options.include_failed);
         debug!(
@@ -1878,6 +1855,19 @@ fn file_name(table: &Table, default: &str) -> String {
     } else {
         default.to_owned()
     }
+}
+
+/// The rows an adapter could not read at all (broken JSON in one cell, a bad CSV record),
+/// among `problems`: they name no one and no time, so they could be anyone's operation.
+fn unreadable_rows(problems: &[DataProblem]) -> impl Iterator<Item = UnreadableRow> + '_ {
+    problems
+        .iter()
+        .filter(|p| p.row.is_some())
+        .map(|p| UnreadableRow {
+            time: None,
+            identities: Vec::new(),
+            problem: p.clone(),
+        })
 }
 
 #[cfg(test)]
