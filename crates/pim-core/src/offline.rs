@@ -22,6 +22,7 @@ use pim_correlate::{ActivityHistory, AzureActivityHistory, AzureActivityParser, 
 use pim_domain::{Column, DataProblem, ReportWindow, Table};
 use pim_loganalytics::{
     LogTable, QueryOutcome, RowConsumer, RowScope, RowSink, RowStream, ScopedRows, StreamStats,
+    StreamedRow,
 };
 use serde_json::Value;
 
@@ -41,6 +42,11 @@ impl RowSink for TableSink {
     fn row(&mut self, position: usize, cells: &[Value]) {
         self.positions.push(position);
         self.rows.push(cells.to_vec());
+    }
+
+    fn row_owned(&mut self, position: usize, cells: Vec<Value>) {
+        self.positions.push(position);
+        self.rows.push(cells);
     }
 
     fn restart(&mut self) {
@@ -68,6 +74,12 @@ impl RowSink for ParserSink {
     fn row(&mut self, position: usize, cells: &[Value]) {
         if let Some(p) = &mut self.parser {
             p.row(position, cells);
+        }
+    }
+
+    fn row_cells(&mut self, position: usize, cells: &StreamedRow<'_>) {
+        if let Some(p) = &mut self.parser {
+            p.row_cells(position, cells);
         }
     }
 
@@ -102,6 +114,12 @@ impl RowSink for HistorySink {
     fn row(&mut self, _position: usize, cells: &[Value]) {
         if let Some(h) = &mut self.history {
             h.row(cells);
+        }
+    }
+
+    fn row_cells(&mut self, _position: usize, cells: &StreamedRow<'_>) {
+        if let Some(h) = &mut self.history {
+            h.row_cells(cells);
         }
     }
 

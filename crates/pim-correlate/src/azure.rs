@@ -1,13 +1,20 @@
 //! `AzureActivity` rows: one [`Activity`] per Azure Resource Manager operation.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
+use pim_domain::cells::{CellRef, RowCells};
+use pim_domain::timestamp::TimestampError;
 use pim_domain::{Activity, ActivitySource, ActivityStatus, DataProblem, Table};
 use serde_json::Value;
 use time::OffsetDateTime;
 
-use crate::cells::{Problems, get_ci, json_kind, owned_text, parse_time_value};
+use crate::cells::{Problems, get_ci, json_kind, owned_text, parse_time_cell, scalar_text};
 use crate::evidence::{UnreadableRow, identity_keys};
+
+/// Builds the hashers of maps keyed by text from the rows: foldhash, seeded at random per
+/// process and per map.
+type KeyHasher = foldhash::fast::RandomState;
 
 /// The claim that carries the caller's object id in `Claims_d`.
 pub const OBJECT_ID_CLAIM: &str = "http://schemas.microsoft.com/identity/claims/objectidentifier";
@@ -104,23 +111,42 @@ impl Cols {
     }
 }
 
-/// One row's cells as the parser reads them. A missing cell (a short row, or a column the row
-/// object did not name) reads as null, as in a padded [`Table`].
-#[derive(Clone, Copy)]
-struct Row<'r> {
-    cells: &'r [Value],
+/// One row's cells as the parser reads them: a table's `&[Value]`, or a streamed row's borrowed
+/// cells. A missing cell (a short row, or a column the row object did not name) reads as null,
+/// as in a padded [`Table`].
+struct Row<'r, C: ?Sized> {
+    cells: &'r C,
 }
 
-impl<'r> Row<'r> {
+impl<C: ?Sized> Clone for Row<'_, C> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<C: ?Sized> Copy for Row<'_, C> {}
+
+impl<'r, C: RowCells + ?Sized> Row<'r, C> {
     /// A cell by index; `None` when absent or JSON null (as [`Table::cell`]).
-    fn cell(self, col: Option<usize>) -> Option<&'r Value> {
-        col.and_then(|c| self.cells.get(c)).filter(|v| !v.is_null())
+    fn cell(self, col: Option<usize>) -> Option<CellRef<'r>> {
+        col.and_then(|c| self.cells.cell(c))
+            .filter(|v| !matches!(v, CellRef::Null))
+    }
+
+    /// The timestamp of a string cell, as the row knows it ([`RowCells::timestamp`]).
+    fn stamp(self, col: Option<usize>) -> Option<Result<OffsetDateTime, TimestampError>> {
+        col.and_then(|c| self.cells.timestamp(c))
     }
 
     /// A string cell, trimmed; other JSON types read as absent.
     fn str(self, col: Option<usize>) -> Option<&'r str> {
-        let s = self.cell(col)?.as_str()?.trim();
-        (!s.is_empty()).then_some(s)
+        match self.cell(col)? {
+            CellRef::Str(s) => {
+                let s = s.trim();
+                (!s.is_empty()).then_some(s)
+            }
+            _ => None,
+        }
     }
 
     /// The current column's string, else the deprecated column's (the new schema leaves the old
@@ -140,21 +166,19 @@ struct OpState {
 
 /// The fields an [`Activity`] takes from one of its operation's rows, copied out of the row
 /// (which is not kept) into one string.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 struct Snapshot {
     text: String,
     /// Where each field ends in `text`, in [`Snapshot::FIELDS`] order, and which are present.
     ends: [u32; Snapshot::FIELDS],
     present: u8,
-    /// The caller's object id read from the row, and the problems reading it gave (reported
-    /// only when the activity is built from this row, as the claims were read before rows
-    /// were streamed).
-    object_id: Option<String>,
+    /// The problems reading the caller's object id gave (reported only when the activity is
+    /// built from this row, as the claims were read before rows were streamed).
     object_id_problems: Vec<DataProblem>,
 }
 
 impl Snapshot {
-    const FIELDS: usize = 7;
+    const FIELDS: usize = 8;
     const OPERATION: usize = 0;
     const RESOURCE: usize = 1;
     const RESOURCE_GROUP: usize = 2;
@@ -162,8 +186,31 @@ impl Snapshot {
     const PROVIDER: usize = 4;
     const CALLER: usize = 5;
     const CORRELATION: usize = 6;
+    /// The caller's object id read from the row.
+    const OBJECT_ID: usize = 7;
 
-    fn of(row: Row<'_>, cols: &Cols, position: usize, source: &str) -> Self {
+    fn of<C: RowCells + ?Sized>(
+        row: Row<'_, C>,
+        cols: &Cols,
+        position: usize,
+        source: &str,
+    ) -> Self {
+        let mut s = Self::default();
+        s.fill(row, cols, position, source);
+        s
+    }
+
+    /// Copies `row` in, reusing the text's room (an operation's later rows replace its status
+    /// row's snapshot).
+    fn fill<C: RowCells + ?Sized>(
+        &mut self,
+        row: Row<'_, C>,
+        cols: &Cols,
+        position: usize,
+        source: &str,
+    ) {
+        self.object_id_problems.clear();
+        let object_id = claims_object_id(row, cols, position, source, &mut self.object_id_problems);
         let fields = [
             row.str2(cols.operation),
             row.str2(cols.resource),
@@ -172,25 +219,18 @@ impl Snapshot {
             row.str2(cols.provider),
             row.str(cols.caller),
             row.str(cols.correlation),
+            object_id.as_deref(),
         ];
-        let mut text = String::with_capacity(fields.iter().flatten().map(|f| f.len()).sum());
-        let mut ends = [0u32; Self::FIELDS];
-        let mut present = 0u8;
+        self.text.clear();
+        self.text
+            .reserve(fields.iter().flatten().map(|f| f.len()).sum());
+        self.present = 0;
         for (i, field) in fields.iter().enumerate() {
             if let Some(f) = field {
-                text.push_str(f);
-                present |= 1 << i;
+                self.text.push_str(f);
+                self.present |= 1 << i;
             }
-            ends[i] = u32::try_from(text.len()).unwrap_or(u32::MAX);
-        }
-        let mut problems = Problems::new(source);
-        let object_id = claims_object_id(row, cols, position, source, &mut problems);
-        Self {
-            text,
-            ends,
-            present,
-            object_id,
-            object_id_problems: problems.finish(),
+            self.ends[i] = u32::try_from(self.text.len()).unwrap_or(u32::MAX);
         }
     }
 
@@ -214,12 +254,13 @@ struct Group {
 }
 
 impl Group {
-    /// Takes in one more row of the operation; `snapshot` copies the row when it is needed.
+    /// Takes in one more row of the operation; `fill` copies the row into a snapshot when it is
+    /// needed.
     fn update(
         &mut self,
         time: OffsetDateTime,
         status: ActivityStatus,
-        snapshot: impl FnOnce() -> Snapshot,
+        fill: impl FnOnce(&mut Snapshot),
     ) {
         let s = &mut self.state;
         let new_first = time < s.first_time;
@@ -237,19 +278,28 @@ impl Group {
             s.status_time = time;
             s.status = status;
         }
+        // A snapshot no longer needed is refilled in place rather than dropped for a new one.
         match (new_first, replaces) {
             (false, false) => {}
             (true, true) => {
-                self.first = snapshot();
+                fill(&mut self.first);
                 self.status = None;
             }
             (true, false) => {
-                let old = std::mem::replace(&mut self.first, snapshot());
                 if self.status.is_none() {
+                    let old = std::mem::take(&mut self.first);
                     self.status = Some(old);
                 }
+                fill(&mut self.first);
             }
-            (false, true) => self.status = Some(snapshot()),
+            (false, true) => match &mut self.status {
+                Some(s) => fill(s),
+                None => {
+                    let mut s = Snapshot::default();
+                    fill(&mut s);
+                    self.status = Some(s);
+                }
+            },
         }
     }
 }
@@ -316,8 +366,10 @@ pub struct AzureActivityParser {
     problems: Problems,
     row_problems: Vec<DataProblem>,
     groups: Vec<Group>,
-    /// Operation key (lower-cased, length-prefixed parts) → index in `groups`.
-    index: HashMap<Box<str>, usize>,
+    /// Operation key (lower-cased, length-prefixed parts) → index in `groups`. The keys are
+    /// the file's text: hashed with foldhash seeded at random (fast on keys of a few hundred
+    /// bytes, and a file cannot be crafted to collide without knowing the seed).
+    index: HashMap<Box<str>, usize, KeyHasher>,
     key: String,
     unreadable: Vec<UnreadableRow>,
 }
@@ -334,7 +386,7 @@ impl AzureActivityParser {
             problems: Problems::new(source),
             row_problems: Vec::new(),
             groups: Vec::new(),
-            index: HashMap::new(),
+            index: HashMap::default(),
             key: String::new(),
             unreadable: Vec::new(),
         }
@@ -356,6 +408,11 @@ impl AzureActivityParser {
 
     /// Reads one row, `position` being its row number in the whole table.
     pub fn row(&mut self, position: usize, cells: &[Value]) {
+        self.row_cells(position, cells);
+    }
+
+    /// As [`row`](Self::row), for cells read in place (a streamed export's borrowed row).
+    pub fn row_cells<C: RowCells + ?Sized>(&mut self, position: usize, cells: &C) {
         self.rows += 1;
         let row = Row { cells };
         let cols = &self.cols;
@@ -367,7 +424,14 @@ impl AzureActivityParser {
             return;
         }
         let time = match row.cell(cols.time) {
-            Some(v) => parse_time_value(v, position, "TimeGenerated", source, row_problems),
+            Some(v) => parse_time_cell(
+                v,
+                row.stamp(cols.time),
+                position,
+                "TimeGenerated",
+                source,
+                row_problems,
+            ),
             None => {
                 row_problems.push(DataProblem::field(
                     source,
@@ -458,7 +522,7 @@ impl AzureActivityParser {
         }
         match self.index.get(key.as_str()) {
             Some(&g) => {
-                self.groups[g].update(time, status, || Snapshot::of(row, cols, position, source))
+                self.groups[g].update(time, status, |s| s.fill(row, cols, position, source))
             }
             None => {
                 self.index.insert(key.as_str().into(), self.groups.len());
@@ -484,7 +548,7 @@ impl AzureActivityParser {
             cols,
             rows,
             mut problems,
-            groups,
+            mut groups,
             index,
             unreadable,
             ..
@@ -501,12 +565,29 @@ impl AzureActivityParser {
             };
         }
         drop(index);
-        let mut activities: Vec<Activity> = groups
-            .into_iter()
-            .filter(|g| include_failed || g.state.status != ActivityStatus::Failed)
-            .map(|g| build_activity(g, &mut problems))
+        // The operations kept, by time and then in the order they were first seen (what a
+        // stable sort of the activities gives), sorted as small pairs rather than as
+        // activities of a few hundred bytes each. Problems are taken in that first-seen order.
+        let mut order: Vec<(OffsetDateTime, usize)> = groups
+            .iter_mut()
+            .enumerate()
+            .filter(|(_, g)| include_failed || g.state.status != ActivityStatus::Failed)
+            .map(|(i, g)| {
+                g.take_problems(&mut problems);
+                (g.state.first_time, i)
+            })
             .collect();
-        activities.sort_by_key(|a| a.time);
+        order.sort_unstable();
+        // Each operation's snapshots are freed once its activity is built, so the activities
+        // take the room the operations leave.
+        let mut activities: Vec<Activity> = Vec::with_capacity(order.len());
+        for &(_, i) in &order {
+            if let Some(g) = groups.get_mut(i) {
+                activities.push(build_activity(g));
+                g.first = Snapshot::default();
+                g.status = None;
+            }
+        }
         ParsedActivities {
             activities,
             rows_read: rows,
@@ -569,7 +650,8 @@ pub struct AzureActivityHistory {
     activity_time: Option<usize>,
     earliest: Option<OffsetDateTime>,
     key: String,
-    seen: HashMap<Box<str>, (String, String, pim_domain::baseline::OperationKey)>,
+    resource_type: String,
+    seen: HashMap<Box<str>, (String, String, pim_domain::baseline::OperationKey), KeyHasher>,
 }
 
 /// What [`AzureActivityHistory::finish`] found.
@@ -605,7 +687,8 @@ impl AzureActivityHistory {
             activity_time: activity_time_column(columns),
             earliest: None,
             key: String::new(),
-            seen: HashMap::new(),
+            resource_type: String::new(),
+            seen: HashMap::default(),
         }
     }
 
@@ -618,16 +701,17 @@ impl AzureActivityHistory {
 
     /// Reads one row.
     pub fn row(&mut self, cells: &[Value]) {
+        self.row_cells(cells);
+    }
+
+    /// As [`row`](Self::row), for cells read in place (a streamed export's borrowed row).
+    pub fn row_cells<C: RowCells + ?Sized>(&mut self, cells: &C) {
         self.rows += 1;
         let row = Row { cells };
         let cols = &self.cols;
-        let stamp = [cols.time, self.activity_time].into_iter().find_map(|c| {
-            let s = row.cell(c)?.as_str()?.trim();
-            if s.is_empty() {
-                return None;
-            }
-            pim_domain::timestamp::parse_timestamp(s).ok()
-        });
+        let stamp = [cols.time, self.activity_time]
+            .into_iter()
+            .find_map(|c| row.stamp(c)?.ok());
         if let Some(t) = stamp
             && self.earliest.is_none_or(|e| t < e)
         {
@@ -641,7 +725,7 @@ impl AzureActivityHistory {
         let mut ignored = Vec::new();
         let Some(time) = row
             .cell(cols.time)
-            .and_then(|v| parse_time_value(v, 0, "", "", &mut ignored))
+            .and_then(|v| parse_time_cell(v, row.stamp(cols.time), 0, "", "", &mut ignored))
         else {
             return;
         };
@@ -661,13 +745,19 @@ impl AzureActivityHistory {
         if !readable {
             return;
         }
-        let mut problems = Problems::new("");
-        let oid = claims_object_id(row, cols, 0, "", &mut problems);
+        let oid = claims_object_id(row, cols, 0, "", &mut ignored);
         let caller = row.str(cols.caller);
-        let resource_type = row
-            .str2(cols.resource)
-            .map(pim_domain::baseline::arm_resource_type)
-            .unwrap_or_default();
+        let resource = row.str2(cols.resource);
+        // The resource type as `arm_resource_type` gives it, lower-cased into a reused buffer
+        // when the id is ASCII (where lower-casing keeps every byte's place); else its own.
+        let resource_type = &mut self.resource_type;
+        resource_type.clear();
+        match resource {
+            Some(id) if id.is_ascii() => ascii_resource_type(id, resource_type),
+            Some(id) => resource_type.push_str(&pim_domain::baseline::arm_resource_type(id)),
+            None => {}
+        }
+        let resource_type = resource_type.as_str();
         // Most rows repeat an entry already seen: look it up by a key built in a reused
         // buffer, and make the entry only when it is new.
         let key = &mut self.key;
@@ -687,7 +777,7 @@ impl AzureActivityHistory {
             let entry = (
                 lower(caller),
                 lower(oid.as_deref()),
-                pim_domain::baseline::OperationKey::new(operation, &resource_type),
+                pim_domain::baseline::OperationKey::new(operation, resource_type),
             );
             self.seen.insert(key.as_str().into(), entry);
         }
@@ -715,6 +805,30 @@ impl AzureActivityHistory {
     }
 }
 
+/// [`pim_domain::baseline::arm_resource_type`] of an ASCII resource id, written into `out`.
+fn ascii_resource_type(id: &str, out: &mut String) {
+    const PROVIDERS: &[u8] = b"/providers/";
+    let id = id.trim();
+    let bytes = id.as_bytes();
+    let Some(at) = memchr::memchr_iter(b'/', bytes).find(|&i| {
+        bytes
+            .get(i..i + PROVIDERS.len())
+            .is_some_and(|w| w.eq_ignore_ascii_case(PROVIDERS))
+    }) else {
+        return;
+    };
+    let mut parts = id[at + PROVIDERS.len()..].split('/');
+    if let (Some(ns), Some(ty)) = (parts.next(), parts.next())
+        && !ns.is_empty()
+        && !ty.is_empty()
+    {
+        out.push_str(ns);
+        out.push('/');
+        out.push_str(ty);
+        out.make_ascii_lowercase();
+    }
+}
+
 /// The column names of a table, for messages that say what was found instead.
 pub(crate) fn column_list(table: &Table) -> String {
     column_names(&table.columns)
@@ -739,30 +853,41 @@ pub(crate) fn column_names(columns: &[pim_domain::Column]) -> String {
 }
 
 /// What can be read of an unreadable row's identity: the caller and the claims' object id.
-fn row_identities(row: Row<'_>, cols: &Cols) -> Vec<String> {
-    let mut ignored = Problems::new("");
+fn row_identities<C: RowCells + ?Sized>(row: Row<'_, C>, cols: &Cols) -> Vec<String> {
+    let mut ignored = Vec::new();
     let oid = claims_object_id(row, cols, 0, "", &mut ignored);
     identity_keys([row.str(cols.caller), oid.as_deref()])
 }
 
-fn build_activity(g: Group, problems: &mut Problems) -> Activity {
+impl Group {
+    /// The problems reading the object id gave on the rows the activity's object id is taken
+    /// from (see [`build_activity`]).
+    fn take_problems(&mut self, problems: &mut Problems) {
+        for p in std::mem::take(&mut self.first.object_id_problems) {
+            problems.push(p);
+        }
+        if self.first.get(Snapshot::OBJECT_ID).is_none()
+            && let Some(s) = &mut self.status
+        {
+            for p in std::mem::take(&mut s.object_id_problems) {
+                problems.push(p);
+            }
+        }
+    }
+}
+
+fn build_activity(g: &Group) -> Activity {
     let Group {
         state,
-        mut first,
-        status: mut status_row,
+        first,
+        status: status_row,
     } = g;
     // Fields come from the first row, else from the row that set the status: some columns
     // (claims, resource group) are only filled on some of an operation's rows.
-    for p in std::mem::take(&mut first.object_id_problems) {
-        problems.push(p);
-    }
-    let caller_object_id = first.object_id.take().or_else(|| {
-        let s = status_row.as_mut()?;
-        for p in std::mem::take(&mut s.object_id_problems) {
-            problems.push(p);
-        }
-        s.object_id.take()
-    });
+    let caller_object_id = first
+        .get(Snapshot::OBJECT_ID)
+        .or_else(|| status_row.as_ref()?.get(Snapshot::OBJECT_ID))
+        .map(str::to_owned);
     // An operation never seen ending is in progress, whatever its last row said.
     let status = if state.status.is_in_progress() {
         ActivityStatus::InProgress
@@ -794,30 +919,30 @@ fn build_activity(g: Group, problems: &mut Problems) -> Activity {
 /// The caller's object id: the server-extracted [`CALLER_OBJECT_ID_COLUMN`] when the query
 /// returned it, else from `Claims_d` (or legacy `Claims`): the `objectidentifier` claim, else
 /// `oid`.
-fn claims_object_id(
-    row: Row<'_>,
+fn claims_object_id<'r, C: RowCells + ?Sized>(
+    row: Row<'r, C>,
     cols: &Cols,
     position: usize,
     source: &str,
-    problems: &mut Problems,
-) -> Option<String> {
+    problems: &mut Vec<DataProblem>,
+) -> Option<Cow<'r, str>> {
     if let Some(oid) = row.str(cols.object_id) {
-        return Some(oid.to_owned());
+        return Some(Cow::Borrowed(oid));
     }
     for (col, field) in cols.claims.iter().zip(["Claims_d", "Claims"]) {
         let Some(v) = row.cell(*col) else {
             continue;
         };
         let found = match v {
-            Value::Object(_) => oid_from_object(v),
-            Value::String(s) => oid_from_text(s).or_else(|| {
+            CellRef::Other(v @ Value::Object(_)) => oid_from_object(v),
+            CellRef::Str(s) => oid_from_text(s).or_else(|| {
                 // The quick scan missed (escaped slashes, odd spacing): parse fully, but only
                 // when the text could hold the claim at all.
                 if !(s.contains("objectidentifier") || s.contains("oid")) {
                     return None;
                 }
                 match serde_json::from_str::<Value>(s) {
-                    Ok(parsed) => oid_from_object(&parsed),
+                    Ok(parsed) => oid_from_object(&parsed).map(|o| Cow::Owned(o.into_owned())),
                     Err(e) => {
                         problems.push(DataProblem::field(
                             source,
@@ -829,8 +954,8 @@ fn claims_object_id(
                     }
                 }
             }),
-            Value::Null => None,
-            other => {
+            CellRef::Null => None,
+            CellRef::Other(other) => {
                 problems.push(DataProblem::field(
                     source,
                     position,
@@ -847,15 +972,15 @@ fn claims_object_id(
     None
 }
 
-fn oid_from_object(claims: &Value) -> Option<String> {
+fn oid_from_object(claims: &Value) -> Option<Cow<'_, str>> {
     get_ci(claims, OBJECT_ID_CLAIM)
         .or_else(|| get_ci(claims, "oid"))
-        .and_then(owned_text)
+        .and_then(scalar_text)
 }
 
 /// Finds `"<claim>": "<value>"` in JSON text without parsing the whole (often kilobytes long)
 /// claims object.
-fn oid_from_text(text: &str) -> Option<String> {
+fn oid_from_text(text: &str) -> Option<Cow<'_, str>> {
     // The searchers are built once: building one costs more than searching a claims text.
     static FINDERS: std::sync::OnceLock<[memchr::memmem::Finder<'static>; 2]> =
         std::sync::OnceLock::new();
@@ -881,12 +1006,24 @@ fn oid_from_text(text: &str) -> Option<String> {
             let Some(rest) = rest.strip_prefix(':') else {
                 continue;
             };
-            let mut values =
-                serde_json::Deserializer::from_str(rest.trim_start()).into_iter::<Value>();
+            let rest = rest.trim_start();
+            // A string without escapes or control characters (as claims values are) is read in
+            // place: it is exactly what serde_json would read.
+            if let Some(body) = rest.strip_prefix('"')
+                && let Some(end) = body.find(|c: char| c == '"' || c == '\\' || c < ' ')
+                && body.as_bytes().get(end) == Some(&b'"')
+            {
+                let value = body[..end].trim();
+                if value.is_empty() {
+                    continue;
+                }
+                return Some(Cow::Borrowed(value));
+            }
+            let mut values = serde_json::Deserializer::from_str(rest).into_iter::<Value>();
             if let Some(Ok(v)) = values.next()
                 && let Some(s) = owned_text(&v)
             {
-                return Some(s);
+                return Some(Cow::Owned(s));
             }
         }
     }
@@ -1237,12 +1374,40 @@ mod tests {
     }
 
     #[test]
+    fn the_ascii_resource_type_is_arm_resource_type() {
+        for id in [
+            "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm1",
+            "  /SUBSCRIPTIONS/S/PROVIDERS/Microsoft.Web/sites  ",
+            "/subscriptions/s/providers/Microsoft.Web/",
+            "/subscriptions/s/providers//sites/x",
+            "/subscriptions/s/providers/ a / b /c",
+            "/a/Providers/x/y/providers/z/w",
+            "/providers/x",
+            "/providers",
+            "no providers here",
+            "",
+        ] {
+            let mut out = String::new();
+            ascii_resource_type(id, &mut out);
+            assert_eq!(out, pim_domain::baseline::arm_resource_type(id), "{id:?}");
+        }
+    }
+
+    #[test]
     fn claims_quick_scan_handles_spacing_and_other_keys() {
         let text = format!(r#"{{"appid":"x", "notoid":"n", "{OBJECT_ID_CLAIM}" :  "abc" }}"#);
         assert_eq!(oid_from_text(&text).as_deref(), Some("abc"));
         assert_eq!(oid_from_text(r#"{"oid":"o"}"#).as_deref(), Some("o"));
         assert_eq!(oid_from_text(r#"{"xoid":"o"}"#), None);
         assert_eq!(oid_from_text(r#"{"oid""#), None);
+        // Values read in place and values serde_json unescapes read alike.
+        assert_eq!(oid_from_text(r#"{"oid":" o "}"#).as_deref(), Some("o"));
+        assert_eq!(oid_from_text(r#"{"oid":"o\u0031"}"#).as_deref(), Some("o1"));
+        assert_eq!(
+            oid_from_text(r#"{"oid":"  ","oid":"later"}"#).as_deref(),
+            Some("later")
+        );
+        assert_eq!(oid_from_text(r#"{"oid":5}"#).as_deref(), Some("5"));
     }
 
     /// Correctness at the benchmark's scale (500,000 rows collapse into 166,666 operations);

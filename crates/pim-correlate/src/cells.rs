@@ -3,7 +3,8 @@
 
 use std::borrow::Cow;
 
-use pim_domain::timestamp::parse_timestamp;
+use pim_domain::cells::CellRef;
+use pim_domain::timestamp::{TimestampError, parse_timestamp};
 use pim_domain::{DataProblem, Table};
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -141,9 +142,22 @@ pub(crate) fn parse_time_value(
     source: &str,
     problems: &mut Vec<DataProblem>,
 ) -> Option<OffsetDateTime> {
-    match v {
-        Value::String(s) if s.trim().is_empty() => None,
-        Value::String(s) => match parse_timestamp(s) {
+    parse_time_cell(CellRef::of(v), None, row, field, source, problems)
+}
+
+/// As [`parse_time_value`], for a cell read through [`RowCells`](pim_domain::cells::RowCells):
+/// `parsed` is the cell's [`parse_timestamp`] when the row already knows it.
+pub(crate) fn parse_time_cell(
+    cell: CellRef<'_>,
+    parsed: Option<Result<OffsetDateTime, TimestampError>>,
+    row: usize,
+    field: &str,
+    source: &str,
+    problems: &mut Vec<DataProblem>,
+) -> Option<OffsetDateTime> {
+    match cell {
+        CellRef::Str(s) if s.trim().is_empty() => None,
+        CellRef::Str(s) => match parsed.unwrap_or_else(|| parse_timestamp(s)) {
             // No Log Analytics record predates 2000: a year-0000 or epoch time is a placeholder,
             // never the start of a window.
             Ok(t) if t.year() < 2000 => {
@@ -164,8 +178,8 @@ pub(crate) fn parse_time_value(
                 None
             }
         },
-        Value::Null => None,
-        other => {
+        CellRef::Null => None,
+        CellRef::Other(other) => {
             problems.push(DataProblem::field(
                 source,
                 row,

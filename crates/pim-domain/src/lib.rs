@@ -33,6 +33,7 @@ mod activation;
 mod activity;
 mod assessment;
 pub mod baseline;
+pub mod cells;
 pub mod cloud;
 mod names;
 mod problem;

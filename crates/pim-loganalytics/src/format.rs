@@ -35,7 +35,10 @@ use serde_json::Value;
 
 use crate::{Error, LogTable, Result, RowScope, ScopedRows};
 
+mod row;
 pub(crate) mod stream;
+
+pub use row::StreamedRow;
 
 /// At most this many per-row problems are listed per file; the rest are counted in one summary
 /// problem, so a thoroughly broken file cannot flood the report.

@@ -64,6 +64,7 @@ mod rest;
 pub use demo::DemoTenant;
 pub use error::{Error, Result};
 pub use export_dir::ExportDir;
+pub use format::StreamedRow;
 #[cfg(feature = "azure")]
 pub use rest::{
     DEFAULT_ENDPOINT, LOG_ANALYTICS_SCOPE, LOG_ANALYTICS_SCOPE_CHINA,
@@ -235,6 +236,13 @@ pub trait RowSink {
     /// spares a sink that keeps or forwards them a copy.
     fn row_owned(&mut self, position: usize, cells: Vec<serde_json::Value>) {
         self.row(position, &cells);
+    }
+    /// As [`row`](Self::row), the cells borrowed from the reader's buffer: how a streamed
+    /// export hands its rows over. A sink that reads the cells in place (through
+    /// [`RowCells`](pim_domain::cells::RowCells)) spares every cell a `serde_json::Value`;
+    /// by default the cells are made into values and handed to [`row_owned`](Self::row_owned).
+    fn row_cells(&mut self, position: usize, cells: &StreamedRow<'_>) {
+        self.row_owned(position, cells.to_values());
     }
     /// Forget every row seen: the read starts over (a file that turned out not to be a plain
     /// export is read again, whole).

@@ -10,6 +10,7 @@
 use std::borrow::Cow;
 use std::collections::HashSet;
 
+use pim_domain::cells::{CellRef, RowCells};
 use pim_domain::timestamp::parse_timestamp;
 use pim_domain::{Column, Table};
 use serde_json::Value;
@@ -39,6 +40,17 @@ pub(crate) enum Cell<'a> {
     Str(&'a str),
     /// Any other JSON value.
     Other(&'a Value),
+}
+
+impl<'a> From<Option<CellRef<'a>>> for Cell<'a> {
+    fn from(cell: Option<CellRef<'a>>) -> Self {
+        match cell {
+            None => Cell::Absent,
+            Some(CellRef::Null) => Cell::Null,
+            Some(CellRef::Str(s)) => Cell::Str(s),
+            Some(CellRef::Other(v)) => Cell::Other(v),
+        }
+    }
 }
 
 impl<'a> Cell<'a> {
@@ -97,7 +109,7 @@ pub(crate) struct Scope {
     operations: Option<(Vec<usize>, Vec<String>)>,
     /// Identity fields grouped by column: a string column (`None`) or key paths in a dynamic
     /// column.
-    identity_fields: Vec<(usize, Option<Vec<Vec<String>>>)>,
+    identity_fields: Vec<(usize, Option<DynamicPaths>)>,
     /// The scope tests nothing (or the table lacks a required column): every row is kept.
     inert: bool,
     /// The earliest readable time of every row tested, kept or not
@@ -150,7 +162,7 @@ impl Scope {
                 o.names.iter().map(|n| n.trim().to_owned()).collect(),
             )
         });
-        let mut fields: Vec<(usize, Option<Vec<Vec<String>>>)> = Vec::new();
+        let mut fields: Vec<(usize, Option<DynamicPaths>)> = Vec::new();
         for field in scope.identities.iter().flat_map(|ids| &ids.fields) {
             match field {
                 IdentityField::Column(name) => {
@@ -165,7 +177,11 @@ impl Scope {
                         .find(|(c, paths)| *c == i && paths.is_some())
                     {
                         Some((_, Some(paths))) => paths.push(path.clone()),
-                        _ => fields.push((i, Some(vec![path.clone()]))),
+                        _ => {
+                            let mut paths = DynamicPaths::default();
+                            paths.push(path.clone());
+                            fields.push((i, Some(paths)));
+                        }
                     }
                 }
             }
@@ -186,26 +202,32 @@ impl Scope {
         self.inert
     }
 
-    /// The columns the tests read, so a streaming reader can capture only those cells.
-    pub(crate) fn columns(&self) -> Vec<usize> {
-        let mut out: Vec<usize> = Vec::new();
-        if let Some((cols, _)) = &self.time {
-            out.extend(cols);
-        }
-        if let Some((cols, _)) = &self.operations {
-            out.extend(cols);
-        }
-        out.extend(self.identity_fields.iter().map(|(c, _)| *c));
-        out.sort_unstable();
-        out.dedup();
-        out
-    }
-
     /// Whether the row whose cells `cell` reads can matter. A row is left out only when every
     /// test the scope makes can be read: a readable operation that is not wanted, or a readable
     /// time and identity of which one is out of scope. A row whose time or identity cannot be
     /// read is kept, so that the parser reports it as it always has.
     pub(crate) fn keep<'a>(&self, cell: impl Fn(usize) -> Cell<'a>) -> bool {
+        self.keep_with(&cell, |c| time_of(cell(c)))
+    }
+
+    /// As [`Scope::keep`], for a row read through [`RowCells`]: its times are parsed by the
+    /// row, which a streamed row does once for all its readers.
+    pub(crate) fn keep_row<R: RowCells + ?Sized>(&self, row: &R) -> bool {
+        self.keep_with(
+            |c| Cell::from(row.cell(c)),
+            |c| {
+                row.timestamp(c)
+                    .and_then(Result::ok)
+                    .filter(|t| t.year() >= 2000)
+            },
+        )
+    }
+
+    fn keep_with<'a>(
+        &self,
+        cell: impl Fn(usize) -> Cell<'a>,
+        time: impl Fn(usize) -> Option<OffsetDateTime>,
+    ) -> bool {
         if self.inert {
             return true;
         }
@@ -218,7 +240,7 @@ impl Scope {
         // `Some(in scope)`, or `None` when the row's value cannot be read.
         let in_span = match &self.time {
             None => Some(true),
-            Some((cols, span)) => cols.iter().find_map(|&c| time_of(cell(c))).map(|t| {
+            Some((cols, span)) => cols.iter().find_map(|&c| time(c)).map(|t| {
                 if self.earliest.get().is_none_or(|e| t < e) {
                     self.earliest.set(Some(t));
                 }
@@ -237,6 +259,13 @@ impl Scope {
                     named = true;
                     // Lower-cased into one reused buffer: this runs for most rows of an export.
                     let value = value.trim();
+                    if !value
+                        .bytes()
+                        .any(|b| b.is_ascii_uppercase() || !b.is_ascii())
+                    {
+                        // Already lower-case ASCII (most identities are): as it is.
+                        return wanted.contains(value);
+                    }
                     lower.clear();
                     if value.is_ascii() {
                         lower.push_str(value);
@@ -284,9 +313,10 @@ fn time_of(cell: Cell<'_>) -> Option<OffsetDateTime> {
 /// text, possibly encoded twice); true as soon as `seen` does.
 fn dynamic_values(
     cell: Cell<'_>,
-    paths: &[Vec<String>],
+    dynamic: &DynamicPaths,
     seen: &mut impl FnMut(&str) -> bool,
 ) -> bool {
+    let paths = dynamic.paths.as_slice();
     let parsed;
     let value = match cell {
         Cell::Other(v) => v,
@@ -294,12 +324,12 @@ fn dynamic_values(
             // Claims are kilobytes of JSON text holding one wanted key: find `"key":` and read
             // the value after it before parsing the whole text.
             let mut quick = false;
-            for path in paths {
-                if let [key] = path.as_slice()
-                    && let Some(v) = quoted_member(text, key)
+            for (path, finder) in paths.iter().zip(&dynamic.finders) {
+                if let ([key], Some(finder)) = (path.as_slice(), finder)
+                    && let Some(v) = quoted_member(text, key, finder)
                 {
                     quick = true;
-                    if let Some(v) = scalar_text(&v)
+                    if let Some(v) = v
                         && seen(&v)
                     {
                         return true;
@@ -347,11 +377,34 @@ fn dynamic_values(
     false
 }
 
-/// The value of the member `"key": value` found by a text search in JSON text, when the key is
-/// quoted exactly so and a JSON value follows the colon.
-fn quoted_member(text: &str, key: &str) -> Option<Value> {
+/// Key paths into a dynamic column, with a searcher for each one-key path built once (building
+/// one costs more than searching a claims text).
+#[derive(Debug, Default)]
+pub(crate) struct DynamicPaths {
+    paths: Vec<Vec<String>>,
+    finders: Vec<Option<memchr::memmem::Finder<'static>>>,
+}
+
+impl DynamicPaths {
+    fn push(&mut self, path: Vec<String>) {
+        self.finders.push(match path.as_slice() {
+            [key] => Some(memchr::memmem::Finder::new(key.as_bytes()).into_owned()),
+            _ => None,
+        });
+        self.paths.push(path);
+    }
+}
+
+/// The member `"key": value` found by a text search in JSON text, when the key is quoted
+/// exactly so and a JSON value follows the colon: `Some` of the value's scalar text (as
+/// [`scalar_text`] reads it; `None` for a value that is not a scalar).
+fn quoted_member<'t>(
+    text: &'t str,
+    key: &str,
+    finder: &memchr::memmem::Finder<'_>,
+) -> Option<Option<Cow<'t, str>>> {
     let mut from = 0;
-    while let Some(pos) = memchr::memmem::find(text.get(from..)?.as_bytes(), key.as_bytes()) {
+    while let Some(pos) = finder.find(text.get(from..)?.as_bytes()) {
         let at = from + pos;
         from = at + key.len();
         let quoted = at > 0
@@ -364,9 +417,19 @@ fn quoted_member(text: &str, key: &str) -> Option<Value> {
         let Some(rest) = rest.strip_prefix(':') else {
             continue;
         };
-        let mut values = serde_json::Deserializer::from_str(rest.trim_start()).into_iter::<Value>();
+        let rest = rest.trim_start();
+        // A string without escapes or control characters (as claims values are) is read in
+        // place: it is exactly what serde_json would read.
+        if let Some(body) = rest.strip_prefix('"')
+            && let Some(end) = body.find(|c: char| c == '"' || c == '\\' || c < ' ')
+            && body.as_bytes().get(end) == Some(&b'"')
+        {
+            let t = body[..end].trim();
+            return Some((!t.is_empty()).then_some(Cow::Borrowed(t)));
+        }
+        let mut values = serde_json::Deserializer::from_str(rest).into_iter::<Value>();
         if let Some(Ok(v)) = values.next() {
-            return Some(v);
+            return Some(scalar_text(&v).map(|t| Cow::Owned(t.into_owned())));
         }
     }
     None

@@ -2,11 +2,12 @@
 //! rows a [`RowScope`] keeps are held (issue 12).
 //!
 //! A small structural scanner (strings and brackets, nothing decoded) cuts the document into
-//! rows in a buffer of about a megabyte that slides over the file; each row is then read with the
-//! same serde visitors the in-memory reader uses ([`parse_export`](super::parse_export)), from a
-//! slice, so it is decoded exactly as before. Rows the scope leaves out are still checked from
-//! end to end (every number and string decoded, nothing allocated), so a bad cell is noticed
-//! wherever it is.
+//! rows in a buffer of about a megabyte that slides over the file; each row is then read with
+//! serde_json from a slice, so it is checked exactly as the in-memory reader
+//! ([`parse_export`](super::parse_export)) checks it. An array row is read once into borrowed
+//! cells ([`StreamedRow`]: no `serde_json::Value` per string), which the scopes test and the
+//! readers that keep the row read in place; every cell is decoded whether or not a scope keeps
+//! the row, so a bad cell is noticed wherever it is.
 //!
 //! Only documents in the expected shape are streamed. Anything unusual (a row that does not
 //! decode, `rows` before `columns`, a repeated key, trailing text, a truncated file, very deep
@@ -15,18 +16,19 @@
 //! (`1e999`, lone surrogates), the messages naming line and column. Those files cost memory in
 //! proportion to their size; valid exports never do.
 
-use std::fmt;
 use std::io::Read;
 use std::ops::Range;
 
 use pim_domain::{Column, Table};
-use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{DeserializeSeed, IgnoredAny};
 use serde_json::Value;
 
+use super::row::RowDecoder;
 use super::{
     ApiError, ArrayRowSeed, ColumnIndex, ObjectRowSeed, ParsedExport, RowResult, display_name,
     pad_rows, row_problems,
 };
+use crate::StreamedRow;
 use crate::offline::{Cell, Scope};
 use crate::{LogTable, RowScope, RowSink, ScopedRows};
 
@@ -242,6 +244,32 @@ fn deliver(readers: &mut [Reader<'_>], st: &mut RowsState, cells: Vec<Value>, ke
     let position = st.good;
     st.good += 1;
     deliver_at(readers, position, cells, keeps);
+}
+
+/// Hands a streamed row to every reader that keeps it (`keeps[i]` for reader `i`), and counts
+/// it as left out by the others. The row is the next good row of the table.
+fn deliver_row(
+    readers: &mut [Reader<'_>],
+    st: &mut RowsState,
+    row: &StreamedRow<'_>,
+    keeps: &[bool],
+) {
+    let position = st.good;
+    st.good += 1;
+    for (reader, &keep) in readers.iter_mut().zip(keeps) {
+        if !keep {
+            reader.left_out += 1;
+            continue;
+        }
+        reader.kept += 1;
+        match &mut reader.target {
+            Target::Sink(sink) => sink.row_cells(position, row),
+            Target::Collect { rows, positions } => {
+                positions.push(position);
+                rows.push(row.to_values());
+            }
+        }
+    }
 }
 
 /// Hands a row at `position` to every reader that keeps it, and counts it as left out by the
@@ -713,82 +741,28 @@ impl<R: Read> Scanner<R> {
         readers: &mut [Reader<'_>],
         keep_rows: bool,
     ) -> Step<RowsOut> {
-        // Every reader that tests rows shares one capture of the cells any of them reads.
-        let mut wanted: Vec<usize> = readers
-            .iter()
-            .filter_map(Reader::active)
-            .flat_map(Scope::columns)
-            .collect();
-        wanted.sort_unstable();
-        wanted.dedup();
-        let all_tested = readers.iter().all(|r| r.active().is_some());
-        let mut slot_of = vec![usize::MAX; width];
-        for (slot, &c) in wanted.iter().enumerate() {
-            if let Some(s) = slot_of.get_mut(c) {
-                *s = slot;
-            }
-        }
-        let mut slots: Vec<Slot> = (0..wanted.len()).map(|_| Slot::default()).collect();
         let mut keeps = vec![true; readers.len()];
         let mut st = RowsState::new();
+        let mut decoder = RowDecoder::default();
         if self.open_list()? {
             loop {
                 let range = self.value()?;
                 let bytes = &self.buf[range];
-                // Peeking pays when most rows are left out; when most are kept, decoding each
-                // row once and testing the decoded cells is cheaper. Both decide alike.
-                let most_kept = readers.iter().map(|r| r.kept).max().unwrap_or(0);
-                let mostly_kept = st.good >= 1024 && most_kept * 2 > st.good;
-                if keep_rows
-                    && all_tested
-                    && !readers.is_empty()
-                    && !mostly_kept
-                    && bytes.first() == Some(&b'[')
-                {
-                    // Read only the cells the scopes test (checking the others), and the whole
-                    // row only when one keeps it.
-                    for s in &mut slots {
-                        s.kind = SlotKind::Absent;
-                    }
-                    let mut de = serde_json::Deserializer::from_slice(bytes);
-                    let cells = PeekSeed {
-                        slot_of: &slot_of,
-                        slots: &mut slots,
-                    }
-                    .deserialize(&mut de)
-                    .and_then(|n| de.end().map(|()| n))
-                    .map_err(|_| Stop::Unusual)?;
-                    let mut any = false;
-                    for (keep, r) in keeps.iter_mut().zip(readers.iter()) {
-                        *keep = r.scope.as_ref().is_none_or(|scope| {
-                            scope.keep(|c| {
-                                slot_of
-                                    .get(c)
-                                    .and_then(|&s| slots.get(s))
-                                    .map_or(Cell::Absent, Slot::cell)
-                            })
-                        });
-                        any |= *keep;
-                    }
-                    if cells > width {
-                        st.long.push((st.good, long_message(cells, width)));
-                    }
+                if keep_rows && bytes.first() == Some(&b'[') {
+                    // Decoded once, the strings borrowed from the buffer: the scopes test the
+                    // cells and the readers that keep the row read them in place.
                     st.index += 1;
-                    if any {
-                        let row = decode_array_row(bytes, width)?;
-                        match row {
-                            RowResult::Row(mut cells) => {
-                                cells.truncate(width);
-                                deliver(readers, &mut st, cells, &keeps);
+                    decoder
+                        .decode(bytes, width, |row, cells| {
+                            for (keep, r) in keeps.iter_mut().zip(readers.iter()) {
+                                *keep = r.active().is_none_or(|s| s.keep_row(row));
                             }
-                            RowResult::Bad(_) => return Err(Stop::Unusual),
-                        }
-                    } else {
-                        for r in readers.iter_mut() {
-                            r.left_out += 1;
-                        }
-                        st.good += 1;
-                    }
+                            if cells > width {
+                                st.long.push((st.good, long_message(cells, width)));
+                            }
+                            deliver_row(readers, &mut st, row, &keeps);
+                        })
+                        .map_err(|_| Stop::Unusual)?;
                 } else {
                     let row = decode_array_row(bytes, width)?;
                     let index = st.index;
@@ -861,195 +835,6 @@ struct StreamedTable {
 struct RowsOut {
     bad: Vec<(usize, String)>,
     long: Vec<(usize, String)>,
-}
-
-/// One captured cell, its buffers reused from row to row.
-#[derive(Default)]
-struct Slot {
-    kind: SlotKind,
-    text: String,
-    value: Value,
-}
-
-#[derive(Default, Clone, Copy, PartialEq, Eq)]
-enum SlotKind {
-    #[default]
-    Absent,
-    Null,
-    Str,
-    Other,
-}
-
-impl Slot {
-    fn cell(&self) -> Cell<'_> {
-        match self.kind {
-            SlotKind::Absent => Cell::Absent,
-            SlotKind::Null => Cell::Null,
-            SlotKind::Str => Cell::Str(&self.text),
-            SlotKind::Other => Cell::Other(&self.value),
-        }
-    }
-}
-
-/// Reads an array row: captures the cells with a slot, checks the others; the cell count.
-struct PeekSeed<'a> {
-    slot_of: &'a [usize],
-    slots: &'a mut [Slot],
-}
-
-impl<'de> DeserializeSeed<'de> for PeekSeed<'_> {
-    type Value = usize;
-
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<usize, D::Error> {
-        d.deserialize_seq(self)
-    }
-}
-
-impl<'de> Visitor<'de> for PeekSeed<'_> {
-    type Value = usize;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a row (an array of cells)")
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<usize, A::Error> {
-        let mut n = 0usize;
-        loop {
-            let slot = self.slot_of.get(n).copied().unwrap_or(usize::MAX);
-            let more = match self.slots.get_mut(slot) {
-                Some(slot) => seq.next_element_seed(Capture(slot))?.is_some(),
-                None => seq.next_element_seed(Check)?.is_some(),
-            };
-            if !more {
-                return Ok(n);
-            }
-            n += 1;
-        }
-    }
-}
-
-/// Decodes any value completely (numbers range-checked, strings unescaped and checked) and
-/// keeps nothing: what a `serde_json::Value` would accept, without building one.
-struct Check;
-
-impl<'de> DeserializeSeed<'de> for Check {
-    type Value = ();
-
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Check {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("any JSON value")
-    }
-
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_none<E: de::Error>(self) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while seq.next_element_seed(Check)?.is_some() {}
-        Ok(())
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        while map.next_key_seed(Check)?.is_some() {
-            map.next_value_seed(Check)?;
-        }
-        Ok(())
-    }
-}
-
-/// Decodes one cell into a slot: strings into its reused text, anything else as a value.
-struct Capture<'a>(&'a mut Slot);
-
-impl<'de> DeserializeSeed<'de> for Capture<'_> {
-    type Value = ();
-
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl Capture<'_> {
-    fn other(self, v: Value) {
-        self.0.kind = SlotKind::Other;
-        self.0.value = v;
-    }
-}
-
-impl<'de> Visitor<'de> for Capture<'_> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("any JSON value")
-    }
-
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<(), E> {
-        self.other(Value::Bool(v));
-        Ok(())
-    }
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<(), E> {
-        self.other(Value::from(v));
-        Ok(())
-    }
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<(), E> {
-        self.other(Value::from(v));
-        Ok(())
-    }
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {
-        // As serde_json::Value reads it: a float that is not finite cannot occur in JSON text.
-        self.other(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number));
-        Ok(())
-    }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
-        self.0.kind = SlotKind::Str;
-        self.0.text.clear();
-        self.0.text.push_str(v);
-        Ok(())
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
-        self.0.kind = SlotKind::Null;
-        Ok(())
-    }
-    fn visit_none<E: de::Error>(self) -> Result<(), E> {
-        self.0.kind = SlotKind::Null;
-        Ok(())
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<(), A::Error> {
-        let v = <Value as serde::Deserialize>::deserialize(
-            serde::de::value::SeqAccessDeserializer::new(seq),
-        )?;
-        self.other(v);
-        Ok(())
-    }
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
-        let v = <Value as serde::Deserialize>::deserialize(
-            serde::de::value::MapAccessDeserializer::new(map),
-        )?;
-        self.other(v);
-        Ok(())
-    }
 }
 
 #[cfg(test)]

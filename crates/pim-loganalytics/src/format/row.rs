@@ -1,0 +1,345 @@
+//! One streamed row, decoded without a `serde_json::Value` per cell (issue 12, item 4).
+//!
+//! A row of the query API shape is an array of cells, nearly all of them strings. The
+//! [`RowDecoder`] reads it with serde_json, exactly as a `Vec<Value>` would be read (the same
+//! parser, so the same cells are accepted and refused), but keeps a string that has no escapes
+//! as a `&str` into the reader's buffer, unescapes the others into one text reused from row to
+//! row, and builds a `Value` only for numbers, booleans and nested arrays or objects (rare in
+//! exports, which write `dynamic` columns as JSON text). The buffers are reused, so a row costs
+//! no allocation.
+
+use std::cell::OnceCell;
+use std::fmt;
+
+use pim_domain::cells::{CellRef, RowCells};
+use pim_domain::timestamp::{TimestampError, parse_timestamp};
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::Value;
+use time::OffsetDateTime;
+
+/// One cell as decoded.
+#[derive(Debug, Clone, Copy)]
+enum Repr<'de> {
+    Null,
+    /// A string without escapes, in the reader's buffer.
+    Str(&'de str),
+    /// A string with escapes: its range in the row's text.
+    Text(usize, usize),
+    /// Any other value: its index in the row's values.
+    Other(usize),
+}
+
+/// A parsed timestamp, remembered for the row.
+type Stamp = Option<Result<OffsetDateTime, TimestampError>>;
+
+/// One row of a streamed export, as the readers of the stream see it ([`RowSink::row_cells`]).
+///
+/// [`RowSink::row_cells`]: crate::RowSink::row_cells
+pub struct StreamedRow<'a> {
+    cells: &'a [Repr<'a>],
+    text: &'a str,
+    values: &'a [Value],
+    /// Each cell's timestamp, parsed when first asked for: the scopes and the parsers of one
+    /// pass read the same `TimeGenerated`.
+    stamps: &'a [OnceCell<Stamp>],
+}
+
+impl StreamedRow<'_> {
+    /// The number of cells (at most the table's width).
+    pub fn len(&self) -> usize {
+        self.cells.len()
+    }
+
+    /// Whether the row has no cells.
+    pub fn is_empty(&self) -> bool {
+        self.cells.is_empty()
+    }
+
+    /// The cells as JSON values, as the whole-file reader holds them.
+    pub fn to_values(&self) -> Vec<Value> {
+        (0..self.cells.len())
+            .map(|i| self.cell(i).map_or(Value::Null, CellRef::to_value))
+            .collect()
+    }
+}
+
+impl fmt::Debug for StreamedRow<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list()
+            .entries((0..self.cells.len()).filter_map(|i| self.cell(i)))
+            .finish()
+    }
+}
+
+impl RowCells for StreamedRow<'_> {
+    fn cell(&self, index: usize) -> Option<CellRef<'_>> {
+        Some(match *self.cells.get(index)? {
+            Repr::Null => CellRef::Null,
+            Repr::Str(s) => CellRef::Str(s),
+            Repr::Text(start, end) => CellRef::Str(self.text.get(start..end).unwrap_or("")),
+            Repr::Other(i) => match self.values.get(i) {
+                Some(v) => CellRef::Other(v),
+                None => CellRef::Null,
+            },
+        })
+    }
+
+    fn timestamp(&self, index: usize) -> Option<Result<OffsetDateTime, TimestampError>> {
+        let parse = || match self.cell(index)? {
+            CellRef::Str(s) if !s.trim().is_empty() => Some(parse_timestamp(s)),
+            _ => None,
+        };
+        match self.stamps.get(index) {
+            Some(stamp) => stamp.get_or_init(parse).clone(),
+            None => parse(),
+        }
+    }
+}
+
+/// Decodes array rows one after the other into buffers it keeps.
+#[derive(Default)]
+pub(crate) struct RowDecoder {
+    /// The cells' vector, empty between rows (its lifetime is the row's buffer).
+    spare: Vec<Repr<'static>>,
+    text: String,
+    values: Vec<Value>,
+    stamps: Vec<OnceCell<Stamp>>,
+}
+
+impl RowDecoder {
+    /// Decodes `bytes`, one JSON array, and hands `read` the row (its first `width` cells) and
+    /// the number of cells it has.
+    ///
+    /// # Errors
+    ///
+    /// serde_json's, when `bytes` is not one JSON array that a `Vec<Value>` would accept.
+    pub(crate) fn decode<T>(
+        &mut self,
+        bytes: &[u8],
+        width: usize,
+        read: impl FnOnce(&StreamedRow<'_>, usize) -> T,
+    ) -> Result<T, serde_json::Error> {
+        let mut cells = recycle(std::mem::take(&mut self.spare));
+        self.text.clear();
+        self.values.clear();
+        let mut de = serde_json::Deserializer::from_slice(bytes);
+        let decoded = RowSeed {
+            cells: &mut cells,
+            text: &mut self.text,
+            values: &mut self.values,
+        }
+        .deserialize(&mut de)
+        .and_then(|()| de.end());
+        let out = decoded.map(|()| {
+            let n = cells.len();
+            cells.truncate(width);
+            if self.stamps.len() < cells.len() {
+                self.stamps.resize_with(cells.len(), OnceCell::new);
+            }
+            for stamp in &mut self.stamps {
+                stamp.take();
+            }
+            let row = StreamedRow {
+                cells: &cells,
+                text: &self.text,
+                values: &self.values,
+                stamps: &self.stamps,
+            };
+            read(&row, n)
+        });
+        self.spare = recycle(cells);
+        out
+    }
+}
+
+/// An empty vector of cells of another lifetime, in the same allocation: the cells of one row
+/// borrow its buffer, and the next row's are put in the same place. (`collect` reuses the
+/// allocation of a `Vec` it iterates when the element types have one layout, as here.)
+fn recycle<'b>(mut cells: Vec<Repr<'_>>) -> Vec<Repr<'b>> {
+    cells.clear();
+    // Empty: the closure never runs.
+    cells.into_iter().map(|_| Repr::Null).collect()
+}
+
+/// Reads one array row into the decoder's buffers.
+struct RowSeed<'r, 'de> {
+    cells: &'r mut Vec<Repr<'de>>,
+    text: &'r mut String,
+    values: &'r mut Vec<Value>,
+}
+
+impl<'de> DeserializeSeed<'de> for RowSeed<'_, 'de> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for RowSeed<'_, 'de> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a row (an array of cells)")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let RowSeed {
+            cells,
+            text,
+            values,
+        } = self;
+        while let Some(cell) = seq.next_element_seed(CellSeed {
+            text: &mut *text,
+            values: &mut *values,
+        })? {
+            cells.push(cell);
+        }
+        Ok(())
+    }
+}
+
+/// Reads one cell: what `Value` would read, kept as a [`Repr`].
+struct CellSeed<'r> {
+    text: &'r mut String,
+    values: &'r mut Vec<Value>,
+}
+
+impl CellSeed<'_> {
+    fn other<'de>(self, v: Value) -> Repr<'de> {
+        self.values.push(v);
+        Repr::Other(self.values.len() - 1)
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for CellSeed<'_> {
+    type Value = Repr<'de>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Repr<'de>, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for CellSeed<'_> {
+    type Value = Repr<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Repr<'de>, E> {
+        Ok(self.other(Value::Bool(v)))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Repr<'de>, E> {
+        Ok(self.other(Value::from(v)))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Repr<'de>, E> {
+        Ok(self.other(Value::from(v)))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Repr<'de>, E> {
+        // As serde_json::Value reads it: a float that is not finite cannot occur in JSON text.
+        Ok(self.other(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number)))
+    }
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Repr<'de>, E> {
+        Ok(Repr::Str(v))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Repr<'de>, E> {
+        let start = self.text.len();
+        self.text.push_str(v);
+        Ok(Repr::Text(start, self.text.len()))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Repr<'de>, E> {
+        Ok(Repr::Null)
+    }
+    fn visit_none<E: de::Error>(self) -> Result<Repr<'de>, E> {
+        Ok(Repr::Null)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Repr<'de>, A::Error> {
+        let v = <Value as serde::Deserialize>::deserialize(
+            serde::de::value::SeqAccessDeserializer::new(seq),
+        )?;
+        Ok(self.other(v))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Repr<'de>, A::Error> {
+        let v = <Value as serde::Deserialize>::deserialize(
+            serde::de::value::MapAccessDeserializer::new(map),
+        )?;
+        Ok(self.other(v))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_row_reads_as_its_values_would() {
+        let text = r#"["a", "b\"c", null, 1, -2, 2.5, true, [1, {"x": "\u00e9"}], {"k": null}, "", "\ud83d\ude00"]"#;
+        let expected: Vec<Value> = serde_json::from_str(text).unwrap();
+        let mut d = RowDecoder::default();
+        for _ in 0..3 {
+            let got = d
+                .decode(text.as_bytes(), 100, |row, n| {
+                    assert_eq!(n, expected.len());
+                    assert!(matches!(row.cell(0), Some(CellRef::Str("a"))));
+                    assert!(matches!(row.cell(1), Some(CellRef::Str("b\"c"))));
+                    assert!(row.cell(expected.len()).is_none());
+                    row.to_values()
+                })
+                .unwrap();
+            assert_eq!(got, expected);
+        }
+        let short = d
+            .decode(text.as_bytes(), 2, |row, n| (row.len(), n))
+            .unwrap();
+        assert_eq!(short, (2, expected.len()));
+    }
+
+    #[test]
+    fn what_a_value_refuses_the_decoder_refuses() {
+        let mut d = RowDecoder::default();
+        for text in [
+            r#"["\ud800"]"#,
+            "[1e999]",
+            r#"["a" "b"]"#,
+            "[1,]",
+            "[\"\u{1}\"]",
+            "{}",
+            "[] 1",
+        ] {
+            assert!(serde_json::from_str::<Vec<Value>>(text).is_err(), "{text}");
+            assert!(d.decode(text.as_bytes(), 5, |_, _| ()).is_err(), "{text}");
+        }
+        assert!(
+            d.decode(b"[]", 5, |row, n| row.is_empty() && n == 0)
+                .unwrap()
+        );
+    }
+
+    #[test]
+    fn timestamps_are_parsed_once_and_as_parse_timestamp_does() {
+        let text = r#"["2026-11-20T09:00:00Z", " ", "nope", 5]"#;
+        let mut d = RowDecoder::default();
+        d.decode(text.as_bytes(), 4, |row, _| {
+            for _ in 0..2 {
+                assert_eq!(
+                    row.timestamp(0),
+                    Some(parse_timestamp("2026-11-20T09:00:00Z"))
+                );
+                assert_eq!(row.timestamp(1), None);
+                assert_eq!(row.timestamp(2), Some(parse_timestamp("nope")));
+                assert_eq!(row.timestamp(3), None);
+                assert_eq!(row.timestamp(4), None);
+            }
+        })
+        .unwrap();
+        // The next row does not see the last one's times.
+        d.decode(br#"["2026-11-21T09:00:00Z"]"#, 4, |row, _| {
+            assert_eq!(
+                row.timestamp(0),
+                Some(parse_timestamp("2026-11-21T09:00:00Z"))
+            );
+        })
+        .unwrap();
+    }
+}
