@@ -4,7 +4,6 @@ use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
 use pim_domain::{Activation, Activity, RoleKind, ScopeKind};
-use time::OffsetDateTime;
 
 use crate::pim::{scope_kind_from_arm_path, starts_with_ci};
 
@@ -88,8 +87,8 @@ pub fn correlate(
 /// correlating a large scan allocates about nothing beyond what parsing did.
 pub fn correlate_owned(
     activations: &[Activation],
-    azure: Vec<Activity>,
-    directory: Vec<Activity>,
+    mut azure: Vec<Activity>,
+    mut directory: Vec<Activity>,
     options: &CorrelateOptions,
 ) -> Vec<Correlated> {
     let found = matches(activations, &azure, &directory, options);
@@ -97,13 +96,15 @@ pub fn correlate_owned(
     let mut uses = [vec![0u32; azure.len()], vec![0u32; directory.len()]];
     for m in &found {
         for &(src, i) in &m.kept {
-            uses[usize::from(src)][i as usize] += 1;
+            if let Some(n) = uses[usize::from(src)].get_mut(i as usize) {
+                *n += 1;
+            }
         }
     }
-    let mut pools: [Vec<Option<Activity>>; 2] = [
-        azure.into_iter().map(Some).collect(),
-        directory.into_iter().map(Some).collect(),
-    ];
+    // Taken activities are swapped for an empty one (which allocates nothing) rather than
+    // wrapping every activity in an `Option` first: that pass alone moved the whole scan once
+    // more (issue 12).
+    let mut pools: [&mut [Activity]; 2] = [&mut azure, &mut directory];
     found
         .into_iter()
         .map(|m| {
@@ -115,11 +116,12 @@ pub fn correlate_owned(
                     let left = uses[s].get_mut(i)?;
                     *left = left.saturating_sub(1);
                     let slot = pools[s].get_mut(i)?;
-                    if *left == 0 {
-                        slot.take()
+                    Some(if *left == 0 {
+                        let empty = taken(slot);
+                        std::mem::replace(slot, empty)
                     } else {
                         slot.clone()
-                    }
+                    })
                 })
                 .collect();
             Correlated {
@@ -129,6 +131,24 @@ pub fn correlate_owned(
             }
         })
         .collect()
+}
+
+/// What is left in a pool slot once its activity is taken: nothing allocated, never read.
+fn taken(a: &Activity) -> Activity {
+    Activity {
+        time: a.time,
+        operation: String::new(),
+        status: a.status,
+        resource_id: None,
+        resource_group: None,
+        subscription_id: None,
+        provider: None,
+        source: a.source,
+        caller: None,
+        caller_object_id: None,
+        correlation_id: None,
+        targets: Vec::new(),
+    }
 }
 
 /// The activities one window keeps, as (source, index) pairs: source 0 is `azure`, 1 is
@@ -154,53 +174,124 @@ fn matches(
     options: &CorrelateOptions,
 ) -> Vec<Match> {
     let wanted: HashSet<String> = activations.iter().flat_map(identity_keys).collect();
-    let azure_index = Index::build(azure, &wanted);
-    let directory_index = Index::build(directory, &wanted);
-
-    activations
-        .iter()
-        .map(|activation| {
-            let keys = identity_keys(activation);
-            let window = &activation.window;
-            let mut hits: Vec<(OffsetDateTime, u8, u32)> = Vec::new();
-            let kind = activation.role.kind;
-            if matches!(kind, RoleKind::AzureResource | RoleKind::Group) {
-                let scope = arm_scope(activation);
-                for i in azure_index.in_window(azure, &keys, window.start, window.end) {
-                    let a = &azure[i as usize];
-                    if scope.is_none_or(|s| within_scope(a, s)) {
-                        hits.push((a.time, 0, i));
-                    }
-                }
-            }
-            if kind == RoleKind::EntraDirectory {
-                for i in azure_index.in_window(azure, &keys, window.start, window.end) {
-                    let a = &azure[i as usize];
-                    if a.operation
-                        .trim()
-                        .eq_ignore_ascii_case(ELEVATE_ACCESS_OPERATION)
-                    {
-                        hits.push((a.time, 0, i));
-                    }
-                }
-            }
-            if matches!(kind, RoleKind::EntraDirectory | RoleKind::Group) {
-                for i in directory_index.in_window(directory, &keys, window.start, window.end) {
-                    hits.push((directory[i as usize].time, 1, i));
-                }
-            }
-            // The same activity may be reached through both the UPN and the object id.
-            hits.sort_unstable();
-            hits.dedup();
-            let total = hits.len();
-            let cap = options.max_activities_per_activation;
-            Match {
-                kept: hits.iter().take(cap).map(|&(_, src, i)| (src, i)).collect(),
-                total,
-                truncated: total > cap,
+    // The two tables are indexed side by side when both are large enough to be worth a thread.
+    const MIN_PER_THREAD: usize = 256;
+    const MIN_ROWS_PER_THREAD: usize = 4096;
+    let (azure_index, directory_index) = if azure.len().min(directory.len()) < MIN_ROWS_PER_THREAD {
+        (
+            Index::build(azure, &wanted),
+            Index::build(directory, &wanted),
+        )
+    } else {
+        std::thread::scope(|scope| {
+            let directory = scope.spawn(|| Index::build(directory, &wanted));
+            let azure = Index::build(azure, &wanted);
+            match directory.join() {
+                Ok(directory) => (azure, directory),
+                // A panic here is a bug; it goes on as it would have without the thread.
+                Err(e) => std::panic::resume_unwind(e),
             }
         })
-        .collect()
+    };
+    let indexes = Indexes {
+        azure,
+        azure_index,
+        directory_index,
+    };
+    // Windows are matched independently over shared, read-only indexes: on every core, in
+    // chunks whose results are put back in activation order.
+    let threads = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZeroUsize::get)
+        .min(activations.len() / MIN_PER_THREAD)
+        .max(1);
+    if threads == 1 {
+        return indexes.matches(activations, options);
+    }
+    let chunk = activations.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let indexes = &indexes;
+        let handles: Vec<_> = activations
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || indexes.matches(part, options)))
+            .collect();
+        let mut out = Vec::with_capacity(activations.len());
+        for handle in handles {
+            match handle.join() {
+                Ok(part) => out.extend(part),
+                Err(e) => std::panic::resume_unwind(e),
+            }
+        }
+        out
+    })
+}
+
+/// The activities and their indexes, shared by the threads that match windows.
+struct Indexes<'a> {
+    azure: &'a [Activity],
+    azure_index: Index,
+    directory_index: Index,
+}
+
+impl Indexes<'_> {
+    /// The matches of each activation's window, in order.
+    fn matches(&self, activations: &[Activation], options: &CorrelateOptions) -> Vec<Match> {
+        let Self {
+            azure,
+            azure_index,
+            directory_index,
+        } = self;
+        let mut hits: Vec<(i128, u8, u32)> = Vec::new();
+        activations
+            .iter()
+            .map(|activation| {
+                let keys = identity_keys(activation);
+                let window = &activation.window;
+                let (start, end) = (
+                    window.start.unix_timestamp_nanos(),
+                    window.end.unix_timestamp_nanos(),
+                );
+                hits.clear();
+                let kind = activation.role.kind;
+                if matches!(kind, RoleKind::AzureResource | RoleKind::Group) {
+                    let scope = arm_scope(activation);
+                    for (t, i) in azure_index.in_window(&keys, start, end) {
+                        if scope.is_none_or(|s| {
+                            azure.get(i as usize).is_some_and(|a| within_scope(a, s))
+                        }) {
+                            hits.push((t, 0, i));
+                        }
+                    }
+                }
+                if kind == RoleKind::EntraDirectory {
+                    for (t, i) in azure_index.in_window(&keys, start, end) {
+                        if azure.get(i as usize).is_some_and(|a| {
+                            a.operation
+                                .trim()
+                                .eq_ignore_ascii_case(ELEVATE_ACCESS_OPERATION)
+                        }) {
+                            hits.push((t, 0, i));
+                        }
+                    }
+                }
+                if matches!(kind, RoleKind::EntraDirectory | RoleKind::Group) {
+                    for (t, i) in directory_index.in_window(&keys, start, end) {
+                        hits.push((t, 1, i));
+                    }
+                }
+                // The same activity may be reached through both the UPN and the object id. Instants
+                // order as their nanoseconds since the epoch do, so this is the time order.
+                hits.sort_unstable();
+                hits.dedup();
+                let total = hits.len();
+                let cap = options.max_activities_per_activation;
+                Match {
+                    kept: hits.iter().take(cap).map(|&(_, src, i)| (src, i)).collect(),
+                    total,
+                    truncated: total > cap,
+                }
+            })
+            .collect()
+    }
 }
 
 /// Lower-cased UPN and object id of the activation's principal.
@@ -224,49 +315,87 @@ fn lower(s: &str) -> Cow<'_, str> {
     }
 }
 
-/// Activities per identity key, each list sorted by time.
+/// Activities per identity key, each list sorted by time: `(nanoseconds since the epoch,
+/// index)`, so a window is found without reading the activities again.
 struct Index {
-    by_key: HashMap<String, Vec<u32>>,
+    by_key: HashMap<String, usize>,
+    lists: Vec<Vec<(i128, u32)>>,
 }
 
 impl Index {
     fn build(activities: &[Activity], wanted: &HashSet<String>) -> Self {
-        let mut by_key: HashMap<String, Vec<u32>> = HashMap::new();
+        let mut index = Self {
+            by_key: HashMap::new(),
+            lists: Vec::new(),
+        };
+        // A scan repeats a few thousand caller spellings over hundreds of thousands of rows: each
+        // spelling as logged is trimmed, lower-cased and looked up once, then found by itself
+        // (borrowed, so nothing is allocated per row).
+        let mut seen: HashMap<&str, Option<usize>> = HashMap::new();
         for (i, a) in activities.iter().enumerate() {
             let Ok(i) = u32::try_from(i) else { break };
-            let caller = a.caller.as_deref().map(lower);
-            let oid = a.caller_object_id.as_deref().map(lower);
-            for key in caller.iter().chain(oid.iter()) {
-                // Look up before inserting: cloning the key for every hit would allocate once
-                // per activity.
-                if let Some(list) = by_key.get_mut(key.as_ref()) {
-                    list.push(i);
-                } else if let Some(owned) = wanted.get(key.as_ref()) {
-                    by_key.insert(owned.clone(), vec![i]);
+            let caller = a
+                .caller
+                .as_deref()
+                .and_then(|raw| index.slot(raw, &mut seen, wanted));
+            let oid = a
+                .caller_object_id
+                .as_deref()
+                .and_then(|raw| index.slot(raw, &mut seen, wanted))
+                .filter(|o| Some(*o) != caller);
+            if caller.is_none() && oid.is_none() {
+                continue;
+            }
+            let t = a.time.unix_timestamp_nanos();
+            for slot in caller.into_iter().chain(oid) {
+                if let Some(list) = index.lists.get_mut(slot) {
+                    list.push((t, i));
                 }
             }
         }
-        for list in by_key.values_mut() {
-            list.sort_by_key(|&i| (activities[i as usize].time, i));
+        for list in &mut index.lists {
+            list.sort_unstable();
             list.dedup();
         }
-        Self { by_key }
+        index
     }
 
-    /// Indexes of the activities of any of `keys` with `start <= time <= end`.
+    /// The list of the identity `raw` names (as logged), made on its first wanted use.
+    fn slot<'a>(
+        &mut self,
+        raw: &'a str,
+        seen: &mut HashMap<&'a str, Option<usize>>,
+        wanted: &HashSet<String>,
+    ) -> Option<usize> {
+        if let Some(&slot) = seen.get(raw) {
+            return slot;
+        }
+        let key = lower(raw);
+        let slot = match self.by_key.get(key.as_ref()) {
+            Some(&slot) => Some(slot),
+            None => wanted.get(key.as_ref()).map(|owned| {
+                self.by_key.insert(owned.clone(), self.lists.len());
+                self.lists.push(Vec::new());
+                self.lists.len() - 1
+            }),
+        };
+        seen.insert(raw, slot);
+        slot
+    }
+
+    /// `(time, index)` of the activities of any of `keys` with `start <= time <= end`
+    /// (nanoseconds since the epoch).
     fn in_window<'a>(
         &'a self,
-        activities: &'a [Activity],
         keys: &'a [String],
-        start: OffsetDateTime,
-        end: OffsetDateTime,
-    ) -> impl Iterator<Item = u32> + 'a {
+        start: i128,
+        end: i128,
+    ) -> impl Iterator<Item = (i128, u32)> + 'a {
         keys.iter()
-            .filter_map(|k| self.by_key.get(k))
+            .filter_map(|k| self.by_key.get(k).and_then(|&slot| self.lists.get(slot)))
             .flat_map(move |list| {
-                let time = |i: &u32| activities[*i as usize].time;
-                let lo = list.partition_point(|i| time(i) < start);
-                let hi = list.partition_point(|i| time(i) <= end);
+                let lo = list.partition_point(|&(t, _)| t < start);
+                let hi = list.partition_point(|&(t, _)| t <= end);
                 list.get(lo..hi.max(lo)).unwrap_or_default().iter().copied()
             })
     }
@@ -317,6 +446,7 @@ mod tests {
         ActivitySource, ActivityStatus, ElevationWindow, EndReason, Principal, Role, Scope,
     };
     use time::Duration;
+    use time::OffsetDateTime;
     use time::macros::datetime;
 
     fn t(min: i64) -> OffsetDateTime {
