@@ -5,6 +5,7 @@ mod baseline; // the behaviour baseline: each identity's history before the wind
 mod budget; // `CallBudget`: model calls per minute
 pub mod config; // `Settings`: every variable, from the environment and `.env`
 mod error; // `Error`: what a scan or set-up can fail with
+mod handoff; // a streamed table's rows handed to a reader on a second core (issue 12)
 pub mod live; // `live::connect`: source, credential, model, auditor and destinations from settings
 mod observer; // `ScanObserver`: progress of a scan, stage by stage
 mod offline; // an export's Activity Log read once for the whole scan (issue 12)

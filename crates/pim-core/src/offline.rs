@@ -19,12 +19,14 @@
 //! cost.
 
 use pim_correlate::{ActivityHistory, AzureActivityHistory, AzureActivityParser, ParsedActivities};
+use pim_domain::cells::RowCells;
 use pim_domain::{Column, DataProblem, ReportWindow, Table};
 use pim_loganalytics::{
     LogTable, QueryOutcome, RowConsumer, RowScope, RowSink, RowStream, ScopedRows, StreamStats,
-    StreamedRow,
 };
 use serde_json::Value;
+
+use crate::handoff::{CellSink, Handoff};
 
 /// Collects the rows it is given as a table, with their positions.
 #[derive(Debug, Default)]
@@ -61,7 +63,7 @@ struct ParserSink {
     parser: Option<AzureActivityParser>,
 }
 
-impl RowSink for ParserSink {
+impl CellSink for ParserSink {
     fn columns(&mut self, columns: &[Column]) {
         match &mut self.parser {
             Some(p) => p.columns(columns),
@@ -71,13 +73,7 @@ impl RowSink for ParserSink {
         }
     }
 
-    fn row(&mut self, position: usize, cells: &[Value]) {
-        if let Some(p) = &mut self.parser {
-            p.row(position, cells);
-        }
-    }
-
-    fn row_cells(&mut self, position: usize, cells: &StreamedRow<'_>) {
+    fn row<C: RowCells + ?Sized>(&mut self, position: usize, cells: &C) {
         if let Some(p) = &mut self.parser {
             p.row_cells(position, cells);
         }
@@ -96,7 +92,7 @@ struct HistorySink {
     history: Option<AzureActivityHistory>,
 }
 
-impl RowSink for HistorySink {
+impl CellSink for HistorySink {
     fn columns(&mut self, columns: &[Column]) {
         match &mut self.history {
             Some(h) => h.columns(columns),
@@ -111,13 +107,7 @@ impl RowSink for HistorySink {
         }
     }
 
-    fn row(&mut self, _position: usize, cells: &[Value]) {
-        if let Some(h) = &mut self.history {
-            h.row(cells);
-        }
-    }
-
-    fn row_cells(&mut self, _position: usize, cells: &StreamedRow<'_>) {
+    fn row<C: RowCells + ?Sized>(&mut self, _position: usize, cells: &C) {
         if let Some(h) = &mut self.history {
             h.row_cells(cells);
         }
@@ -183,33 +173,44 @@ pub(crate) fn read_activity_once(
     let table = LogTable::AzureActivity;
     let file = stream.file_label(table)?;
     let mut pim = TableSink::default();
-    let mut parser = ParserSink {
+    let parser = ParserSink {
         source: file.clone(),
         parser: None,
     };
-    let mut history = plan.history.as_ref().map(|(_, period, name)| HistorySink {
+    let history = plan.history.as_ref().map(|(_, period, name)| HistorySink {
         source: name.clone(),
         period: *period,
         history: None,
     });
-    let mut consumers = vec![RowConsumer {
-        scope: Some(plan.pim.clone()),
-        sink: &mut pim,
-    }];
-    if let Some(scope) = &plan.activity {
-        consumers.push(RowConsumer {
-            scope: Some(scope.clone()),
-            sink: &mut parser,
-        });
-    }
-    if let (Some(sink), Some((scope, _, _))) = (history.as_mut(), &plan.history) {
-        consumers.push(RowConsumer {
-            scope: Some(scope.clone()),
-            sink,
-        });
-    }
-    let answer = stream.stream(table, &mut consumers)?;
-    drop(consumers);
+    // The activity parser takes a second core when there is one (`handoff`); the PIM rows
+    // and the history are light and stay on this thread.
+    let (answer, parser, history) = std::thread::scope(|threads| {
+        let mut parser = match &plan.activity {
+            Some(_) => Handoff::start(threads, parser),
+            None => Handoff::inline(parser),
+        };
+        let mut history = history.map(Handoff::inline);
+        let mut consumers = vec![RowConsumer {
+            scope: Some(plan.pim.clone()),
+            sink: &mut pim,
+        }];
+        if let Some(scope) = &plan.activity {
+            consumers.push(RowConsumer {
+                scope: Some(scope.clone()),
+                sink: &mut parser,
+            });
+        }
+        if let (Some(sink), Some((scope, _, _))) = (history.as_mut(), &plan.history) {
+            consumers.push(RowConsumer {
+                scope: Some(scope.clone()),
+                sink,
+            });
+        }
+        let answer = stream.stream(table, &mut consumers);
+        drop(consumers);
+        (answer, parser.finish(), history.map(Handoff::finish))
+    });
+    let answer = answer?;
     let mut stats = answer.stats.iter().copied();
     let pim_stats = stats.next().unwrap_or_default();
     let activity_stats = plan
