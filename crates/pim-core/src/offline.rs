@@ -184,7 +184,7 @@ pub(crate) fn read_activity_once(
     });
     // The activity parser takes a second core when there is one (`handoff`); the PIM rows
     // and the history are light and stay on this thread.
-    let (answer, parser, history) = std::thread::scope(|threads| {
+    let (answer, parser, history, joined_ms) = std::thread::scope(|threads| {
         let mut parser = match &plan.activity {
             Some(_) => Handoff::start(threads, parser),
             None => Handoff::inline(parser),
@@ -208,8 +208,14 @@ pub(crate) fn read_activity_once(
         }
         let answer = stream.stream(table, &mut consumers);
         drop(consumers);
-        (answer, parser.finish(), history.map(Handoff::finish))
+        // How long the second core still had rows to read once the file ended.
+        let read = std::time::Instant::now();
+        let parser = parser.finish();
+        let history = history.map(Handoff::finish);
+        let joined_ms = read.elapsed().as_millis() as u64;
+        (answer, parser, history, joined_ms)
     });
+    let built = std::time::Instant::now();
     let answer = answer?;
     let mut stats = answer.stats.iter().copied();
     let pim_stats = stats.next().unwrap_or_default();
@@ -248,6 +254,13 @@ pub(crate) fn read_activity_once(
         }),
         _ => None,
     };
+    // `joined_ms`: the wait for the parser's thread after the file's end; `built_ms`: turning
+    // the collapsed operations and the history into what the scan reads.
+    tracing::debug!(
+        joined_ms,
+        built_ms = built.elapsed().as_millis() as u64,
+        "activity pass finished"
+    );
     let TableSink {
         mut rows,
         positions,
