@@ -208,7 +208,6 @@ pub(crate) fn read_activity_once(
         }
         let answer = stream.stream(table, &mut consumers);
         drop(consumers);
-        // How long the second core still had rows to read once the file ended.
         let read = std::time::Instant::now();
         let parser = parser.finish();
         let history = history.map(Handoff::finish);
