@@ -104,7 +104,10 @@ fn get_ci<'v>(obj: &'v Value, key: &str) -> Option<&'v Value> {
 #[derive(Debug)]
 pub(crate) struct Scope {
     scope: RowScope,
-    identities: Option<HashSet<String>>,
+    /// The wanted identities, lower-cased. Every row's caller and claims are looked up here:
+    /// hashed with foldhash (seeded at random per run), which costs less than the default
+    /// hasher on these short keys.
+    identities: Option<HashSet<String, foldhash::fast::RandomState>>,
     time: Option<(Vec<usize>, pim_domain::TimeRange)>,
     operations: Option<(Vec<usize>, Vec<String>)>,
     /// Identity fields grouped by column: a string column (`None`) or key paths in a dynamic
