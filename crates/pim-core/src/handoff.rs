@@ -26,6 +26,10 @@ pub(crate) trait CellSink: Send {
     fn row<C: RowCells + ?Sized>(&mut self, position: usize, cells: &C);
     /// As [`RowSink::restart`].
     fn restart(&mut self);
+    /// Called once after the last row, on the thread the rows were read on: what the sink
+    /// builds from them is best built there, where its memory was taken and can be given back
+    /// cheaply.
+    fn done(&mut self) {}
 }
 
 /// Rows in a batch before it is sent: enough that the channel is used a few hundred times
@@ -190,6 +194,7 @@ impl<'scope, S: CellSink + 'scope> Handoff<'scope, S> {
                     }
                 }
             }
+            sink.done();
             sink
         });
         Self {
@@ -207,7 +212,10 @@ impl<'scope, S: CellSink + 'scope> Handoff<'scope, S> {
     /// Waits for the sink to read every row handed over, and gives it back.
     pub(crate) fn finish(self) -> S {
         match self.state {
-            State::Inline(sink) => sink,
+            State::Inline(mut sink) => {
+                sink.done();
+                sink
+            }
             State::Threaded { mut sender, worker } => {
                 sender.flush();
                 drop(sender);
