@@ -164,12 +164,103 @@ struct OpState {
     status: ActivityStatus,
 }
 
+/// The text of the operations' snapshots, in blocks filled one after the other and never moved:
+/// a snapshot is a place in a block rather than an allocation of its own (half a million small
+/// allocations, and their frees, cost more than the copying), and a block is freed whole once
+/// every operation whose text it holds is built.
+#[derive(Debug, Default)]
+struct Arena {
+    blocks: Vec<Vec<u8>>,
+}
+
+/// Bytes in a full-grown arena block (a snapshot longer than this gets a block of its own
+/// size).
+const ARENA_BLOCK: usize = 1 << 20;
+
+/// Where a snapshot's text is: `room` bytes at `start` in block `block`.
+#[derive(Debug, Clone, Copy)]
+struct Place {
+    block: usize,
+    start: usize,
+    room: usize,
+}
+
+impl Arena {
+    /// Writes `fields`, one after the other, at `place` when they fit in its room, else at a
+    /// new place at the end (the last block, or a new one). Places only ever go to the end, so
+    /// an operation's text is never in a block before the one its first row went to.
+    fn write(&mut self, place: Option<Place>, fields: &[Option<&str>]) -> Place {
+        let total: usize = fields.iter().flatten().map(|f| f.len()).sum();
+        if let Some(p) = place
+            && p.room >= total
+            && let Some(block) = self.blocks.get_mut(p.block)
+            && let Some(bytes) = block.get_mut(p.start..p.start + total)
+        {
+            let mut at = 0;
+            for f in fields.iter().flatten() {
+                bytes[at..at + f.len()].copy_from_slice(f.as_bytes());
+                at += f.len();
+            }
+            return p;
+        }
+        let fits = self
+            .blocks
+            .last()
+            .is_some_and(|b| b.capacity() - b.len() >= total);
+        if !fits {
+            // Small at first (a parser may read a handful of rows), doubling up to
+            // `ARENA_BLOCK`.
+            let room = self
+                .blocks
+                .last()
+                .map_or(4096, |b| b.capacity().saturating_mul(2).min(ARENA_BLOCK));
+            self.blocks.push(Vec::with_capacity(room.max(total)));
+        }
+        let block = self.blocks.len() - 1;
+        let bytes = &mut self.blocks[block];
+        let start = bytes.len();
+        for f in fields.iter().flatten() {
+            bytes.extend_from_slice(f.as_bytes());
+        }
+        Place {
+            block,
+            start,
+            room: total,
+        }
+    }
+
+    /// The text at `range` of `place`.
+    fn text(&self, place: Place, range: std::ops::Range<usize>) -> Option<&str> {
+        let bytes = self
+            .blocks
+            .get(place.block)?
+            .get(place.start + range.start..place.start + range.end)?;
+        // Always valid: whole strings were written there.
+        std::str::from_utf8(bytes).ok()
+    }
+
+    /// The number of blocks so far; the next place is in the last one or a new one.
+    fn last_block(&self) -> usize {
+        self.blocks.len().saturating_sub(1)
+    }
+
+    /// Frees the blocks before `block`.
+    fn free_before(&mut self, block: usize) {
+        for b in self.blocks.iter_mut().take(block) {
+            if b.capacity() > 0 {
+                *b = Vec::new();
+            }
+        }
+    }
+}
+
 /// The fields an [`Activity`] takes from one of its operation's rows, copied out of the row
-/// (which is not kept) into one string.
+/// (which is not kept) into the parser's [`Arena`].
 #[derive(Debug, Default)]
 struct Snapshot {
-    text: String,
-    /// Where each field ends in `text`, in [`Snapshot::FIELDS`] order, and which are present.
+    /// Where the text is; `None` until filled.
+    place: Option<Place>,
+    /// Where each field ends in the text, in [`Snapshot::FIELDS`] order, and which are present.
     ends: [u32; Snapshot::FIELDS],
     present: u8,
     /// The problems reading the caller's object id gave (reported only when the activity is
@@ -190,20 +281,22 @@ impl Snapshot {
     const OBJECT_ID: usize = 7;
 
     fn of<C: RowCells + ?Sized>(
+        arena: &mut Arena,
         row: Row<'_, C>,
         cols: &Cols,
         position: usize,
         source: &str,
     ) -> Self {
         let mut s = Self::default();
-        s.fill(row, cols, position, source);
+        s.fill(arena, row, cols, position, source);
         s
     }
 
-    /// Copies `row` in, reusing the text's room (an operation's later rows replace its status
-    /// row's snapshot).
+    /// Copies `row` in, reusing the snapshot's place when the row fits (an operation's later
+    /// rows replace its status row's snapshot).
     fn fill<C: RowCells + ?Sized>(
         &mut self,
+        arena: &mut Arena,
         row: Row<'_, C>,
         cols: &Cols,
         position: usize,
@@ -221,25 +314,29 @@ impl Snapshot {
             row.str(cols.correlation),
             object_id.as_deref(),
         ];
-        self.text.clear();
-        self.text
-            .reserve(fields.iter().flatten().map(|f| f.len()).sum());
+        self.place = Some(arena.write(self.place, &fields));
         self.present = 0;
+        let mut end = 0usize;
         for (i, field) in fields.iter().enumerate() {
             if let Some(f) = field {
-                self.text.push_str(f);
+                end += f.len();
                 self.present |= 1 << i;
             }
-            self.ends[i] = u32::try_from(self.text.len()).unwrap_or(u32::MAX);
+            self.ends[i] = u32::try_from(end).unwrap_or(u32::MAX);
         }
     }
 
-    fn get(&self, field: usize) -> Option<&str> {
-        if self.present & (1 << field) == 0 {
+    /// Whether the row had `field`.
+    fn has(&self, field: usize) -> bool {
+        self.present & (1 << field) != 0
+    }
+
+    fn get<'a>(&self, arena: &'a Arena, field: usize) -> Option<&'a str> {
+        if !self.has(field) {
             return None;
         }
         let start = if field == 0 { 0 } else { self.ends[field - 1] } as usize;
-        self.text.get(start..self.ends[field] as usize)
+        arena.text(self.place?, start..self.ends[field] as usize)
     }
 }
 
@@ -247,10 +344,66 @@ impl Snapshot {
 #[derive(Debug)]
 struct Group {
     state: OpState,
+    /// The arena block its first row went to: none of its text is in an earlier one.
+    born: usize,
     /// The earliest row.
     first: Snapshot,
     /// The row that set the status, when it is not `first`.
     status: Option<Snapshot>,
+}
+
+/// Operations in the order they were first seen, in chunks that are never moved or copied
+/// as they grow (one vector of a few hundred thousand operations would be, at each doubling).
+#[derive(Debug, Default)]
+struct Groups {
+    chunks: Vec<Vec<Group>>,
+    len: usize,
+}
+
+/// Operations in a [`Groups`] chunk.
+const GROUP_CHUNK: usize = 4096;
+
+impl Groups {
+    fn push(&mut self, group: Group) -> usize {
+        if self.chunks.last().is_none_or(|c| c.len() == GROUP_CHUNK) {
+            // The first chunk grows as a vector does (a parser may read a handful of rows);
+            // the others are made full-size.
+            let room = if self.chunks.is_empty() {
+                0
+            } else {
+                GROUP_CHUNK
+            };
+            self.chunks.push(Vec::with_capacity(room));
+        }
+        if let Some(chunk) = self.chunks.last_mut() {
+            chunk.push(group);
+        }
+        self.len += 1;
+        self.len - 1
+    }
+
+    fn get(&self, i: usize) -> Option<&Group> {
+        self.chunks.get(i / GROUP_CHUNK)?.get(i % GROUP_CHUNK)
+    }
+
+    fn get_mut(&mut self, i: usize) -> Option<&mut Group> {
+        self.chunks
+            .get_mut(i / GROUP_CHUNK)?
+            .get_mut(i % GROUP_CHUNK)
+    }
+
+    fn iter_mut(&mut self) -> impl Iterator<Item = &mut Group> {
+        self.chunks.iter_mut().flatten()
+    }
+
+    /// Frees the operations before `i`.
+    fn free_before(&mut self, i: usize) {
+        for chunk in self.chunks.iter_mut().take(i / GROUP_CHUNK) {
+            if chunk.capacity() > 0 {
+                *chunk = Vec::new();
+            }
+        }
+    }
 }
 
 impl Group {
@@ -365,7 +518,9 @@ pub struct AzureActivityParser {
     rows: usize,
     problems: Problems,
     row_problems: Vec<DataProblem>,
-    groups: Vec<Group>,
+    groups: Groups,
+    /// The text of the groups' snapshots.
+    arena: Arena,
     /// Operation key (lower-cased, length-prefixed parts) → index in `groups`. The keys are
     /// the file's text: hashed with foldhash seeded at random (fast on keys of a few hundred
     /// bytes, and a file cannot be crafted to collide without knowing the seed).
@@ -385,7 +540,8 @@ impl AzureActivityParser {
             rows: 0,
             problems: Problems::new(source),
             row_problems: Vec::new(),
-            groups: Vec::new(),
+            groups: Groups::default(),
+            arena: Arena::default(),
             index: HashMap::default(),
             key: String::new(),
             unreadable: Vec::new(),
@@ -402,7 +558,6 @@ impl AzureActivityParser {
     /// Room for about `rows` more rows. Most operations log a Start and an end row: sizing once
     /// saves rehashing a growing map half a million times.
     pub fn reserve(&mut self, rows: usize) {
-        self.groups.reserve(rows / 2 + 1);
         self.index.reserve(rows / 2 + 1);
     }
 
@@ -520,21 +675,26 @@ impl AzureActivityParser {
             use std::fmt::Write as _;
             let _ = write!(key, "#{position}");
         }
+        let arena = &mut self.arena;
         match self.index.get(key.as_str()) {
             Some(&g) => {
-                self.groups[g].update(time, status, |s| s.fill(row, cols, position, source))
+                if let Some(group) = self.groups.get_mut(g) {
+                    group.update(time, status, |s| s.fill(arena, row, cols, position, source));
+                }
             }
             None => {
-                self.index.insert(key.as_str().into(), self.groups.len());
-                self.groups.push(Group {
+                let first = Snapshot::of(arena, row, cols, position, source);
+                let g = self.groups.push(Group {
                     state: OpState {
                         first_time: time,
                         status_time: time,
                         status,
                     },
-                    first: Snapshot::of(row, cols, position, source),
+                    born: arena.last_block(),
+                    first,
                     status: None,
                 });
+                self.index.insert(key.as_str().into(), g);
             }
         }
     }
@@ -549,6 +709,7 @@ impl AzureActivityParser {
             rows,
             mut problems,
             mut groups,
+            mut arena,
             index,
             unreadable,
             ..
@@ -565,31 +726,29 @@ impl AzureActivityParser {
             };
         }
         drop(index);
-        // The operations kept, by time and then in the order they were first seen (what a
-        // stable sort of the activities gives), sorted as small pairs rather than as
-        // activities of a few hundred bytes each. Problems are taken in that first-seen order.
-        let mut order: Vec<(OffsetDateTime, usize)> = groups
+        // The operations kept, in the order they were first seen; problems are taken in that
+        // order.
+        let kept: Vec<usize> = groups
             .iter_mut()
             .enumerate()
             .filter(|(_, g)| include_failed || g.state.status != ActivityStatus::Failed)
             .map(|(i, g)| {
                 g.take_problems(&mut problems);
-                (g.state.first_time, i)
+                i
             })
             .collect();
-        order.sort_unstable();
-        // The activities are built a chunk at a time, on two cores when there are, and each
-        // chunk's snapshots are freed once its activities are built, so the activities take
-        // the room the operations leave.
+        // The activities are built in that order, a chunk at a time, on two cores when there
+        // are; after each chunk, the arena blocks and the operations no later one needs are
+        // freed, so the activities take the room the operations leave.
         let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
-        let mut activities: Vec<Activity> = Vec::with_capacity(order.len());
-        for part in order.chunks(BUILD_CHUNK) {
+        let mut activities: Vec<Activity> = Vec::with_capacity(kept.len());
+        for part in kept.chunks(BUILD_CHUNK) {
             if cores > 1 && part.len() >= BUILD_CHUNK / 4 {
                 let (left, right) = part.split_at(part.len() / 2);
-                let groups = &groups;
+                let (groups, arena) = (&groups, &arena);
                 let right = std::thread::scope(|threads| {
-                    let right = threads.spawn(move || build_activities(groups, right));
-                    activities.extend(build_activities(groups, left));
+                    let right = threads.spawn(move || build_activities(groups, arena, right));
+                    activities.extend(build_activities(groups, arena, left));
                     right.join()
                 });
                 match right {
@@ -598,15 +757,26 @@ impl AzureActivityParser {
                     Err(panic) => std::panic::resume_unwind(panic),
                 }
             } else {
-                activities.extend(build_activities(&groups, part));
+                activities.extend(build_activities(&groups, &arena, part));
             }
-            for &(_, i) in part {
-                if let Some(g) = groups.get_mut(i) {
-                    g.first = Snapshot::default();
-                    g.status = None;
-                }
+            let next = part.last().map_or(0, |&i| i + 1);
+            match groups.get(next) {
+                Some(g) => arena.free_before(g.born),
+                None => arena = Arena::default(),
             }
+            groups.free_before(next);
         }
+        drop(arena);
+        drop(groups);
+        // By time, and then in the order first seen (what a stable sort gives): the order is
+        // worked out on small pairs and the activities then moved into it in place.
+        let mut order: Vec<(OffsetDateTime, usize)> = activities
+            .iter()
+            .enumerate()
+            .map(|(i, a)| (a.time, i))
+            .collect();
+        order.sort_unstable();
+        permute(&mut activities, order.into_iter().map(|(_, i)| i).collect());
         ParsedActivities {
             activities,
             rows_read: rows,
@@ -885,7 +1055,7 @@ impl Group {
         for p in std::mem::take(&mut self.first.object_id_problems) {
             problems.push(p);
         }
-        if self.first.get(Snapshot::OBJECT_ID).is_none()
+        if !self.first.has(Snapshot::OBJECT_ID)
             && let Some(s) = &mut self.status
         {
             for p in std::mem::take(&mut s.object_id_problems) {
@@ -900,25 +1070,48 @@ impl Group {
 /// them are not both held for long.
 const BUILD_CHUNK: usize = 16_384;
 
-/// The activities of `groups[i]` for each `(_, i)` of `order`, in that order.
-fn build_activities(groups: &[Group], order: &[(OffsetDateTime, usize)]) -> Vec<Activity> {
-    order
+/// The activities of `groups.get(i)` for each `i` of `which`, in that order.
+fn build_activities(groups: &Groups, arena: &Arena, which: &[usize]) -> Vec<Activity> {
+    which
         .iter()
-        .filter_map(|&(_, i)| groups.get(i).map(build_activity))
+        .filter_map(|&i| groups.get(i).map(|g| build_activity(g, arena)))
         .collect()
 }
 
-fn build_activity(g: &Group) -> Activity {
+/// Reorders `items` so that `items[k]` is what `items[from[k]]` was, `from` being a
+/// permutation of the positions, in place: each cycle of the permutation is followed with
+/// swaps. (`from` is used up as it goes.)
+fn permute<T>(items: &mut [T], mut from: Vec<usize>) {
+    if from.len() != items.len() {
+        return;
+    }
+    for start in 0..items.len() {
+        let mut k = start;
+        // `from[k] == k` marks a position already done (or in place from the start).
+        while from[k] != k {
+            let src = from[k];
+            from[k] = k;
+            if src == start {
+                break;
+            }
+            items.swap(k, src);
+            k = src;
+        }
+    }
+}
+
+fn build_activity(g: &Group, arena: &Arena) -> Activity {
     let Group {
         state,
         first,
         status: status_row,
+        ..
     } = g;
     // Fields come from the first row, else from the row that set the status: some columns
     // (claims, resource group) are only filled on some of an operation's rows.
     let caller_object_id = first
-        .get(Snapshot::OBJECT_ID)
-        .or_else(|| status_row.as_ref()?.get(Snapshot::OBJECT_ID))
+        .get(arena, Snapshot::OBJECT_ID)
+        .or_else(|| status_row.as_ref()?.get(arena, Snapshot::OBJECT_ID))
         .map(str::to_owned);
     // An operation never seen ending is in progress, whatever its last row said.
     let status = if state.status.is_in_progress() {
@@ -928,8 +1121,8 @@ fn build_activity(g: &Group) -> Activity {
     };
     let pick = |field: usize| {
         first
-            .get(field)
-            .or_else(|| status_row.as_ref().and_then(|s| s.get(field)))
+            .get(arena, field)
+            .or_else(|| status_row.as_ref().and_then(|s| s.get(arena, field)))
             .map(str::to_owned)
     };
     Activity {
@@ -1244,6 +1437,100 @@ mod tests {
             assert_eq!(a.caller_object_id.as_deref(), Some("3f1e-oid"));
             assert_eq!(a, &parsed[0]);
         }
+    }
+
+    #[test]
+    fn permute_moves_items_where_a_stable_sort_puts_them() {
+        let items: Vec<(u32, usize)> = (0..1000).map(|i| ((i * 7919 % 101) as u32, i)).collect();
+        let mut order: Vec<(u32, usize)> = items.iter().map(|&(t, i)| (t, i)).collect();
+        order.sort_unstable();
+        let mut permuted = items.clone();
+        permute(&mut permuted, order.iter().map(|&(_, i)| i).collect());
+        let mut sorted = items;
+        sorted.sort_by_key(|&(t, _)| t);
+        assert_eq!(permuted, sorted);
+        let mut one = vec!["a"];
+        permute(&mut one, vec![0]);
+        assert_eq!(one, ["a"]);
+    }
+
+    /// Enough operations for several arena blocks, operation chunks and build chunks, with
+    /// later rows longer and shorter than the ones they replace, an earlier row arriving last,
+    /// fields missing from the first row, ties in time and one field larger than a block: the
+    /// activities are the ones each operation's rows give on their own, in a stable time order.
+    #[test]
+    fn many_operations_build_as_each_alone_would() {
+        let n = BUILD_CHUNK + 5_000;
+        let at = |k: usize, extra: i64| {
+            let t = time::macros::datetime!(2026-11-20 00:00 UTC)
+                + time::Duration::seconds((k * 7919 % 20_000) as i64 + extra);
+            t.format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default()
+        };
+        let op_row = |k: usize, extra: i64, status: &str, caller: String, rg: bool| {
+            let resource = if k == 12_345 {
+                format!("/r/{}", "x".repeat(ARENA_BLOCK + ARENA_BLOCK / 2))
+            } else {
+                format!("/subscriptions/s/r/{k}/{}", "p".repeat(k % 300))
+            };
+            let mut r = json!({
+                "TimeGenerated": at(k, extra), "Caller": caller,
+                "OperationNameValue": format!("Microsoft.Op{}/write", k % 7),
+                "ActivityStatusValue": status, "CategoryValue": "Administrative",
+                "_ResourceId": resource, "CorrelationId": format!("c{k}"),
+                "Claims_d": {OBJECT_ID_CLAIM: format!("oid-{k}")},
+            });
+            if rg {
+                r["ResourceGroup"] = json!(format!("rg-{}", k % 13));
+            }
+            r
+        };
+        let mut per_op: Vec<Vec<Value>> = (0..n)
+            .map(|k| {
+                vec![op_row(
+                    k,
+                    0,
+                    "Start",
+                    format!("u{k}@contoso.com"),
+                    k % 2 == 1,
+                )]
+            })
+            .collect();
+        for (k, rows) in per_op.iter_mut().enumerate() {
+            let caller = if k % 3 == 0 {
+                format!("a-much-longer-caller-name-{k}@contoso.com")
+            } else {
+                format!("u{k}@c.com")
+            };
+            rows.push(op_row(k, 5, "Success", caller, true));
+            if k % 5 == 0 {
+                let caller = if k % 10 == 0 {
+                    format!("{}{k}@contoso.com", "l".repeat(k % 200 + 60))
+                } else {
+                    format!("{k}@c")
+                };
+                rows.push(op_row(k, 9, "Success", caller, true));
+            }
+            if k % 11 == 0 {
+                let caller = format!("{}{k}@contoso.com", "e".repeat(k % 97));
+                rows.push(op_row(k, -3, "Start", caller, k % 4 == 0));
+            }
+        }
+        // Every operation's first row, then the rest, operations interleaved.
+        let mut rows: Vec<Value> = per_op.iter().map(|r| r[0].clone()).collect();
+        let most = per_op.iter().map(Vec::len).max().unwrap_or(0);
+        for i in 1..most {
+            rows.extend(per_op.iter().rev().filter_map(|r| r.get(i).cloned()));
+        }
+        let all = parse_azure_activity(&audit_table(rows), "S", true);
+        assert!(all.problems.is_empty(), "{:?}", all.problems);
+        let mut want: Vec<Activity> = per_op
+            .into_iter()
+            .flat_map(|rows| parse_azure_activity(&audit_table(rows), "S", true).activities)
+            .collect();
+        want.sort_by_key(|a| a.time);
+        assert_eq!(all.activities.len(), n);
+        assert!(all.activities == want, "the activities differ");
     }
 
     #[test]
