@@ -173,7 +173,7 @@ fn matches(
     directory: &[Activity],
     options: &CorrelateOptions,
 ) -> Vec<Match> {
-    let wanted: HashSet<String> = activations.iter().flat_map(identity_keys).collect();
+    let wanted: HashSet<String, KeyHasher> = activations.iter().flat_map(identity_keys).collect();
     // The two tables are indexed side by side when both are large enough to be worth a thread.
     const MIN_PER_THREAD: usize = 256;
     const MIN_ROWS_PER_THREAD: usize = 4096;
@@ -315,23 +315,27 @@ fn lower(s: &str) -> Cow<'_, str> {
     }
 }
 
+/// Hashes the identity keys and caller spellings from the logs: foldhash, seeded at random
+/// (cheaper than the default hasher on these short keys; every activity is looked up).
+type KeyHasher = foldhash::fast::RandomState;
+
 /// Activities per identity key, each list sorted by time: `(nanoseconds since the epoch,
 /// index)`, so a window is found without reading the activities again.
 struct Index {
-    by_key: HashMap<String, usize>,
+    by_key: HashMap<String, usize, KeyHasher>,
     lists: Vec<Vec<(i128, u32)>>,
 }
 
 impl Index {
-    fn build(activities: &[Activity], wanted: &HashSet<String>) -> Self {
+    fn build(activities: &[Activity], wanted: &HashSet<String, KeyHasher>) -> Self {
         let mut index = Self {
-            by_key: HashMap::new(),
+            by_key: HashMap::default(),
             lists: Vec::new(),
         };
         // A scan repeats a few thousand caller spellings over hundreds of thousands of rows: each
         // spelling as logged is trimmed, lower-cased and looked up once, then found by itself
         // (borrowed, so nothing is allocated per row).
-        let mut seen: HashMap<&str, Option<usize>> = HashMap::new();
+        let mut seen: HashMap<&str, Option<usize>, KeyHasher> = HashMap::default();
         for (i, a) in activities.iter().enumerate() {
             let Ok(i) = u32::try_from(i) else { break };
             let caller = a
@@ -364,8 +368,8 @@ impl Index {
     fn slot<'a>(
         &mut self,
         raw: &'a str,
-        seen: &mut HashMap<&'a str, Option<usize>>,
-        wanted: &HashSet<String>,
+        seen: &mut HashMap<&'a str, Option<usize>, KeyHasher>,
+        wanted: &HashSet<String, KeyHasher>,
     ) -> Option<usize> {
         if let Some(&slot) = seen.get(raw) {
             return slot;
