@@ -468,10 +468,10 @@ pub fn injection_signals_in<'t>(
         HashSet::with_capacity_and_hasher(fields.size_hint().0, Default::default());
     for (field, kind, text) in fields {
         // The same text (an operation name, a resource group, the caller) recurs across a
-        // window's operations; each distinct text of a kind is matched once, and the
-        // deduplication comes first as it costs less than the test for an inert name.
-        if text.trim().is_empty()
-            || !seen.insert((kind, text))
+        // window's operations; each distinct text of a kind is looked at once, and the
+        // deduplication comes first as it costs less than the other tests.
+        if !seen.insert((kind, text))
+            || text.trim().is_empty()
             || (kind == FieldKind::Name && name_is_inert(text))
         {
             continue;
