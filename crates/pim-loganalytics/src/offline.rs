@@ -253,6 +253,10 @@ impl Scope {
         if in_span.is_none() {
             return true;
         }
+        // Out of the span, the row is left out if it names an identity at all (and kept if it
+        // names none): which one it names need not be looked up. A history scope, whose span
+        // ends where the scan begins, sees most rows so.
+        let out_of_span = in_span == Some(false);
         let known = match &self.identities {
             None => Some(true),
             Some(wanted) => {
@@ -260,6 +264,10 @@ impl Scope {
                 let mut lower = self.lower.borrow_mut();
                 let mut seen = |value: &str| {
                     named = true;
+                    if out_of_span {
+                        // Stops at the first identity; the answer is `false` whatever it is.
+                        return true;
+                    }
                     // Lower-cased into one reused buffer: this runs for most rows of an export.
                     let value = value.trim();
                     if !value
