@@ -1062,6 +1062,31 @@ mod tests {
     }
 
     #[test]
+    fn out_of_span_rows_are_left_out_when_they_name_anyone_and_kept_when_no_one() {
+        let text = r#"{"tables":[{"name":"PrimaryResult","columns":[
+            {"name":"TimeGenerated","type":"datetime"},{"name":"Caller","type":"string"},
+            {"name":"Claims_d","type":"dynamic"},{"name":"N","type":"long"}],
+          "rows":[
+            ["2026-11-20T23:00:00Z","jane@contoso.com",null,1],
+            ["2026-11-20T23:00:00Z","bob@contoso.com",null,2],
+            ["2026-11-20T23:00:00Z",null,"{\"oid\":\"oid-b\"}",3],
+            ["2026-11-20T23:00:00Z","  ",null,4],
+            ["2026-11-20T23:00:00Z",null,{"other":"x"},5],
+            ["2026-11-20T10:30:00Z","bob@contoso.com","{\"oid\":\"OID-J\"}",6]
+          ]}]}"#;
+        let p = streamed(text.as_bytes(), BLOCK, Some(&scope())).unwrap();
+        let n: Vec<i64> = p
+            .table
+            .rows
+            .iter()
+            .map(|r| r[3].as_i64().unwrap())
+            .collect();
+        // 1-3 name someone (wanted or not) and are out of the span; 4 and 5 name no one, so the
+        // parser sees and reports them; 6 is in the span and named by its claim.
+        assert_eq!(n, [4, 5, 6]);
+    }
+
+    #[test]
     fn unusual_documents_are_left_to_the_whole_file_reader() {
         for text in [
             "",
