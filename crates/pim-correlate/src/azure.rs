@@ -280,50 +280,28 @@ impl Snapshot {
     /// The caller's object id read from the row.
     const OBJECT_ID: usize = 7;
 
-    fn of<C: RowCells + ?Sized>(
-        arena: &mut Arena,
-        row: Row<'_, C>,
-        cols: &Cols,
-        position: usize,
-        source: &str,
-    ) -> Self {
+    /// A snapshot of `fields`, written to the arena.
+    fn of(arena: &mut Arena, fields: RowFields<'_>) -> Self {
         let mut s = Self::default();
-        s.fill(arena, row, cols, position, source);
+        s.write(arena, fields);
         s
     }
 
-    /// Copies `row` in, reusing the snapshot's place when the row fits (an operation's later
+    /// Copies `fields` in, reusing the snapshot's place when they fit (an operation's later
     /// rows replace its status row's snapshot).
-    fn fill<C: RowCells + ?Sized>(
-        &mut self,
-        arena: &mut Arena,
-        row: Row<'_, C>,
-        cols: &Cols,
-        position: usize,
-        source: &str,
-    ) {
-        self.object_id_problems.clear();
-        let object_id = claims_object_id(row, cols, position, source, &mut self.object_id_problems);
-        let fields = [
-            row.str2(cols.operation),
-            row.str2(cols.resource),
-            row.str(cols.resource_group),
-            row.str2(cols.subscription),
-            row.str2(cols.provider),
-            row.str(cols.caller),
-            row.str(cols.correlation),
-            object_id.as_deref(),
-        ];
-        self.place = Some(arena.write(self.place, &fields));
+    fn write(&mut self, arena: &mut Arena, fields: RowFields<'_>) {
+        let texts = fields.texts();
+        self.place = Some(arena.write(self.place, &texts));
         self.present = 0;
         let mut end = 0usize;
-        for (i, field) in fields.iter().enumerate() {
+        for (i, field) in texts.iter().enumerate() {
             if let Some(f) = field {
                 end += f.len();
                 self.present |= 1 << i;
             }
             self.ends[i] = u32::try_from(end).unwrap_or(u32::MAX);
         }
+        self.object_id_problems = fields.problems;
     }
 
     /// Whether the row had `field`.
@@ -340,6 +318,101 @@ impl Snapshot {
     }
 }
 
+/// The fields of one row that a [`Snapshot`] keeps, read in place.
+struct RowFields<'r> {
+    cells: [Option<&'r str>; Snapshot::FIELDS - 1],
+    object_id: Option<Cow<'r, str>>,
+    /// The problems reading the object id gave.
+    problems: Vec<DataProblem>,
+}
+
+impl<'r> RowFields<'r> {
+    fn of<C: RowCells + ?Sized>(
+        row: Row<'r, C>,
+        cols: &Cols,
+        position: usize,
+        source: &str,
+    ) -> Self {
+        let mut problems = Vec::new();
+        let object_id = claims_object_id(row, cols, position, source, &mut problems);
+        Self {
+            cells: [
+                row.str2(cols.operation),
+                row.str2(cols.resource),
+                row.str(cols.resource_group),
+                row.str2(cols.subscription),
+                row.str2(cols.provider),
+                row.str(cols.caller),
+                row.str(cols.correlation),
+            ],
+            object_id,
+            problems,
+        }
+    }
+
+    /// The fields in [`Snapshot::FIELDS`] order.
+    fn texts(&self) -> [Option<&str>; Snapshot::FIELDS] {
+        let c = self.cells;
+        [
+            c[0],
+            c[1],
+            c[2],
+            c[3],
+            c[4],
+            c[5],
+            c[6],
+            self.object_id.as_deref(),
+        ]
+    }
+
+    /// When these fields add nothing to `first`'s (each one the row has, `first` has with the
+    /// same text, and reading the object id gave no problem): which fields the row has.
+    fn same_as(&self, arena: &Arena, first: &Snapshot) -> Option<u8> {
+        if !self.problems.is_empty() {
+            return None;
+        }
+        let mut present = 0u8;
+        for (i, field) in self.texts().iter().enumerate() {
+            if let Some(f) = field {
+                if first.get(arena, i) != Some(*f) {
+                    return None;
+                }
+                present |= 1 << i;
+            }
+        }
+        Some(present)
+    }
+}
+
+/// The row that set an operation's status, when it is not its first row.
+#[derive(Debug, Default)]
+enum StatusRow {
+    #[default]
+    None,
+    /// A row whose fields (these, as [`Snapshot::present`] bits) are the first row's, with the
+    /// same text: nothing is copied, as the activity would take nothing from it. (Most
+    /// operations log a Start and an end row alike.)
+    SameAsFirst(u8),
+    Row(Snapshot),
+}
+
+impl StatusRow {
+    /// The snapshot the activity may take fields from.
+    fn row(&self) -> Option<&Snapshot> {
+        match self {
+            Self::Row(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+/// What a row of an operation already seen is copied for.
+enum Need {
+    Nothing,
+    First,
+    Status,
+}
+
 /// One operation: its state, and the rows its activity's fields come from.
 #[derive(Debug)]
 struct Group {
@@ -349,7 +422,7 @@ struct Group {
     /// The earliest row.
     first: Snapshot,
     /// The row that set the status, when it is not `first`.
-    status: Option<Snapshot>,
+    status: StatusRow,
 }
 
 /// Operations in the order they were first seen, in chunks that are never moved or copied
@@ -407,14 +480,8 @@ impl Groups {
 }
 
 impl Group {
-    /// Takes in one more row of the operation; `fill` copies the row into a snapshot when it is
-    /// needed.
-    fn update(
-        &mut self,
-        time: OffsetDateTime,
-        status: ActivityStatus,
-        fill: impl FnOnce(&mut Snapshot),
-    ) {
+    /// Takes in one more row of the operation, and says what the row is to be copied into.
+    fn take_row(&mut self, time: OffsetDateTime, status: ActivityStatus) -> Need {
         let s = &mut self.state;
         let new_first = time < s.first_time;
         // A terminal row beats any non-terminal one; among equals the latest row wins, so a
@@ -433,26 +500,46 @@ impl Group {
         }
         // A snapshot no longer needed is refilled in place rather than dropped for a new one.
         match (new_first, replaces) {
-            (false, false) => {}
+            (false, false) => Need::Nothing,
             (true, true) => {
-                fill(&mut self.first);
-                self.status = None;
+                self.status = StatusRow::None;
+                Need::First
             }
             (true, false) => {
-                if self.status.is_none() {
-                    let old = std::mem::take(&mut self.first);
-                    self.status = Some(old);
+                // The old first row stays as the status row when there was none, or when the
+                // status row was a copy of it (then only the fields that row had).
+                match std::mem::take(&mut self.status) {
+                    StatusRow::None => {
+                        self.status = StatusRow::Row(std::mem::take(&mut self.first));
+                    }
+                    StatusRow::SameAsFirst(present) => {
+                        let mut old = std::mem::take(&mut self.first);
+                        old.present &= present;
+                        old.object_id_problems.clear();
+                        self.status = StatusRow::Row(old);
+                    }
+                    row @ StatusRow::Row(_) => self.status = row,
                 }
-                fill(&mut self.first);
+                Need::First
             }
-            (false, true) => match &mut self.status {
-                Some(s) => fill(s),
-                None => {
-                    let mut s = Snapshot::default();
-                    fill(&mut s);
-                    self.status = Some(s);
+            (false, true) => Need::Status,
+        }
+    }
+
+    /// Copies `fields` where [`Group::take_row`] said.
+    fn put(&mut self, need: Need, arena: &mut Arena, fields: RowFields<'_>) {
+        match need {
+            Need::Nothing => {}
+            Need::First => self.first.write(arena, fields),
+            Need::Status => {
+                if let Some(present) = fields.same_as(arena, &self.first) {
+                    self.status = StatusRow::SameAsFirst(present);
+                } else if let StatusRow::Row(s) = &mut self.status {
+                    s.write(arena, fields);
+                } else {
+                    self.status = StatusRow::Row(Snapshot::of(arena, fields));
                 }
-            },
+            }
         }
     }
 }
@@ -679,11 +766,14 @@ impl AzureActivityParser {
         match self.index.get(key.as_str()) {
             Some(&g) => {
                 if let Some(group) = self.groups.get_mut(g) {
-                    group.update(time, status, |s| s.fill(arena, row, cols, position, source));
+                    let need = group.take_row(time, status);
+                    if !matches!(need, Need::Nothing) {
+                        group.put(need, arena, RowFields::of(row, cols, position, source));
+                    }
                 }
             }
             None => {
-                let first = Snapshot::of(arena, row, cols, position, source);
+                let first = Snapshot::of(arena, RowFields::of(row, cols, position, source));
                 let g = self.groups.push(Group {
                     state: OpState {
                         first_time: time,
@@ -692,7 +782,7 @@ impl AzureActivityParser {
                     },
                     born: arena.last_block(),
                     first,
-                    status: None,
+                    status: StatusRow::None,
                 });
                 self.index.insert(key.as_str().into(), g);
             }
@@ -1056,7 +1146,7 @@ impl Group {
             problems.push(p);
         }
         if !self.first.has(Snapshot::OBJECT_ID)
-            && let Some(s) = &mut self.status
+            && let StatusRow::Row(s) = &mut self.status
         {
             for p in std::mem::take(&mut s.object_id_problems) {
                 problems.push(p);
@@ -1111,7 +1201,7 @@ fn build_activity(g: &Group, arena: &Arena) -> Activity {
     // (claims, resource group) are only filled on some of an operation's rows.
     let caller_object_id = first
         .get(arena, Snapshot::OBJECT_ID)
-        .or_else(|| status_row.as_ref()?.get(arena, Snapshot::OBJECT_ID))
+        .or_else(|| status_row.row()?.get(arena, Snapshot::OBJECT_ID))
         .map(str::to_owned);
     // An operation never seen ending is in progress, whatever its last row said.
     let status = if state.status.is_in_progress() {
@@ -1122,7 +1212,7 @@ fn build_activity(g: &Group, arena: &Arena) -> Activity {
     let pick = |field: usize| {
         first
             .get(arena, field)
-            .or_else(|| status_row.as_ref().and_then(|s| s.get(arena, field)))
+            .or_else(|| status_row.row().and_then(|s| s.get(arena, field)))
             .map(str::to_owned)
     };
     Activity {
@@ -1497,12 +1587,13 @@ mod tests {
             })
             .collect();
         for (k, rows) in per_op.iter_mut().enumerate() {
-            let caller = if k % 3 == 0 {
-                format!("a-much-longer-caller-name-{k}@contoso.com")
-            } else {
-                format!("u{k}@c.com")
+            // The end row repeats the first row's fields (k % 3 == 1, odd k), or differs from it.
+            let caller = match k % 3 {
+                0 => format!("a-much-longer-caller-name-{k}@contoso.com"),
+                1 => format!("u{k}@contoso.com"),
+                _ => format!("u{k}@c.com"),
             };
-            rows.push(op_row(k, 5, "Success", caller, true));
+            rows.push(op_row(k, 5, "Success", caller, k % 2 == 1 || k % 3 != 1));
             if k % 5 == 0 {
                 let caller = if k % 10 == 0 {
                     format!("{}{k}@contoso.com", "l".repeat(k % 200 + 60))
@@ -1524,12 +1615,67 @@ mod tests {
         }
         let all = parse_azure_activity(&audit_table(rows), "S", true);
         assert!(all.problems.is_empty(), "{:?}", all.problems);
+        assert_eq!(all.activities.len(), n);
+        // The rules worked out on the rows themselves, without the parser: the first row is the
+        // earliest (the first seen among equals), the status row the latest terminal one, else
+        // the latest; fields come from the first row, else from the status row.
+        let text = |r: &Value, k: &str| r.get(k).and_then(Value::as_str).map(str::to_owned);
+        let terminal = |r: &Value| text(r, "ActivityStatusValue").as_deref() == Some("Success");
+        // Per operation: caller, resource group, resource id, correlation id.
+        type Fields = (String, Option<String>, Option<String>, Option<String>);
+        let mut naive: Vec<Fields> = Vec::new();
+        let mut order: Vec<(String, usize)> = Vec::new();
+        for rows in &per_op {
+            let (mut first, mut status): (&Value, Option<&Value>) = (&rows[0], None);
+            let mut status_row = &rows[0];
+            for r in &rows[1..] {
+                let new_first = text(r, "TimeGenerated") < text(first, "TimeGenerated");
+                let replaces = match (terminal(r), terminal(status_row)) {
+                    (true, false) => true,
+                    (false, true) => false,
+                    _ => text(r, "TimeGenerated") >= text(status_row, "TimeGenerated"),
+                };
+                match (new_first, replaces) {
+                    (true, true) => (first, status) = (r, None),
+                    (true, false) => {
+                        if status.is_none() {
+                            status = Some(first);
+                        }
+                        first = r;
+                    }
+                    (false, true) => status = Some(r),
+                    (false, false) => {}
+                }
+                if replaces {
+                    status_row = r;
+                }
+            }
+            let pick = |k: &str| text(first, k).or_else(|| status.and_then(|s| text(s, k)));
+            order.push((
+                text(first, "TimeGenerated").unwrap_or_default(),
+                naive.len(),
+            ));
+            naive.push((
+                pick("Caller").unwrap_or_default(),
+                pick("ResourceGroup"),
+                pick("_ResourceId"),
+                pick("CorrelationId"),
+            ));
+        }
+        order.sort();
+        for (a, (_, i)) in all.activities.iter().zip(&order) {
+            let (caller, rg, resource, correlation) = &naive[*i];
+            assert_eq!(a.caller.as_deref(), Some(caller.as_str()));
+            assert_eq!(&a.resource_group, rg);
+            assert!(&a.resource_id == resource, "resource of {correlation:?}");
+            assert_eq!(&a.correlation_id, correlation);
+        }
+        // And each operation's rows parsed on their own give the same activities.
         let mut want: Vec<Activity> = per_op
             .into_iter()
             .flat_map(|rows| parse_azure_activity(&audit_table(rows), "S", true).activities)
             .collect();
         want.sort_by_key(|a| a.time);
-        assert_eq!(all.activities.len(), n);
         assert!(all.activities == want, "the activities differ");
     }
 
