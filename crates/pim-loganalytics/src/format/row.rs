@@ -122,14 +122,24 @@ impl RowDecoder {
         let mut cells = recycle(std::mem::take(&mut self.spare));
         self.text.clear();
         self.values.clear();
-        let mut de = serde_json::Deserializer::from_slice(bytes);
-        let decoded = RowSeed {
+        let seed = RowSeed {
             cells: &mut cells,
             text: &mut self.text,
             values: &mut self.values,
-        }
-        .deserialize(&mut de)
-        .and_then(|()| de.end());
+        };
+        let decoded = match std::str::from_utf8(bytes) {
+            // Valid UTF-8, as nearly every row is: checked once for the whole row rather than
+            // string by string as the parser of bytes does.
+            Ok(text) => {
+                let mut de = serde_json::Deserializer::from_str(text);
+                seed.deserialize(&mut de).and_then(|()| de.end())
+            }
+            // serde_json says what is wrong, as it always has.
+            Err(_) => {
+                let mut de = serde_json::Deserializer::from_slice(bytes);
+                seed.deserialize(&mut de).and_then(|()| de.end())
+            }
+        };
         let out = decoded.map(|()| {
             let n = cells.len();
             cells.truncate(width);
