@@ -239,7 +239,8 @@ impl Arena {
         std::str::from_utf8(bytes).ok()
     }
 
-    /// The number of blocks so far; the next place is in the last one or a new one.
+    /// The index of the last block, the one the latest place went to (later places go there
+    /// or to a new one after it).
     fn last_block(&self) -> usize {
         self.blocks.len().saturating_sub(1)
     }
