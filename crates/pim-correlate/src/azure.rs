@@ -12,9 +12,9 @@ use time::OffsetDateTime;
 use crate::cells::{Problems, get_ci, json_kind, owned_text, parse_time_cell, scalar_text};
 use crate::evidence::{UnreadableRow, identity_keys};
 
-/// Builds the hashers of maps keyed by text from the rows: foldhash, seeded at random per
-/// process and per map.
-type KeyHasher = foldhash::fast::RandomState;
+/// Builds the hashers of maps and sets keyed by text from the rows (here and in
+/// [`crate::correlate`]): foldhash, seeded at random per process and per map.
+pub(crate) type KeyHasher = foldhash::fast::RandomState;
 
 /// The claim that carries the caller's object id in `Claims_d`.
 pub const OBJECT_ID_CLAIM: &str = "http://schemas.microsoft.com/identity/claims/objectidentifier";

@@ -5,6 +5,7 @@ use std::collections::{HashMap, HashSet};
 
 use pim_domain::{Activation, Activity, RoleKind, ScopeKind};
 
+use crate::azure::KeyHasher;
 use crate::pim::{scope_kind_from_arm_path, starts_with_ci};
 
 /// The `AzureActivity` operation of a Global Administrator turning on "Access management for
@@ -314,10 +315,6 @@ fn lower(s: &str) -> Cow<'_, str> {
         Cow::Borrowed(s)
     }
 }
-
-/// Hashes the identity keys and caller spellings from the logs: foldhash, seeded at random
-/// (cheaper than the default hasher on these short keys; every activity is looked up).
-type KeyHasher = foldhash::fast::RandomState;
 
 /// Activities per identity key, each list sorted by time: `(nanoseconds since the epoch,
 /// index)`, so a window is found without reading the activities again.
