@@ -1037,15 +1037,19 @@ mod tests {
         }
     }
 
-    #[test]
-    fn the_scope_drops_rows_it_can_read_and_keeps_the_unreadable() {
-        let p = streamed(API.as_bytes(), BLOCK, Some(&scope())).unwrap();
-        let n: Vec<i64> = p
-            .table
+    /// The `N` (fourth) cell of each row kept.
+    fn kept_ns(p: &ParsedExport) -> Vec<i64> {
+        p.table
             .rows
             .iter()
             .map(|r| r[3].as_i64().unwrap())
-            .collect();
+            .collect()
+    }
+
+    #[test]
+    fn the_scope_drops_rows_it_can_read_and_keeps_the_unreadable() {
+        let p = streamed(API.as_bytes(), BLOCK, Some(&scope())).unwrap();
+        let n = kept_ns(&p);
         // 1 jane in span; 4 named by its object-id claim; 5 and 6 have no readable time; 7
         // names no one; 8 is jane again (trimmed, any case). 2 is out of the span; 3 and 9 are
         // bob's.
@@ -1075,12 +1079,7 @@ mod tests {
             ["2026-11-20T10:30:00Z","bob@contoso.com","{\"oid\":\"OID-J\"}",6]
           ]}]}"#;
         let p = streamed(text.as_bytes(), BLOCK, Some(&scope())).unwrap();
-        let n: Vec<i64> = p
-            .table
-            .rows
-            .iter()
-            .map(|r| r[3].as_i64().unwrap())
-            .collect();
+        let n = kept_ns(&p);
         // 1-3 name someone (wanted or not) and are out of the span; 4 and 5 name no one, so the
         // parser sees and reports them; 6 is in the span and named by its claim.
         assert_eq!(n, [4, 5, 6]);
