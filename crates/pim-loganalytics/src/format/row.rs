@@ -96,6 +96,16 @@ impl RowCells for StreamedRow<'_> {
     }
 }
 
+/// A cell of a plain row as [`split_plain`] finds it.
+#[derive(Debug, Clone, Copy)]
+enum Span {
+    Null,
+    /// A string without escapes: its range in the row's bytes.
+    Raw(usize, usize),
+    /// A string with escapes: its range in the unescaped text.
+    Unescaped(usize, usize),
+}
+
 /// Decodes array rows one after the other into buffers it keeps.
 #[derive(Default)]
 pub(crate) struct RowDecoder {
@@ -104,9 +114,27 @@ pub(crate) struct RowDecoder {
     text: String,
     values: Vec<Value>,
     stamps: Vec<OnceCell<Stamp>>,
+    /// The cells of the last plain row split, and the text of its escaped strings.
+    spans: Vec<Span>,
+    unescaped: Vec<u8>,
+    /// Whether `spans` are those of the row [`RowDecoder::decode`] is given next.
+    split: bool,
 }
 
 impl RowDecoder {
+    /// The length of the plain row (an array of strings and nulls, see [`split_plain`]) that
+    /// `bytes` start with, its cells kept for the next [`RowDecoder::decode`], which must then
+    /// be given exactly those bytes. `None` when `bytes` do not start with a complete plain row:
+    /// the caller then finds the row's end itself, and `decode` reads it as any other.
+    ///
+    /// This is the streamed reader's one pass over a row: finding where the row ends and
+    /// where its cells are is the same walk.
+    pub(crate) fn split(&mut self, bytes: &[u8]) -> Option<usize> {
+        let len = split_plain(bytes, &mut self.spans, &mut self.unescaped);
+        self.split = len.is_some();
+        len
+    }
+
     /// Decodes `bytes`, one JSON array, and hands `read` the row (its first `width` cells) and
     /// the number of cells it has.
     ///
@@ -119,29 +147,57 @@ impl RowDecoder {
         width: usize,
         read: impl FnOnce(&StreamedRow<'_>, usize) -> T,
     ) -> Result<T, serde_json::Error> {
+        let split = std::mem::take(&mut self.split);
+        let plain = split
+            || split_plain(bytes, &mut self.spans, &mut self.unescaped)
+                .and_then(|n| bytes.get(n..))
+                .is_some_and(|rest| rest.iter().all(|&c| c == b' '));
         let mut cells = recycle(std::mem::take(&mut self.spare));
-        self.text.clear();
         self.values.clear();
-        let seed = RowSeed {
-            cells: &mut cells,
-            text: &mut self.text,
-            values: &mut self.values,
-        };
-        let decoded = match std::str::from_utf8(bytes) {
-            // Nearly every row: strings and nulls only, read without serde.
-            Ok(text) if plain_row(text, &mut *seed.cells, &mut *seed.text) => Ok(()),
-            // Valid UTF-8, as nearly every row is: checked once for the whole row rather than
-            // string by string as the parser of bytes does.
-            Ok(text) => {
-                seed.cells.clear();
-                seed.text.clear();
-                let mut de = serde_json::Deserializer::from_str(text);
-                seed.deserialize(&mut de).and_then(|()| de.end())
+        // Nearly every row: strings and nulls only, read without serde. A byte below 0x20 (an
+        // error in a string, or whitespace other than spaces) and invalid UTF-8 go to serde.
+        let plain_text = if plain && !has_control_byte(bytes) {
+            match (
+                std::str::from_utf8(bytes),
+                std::str::from_utf8(&self.unescaped),
+            ) {
+                (Ok(row), Ok(unescaped)) => {
+                    cells.extend(self.spans.iter().map(|span| match *span {
+                        Span::Null => Repr::Null,
+                        // Ranges start and end at ASCII bytes: always char boundaries.
+                        Span::Raw(start, end) => Repr::Str(row.get(start..end).unwrap_or("")),
+                        Span::Unescaped(start, end) => Repr::Text(start, end),
+                    }));
+                    Some(unescaped)
+                }
+                _ => None,
             }
-            // serde_json says what is wrong, as it always has.
-            Err(_) => {
-                let mut de = serde_json::Deserializer::from_slice(bytes);
-                seed.deserialize(&mut de).and_then(|()| de.end())
+        } else {
+            None
+        };
+        let (decoded, text) = match plain_text {
+            Some(text) => (Ok(()), text),
+            None => {
+                self.text.clear();
+                let seed = RowSeed {
+                    cells: &mut cells,
+                    text: &mut self.text,
+                    values: &mut self.values,
+                };
+                let decoded = match std::str::from_utf8(bytes) {
+                    // Valid UTF-8, as nearly every row is: checked once for the whole row
+                    // rather than string by string as the parser of bytes does.
+                    Ok(text) => {
+                        let mut de = serde_json::Deserializer::from_str(text);
+                        seed.deserialize(&mut de).and_then(|()| de.end())
+                    }
+                    // serde_json says what is wrong, as it always has.
+                    Err(_) => {
+                        let mut de = serde_json::Deserializer::from_slice(bytes);
+                        seed.deserialize(&mut de).and_then(|()| de.end())
+                    }
+                };
+                (decoded, self.text.as_str())
             }
         };
         let out = decoded.map(|()| {
@@ -155,7 +211,7 @@ impl RowDecoder {
             }
             let row = StreamedRow {
                 cells: &cells,
-                text: &self.text,
+                text,
                 values: &self.values,
                 stamps: &self.stamps,
             };
@@ -166,18 +222,16 @@ impl RowDecoder {
     }
 }
 
-/// Reads the row most exports are made of, an array of strings and nulls, without serde: one
-/// pass over each string for its closing quote. True when `text` was such a row and its cells
-/// are in `cells` (escaped strings unescaped into `unescaped`). False for anything else, which
-/// serde then reads as before: numbers, booleans, nested values, `\u` escapes, any byte below
-/// 0x20 (a control byte in a string is an error and whitespace other than spaces is rare), or
-/// text that is not one array. What it accepts, serde accepts with the same cells; what serde
-/// refuses, it never accepts.
-fn plain_row<'de>(text: &'de str, cells: &mut Vec<Repr<'de>>, unescaped: &mut String) -> bool {
-    let b = text.as_bytes();
-    if b.iter().any(|&c| c < 0x20) {
-        return false;
-    }
+/// Splits the row most exports are made of, an array of strings and nulls, without serde:
+/// one pass over each string for its closing quote. The length of the row `b` starts with
+/// (from its `[` to its `]`), its cells in `spans` and its escaped strings unescaped into
+/// `unescaped`. `None` for anything else, which serde then reads: numbers, booleans, nested
+/// values, `\u` escapes, whitespace other than spaces, or no complete array. Bytes below 0x20
+/// and UTF-8 are the caller's to check. What it splits, serde reads as the same cells; what
+/// serde refuses, it never splits.
+fn split_plain(b: &[u8], spans: &mut Vec<Span>, unescaped: &mut Vec<u8>) -> Option<usize> {
+    spans.clear();
+    unescaped.clear();
     let spaces = |mut i: usize| {
         while b.get(i) == Some(&b' ') {
             i += 1;
@@ -186,70 +240,74 @@ fn plain_row<'de>(text: &'de str, cells: &mut Vec<Repr<'de>>, unescaped: &mut St
     };
     let mut i = spaces(0);
     if b.get(i) != Some(&b'[') {
-        return false;
+        return None;
     }
     i = spaces(i + 1);
     if b.get(i) == Some(&b']') {
-        return spaces(i + 1) == b.len();
+        return Some(i + 1);
     }
     loop {
         match b.get(i) {
-            Some(b'"') => match plain_string(text, i + 1, unescaped) {
-                Some((cell, next)) => {
-                    cells.push(cell);
-                    i = next;
-                }
-                None => return false,
-            },
+            Some(b'"') => {
+                let (span, next) = plain_string(b, i + 1, unescaped)?;
+                spans.push(span);
+                i = next;
+            }
             Some(b'n') if b.get(i..i + 4) == Some(b"null") => {
-                cells.push(Repr::Null);
+                spans.push(Span::Null);
                 i += 4;
             }
-            _ => return false,
+            _ => return None,
         }
         i = spaces(i);
-        match b.get(i) {
-            Some(b',') => i = spaces(i + 1),
-            Some(b']') => return spaces(i + 1) == b.len(),
-            _ => return false,
+        match b.get(i)? {
+            b',' => i = spaces(i + 1),
+            b']' => return Some(i + 1),
+            _ => return None,
         }
     }
 }
 
+/// Whether any byte is below 0x20, tested 32 bytes at a time without branching inside a block
+/// (so the compiler vectorises it; `any` stops at each byte and does not).
+fn has_control_byte(b: &[u8]) -> bool {
+    let blocks = b.chunks_exact(32);
+    let tail = blocks.remainder();
+    blocks
+        .map(|block| block.iter().fold(0u8, |acc, &c| acc | u8::from(c < 0x20)))
+        .any(|found| found != 0)
+        || tail.iter().any(|&c| c < 0x20)
+}
+
 /// The string whose text starts at `start` (after its opening quote) and the index after its
-/// closing quote. `None` for a `\u` or unknown escape, or no closing quote. Every index it
-/// slices at is an ASCII byte's, so a char boundary.
-fn plain_string<'de>(
-    text: &'de str,
-    start: usize,
-    unescaped: &mut String,
-) -> Option<(Repr<'de>, usize)> {
-    let b = text.as_bytes();
+/// closing quote. `None` for a `\u` or unknown escape, or no closing quote in `b`. Every
+/// range it cuts starts and ends at an ASCII byte.
+fn plain_string(b: &[u8], start: usize, unescaped: &mut Vec<u8>) -> Option<(Span, usize)> {
     let mut at = start + memchr::memchr2(b'"', b'\\', b.get(start..)?)?;
-    if b[at] == b'"' {
-        return Some((Repr::Str(text.get(start..at)?), at + 1));
+    if b.get(at) == Some(&b'"') {
+        return Some((Span::Raw(start, at), at + 1));
     }
     let from = unescaped.len();
     let mut run = start;
     loop {
         // `at` is a backslash, `run..at` plain text.
-        unescaped.push_str(text.get(run..at)?);
+        unescaped.extend_from_slice(b.get(run..at)?);
         unescaped.push(match b.get(at + 1)? {
-            b'"' => '"',
-            b'\\' => '\\',
-            b'/' => '/',
-            b'b' => '\u{8}',
-            b'f' => '\u{c}',
-            b'n' => '\n',
-            b'r' => '\r',
-            b't' => '\t',
+            b'"' => b'"',
+            b'\\' => b'\\',
+            b'/' => b'/',
+            b'b' => 0x08,
+            b'f' => 0x0c,
+            b'n' => b'\n',
+            b'r' => b'\r',
+            b't' => b'\t',
             _ => return None,
         });
         run = at + 2;
         at = run + memchr::memchr2(b'"', b'\\', b.get(run..)?)?;
-        if b[at] == b'"' {
-            unescaped.push_str(text.get(run..at)?);
-            return Some((Repr::Text(from, unescaped.len()), at + 1));
+        if b.get(at) == Some(&b'"') {
+            unescaped.extend_from_slice(b.get(run..at)?);
+            return Some((Span::Unescaped(from, unescaped.len()), at + 1));
         }
     }
 }
@@ -401,9 +459,12 @@ mod tests {
     fn an_export_row_is_read_without_serde() {
         let text =
             r#"[ "2026-11-20T09:00:00Z", null ,"a\"b\\c\/d\b\f\n\r\t", "{\"k\":\"v\"}", "é"]"#;
-        let (mut cells, mut unescaped) = (Vec::new(), String::new());
-        assert!(plain_row(text, &mut cells, &mut unescaped));
-        assert_eq!(cells.len(), 5);
+        let (mut spans, mut unescaped) = (Vec::new(), Vec::new());
+        assert_eq!(
+            split_plain(text.as_bytes(), &mut spans, &mut unescaped),
+            Some(text.len())
+        );
+        assert_eq!(spans.len(), 5);
         for text in [
             r#"["\u0041"]"#,
             r#"["a", 1]"#,
@@ -412,7 +473,7 @@ mod tests {
             r#"["a"] x"#,
         ] {
             assert!(
-                !plain_row(text, &mut Vec::new(), &mut String::new()),
+                split_plain(text.as_bytes(), &mut Vec::new(), &mut Vec::new()) != Some(text.len()),
                 "{text}"
             );
         }
@@ -466,7 +527,7 @@ mod tests {
             rng
         };
         let mut d = RowDecoder::default();
-        let (mut accepted, mut plain) = (0, 0);
+        let (mut accepted, mut plain, mut split_rows) = (0, 0, 0);
         for _ in 0..20_000 {
             let mut text = String::from("[");
             if next() % 4 != 0 {
@@ -501,13 +562,24 @@ mod tests {
                 .ok();
             assert_eq!(got, expected, "{text:?}");
             accepted += usize::from(expected.is_some());
-            plain += usize::from(plain_row(&text, &mut Vec::new(), &mut String::new()));
+            // As the streamed reader splits a row in its buffer, followed by more.
+            let buffer = format!("{text},\"next\"]");
+            if let Some(n) = d.split(buffer.as_bytes()) {
+                let row = &buffer.as_bytes()[..n];
+                let expected = serde_json::from_slice::<Vec<Value>>(row).ok();
+                let got = d.decode(row, 100, |row, _| row.to_values()).ok();
+                assert_eq!(got, expected, "{buffer:?} split at {n}");
+                split_rows += 1;
+            }
+            let split = split_plain(text.as_bytes(), &mut Vec::new(), &mut Vec::new());
+            plain += usize::from(split == Some(text.len()) && !has_control_byte(text.as_bytes()));
         }
         // Both paths were exercised, and refusals too.
         assert!(
             plain > 2_000 && accepted > plain + 500 && accepted < 19_000,
             "{plain} {accepted}"
         );
+        assert!(split_rows > 2_000, "{split_rows}");
     }
 
     #[test]

@@ -746,7 +746,21 @@ impl<R: Read> Scanner<R> {
         let mut decoder = RowDecoder::default();
         if self.open_list()? {
             loop {
-                let range = self.value()?;
+                // A plain row wholly in the buffer is split where it is found, in the one walk
+                // that also finds its end; any other is scanned first, then decoded.
+                let split = if keep_rows && self.peek()? == Some(b'[') {
+                    decoder.split(self.buf.get(self.pos..self.end).unwrap_or_default())
+                } else {
+                    None
+                };
+                let range = match split {
+                    Some(len) => {
+                        let range = self.pos..self.pos + len;
+                        self.pos += len;
+                        range
+                    }
+                    None => self.value()?,
+                };
                 let bytes = &self.buf[range];
                 if keep_rows && bytes.first() == Some(&b'[') {
                     // Decoded once, the strings borrowed from the buffer: the scopes test the
