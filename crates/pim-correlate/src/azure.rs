@@ -2,7 +2,9 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::hash::BuildHasher as _;
 
+use hashbrown::HashTable;
 use pim_domain::cells::{CellRef, RowCells};
 use pim_domain::timestamp::TimestampError;
 use pim_domain::{Activity, ActivitySource, ActivityStatus, DataProblem, Table};
@@ -609,10 +611,8 @@ pub struct AzureActivityParser {
     groups: Groups,
     /// The text of the groups' snapshots.
     arena: Arena,
-    /// Operation key (lower-cased, length-prefixed parts) → index in `groups`. The keys are
-    /// the file's text: hashed with foldhash seeded at random (fast on keys of a few hundred
-    /// bytes, and a file cannot be crafted to collide without knowing the seed).
-    index: HashMap<Box<str>, usize, KeyHasher>,
+    /// Operation key (lower-cased, length-prefixed parts) → index in `groups`.
+    index: KeyIndex,
     key: String,
     unreadable: Vec<UnreadableRow>,
 }
@@ -630,7 +630,7 @@ impl AzureActivityParser {
             row_problems: Vec::new(),
             groups: Groups::default(),
             arena: Arena::default(),
-            index: HashMap::default(),
+            index: KeyIndex::default(),
             key: String::new(),
             unreadable: Vec::new(),
         }
@@ -764,8 +764,9 @@ impl AzureActivityParser {
             let _ = write!(key, "#{position}");
         }
         let arena = &mut self.arena;
-        match self.index.get(key.as_str()) {
-            Some(&g) => {
+        let (hash, found) = self.index.find(key);
+        match found {
+            Some(g) => {
                 if let Some(group) = self.groups.get_mut(g) {
                     let need = group.take_row(time, status);
                     if !matches!(need, Need::Nothing) {
@@ -785,7 +786,7 @@ impl AzureActivityParser {
                     first,
                     status: StatusRow::None,
                 });
-                self.index.insert(key.as_str().into(), g);
+                self.index.insert(hash, key, g);
             }
         }
     }
@@ -899,6 +900,87 @@ fn push_lower_part(key: &mut String, part: &str) {
 
 /// Appends one part of an operation key: its length, then its ASCII-lower-cased text, so that
 /// ("ab","c") and ("a","bc") differ and names compare case-insensitively.
+/// The operations' keys, each stored once in blocks of text and found by its hash: no
+/// allocation per operation, which at hundreds of thousands of operations cost more than the
+/// hashing (issue 12). The hash is foldhash seeded at random per parser (fast on keys of a few
+/// hundred bytes, and a file cannot be crafted to collide without knowing the seed); a key is
+/// found only when its text is equal, so a collision costs a comparison, never a merge.
+#[derive(Debug, Default)]
+struct KeyIndex {
+    hasher: KeyHasher,
+    table: HashTable<KeyEntry>,
+    /// The keys' text, in blocks of [`KeyIndex::BLOCK`] bytes (a longer key has its own).
+    blocks: Vec<String>,
+}
+
+/// One key: its hash, its group, and where its text is.
+#[derive(Debug, Clone, Copy)]
+struct KeyEntry {
+    hash: u64,
+    group: usize,
+    block: u32,
+    start: u32,
+    len: u32,
+}
+
+impl KeyIndex {
+    const BLOCK: usize = 1 << 20;
+
+    fn reserve(&mut self, additional: usize) {
+        self.table.reserve(additional, |e| e.hash);
+    }
+
+    fn text(&self, e: &KeyEntry) -> Option<&str> {
+        let start = e.start as usize;
+        self.blocks
+            .get(e.block as usize)?
+            .get(start..start + e.len as usize)
+    }
+
+    /// The key's hash, and the group of the key equal to it, if any.
+    fn find(&self, key: &str) -> (u64, Option<usize>) {
+        let hash = self.hasher.hash_one(key);
+        let found = self
+            .table
+            .find(hash, |e| e.hash == hash && self.text(e) == Some(key))
+            .map(|e| e.group);
+        (hash, found)
+    }
+
+    /// Adds `key` (not yet in the index, hashed to `hash` by [`KeyIndex::find`]) for `group`.
+    fn insert(&mut self, hash: u64, key: &str, group: usize) {
+        if self
+            .blocks
+            .last()
+            .is_none_or(|b| b.capacity() - b.len() < key.len())
+        {
+            self.blocks
+                .push(String::with_capacity(Self::BLOCK.max(key.len())));
+        }
+        let block = u32::try_from(self.blocks.len().saturating_sub(1));
+        let (Some(last), Ok(block)) = (self.blocks.last_mut(), block) else {
+            return;
+        };
+        // A block holds at most max(BLOCK, one key) bytes; a key of 4 GiB or more (never seen
+        // in a row that fits in memory) is left out, its operation then unmerged.
+        let (Ok(start), Ok(len)) = (u32::try_from(last.len()), u32::try_from(key.len())) else {
+            return;
+        };
+        last.push_str(key);
+        self.table.insert_unique(
+            hash,
+            KeyEntry {
+                hash,
+                group,
+                block,
+                start,
+                len,
+            },
+            |e| e.hash,
+        );
+    }
+}
+
 fn push_key_part(key: &mut String, part: &str) {
     use std::fmt::Write as _;
     let _ = write!(key, "{}:", part.len());
@@ -1528,6 +1610,34 @@ mod tests {
             assert_eq!(a.caller_object_id.as_deref(), Some("3f1e-oid"));
             assert_eq!(a, &parsed[0]);
         }
+    }
+
+    #[test]
+    fn the_key_index_finds_equal_keys_only() {
+        let mut index = KeyIndex::default();
+        index.reserve(4);
+        let long = "x".repeat(KeyIndex::BLOCK + 7);
+        let mut keys: Vec<String> = (0..40_000).map(|i| format!("3:op{i}:res")).collect();
+        keys.insert(17, long.clone());
+        keys.push(String::new());
+        for (g, key) in keys.iter().enumerate() {
+            let (hash, found) = index.find(key);
+            assert_eq!(found, None, "{key}");
+            index.insert(hash, key, g);
+        }
+        // Several blocks, one of them the long key's own.
+        assert!(index.blocks.len() >= 2, "{}", index.blocks.len());
+        for (g, key) in keys.iter().enumerate() {
+            assert_eq!(index.find(key).1, Some(g), "{key}");
+        }
+        assert_eq!(index.find(&long[1..]).1, None);
+        assert_eq!(index.find("3:op1:re").1, None);
+        // Two keys with one hash (as a collision would give): each is found by its own text.
+        let (hash, _) = index.find("a");
+        index.insert(hash, "b", 1_000_000);
+        assert_eq!(index.find("a").1, None);
+        index.insert(hash, "a", 1_000_001);
+        assert_eq!(index.find("a").1, Some(1_000_001));
     }
 
     #[test]
