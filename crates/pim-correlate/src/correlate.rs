@@ -324,7 +324,68 @@ struct Index {
 }
 
 impl Index {
+    /// The index of `activities`: on every core for a large table, each thread indexing one
+    /// part and the parts merged into one list per identity (sorted, so in the same order
+    /// whichever part found an activity).
     fn build(activities: &[Activity], wanted: &HashSet<String, KeyHasher>) -> Self {
+        const MIN_ROWS_PER_PART: usize = 32_768;
+        let parts = std::thread::available_parallelism()
+            .map_or(1, std::num::NonZeroUsize::get)
+            .min(activities.len() / MIN_ROWS_PER_PART)
+            .max(1);
+        let mut index = if parts == 1 {
+            Self::collect(activities, 0, wanted)
+        } else {
+            let chunk = activities.len().div_ceil(parts);
+            let found: Vec<Self> = std::thread::scope(|scope| {
+                let handles: Vec<_> = activities
+                    .chunks(chunk)
+                    .enumerate()
+                    .map(|(n, part)| scope.spawn(move || Self::collect(part, n * chunk, wanted)))
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                    .collect()
+            });
+            let mut index = Self {
+                by_key: HashMap::default(),
+                lists: Vec::new(),
+            };
+            for part in found {
+                let Self { by_key, mut lists } = part;
+                for (key, slot) in by_key {
+                    let Some(list) = lists.get_mut(slot).map(std::mem::take) else {
+                        continue;
+                    };
+                    match index.by_key.get(&key) {
+                        Some(&at) => {
+                            if let Some(into) = index.lists.get_mut(at) {
+                                into.extend(list);
+                            }
+                        }
+                        None => {
+                            index.by_key.insert(key, index.lists.len());
+                            index.lists.push(list);
+                        }
+                    }
+                }
+            }
+            index
+        };
+        for list in &mut index.lists {
+            list.sort_unstable();
+            list.dedup();
+        }
+        index
+    }
+
+    /// The unsorted lists of `activities`, the first being number `offset` of the table.
+    fn collect(
+        activities: &[Activity],
+        offset: usize,
+        wanted: &HashSet<String, KeyHasher>,
+    ) -> Self {
         let mut index = Self {
             by_key: HashMap::default(),
             lists: Vec::new(),
@@ -334,7 +395,9 @@ impl Index {
         // (borrowed, so nothing is allocated per row).
         let mut seen: HashMap<&str, Option<usize>, KeyHasher> = HashMap::default();
         for (i, a) in activities.iter().enumerate() {
-            let Ok(i) = u32::try_from(i) else { break };
+            let Ok(i) = u32::try_from(offset + i) else {
+                break;
+            };
             let caller = a
                 .caller
                 .as_deref()
@@ -353,10 +416,6 @@ impl Index {
                     list.push((t, i));
                 }
             }
-        }
-        for list in &mut index.lists {
-            list.sort_unstable();
-            list.dedup();
         }
         index
     }
@@ -532,6 +591,50 @@ mod tests {
         let owned = correlate_owned(acts, azure.to_vec(), dir.to_vec(), options);
         assert_eq!(borrowed, owned, "correlate and correlate_owned disagree");
         borrowed
+    }
+
+    /// The index of a table large enough to be built in parts is the one a single pass builds.
+    #[test]
+    fn an_index_built_in_parts_is_the_index_built_whole() {
+        let wanted: HashSet<String, KeyHasher> = (0..50)
+            .flat_map(|u| [format!("user{u}@contoso.com"), format!("oid-{u}")])
+            .collect();
+        let activities: Vec<Activity> = (0..100_003_i64)
+            .map(|i| {
+                let u = i * 7 % 61; // Some callers are not wanted.
+                let caller = if i % 3 == 0 {
+                    format!("  USER{u}@Contoso.com")
+                } else {
+                    format!("user{u}@contoso.com")
+                };
+                let oid = (i % 5 != 0).then(|| format!("oid-{}", i * 11 % 53));
+                activity(
+                    &caller,
+                    oid.as_deref(),
+                    (i * 37) % 1_440,
+                    "op",
+                    ActivitySource::AzureActivity,
+                )
+            })
+            .collect();
+        let lists = |index: &Index| -> Vec<(String, Vec<(i128, u32)>)> {
+            let mut out: Vec<_> = index
+                .by_key
+                .iter()
+                .map(|(k, &slot)| (k.clone(), index.lists[slot].clone()))
+                .collect();
+            out.sort();
+            out
+        };
+        let mut whole = Index::collect(&activities, 0, &wanted);
+        for list in &mut whole.lists {
+            list.sort_unstable();
+            list.dedup();
+        }
+        let built = lists(&Index::build(&activities, &wanted));
+        assert_eq!(built, lists(&whole));
+        assert_eq!(built.len(), 100, "{}", built.len());
+        assert!(built.iter().all(|(_, l)| !l.is_empty()));
     }
 
     #[test]
