@@ -342,7 +342,7 @@ fn duplicate_of(
     ids: &mut std::collections::HashMap<String, usize>,
     contents: &mut std::collections::HashMap<u64, usize>,
 ) -> Option<usize> {
-    use std::hash::{Hash, Hasher};
+    use std::hash::Hasher as _;
     if let Some(id) = cell_text(table, row, cols.id) {
         if let Some(&first) = ids.get(id.as_ref()) {
             return Some(first);
@@ -350,8 +350,12 @@ fn duplicate_of(
         ids.insert(id.into_owned(), row);
     }
     let cells = table.rows.get(row)?;
+    // Hashed as values, not as their JSON text: serialising every row cost more than the rest
+    // of reading it (issue 12). Equal rows hash alike; rows of one hash are compared in full.
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    serde_json::to_string(cells).ok()?.hash(&mut hasher);
+    for cell in cells {
+        hash_value(cell, &mut hasher);
+    }
     let key = hasher.finish();
     match contents.get(&key) {
         Some(&first) if table.rows.get(first) == Some(cells) => Some(first),
@@ -359,6 +363,41 @@ fn duplicate_of(
         None => {
             contents.insert(key, row);
             None
+        }
+    }
+}
+
+/// Feeds `v` to `h` so that values equal as `serde_json::Value`s hash alike: a tag per kind,
+/// numbers by their representation (equal numbers have the same one), arrays and objects
+/// with their lengths so that nesting cannot alias.
+fn hash_value(v: &Value, h: &mut impl std::hash::Hasher) {
+    use std::hash::Hash;
+    match v {
+        Value::Null => 0u8.hash(h),
+        Value::Bool(b) => (1u8, *b).hash(h),
+        Value::Number(n) => {
+            2u8.hash(h);
+            if let Some(u) = n.as_u64() {
+                (0u8, u).hash(h);
+            } else if let Some(i) = n.as_i64() {
+                (1u8, i).hash(h);
+            } else {
+                (2u8, n.as_f64().map(f64::to_bits)).hash(h);
+            }
+        }
+        Value::String(s) => (3u8, s).hash(h),
+        Value::Array(items) => {
+            (4u8, items.len()).hash(h);
+            for item in items {
+                hash_value(item, h);
+            }
+        }
+        Value::Object(map) => {
+            (5u8, map.len()).hash(h);
+            for (k, item) in map {
+                k.hash(h);
+                hash_value(item, h);
+            }
         }
     }
 }
@@ -964,6 +1003,41 @@ mod tests {
         let ev = parse_pim_events(&audit_table(vec![r]), "S");
         assert_eq!(ev.activations.len(), 1);
         assert!(ev.problems.is_empty(), "{:?}", ev.problems);
+    }
+
+    #[test]
+    fn equal_values_hash_alike_and_nesting_does_not_alias() {
+        let hash = |v: &Value| {
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            hash_value(v, &mut h);
+            std::hash::Hasher::finish(&h)
+        };
+        let samples = [
+            json!(null),
+            json!(true),
+            json!(false),
+            json!(1),
+            json!(-1),
+            json!(1.5),
+            json!(""),
+            json!("1"),
+            json!([]),
+            json!([[]]),
+            json!([[], []]),
+            json!([["a"], "b"]),
+            json!([["a", "b"]]),
+            json!({}),
+            json!({"a": "b"}),
+            json!({"a": ["b"]}),
+            json!({"a": {"b": null}}),
+        ];
+        for (i, a) in samples.iter().enumerate() {
+            let same: Value = serde_json::from_str(&a.to_string()).unwrap();
+            assert_eq!(hash(a), hash(&same), "{a}");
+            for b in &samples[i + 1..] {
+                assert_ne!(hash(a), hash(b), "{a} and {b}");
+            }
+        }
     }
 
     #[test]
