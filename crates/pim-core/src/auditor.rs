@@ -1575,20 +1575,46 @@ fn assess_rules_parallel(
     if threads == 1 {
         return cases.iter().map(assess).collect();
     }
-    let chunk = cases.len().div_ceil(threads);
+    // Cases differ in cost by their number of operations, so equal halves finish far apart:
+    // the threads take small chunks in turn until none is left (issue 12).
+    const CHUNK: usize = 32;
+    let chunks: Vec<&[Case<'_>]> = cases.chunks(CHUNK).collect();
+    let next = AtomicUsize::new(0);
     std::thread::scope(|scope| {
-        let assess = &assess;
-        let handles: Vec<_> = cases
-            .chunks(chunk)
-            .map(|part| scope.spawn(move || part.iter().map(assess).collect::<Vec<_>>()))
+        let (assess, chunks, next) = (&assess, &chunks, &next);
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(move || {
+                    let mut done = Vec::new();
+                    loop {
+                        let n = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(part) = chunks.get(n) else { break };
+                        // A panic in the rules engine is a bug; that chunk's activations stay
+                        // in the report, marked unknown, instead of taking the scan down.
+                        let assessed =
+                            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                                part.iter().map(assess).collect::<Vec<_>>()
+                            }));
+                        done.push((n, assessed.ok()));
+                    }
+                    done
+                })
+            })
             .collect();
+        let mut parts: Vec<Option<Vec<Assessment>>> = Vec::new();
+        parts.resize_with(chunks.len(), || None);
+        for handle in handles {
+            for (n, part) in handle.join().unwrap_or_default() {
+                if let Some(slot) = parts.get_mut(n) {
+                    *slot = part;
+                }
+            }
+        }
         let mut out = Vec::with_capacity(cases.len());
-        for (handle, part) in handles.into_iter().zip(cases.chunks(chunk)) {
-            match handle.join() {
-                Ok(done) => out.extend(done),
-                // A panic in the rules engine is a bug; its activations stay in the report,
-                // marked unknown, instead of taking the scan down with them.
-                Err(_) => out.extend(part.iter().map(|_| {
+        for (part, cases) in parts.into_iter().zip(chunks.iter()) {
+            match part {
+                Some(done) => out.extend(done),
+                None => out.extend(cases.iter().map(|_| {
                     Assessment::unknown(
                         AssessorKind::Rules,
                         "internal error: the rules engine failed on this activation",
@@ -1596,7 +1622,7 @@ fn assess_rules_parallel(
                 })),
             }
         }
-        // A panicked thread never counted the rest of its cases; they are assessed now (as
+        // A chunk that panicked never counted the rest of its cases; they are assessed now (as
         // unknown), so the observer still hears the end.
         if let Some(observer) = progress {
             let n = done.lock().unwrap_or_else(PoisonError::into_inner);
@@ -2183,13 +2209,15 @@ mod tests {
             problems: Vec::new(),
         };
         // Enough cases for several threads on any machine with more than one core.
+        // Cases that differ (some unassessable, each with its own reason), so the order of
+        // the answers shows.
         let cases: Vec<Case<'_>> = (0..1_000)
-            .map(|_| Case {
+            .map(|i| Case {
                 activation: &activation,
                 activities: &[],
                 activity_total: 0,
                 truncated: false,
-                unassessable: None,
+                unassessable: (i % 3 == 0).then(|| format!("reason {i}")),
                 unreadable: &[],
                 baseline: None,
             })
@@ -2198,6 +2226,8 @@ mod tests {
         let rules = RulesEngine::new(RulesConfig::default());
         let out = assess_rules_parallel(&rules, &cases, Some(&observer));
         assert_eq!(out.len(), 1_000);
+        let serial: Vec<Assessment> = cases.iter().map(|c| rules.assess(c)).collect();
+        assert_eq!(out, serial);
         let want: Vec<Event> = (1..=1_000).map(|n| Event::Assessed(n, 1_000)).collect();
         assert_eq!(observer.events(), want);
         // Without an observer nothing is counted, and the result is the same.
