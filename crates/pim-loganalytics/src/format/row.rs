@@ -1,12 +1,14 @@
 //! One streamed row, decoded without a `serde_json::Value` per cell (issue 12, item 4).
 //!
 //! A row of the query API shape is an array of cells, nearly all of them strings. The
-//! [`RowDecoder`] reads it with serde_json, exactly as a `Vec<Value>` would be read (the same
-//! parser, so the same cells are accepted and refused), but keeps a string that has no escapes
-//! as a `&str` into the reader's buffer, unescapes the others into one text reused from row to
-//! row, and builds a `Value` only for numbers, booleans and nested arrays or objects (rare in
-//! exports, which write `dynamic` columns as JSON text). The buffers are reused, so a row costs
-//! no allocation.
+//! [`RowDecoder`] reads a row of strings and nulls itself, in one walk that also finds where
+//! the row ends ([`RowDecoder::split`]), and hands any other row to serde_json, read as a
+//! `Vec<Value>` would be. Either way the same rows are accepted and refused with the same
+//! cells (`tests::any_row_reads_as_serde_reads_it`). A string without escapes stays a `&str`
+//! into the reader's buffer; the others are unescaped into one text reused from row to row,
+//! and a `Value` is built only for numbers, booleans and nested arrays or objects (rare in
+//! exports, which write `dynamic` columns as JSON text). The buffers are reused, so a row
+//! costs no allocation.
 
 use std::cell::OnceCell;
 use std::fmt;
