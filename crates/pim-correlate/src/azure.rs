@@ -241,6 +241,13 @@ impl Arena {
         std::str::from_utf8(bytes).ok()
     }
 
+    /// All the bytes at `place`.
+    fn bytes(&self, place: Place) -> Option<&[u8]> {
+        self.blocks
+            .get(place.block)?
+            .get(place.start..place.start + place.room)
+    }
+
     /// The index of the last block, the one the latest place went to (later places go there
     /// or to a new one after it).
     fn last_block(&self) -> usize {
@@ -900,7 +907,7 @@ fn push_lower_part(key: &mut String, part: &str) {
 
 /// Appends one part of an operation key: its length, then its ASCII-lower-cased text, so that
 /// ("ab","c") and ("a","bc") differ and names compare case-insensitively.
-/// The operations' keys, each stored once in blocks of text and found by its hash: no
+/// The operations' keys, each stored once in an [`Arena`] and found by its hash: no
 /// allocation per operation, which at hundreds of thousands of operations cost more than the
 /// hashing (issue 12). The hash is foldhash seeded at random per parser (fast on keys of a few
 /// hundred bytes, and a file cannot be crafted to collide without knowing the seed); a key is
@@ -909,8 +916,8 @@ fn push_lower_part(key: &mut String, part: &str) {
 struct KeyIndex {
     hasher: KeyHasher,
     table: HashTable<KeyEntry>,
-    /// The keys' text, in blocks of [`KeyIndex::BLOCK`] bytes (a longer key has its own).
-    blocks: Vec<String>,
+    /// The keys' text.
+    keys: Arena,
 }
 
 /// One key: its hash, its group, and where its text is.
@@ -918,23 +925,12 @@ struct KeyIndex {
 struct KeyEntry {
     hash: u64,
     group: usize,
-    block: u32,
-    start: u32,
-    len: u32,
+    place: Place,
 }
 
 impl KeyIndex {
-    const BLOCK: usize = 1 << 20;
-
     fn reserve(&mut self, additional: usize) {
         self.table.reserve(additional, |e| e.hash);
-    }
-
-    fn text(&self, e: &KeyEntry) -> Option<&str> {
-        let start = e.start as usize;
-        self.blocks
-            .get(e.block as usize)?
-            .get(start..start + e.len as usize)
     }
 
     /// The key's hash, and the group of the key equal to it, if any.
@@ -942,42 +938,18 @@ impl KeyIndex {
         let hash = self.hasher.hash_one(key);
         let found = self
             .table
-            .find(hash, |e| e.hash == hash && self.text(e) == Some(key))
+            .find(hash, |e| {
+                e.hash == hash && self.keys.bytes(e.place) == Some(key.as_bytes())
+            })
             .map(|e| e.group);
         (hash, found)
     }
 
     /// Adds `key` (not yet in the index, hashed to `hash` by [`KeyIndex::find`]) for `group`.
     fn insert(&mut self, hash: u64, key: &str, group: usize) {
-        if self
-            .blocks
-            .last()
-            .is_none_or(|b| b.capacity() - b.len() < key.len())
-        {
-            self.blocks
-                .push(String::with_capacity(Self::BLOCK.max(key.len())));
-        }
-        let block = u32::try_from(self.blocks.len().saturating_sub(1));
-        let (Some(last), Ok(block)) = (self.blocks.last_mut(), block) else {
-            return;
-        };
-        // A block holds at most max(BLOCK, one key) bytes; a key of 4 GiB or more (never seen
-        // in a row that fits in memory) is left out, its operation then unmerged.
-        let (Ok(start), Ok(len)) = (u32::try_from(last.len()), u32::try_from(key.len())) else {
-            return;
-        };
-        last.push_str(key);
-        self.table.insert_unique(
-            hash,
-            KeyEntry {
-                hash,
-                group,
-                block,
-                start,
-                len,
-            },
-            |e| e.hash,
-        );
+        let place = self.keys.write(None, &[Some(key)]);
+        self.table
+            .insert_unique(hash, KeyEntry { hash, group, place }, |e| e.hash);
     }
 }
 
@@ -1616,7 +1588,7 @@ mod tests {
     fn the_key_index_finds_equal_keys_only() {
         let mut index = KeyIndex::default();
         index.reserve(4);
-        let long = "x".repeat(KeyIndex::BLOCK + 7);
+        let long = "x".repeat(ARENA_BLOCK + 7);
         let mut keys: Vec<String> = (0..40_000).map(|i| format!("3:op{i}:res")).collect();
         keys.insert(17, long.clone());
         keys.push(String::new());
@@ -1626,7 +1598,7 @@ mod tests {
             index.insert(hash, key, g);
         }
         // Several blocks, one of them the long key's own.
-        assert!(index.blocks.len() >= 2, "{}", index.blocks.len());
+        assert!(index.keys.blocks.len() >= 2, "{}", index.keys.blocks.len());
         for (g, key) in keys.iter().enumerate() {
             assert_eq!(index.find(key).1, Some(g), "{key}");
         }
