@@ -417,11 +417,15 @@ impl Auditor {
             default_duration: Duration::hours(i64::from(options.default_window_hours)),
         };
         let mut prefetched = None;
+        // The activations AuditLogs alone gives, built to plan the pass: the scan's own when
+        // the Activity Log adds no PIM event to them.
+        let mut planned: Option<Activations> = None;
         let activity_answer = match (activity_pending, &stream) {
             (Some(Either::Left(running)), _) => running.await,
             (Some(Either::Right(done)), _) => done,
             (None, Some(stream)) => {
-                let plan = self.pass_plan(audit_events.as_ref(), &window_options, options);
+                let (plan, built) = self.pass_plan(audit_events.as_ref(), &window_options, options);
+                planned = built;
                 let answer = self.run_pass(&**stream, plan, pim_stage.id());
                 match answer {
                     Ok(pass) => {
@@ -491,6 +495,11 @@ impl Auditor {
             }
             Err(source) => return Err(Error::PimQuery { source }),
         };
+        // Merging nothing into AuditLogs' events leaves them as they were.
+        let adds_nothing = activity_events
+            .as_ref()
+            .is_none_or(|e| e.activations.is_empty() && e.ends.is_empty() && e.problems.is_empty());
+        let planned = planned.filter(|_| audit_events.is_some() && adds_nothing);
         let events = match (audit_events, activity_events) {
             (Some(audit), Some(activity)) => pim_correlate::merge_pim_events(audit, activity),
             (Some(audit), None) => audit,
@@ -506,7 +515,10 @@ impl Auditor {
             mut activations,
             problems: window_problems,
             sources: activation_sources,
-        } = build_activations(events, &window_options);
+        } = match planned {
+            Some(built) => built,
+            None => build_activations(events, &window_options),
+        };
         log.problems.extend(window_problems);
         info!(
             activations = activations.len(),
@@ -1251,27 +1263,29 @@ impl Auditor {
 impl Auditor {
     /// What an export's single pass over AzureActivity reads besides the PIM rows: the activity
     /// and history that the activations of AuditLogs alone would query (see
-    /// [`crate::offline`]).
+    /// [`crate::offline`]). Also gives those activations, which are the scan's when the pass
+    /// finds no PIM event to add.
     fn pass_plan(
         &self,
         audit: Option<&PimEvents>,
         window_options: &WindowOptions,
         options: &ScanOptions,
-    ) -> crate::offline::PassPlan {
+    ) -> (crate::offline::PassPlan, Option<Activations>) {
         let mut plan = crate::offline::PassPlan {
             pim: activity_pim_scope(),
             activity: None,
             history: None,
         };
         let Some(events) = audit else {
-            return plan;
+            return (plan, None);
         };
-        let activations = build_activations(events.clone(), window_options).activations;
+        let built = build_activations(events.clone(), window_options);
+        let activations = &built.activations;
         if activations.is_empty() {
-            return plan;
+            return (plan, Some(built));
         }
         let all: Vec<&Activation> = activations.iter().collect();
-        let span = union_span(&activations);
+        let span = union_span(activations);
         let (ids, _) = quotable(identities(&all), LogTable::AzureActivity);
         if ids.iter().any(is_usable) {
             plan.activity = Some(activity_scope(LogTable::AzureActivity, &ids, span));
@@ -1285,7 +1299,7 @@ impl Auditor {
                 self.source.table_label(LogTable::AzureActivity),
             ));
         }
-        plan
+        (plan, Some(built))
     }
 
     /// Runs the single pass as one query of the PIM-events stage (a `pim.query` span, the

@@ -193,14 +193,29 @@ impl Arena {
     /// an operation's text is never in a block before the one its first row went to.
     fn write(&mut self, place: Option<Place>, fields: &[Option<&str>]) -> Place {
         let total: usize = fields.iter().flatten().map(|f| f.len()).sum();
+        self.put(place, total, fields.iter().flatten().map(|f| f.as_bytes()))
+    }
+
+    /// Writes `bytes` at a new place at the end.
+    fn write_bytes(&mut self, bytes: &[u8]) -> Place {
+        self.put(None, bytes.len(), std::iter::once(bytes))
+    }
+
+    /// [`Arena::write`] of `parts`, `total` bytes in all.
+    fn put<'p>(
+        &mut self,
+        place: Option<Place>,
+        total: usize,
+        parts: impl Iterator<Item = &'p [u8]>,
+    ) -> Place {
         if let Some(p) = place
             && p.room >= total
             && let Some(block) = self.blocks.get_mut(p.block)
             && let Some(bytes) = block.get_mut(p.start..p.start + total)
         {
             let mut at = 0;
-            for f in fields.iter().flatten() {
-                bytes[at..at + f.len()].copy_from_slice(f.as_bytes());
+            for f in parts {
+                bytes[at..at + f.len()].copy_from_slice(f);
                 at += f.len();
             }
             return p;
@@ -221,8 +236,8 @@ impl Arena {
         let block = self.blocks.len() - 1;
         let bytes = &mut self.blocks[block];
         let start = bytes.len();
-        for f in fields.iter().flatten() {
-            bytes.extend_from_slice(f.as_bytes());
+        for f in parts {
+            bytes.extend_from_slice(f);
         }
         Place {
             block,
@@ -620,7 +635,7 @@ pub struct AzureActivityParser {
     arena: Arena,
     /// Operation key (lower-cased, length-prefixed parts) → index in `groups`.
     index: KeyIndex,
-    key: String,
+    key: Vec<u8>,
     unreadable: Vec<UnreadableRow>,
 }
 
@@ -638,7 +653,7 @@ impl AzureActivityParser {
             groups: Groups::default(),
             arena: Arena::default(),
             index: KeyIndex::default(),
-            key: String::new(),
+            key: Vec::new(),
             unreadable: Vec::new(),
         }
     }
@@ -754,9 +769,8 @@ impl AzureActivityParser {
         }
         // Rows of one operation: same correlation (else operation) id, operation name and
         // resource id, compared case-insensitively. Rows with neither id are never merged.
-        let correlation = row
-            .str(cols.correlation)
-            .or_else(|| row.str(cols.operation_id));
+        let by_correlation = row.str(cols.correlation);
+        let correlation = by_correlation.or_else(|| row.str(cols.operation_id));
         let key = &mut self.key;
         key.clear();
         for part in [
@@ -764,18 +778,38 @@ impl AzureActivityParser {
             operation,
             row.str2(cols.resource).unwrap_or(""),
         ] {
-            push_key_part(key, part);
+            push_op_key_part(key, part);
         }
         if correlation.is_none() {
-            use std::fmt::Write as _;
-            let _ = write!(key, "#{position}");
+            key.push(b'#');
+            key.extend_from_slice(&(position as u64).to_le_bytes());
         }
+        // A key whose parts are its operation's first row's correlation id, operation name
+        // and resource id is read back from that row's snapshot rather than stored.
+        let derived = by_correlation.is_some();
         let arena = &mut self.arena;
-        let (hash, found) = self.index.find(key);
+        let groups = &mut self.groups;
+        let (hash, found) = self.index.find(key, |g| {
+            groups.get(g).is_some_and(|g| {
+                let part = |field| g.first.get(arena, field).unwrap_or("");
+                key_is(
+                    key,
+                    [
+                        part(Snapshot::CORRELATION),
+                        part(Snapshot::OPERATION),
+                        part(Snapshot::RESOURCE),
+                    ],
+                )
+            })
+        });
         match found {
             Some(g) => {
-                if let Some(group) = self.groups.get_mut(g) {
+                if let Some(group) = groups.get_mut(g) {
                     let need = group.take_row(time, status);
+                    if matches!(need, Need::First) && !derived {
+                        // The first row is about to be one the key cannot be read back from.
+                        self.index.keep_text(hash, g, key);
+                    }
                     if !matches!(need, Need::Nothing) {
                         group.put(need, arena, RowFields::of(row, cols, position, source));
                     }
@@ -793,7 +827,8 @@ impl AzureActivityParser {
                     first,
                     status: StatusRow::None,
                 });
-                self.index.insert(hash, key, g);
+                self.index
+                    .insert(hash, (!derived).then_some(key.as_slice()), g);
             }
         }
     }
@@ -905,54 +940,8 @@ fn push_lower_part(key: &mut String, part: &str) {
     }
 }
 
-/// Appends one part of an operation key: its length, then its ASCII-lower-cased text, so that
+/// Appends one part of a history key: its length, then its ASCII-lower-cased text, so that
 /// ("ab","c") and ("a","bc") differ and names compare case-insensitively.
-/// The operations' keys, each stored once in an [`Arena`] and found by its hash: no
-/// allocation per operation, which at hundreds of thousands of operations cost more than the
-/// hashing (issue 12). The hash is foldhash seeded at random per parser (fast on keys of a few
-/// hundred bytes, and a file cannot be crafted to collide without knowing the seed); a key is
-/// found only when its text is equal, so a collision costs a comparison, never a merge.
-#[derive(Debug, Default)]
-struct KeyIndex {
-    hasher: KeyHasher,
-    table: HashTable<KeyEntry>,
-    /// The keys' text.
-    keys: Arena,
-}
-
-/// One key: its hash, its group, and where its text is.
-#[derive(Debug, Clone, Copy)]
-struct KeyEntry {
-    hash: u64,
-    group: usize,
-    place: Place,
-}
-
-impl KeyIndex {
-    fn reserve(&mut self, additional: usize) {
-        self.table.reserve(additional, |e| e.hash);
-    }
-
-    /// The key's hash, and the group of the key equal to it, if any.
-    fn find(&self, key: &str) -> (u64, Option<usize>) {
-        let hash = self.hasher.hash_one(key);
-        let found = self
-            .table
-            .find(hash, |e| {
-                e.hash == hash && self.keys.bytes(e.place) == Some(key.as_bytes())
-            })
-            .map(|e| e.group);
-        (hash, found)
-    }
-
-    /// Adds `key` (not yet in the index, hashed to `hash` by [`KeyIndex::find`]) for `group`.
-    fn insert(&mut self, hash: u64, key: &str, group: usize) {
-        let place = self.keys.write(None, &[Some(key)]);
-        self.table
-            .insert_unique(hash, KeyEntry { hash, group, place }, |e| e.hash);
-    }
-}
-
 fn push_key_part(key: &mut String, part: &str) {
     use std::fmt::Write as _;
     let _ = write!(key, "{}:", part.len());
@@ -961,6 +950,121 @@ fn push_key_part(key: &mut String, part: &str) {
     // Safe on a str: ASCII bytes are lower-cased in place and UTF-8 sequences are untouched.
     if let Some(tail) = key.get_mut(start..) {
         tail.make_ascii_lowercase();
+    }
+}
+
+/// Appends one part of an operation key: its length (four bytes), then its ASCII-lower-cased
+/// bytes, so that ("ab","c") and ("a","bc") differ and names compare case-insensitively.
+fn push_op_key_part(key: &mut Vec<u8>, part: &str) {
+    let len = u32::try_from(part.len()).unwrap_or(u32::MAX);
+    key.extend_from_slice(&len.to_le_bytes());
+    let start = key.len();
+    key.extend_from_slice(part.as_bytes());
+    if let Some(tail) = key.get_mut(start..) {
+        tail.make_ascii_lowercase();
+    }
+}
+
+/// Whether `key` (made by [`push_op_key_part`], with no position) is the key of `parts`.
+fn key_is(key: &[u8], parts: [&str; 3]) -> bool {
+    let mut rest = key;
+    for part in parts {
+        let Some((len, tail)) = rest.split_first_chunk::<4>() else {
+            return false;
+        };
+        let len = u32::from_le_bytes(*len) as usize;
+        match tail.split_at_checked(len) {
+            Some((text, after))
+                if len == part.len() && text.eq_ignore_ascii_case(part.as_bytes()) =>
+            {
+                rest = after;
+            }
+            _ => return false,
+        }
+    }
+    rest.is_empty()
+}
+
+/// The operations' keys, found by their hash: no allocation per operation, which at hundreds
+/// of thousands of operations cost more than the hashing (issue 12). Nearly every key is its
+/// operation's correlation id, name and resource id, which the operation's first snapshot
+/// holds: such a key is compared with those fields and its text is not kept. The others (a
+/// row with no correlation id) are stored once, in an [`Arena`]. The hash is foldhash seeded
+/// at random per parser (fast on keys of a few hundred bytes, and a file cannot be crafted to
+/// collide without knowing the seed); a key is found only when its text is equal, so a
+/// collision costs a comparison, never a merge.
+#[derive(Debug, Default)]
+struct KeyIndex {
+    hasher: KeyHasher,
+    table: HashTable<KeyEntry>,
+    /// The text of the stored keys.
+    keys: Arena,
+    places: Vec<Place>,
+}
+
+/// One key: its hash, its group, and where its text is when it is stored (an index in
+/// [`KeyIndex::places`]; [`KeyEntry::DERIVED`] when it is read back from the group).
+#[derive(Debug, Clone, Copy)]
+struct KeyEntry {
+    hash: u64,
+    group: usize,
+    text: usize,
+}
+
+impl KeyEntry {
+    const DERIVED: usize = usize::MAX;
+}
+
+impl KeyIndex {
+    fn reserve(&mut self, additional: usize) {
+        self.table.reserve(additional, |e| e.hash);
+    }
+
+    /// The key's hash, and the group of the key equal to it, if any. `derived(group)` says
+    /// whether `key` is the key the group's first snapshot gives (for entries not stored).
+    fn find(&self, key: &[u8], derived: impl Fn(usize) -> bool) -> (u64, Option<usize>) {
+        let hash = self.hasher.hash_one(key);
+        let found = self
+            .table
+            .find(hash, |e| {
+                e.hash == hash
+                    && match self.places.get(e.text) {
+                        Some(&place) => self.keys.bytes(place) == Some(key),
+                        None => derived(e.group),
+                    }
+            })
+            .map(|e| e.group);
+        (hash, found)
+    }
+
+    /// Adds the key hashed to `hash` by [`KeyIndex::find`] (not yet in the index) for `group`:
+    /// `text` is the key to store, or `None` when it is read back from the group.
+    fn insert(&mut self, hash: u64, text: Option<&[u8]>, group: usize) {
+        let text = match text {
+            Some(key) => self.store(key),
+            None => KeyEntry::DERIVED,
+        };
+        self.table
+            .insert_unique(hash, KeyEntry { hash, group, text }, |e| e.hash);
+    }
+
+    /// Stores the text of `group`'s key (`key`, hashed to `hash`) if it is read back from the
+    /// group: the group's first snapshot is about to change to a row it cannot be read from.
+    fn keep_text(&mut self, hash: u64, group: usize, key: &[u8]) {
+        if let Some(entry) = self.table.find(hash, |e| e.group == group)
+            && entry.text == KeyEntry::DERIVED
+        {
+            let text = self.store(key);
+            if let Some(entry) = self.table.find_mut(hash, |e| e.group == group) {
+                entry.text = text;
+            }
+        }
+    }
+
+    fn store(&mut self, key: &[u8]) -> usize {
+        let place = self.keys.write_bytes(key);
+        self.places.push(place);
+        self.places.len() - 1
     }
 }
 
@@ -1589,27 +1693,61 @@ mod tests {
         let mut index = KeyIndex::default();
         index.reserve(4);
         let long = "x".repeat(ARENA_BLOCK + 7);
-        let mut keys: Vec<String> = (0..40_000).map(|i| format!("3:op{i}:res")).collect();
-        keys.insert(17, long.clone());
-        keys.push(String::new());
-        for (g, key) in keys.iter().enumerate() {
-            let (hash, found) = index.find(key);
-            assert_eq!(found, None, "{key}");
-            index.insert(hash, key, g);
+        let key = |parts: [&str; 3]| {
+            let mut key = Vec::new();
+            for part in parts {
+                push_op_key_part(&mut key, part);
+            }
+            key
+        };
+        // Stored keys, and keys read back from their groups (here, from `parts`).
+        let mut parts: Vec<[String; 3]> = (0..40_000)
+            .map(|i| [format!("c{i}"), format!("Op{i}"), "res".to_owned()])
+            .collect();
+        parts.insert(17, [long.clone(), String::new(), String::new()]);
+        parts.push([String::new(), String::new(), String::new()]);
+        let of = |g: usize| parts[g].each_ref().map(String::as_str);
+        // Odd groups' keys are read back.
+        fn read_back<'a>(parts: &'a [[String; 3]], probe: &'a [u8]) -> impl Fn(usize) -> bool + 'a {
+            move |g| g % 2 == 1 && key_is(probe, parts[g].each_ref().map(String::as_str))
+        }
+        for g in 0..parts.len() {
+            let k = key(of(g));
+            let (hash, found) = index.find(&k, read_back(&parts, &k));
+            assert_eq!(found, None, "{g}");
+            index.insert(hash, (g % 2 == 0).then_some(k.as_slice()), g);
         }
         // Several blocks, one of them the long key's own.
         assert!(index.keys.blocks.len() >= 2, "{}", index.keys.blocks.len());
-        for (g, key) in keys.iter().enumerate() {
-            assert_eq!(index.find(key).1, Some(g), "{key}");
+        for g in 0..parts.len() {
+            let k = key(of(g));
+            assert_eq!(index.find(&k, read_back(&parts, &k)).1, Some(g), "{g}");
+            // Names compare case-insensitively.
+            let upper = key(of(g).map(str::to_uppercase).each_ref().map(String::as_str));
+            assert_eq!(
+                index.find(&upper, read_back(&parts, &upper)).1,
+                Some(g),
+                "{g}"
+            );
         }
-        assert_eq!(index.find(&long[1..]).1, None);
-        assert_eq!(index.find("3:op1:re").1, None);
+        let near = key([&long[1..], "", ""]);
+        assert_eq!(index.find(&near, read_back(&parts, &near)).1, None);
+        let near = key(["c1", "op1", "re"]);
+        assert_eq!(index.find(&near, read_back(&parts, &near)).1, None);
+        let moved = key(["c1o", "p1", "res"]);
+        assert_eq!(index.find(&moved, read_back(&parts, &moved)).1, None);
+        // A key read back from its group is stored once the group can no longer give it.
+        let k = key(of(1));
+        let (hash, _) = index.find(&k, read_back(&parts, &k));
+        index.keep_text(hash, 1, &k);
+        assert_eq!(index.find(&k, |_| false).1, Some(1));
         // Two keys with one hash (as a collision would give): each is found by its own text.
-        let (hash, _) = index.find("a");
-        index.insert(hash, "b", 1_000_000);
-        assert_eq!(index.find("a").1, None);
-        index.insert(hash, "a", 1_000_001);
-        assert_eq!(index.find("a").1, Some(1_000_001));
+        let (a, b) = (key(["a", "", ""]), key(["b", "", ""]));
+        let (hash, _) = index.find(&a, |_| false);
+        index.insert(hash, Some(&b), 1_000_000);
+        assert_eq!(index.find(&a, |_| false).1, None);
+        index.insert(hash, Some(&a), 1_000_001);
+        assert_eq!(index.find(&a, |_| false).1, Some(1_000_001));
     }
 
     #[test]
@@ -1794,6 +1932,44 @@ mod tests {
         ];
         let p = parse_azure_activity(&audit_table(rows), "S", false);
         assert_eq!(p.activities.len(), 5);
+    }
+
+    /// An operation whose earliest row names it by its operation id alone, between rows that
+    /// name it by correlation id in other cases: one operation, whatever order the rows come
+    /// in (the key is then no longer the first row's fields, and is kept as text).
+    #[test]
+    fn an_operation_named_by_operation_id_on_one_row_stays_one_operation() {
+        let by_corr = |t: &str, status: &str, corr: &str| {
+            let mut r = row(t, RESTART, status, corr);
+            r["OperationId"] = json!("other");
+            r
+        };
+        let mut by_op_id = row(
+            "2026-11-20T09:00:00Z",
+            "microsoft.compute/virtualmachines/restart/action",
+            "Start",
+            "",
+        );
+        by_op_id["CorrelationId"] = json!(null);
+        by_op_id["OperationId"] = json!("C-1");
+        let rows = [
+            by_corr("2026-11-20T09:00:05Z", "Accept", "c-1"),
+            by_op_id,
+            by_corr("2026-11-20T09:00:09Z", "Success", "C-1"),
+            by_corr("2026-11-20T09:00:07Z", "Accept", "c-1"),
+        ];
+        for order in [[0, 1, 2, 3], [1, 0, 3, 2], [0, 2, 1, 3], [3, 1, 0, 2]] {
+            let table = audit_table(order.iter().map(|&i| rows[i].clone()).collect());
+            let p = parse_azure_activity(&table, "S", false);
+            assert_eq!(p.activities.len(), 1, "{order:?}");
+            let a = &p.activities[0];
+            assert_eq!(a.status, ActivityStatus::Succeeded, "{order:?}");
+            assert_eq!(
+                a.time,
+                time::macros::datetime!(2026-11-20 09:00:00 UTC),
+                "{order:?}"
+            );
+        }
     }
 
     #[test]
