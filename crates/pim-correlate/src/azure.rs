@@ -246,14 +246,11 @@ impl Arena {
         }
     }
 
-    /// The text at `range` of `place`.
-    fn text(&self, place: Place, range: std::ops::Range<usize>) -> Option<&str> {
-        let bytes = self
-            .blocks
+    /// The bytes at `range` of `place`.
+    fn range(&self, place: Place, range: std::ops::Range<usize>) -> Option<&[u8]> {
+        self.blocks
             .get(place.block)?
-            .get(place.start + range.start..place.start + range.end)?;
-        // Always valid: whole strings were written there.
-        std::str::from_utf8(bytes).ok()
+            .get(place.start + range.start..place.start + range.end)
     }
 
     /// All the bytes at `place`.
@@ -335,11 +332,17 @@ impl Snapshot {
     }
 
     fn get<'a>(&self, arena: &'a Arena, field: usize) -> Option<&'a str> {
+        // Always valid: whole strings were written there.
+        std::str::from_utf8(self.get_bytes(arena, field)?).ok()
+    }
+
+    /// [`Snapshot::get`] as bytes, unchecked (to compare with).
+    fn get_bytes<'a>(&self, arena: &'a Arena, field: usize) -> Option<&'a [u8]> {
         if !self.has(field) {
             return None;
         }
         let start = if field == 0 { 0 } else { self.ends[field - 1] } as usize;
-        arena.text(self.place?, start..self.ends[field] as usize)
+        arena.range(self.place?, start..self.ends[field] as usize)
     }
 }
 
@@ -399,7 +402,7 @@ impl<'r> RowFields<'r> {
         let mut present = 0u8;
         for (i, field) in self.texts().iter().enumerate() {
             if let Some(f) = field {
-                if first.get(arena, i) != Some(*f) {
+                if first.get_bytes(arena, i) != Some(f.as_bytes()) {
                     return None;
                 }
                 present |= 1 << i;
@@ -791,7 +794,7 @@ impl AzureActivityParser {
         let groups = &mut self.groups;
         let (hash, found) = self.index.find(key, |g| {
             groups.get(g).is_some_and(|g| {
-                let part = |field| g.first.get(arena, field).unwrap_or("");
+                let part = |field| g.first.get_bytes(arena, field).unwrap_or_default();
                 key_is(
                     key,
                     [
@@ -966,7 +969,7 @@ fn push_op_key_part(key: &mut Vec<u8>, part: &str) {
 }
 
 /// Whether `key` (made by [`push_op_key_part`], with no position) is the key of `parts`.
-fn key_is(key: &[u8], parts: [&str; 3]) -> bool {
+fn key_is(key: &[u8], parts: [&[u8]; 3]) -> bool {
     let mut rest = key;
     for part in parts {
         let Some((len, tail)) = rest.split_first_chunk::<4>() else {
@@ -974,9 +977,7 @@ fn key_is(key: &[u8], parts: [&str; 3]) -> bool {
         };
         let len = u32::from_le_bytes(*len) as usize;
         match tail.split_at_checked(len) {
-            Some((text, after))
-                if len == part.len() && text.eq_ignore_ascii_case(part.as_bytes()) =>
-            {
+            Some((text, after)) if len == part.len() && text.eq_ignore_ascii_case(part) => {
                 rest = after;
             }
             _ => return false,
@@ -1709,7 +1710,7 @@ mod tests {
         let of = |g: usize| parts[g].each_ref().map(String::as_str);
         // Odd groups' keys are read back.
         fn read_back<'a>(parts: &'a [[String; 3]], probe: &'a [u8]) -> impl Fn(usize) -> bool + 'a {
-            move |g| g % 2 == 1 && key_is(probe, parts[g].each_ref().map(String::as_str))
+            move |g| g % 2 == 1 && key_is(probe, parts[g].each_ref().map(String::as_bytes))
         }
         for g in 0..parts.len() {
             let k = key(of(g));

@@ -102,36 +102,113 @@ pub fn correlate_owned(
             }
         }
     }
-    // Taken activities are swapped for an empty one (which allocates nothing) rather than
-    // wrapping every activity in an `Option` first: that pass alone moved the whole scan once
-    // more (issue 12).
-    let mut pools: [&mut [Activity]; 2] = [&mut azure, &mut directory];
-    found
-        .into_iter()
-        .map(|m| {
-            let activities = m
-                .kept
-                .iter()
-                .filter_map(|&(src, i)| {
-                    let (s, i) = (usize::from(src), i as usize);
-                    let left = uses[s].get_mut(i)?;
-                    *left = left.saturating_sub(1);
-                    let slot = pools[s].get_mut(i)?;
-                    Some(if *left == 0 {
-                        let empty = taken(slot);
-                        std::mem::replace(slot, empty)
-                    } else {
-                        slot.clone()
-                    })
+    // The activities are handed out on every core, each thread taking a share of the windows.
+    // They are reached through locked stripes of the pools, so that a window that clones an
+    // activity does so before another takes it, whichever thread each is on.
+    let [azure_uses, directory_uses] = &mut uses;
+    let pools = [
+        Stripes::of(&mut azure, azure_uses),
+        Stripes::of(&mut directory, directory_uses),
+    ];
+    const MIN_PER_THREAD: usize = 256;
+    let threads = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZeroUsize::get)
+        .min(found.len() / MIN_PER_THREAD)
+        .max(1);
+    if threads == 1 {
+        return found.into_iter().map(|m| hand_out(m, &pools)).collect();
+    }
+    let chunk = found.len().div_ceil(threads);
+    let mut parts: Vec<Vec<Match>> = Vec::with_capacity(threads);
+    let mut found = found.into_iter();
+    loop {
+        let part: Vec<Match> = found.by_ref().take(chunk).collect();
+        if part.is_empty() {
+            break;
+        }
+        parts.push(part);
+    }
+    std::thread::scope(|scope| {
+        let pools = &pools;
+        let handles: Vec<_> = parts
+            .into_iter()
+            .map(|part| {
+                scope.spawn(move || {
+                    part.into_iter()
+                        .map(|m| hand_out(m, pools))
+                        .collect::<Vec<_>>()
                 })
-                .collect();
-            Correlated {
-                activities,
-                total: m.total,
-                truncated: m.truncated,
+            })
+            .collect();
+        let mut out = Vec::with_capacity(activations.len());
+        for handle in handles {
+            match handle.join() {
+                Ok(part) => out.extend(part),
+                // A panic here is a bug; it goes on as it would have without the thread.
+                Err(e) => std::panic::resume_unwind(e),
             }
+        }
+        out
+    })
+}
+
+/// Activities in a [`Stripes`] stripe.
+const STRIPE: usize = 1024;
+
+/// A pool of activities and how many windows still need each, in locked stripes of
+/// [`STRIPE`] activities.
+struct Stripes<'p> {
+    stripes: Vec<std::sync::Mutex<(&'p mut [Activity], &'p mut [u32])>>,
+}
+
+impl<'p> Stripes<'p> {
+    fn of(pool: &'p mut [Activity], uses: &'p mut [u32]) -> Self {
+        Self {
+            stripes: pool
+                .chunks_mut(STRIPE)
+                .zip(uses.chunks_mut(STRIPE))
+                .map(std::sync::Mutex::new)
+                .collect(),
+        }
+    }
+
+    /// Activity `i`: moved out when this is its last window, else cloned.
+    fn take(&self, i: usize) -> Option<Activity> {
+        let mut stripe = self
+            .stripes
+            .get(i / STRIPE)?
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (pool, uses) = &mut *stripe;
+        let k = i % STRIPE;
+        let left = uses.get_mut(k)?;
+        *left = left.saturating_sub(1);
+        let last = *left == 0;
+        let slot = pool.get_mut(k)?;
+        // Taken activities are swapped for an empty one (which allocates nothing) rather
+        // than wrapping every activity in an `Option` first: that pass alone moved the whole
+        // scan once more (issue 12).
+        Some(if last {
+            let empty = taken(slot);
+            std::mem::replace(slot, empty)
+        } else {
+            slot.clone()
         })
-        .collect()
+    }
+}
+
+/// The window's activities, taken from the pools.
+fn hand_out(m: Match, pools: &[Stripes<'_>; 2]) -> Correlated {
+    let activities = m
+        .kept
+        .iter()
+        .filter_map(|&(src, i)| pools.get(usize::from(src))?.take(i as usize))
+        .collect();
+    Correlated {
+        activities,
+        total: m.total,
+        truncated: m.truncated,
+    }
 }
 
 /// What is left in a pool slot once its activity is taken: nothing allocated, never read.
