@@ -466,10 +466,22 @@ pub fn injection_signals_in<'t>(
     // than the default hasher on texts of a hundred bytes, and every text goes through it.
     let mut seen: HashSet<(FieldKind, &str), foldhash::fast::RandomState> =
         HashSet::with_capacity_and_hasher(fields.size_hint().0, Default::default());
+    // The latest text of each field: a window's operations mostly repeat the one before's
+    // caller, operation name and resource group, which a comparison finds without hashing.
+    let mut latest: Vec<(&str, FieldKind, &str)> = Vec::new();
     for (field, kind, text) in fields {
+        match latest
+            .iter_mut()
+            .find(|(f, k, _)| *k == kind && *f == field)
+        {
+            Some((_, _, last)) if *last == text => continue,
+            Some((_, _, last)) => *last = text,
+            None => latest.push((field, kind, text)),
+        }
         // The same text (an operation name, a resource group, the caller) recurs across a
         // window's operations; each distinct text of a kind is looked at once, and the
-        // deduplication comes first as it costs less than the other tests.
+        // deduplication comes first as it costs less than the other tests. (Skipping a
+        // text seen before changes nothing: a field's signals are a set.)
         if !seen.insert((kind, text))
             || text.trim().is_empty()
             || (kind == FieldKind::Name && name_is_inert(text))
@@ -505,7 +517,17 @@ pub fn injection_signals_in<'t>(
 /// operation its name, resource id, resource group, caller and target names and ids.
 pub fn case_fields<'c>(case: &crate::Case<'c>) -> Vec<(&'static str, FieldKind, &'c str)> {
     let a = case.activation;
-    let mut fields = vec![("justification", FieldKind::Prose, a.justification.as_str())];
+    // Sized once: a window's operations give hundreds of fields.
+    let mut fields = Vec::with_capacity(
+        16 + a.tickets.len()
+            + 4 * case.activities.len()
+            + case
+                .activities
+                .iter()
+                .map(|activity| 2 * activity.targets.len())
+                .sum::<usize>(),
+    );
+    fields.push(("justification", FieldKind::Prose, a.justification.as_str()));
     fields.extend(
         a.tickets
             .iter()
@@ -599,9 +621,17 @@ static NAME_TRIGGERS: LazyLock<Option<Regex>> = LazyLock::new(|| {
     .ok()
 });
 
+thread_local! {
+    /// [`NAME_TRIGGERS`] for this thread: a clone has its own search cache, which the thread
+    /// then takes without the shared pool's lock (every name of a scan goes through it, on
+    /// every core).
+    static THREAD_NAME_TRIGGERS: Option<Regex> = NAME_TRIGGERS.clone();
+}
+
 /// Whether a name certainly raises no signal: ASCII without any of [`NAME_TRIGGERS`].
 fn name_is_inert(text: &str) -> bool {
-    text.is_ascii() && NAME_TRIGGERS.as_ref().is_some_and(|re| !re.is_match(text))
+    text.is_ascii()
+        && THREAD_NAME_TRIGGERS.with(|re| re.as_ref().is_some_and(|re| !re.is_match(text)))
 }
 
 /// The signals of a name or identifier (see [`FieldKind::Name`]).
