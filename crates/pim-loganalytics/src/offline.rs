@@ -120,6 +120,10 @@ pub(crate) struct Scope {
     earliest: std::cell::Cell<Option<OffsetDateTime>>,
     /// A buffer for lower-casing identity values.
     lower: std::cell::RefCell<String>,
+    /// The identity value last looked up (as the row gave it, trimmed) and whether it is
+    /// wanted: an operation's rows come together, by one caller, so most rows repeat the
+    /// row before's.
+    last: std::cell::RefCell<(String, bool)>,
 }
 
 impl Scope {
@@ -141,6 +145,7 @@ impl Scope {
             inert: true,
             earliest: std::cell::Cell::new(None),
             lower: std::cell::RefCell::new(String::new()),
+            last: std::cell::RefCell::new((String::new(), false)),
         }
     }
 
@@ -262,29 +267,38 @@ impl Scope {
             Some(wanted) => {
                 let mut named = false;
                 let mut lower = self.lower.borrow_mut();
+                let mut last = self.last.borrow_mut();
                 let mut seen = |value: &str| {
                     named = true;
                     if out_of_span {
                         // Stops at the first identity; the answer is `false` whatever it is.
                         return true;
                     }
-                    // Lower-cased into one reused buffer: this runs for most rows of an export.
                     let value = value.trim();
-                    if !value
+                    if last.0 == value {
+                        return last.1;
+                    }
+                    // Lower-cased into one reused buffer: this runs for most rows of an export.
+                    let found = if !value
                         .bytes()
                         .any(|b| b.is_ascii_uppercase() || !b.is_ascii())
                     {
                         // Already lower-case ASCII (most identities are): as it is.
-                        return wanted.contains(value);
-                    }
-                    lower.clear();
-                    if value.is_ascii() {
-                        lower.push_str(value);
-                        lower.make_ascii_lowercase();
+                        wanted.contains(value)
                     } else {
-                        lower.push_str(&value.to_lowercase());
-                    }
-                    wanted.contains(lower.as_str())
+                        lower.clear();
+                        if value.is_ascii() {
+                            lower.push_str(value);
+                            lower.make_ascii_lowercase();
+                        } else {
+                            lower.push_str(&value.to_lowercase());
+                        }
+                        wanted.contains(lower.as_str())
+                    };
+                    last.0.clear();
+                    last.0.push_str(value);
+                    last.1 = found;
+                    found
                 };
                 let mut found = false;
                 for (col, paths) in &self.identity_fields {
