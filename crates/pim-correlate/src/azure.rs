@@ -179,12 +179,29 @@ struct Arena {
 /// size).
 const ARENA_BLOCK: usize = 1 << 20;
 
-/// Where a snapshot's text is: `room` bytes at `start` in block `block`.
+/// Where a snapshot's text is: `room` bytes at `start` in block `block` (32 bits each, as a
+/// snapshot's field ends are: hundreds of thousands of operations hold two places each).
 #[derive(Debug, Clone, Copy)]
 struct Place {
-    block: usize,
-    start: usize,
-    room: usize,
+    block: u32,
+    start: u32,
+    room: u32,
+}
+
+impl Place {
+    fn block(self) -> usize {
+        self.block as usize
+    }
+
+    /// The byte range in the block.
+    fn bytes(self) -> std::ops::Range<usize> {
+        self.start as usize..self.start as usize + self.room as usize
+    }
+}
+
+/// `n` in 32 bits (an index or length no real export reaches past).
+fn small(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
 }
 
 impl Arena {
@@ -209,9 +226,9 @@ impl Arena {
         parts: impl Iterator<Item = &'p [u8]>,
     ) -> Place {
         if let Some(p) = place
-            && p.room >= total
-            && let Some(block) = self.blocks.get_mut(p.block)
-            && let Some(bytes) = block.get_mut(p.start..p.start + total)
+            && p.room as usize >= total
+            && let Some(block) = self.blocks.get_mut(p.block())
+            && let Some(bytes) = block.get_mut(p.start as usize..p.start as usize + total)
         {
             let mut at = 0;
             for f in parts {
@@ -240,24 +257,22 @@ impl Arena {
             bytes.extend_from_slice(f);
         }
         Place {
-            block,
-            start,
-            room: total,
+            block: small(block),
+            start: small(start),
+            room: small(total),
         }
     }
 
     /// The bytes at `range` of `place`.
     fn range(&self, place: Place, range: std::ops::Range<usize>) -> Option<&[u8]> {
         self.blocks
-            .get(place.block)?
-            .get(place.start + range.start..place.start + range.end)
+            .get(place.block())?
+            .get(place.start as usize + range.start..place.start as usize + range.end)
     }
 
     /// All the bytes at `place`.
     fn bytes(&self, place: Place) -> Option<&[u8]> {
-        self.blocks
-            .get(place.block)?
-            .get(place.start..place.start + place.room)
+        self.blocks.get(place.block())?.get(place.bytes())
     }
 
     /// The index of the last block, the one the latest place went to (later places go there
@@ -286,8 +301,9 @@ struct Snapshot {
     ends: [u32; Snapshot::FIELDS],
     present: u8,
     /// The problems reading the caller's object id gave (reported only when the activity is
-    /// built from this row, as the claims were read before rows were streamed).
-    object_id_problems: Vec<DataProblem>,
+    /// built from this row, as the claims were read before rows were streamed). Nearly always
+    /// none: a boxed slice, so that a snapshot without any holds no vector's room.
+    object_id_problems: Option<Box<[DataProblem]>>,
 }
 
 impl Snapshot {
@@ -323,7 +339,16 @@ impl Snapshot {
             }
             self.ends[i] = u32::try_from(end).unwrap_or(u32::MAX);
         }
-        self.object_id_problems = fields.problems;
+        self.object_id_problems =
+            (!fields.problems.is_empty()).then(|| fields.problems.into_boxed_slice());
+    }
+
+    /// The object id problems, taken out.
+    fn take_object_id_problems(&mut self) -> Vec<DataProblem> {
+        self.object_id_problems
+            .take()
+            .map(Vec::from)
+            .unwrap_or_default()
     }
 
     /// Whether the row had `field`.
@@ -446,7 +471,7 @@ enum Need {
 struct Group {
     state: OpState,
     /// The arena block its first row went to: none of its text is in an earlier one.
-    born: usize,
+    born: u32,
     /// The earliest row.
     first: Snapshot,
     /// The row that set the status, when it is not `first`.
@@ -543,7 +568,7 @@ impl Group {
                     StatusRow::SameAsFirst(present) => {
                         let mut old = std::mem::take(&mut self.first);
                         old.present &= present;
-                        old.object_id_problems.clear();
+                        old.object_id_problems = None;
                         self.status = StatusRow::Row(old);
                     }
                     row @ StatusRow::Row(_) => self.status = row,
@@ -826,7 +851,7 @@ impl AzureActivityParser {
                         status_time: time,
                         status,
                     },
-                    born: arena.last_block(),
+                    born: small(arena.last_block()),
                     first,
                     status: StatusRow::None,
                 });
@@ -898,7 +923,7 @@ impl AzureActivityParser {
             }
             let next = part.last().map_or(0, |&i| i + 1);
             match groups.get(next) {
-                Some(g) => arena.free_before(g.born),
+                Some(g) => arena.free_before(g.born as usize),
                 None => arena = Arena::default(),
             }
             groups.free_before(next);
@@ -1302,13 +1327,13 @@ impl Group {
     /// The problems reading the object id gave on the rows the activity's object id is taken
     /// from (see [`build_activity`]).
     fn take_problems(&mut self, problems: &mut Problems) {
-        for p in std::mem::take(&mut self.first.object_id_problems) {
+        for p in self.first.take_object_id_problems() {
             problems.push(p);
         }
         if !self.first.has(Snapshot::OBJECT_ID)
             && let StatusRow::Row(s) = &mut self.status
         {
-            for p in std::mem::take(&mut s.object_id_problems) {
+            for p in s.take_object_id_problems() {
                 problems.push(p);
             }
         }
