@@ -30,6 +30,15 @@ pub(crate) trait CellSink: Send {
     /// builds from them is best built there, where its memory was taken and can be given back
     /// cheaply.
     fn done(&mut self) {}
+    /// Which of `columns` the sink reads, when it reads only some: the others' cells may be
+    /// handed over as null rather than copied to its thread (an export's wide columns the sink
+    /// never looks at). `None`: every cell.
+    fn columns_read(_columns: &[Column]) -> Option<Vec<bool>>
+    where
+        Self: Sized,
+    {
+        None
+    }
 }
 
 /// Rows in a batch before it is sent: enough that the channel is used a few hundred times
@@ -71,10 +80,17 @@ impl Batch {
         self.rows.clear();
     }
 
-    /// Copies one row in.
-    fn push<'c>(&mut self, position: usize, cells: impl Iterator<Item = CellRef<'c>>) {
-        for cell in cells {
+    /// Copies one row in, the cells `read` leaves out as null.
+    fn push<'c>(
+        &mut self,
+        position: usize,
+        cells: impl Iterator<Item = CellRef<'c>>,
+        read: Option<&[bool]>,
+    ) {
+        for (i, cell) in cells.enumerate() {
+            let wanted = read.is_none_or(|r| r.get(i).copied().unwrap_or(true));
             let cell = match cell {
+                _ if !wanted => Cell::Null,
                 CellRef::Null => Cell::Null,
                 CellRef::Str(s) => {
                     let start = self.text.len();
@@ -139,6 +155,8 @@ struct Sender {
     /// Batches the reader's thread is done with, to be filled again.
     spare: Receiver<Batch>,
     batch: Batch,
+    /// The columns the sink reads ([`CellSink::columns_read`]).
+    read: Option<Vec<bool>>,
 }
 
 /// A [`RowSink`] that hands its rows to a [`CellSink`], on another thread when the machine has
@@ -203,6 +221,7 @@ impl<'scope, S: CellSink + 'scope> Handoff<'scope, S> {
                     messages,
                     spare,
                     batch: Batch::default(),
+                    read: None,
                 },
                 worker,
             },
@@ -232,7 +251,7 @@ impl<'scope, S: CellSink + 'scope> Handoff<'scope, S> {
     /// Copies one row to the batch, sending it when full.
     fn push<'c>(&mut self, position: usize, cells: impl Iterator<Item = CellRef<'c>>) {
         if let State::Threaded { sender, .. } = &mut self.state {
-            sender.batch.push(position, cells);
+            sender.batch.push(position, cells, sender.read.as_deref());
             if sender.batch.full() {
                 sender.flush();
             }
@@ -270,7 +289,10 @@ impl<'scope, S: CellSink + 'scope> RowSink for Handoff<'scope, S> {
     fn columns(&mut self, columns: &[Column]) {
         match &mut self.state {
             State::Inline(sink) => sink.columns(columns),
-            _ => self.send(Message::Columns(columns.to_vec())),
+            State::Threaded { sender, .. } => {
+                sender.read = S::columns_read(columns);
+                self.send(Message::Columns(columns.to_vec()));
+            }
         }
     }
 
@@ -372,6 +394,60 @@ mod tests {
             handoff.finish()
         });
         assert_eq!(inline.0, here.0);
+    }
+
+    /// Reads only the first column.
+    #[derive(Debug, Default)]
+    struct FirstOnly(Record);
+
+    impl CellSink for FirstOnly {
+        fn columns(&mut self, columns: &[Column]) {
+            self.0.columns(columns);
+        }
+        fn row<C: RowCells + ?Sized>(&mut self, position: usize, cells: &C) {
+            self.0.row(position, cells);
+        }
+        fn restart(&mut self) {
+            self.0.restart();
+        }
+        fn columns_read(columns: &[Column]) -> Option<Vec<bool>> {
+            Some((0..columns.len()).map(|i| i == 0).collect())
+        }
+    }
+
+    #[test]
+    fn cells_a_sink_does_not_read_are_not_copied() {
+        let feed = |sink: &mut dyn RowSink| {
+            sink.columns(&[column("a"), column("b"), column("c")]);
+            for i in 0..(BATCH_ROWS + 3) {
+                sink.row(
+                    i,
+                    &[
+                        json!(format!("r{i}")),
+                        json!({"n": i}),
+                        json!("wide"),
+                        json!(7),
+                    ],
+                );
+            }
+        };
+        let there = std::thread::scope(|scope| {
+            let mut handoff = Handoff::threaded(scope, FirstOnly::default());
+            feed(&mut handoff);
+            handoff.finish()
+        });
+        let mut here = Handoff::inline(Record::default());
+        feed(&mut here);
+        let here = here.finish();
+        assert_eq!(there.0.0.len(), here.0.len());
+        assert_eq!(here.0[1], "0: [\"r0\",{\"n\":0},\"wide\",7]");
+        // The columns not read are null; a cell past the columns named (a long row) is
+        // copied, as the sink cannot say whether it reads it.
+        assert_eq!(there.0.0[1], "0: [\"r0\",null,null,7]");
+        assert_eq!(
+            there.0.0[BATCH_ROWS + 3],
+            format!("{}: [\"r{0}\",null,null,7]", BATCH_ROWS + 2)
+        );
     }
 
     #[test]

@@ -85,6 +85,10 @@ impl CellSink for ParserSink {
         self.parser = None;
     }
 
+    fn columns_read(columns: &[Column]) -> Option<Vec<bool>> {
+        Some(AzureActivityParser::columns_read(columns))
+    }
+
     /// The activities are built on the parser's thread: the operations' snapshots and the
     /// index were allocated there, and are freed far more cheaply there than from another
     /// thread.

@@ -84,6 +84,34 @@ impl Cols {
         }
     }
 
+    /// Which of `width` columns are read.
+    fn read(&self, width: usize) -> Vec<bool> {
+        let mut read = vec![false; width];
+        let one = [
+            self.time,
+            self.caller,
+            self.resource_group,
+            self.correlation,
+            self.operation_id,
+            self.object_id,
+        ];
+        let pairs = [
+            self.operation,
+            self.status,
+            self.category,
+            self.provider,
+            self.subscription,
+            self.resource,
+            self.claims,
+        ];
+        for c in one.into_iter().chain(pairs.into_iter().flatten()).flatten() {
+            if let Some(r) = read.get_mut(c) {
+                *r = true;
+            }
+        }
+        read
+    }
+
     /// Why no row of a table with these columns and `rows` rows can be read: a missing time,
     /// operation or status column. `None` when the columns are there, or there are no rows.
     fn missing_message(&self, columns: &[pim_domain::Column], rows: usize) -> Option<String> {
@@ -684,6 +712,13 @@ impl AzureActivityParser {
             key: Vec::new(),
             unreadable: Vec::new(),
         }
+    }
+
+    /// Which of `columns` a parser reads (`true` at their positions): a row whose other cells
+    /// are given as null parses the same. (A streamed export hands only these cells to the
+    /// parser's thread, not the wide columns it never reads.)
+    pub fn columns_read(columns: &[pim_domain::Column]) -> Vec<bool> {
+        Cols::new(columns).read(columns.len())
     }
 
     /// The columns grew (an export of row objects names new keys as it goes): later rows have
@@ -1996,6 +2031,66 @@ mod tests {
                 "{order:?}"
             );
         }
+    }
+
+    /// The cells of the columns a parser does not read can be null (a streamed export does
+    /// not hand them over): the same activities, problems and unreadable rows, on good rows,
+    /// legacy columns, bad cells and rows with no correlation id alike.
+    #[test]
+    fn the_columns_a_parser_reads_are_all_it_needs() {
+        let mut rows = Vec::new();
+        for (i, status) in ["Start", "Success", "Failure", "Accept", "Bogus", ""]
+            .iter()
+            .enumerate()
+        {
+            let mut r = row(
+                &format!("2026-11-20T09:00:0{i}Z"),
+                RESTART,
+                status,
+                &format!("c{}", i % 3),
+            );
+            r["Properties_d"] = json!({"statusCode": "OK", "entity": "/subscriptions/s"});
+            r["Authorization_d"] = json!("{\"action\":\"x\"}");
+            r["HTTPRequest"] = json!("{\"clientIpAddress\":\"10.0.0.1\"}");
+            r["Claims_d"] = json!(format!("{{\"oid\": \"oid-{i}\"}}"));
+            r["OperationId"] = json!(format!("op-{i}"));
+            if i == 3 {
+                r["CorrelationId"] = json!(null);
+            }
+            if i == 4 {
+                r["Claims_d"] = json!("{\"oid\": [1, broken");
+            }
+            rows.push(r);
+        }
+        let mut legacy = row("2026-11-20T09:00:09Z", "", "", "c9");
+        legacy["OperationNameValue"] = json!("");
+        legacy["OperationName"] = json!("Microsoft.Web/sites/write");
+        legacy["ActivityStatus"] = json!("Succeeded");
+        legacy["ResourceId"] =
+            json!("/subscriptions/s/resourceGroups/rg/providers/Microsoft.Web/sites/w");
+        rows.push(legacy);
+        let table = audit_table(rows);
+        let read = AzureActivityParser::columns_read(&table.columns);
+        for (c, r) in table.columns.iter().zip(&read) {
+            let unread =
+                ["Properties_d", "Authorization_d", "HTTPRequest"].contains(&c.name.as_str());
+            assert_eq!(*r, !unread, "{}", c.name);
+        }
+        let mut nulled = table.clone();
+        for cells in &mut nulled.rows {
+            for (cell, r) in cells.iter_mut().zip(&read) {
+                if !r {
+                    *cell = Value::Null;
+                }
+            }
+        }
+        let whole = parse_azure_activity(&table, "S", true);
+        let part = parse_azure_activity(&nulled, "S", true);
+        assert_eq!(part.activities, whole.activities);
+        assert_eq!(part.problems, whole.problems);
+        assert_eq!(part.unreadable, whole.unreadable);
+        assert_eq!(whole.activities.len(), 5);
+        assert!(!whole.problems.is_empty());
     }
 
     #[test]
