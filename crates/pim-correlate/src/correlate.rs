@@ -110,37 +110,43 @@ pub fn correlate_owned(
         Stripes::of(&mut azure, azure_uses),
         Stripes::of(&mut directory, directory_uses),
     ];
-    const MIN_PER_THREAD: usize = 256;
+    let share = share_len(found.len());
+    let mut shares: Vec<Vec<Match>> = Vec::new();
+    let mut found = found.into_iter().peekable();
+    while found.peek().is_some() {
+        shares.push(found.by_ref().take(share).collect());
+    }
+    in_shares(shares, |share| {
+        share.into_iter().map(|m| hand_out(m, &pools)).collect()
+    })
+}
+
+/// Windows given to a thread at least: fewer are not worth one.
+const MIN_PER_THREAD: usize = 256;
+
+/// How many of `len` windows each thread takes: all of them on one core, or when there are
+/// few.
+fn share_len(len: usize) -> usize {
     let threads = std::thread::available_parallelism()
         .map_or(1, std::num::NonZeroUsize::get)
-        .min(found.len() / MIN_PER_THREAD)
+        .min(len / MIN_PER_THREAD)
         .max(1);
-    if threads == 1 {
-        return found.into_iter().map(|m| hand_out(m, &pools)).collect();
-    }
-    let chunk = found.len().div_ceil(threads);
-    let mut parts: Vec<Vec<Match>> = Vec::with_capacity(threads);
-    let mut found = found.into_iter();
-    loop {
-        let part: Vec<Match> = found.by_ref().take(chunk).collect();
-        if part.is_empty() {
-            break;
-        }
-        parts.push(part);
+    len.div_ceil(threads).max(1)
+}
+
+/// `work` on each share, on a thread of its own when there is more than one, the results put
+/// together in the shares' order.
+fn in_shares<S: Send, R: Send>(shares: Vec<S>, work: impl Fn(S) -> Vec<R> + Sync) -> Vec<R> {
+    if shares.len() <= 1 {
+        return shares.into_iter().flat_map(work).collect();
     }
     std::thread::scope(|scope| {
-        let pools = &pools;
-        let handles: Vec<_> = parts
+        let work = &work;
+        let handles: Vec<_> = shares
             .into_iter()
-            .map(|part| {
-                scope.spawn(move || {
-                    part.into_iter()
-                        .map(|m| hand_out(m, pools))
-                        .collect::<Vec<_>>()
-                })
-            })
+            .map(|share| scope.spawn(move || work(share)))
             .collect();
-        let mut out = Vec::with_capacity(activations.len());
+        let mut out = Vec::new();
         for handle in handles {
             match handle.join() {
                 Ok(part) => out.extend(part),
@@ -253,7 +259,6 @@ fn matches(
 ) -> Vec<Match> {
     let wanted: HashSet<String, KeyHasher> = activations.iter().flat_map(identity_keys).collect();
     // The two tables are indexed side by side when both are large enough to be worth a thread.
-    const MIN_PER_THREAD: usize = 256;
     const MIN_ROWS_PER_THREAD: usize = 4096;
     let (azure_index, directory_index) = if azure.len().min(directory.len()) < MIN_ROWS_PER_THREAD {
         (
@@ -278,29 +283,8 @@ fn matches(
     };
     // Windows are matched independently over shared, read-only indexes: on every core, in
     // chunks whose results are put back in activation order.
-    let threads = std::thread::available_parallelism()
-        .map_or(1, std::num::NonZeroUsize::get)
-        .min(activations.len() / MIN_PER_THREAD)
-        .max(1);
-    if threads == 1 {
-        return indexes.matches(activations, options);
-    }
-    let chunk = activations.len().div_ceil(threads);
-    std::thread::scope(|scope| {
-        let indexes = &indexes;
-        let handles: Vec<_> = activations
-            .chunks(chunk)
-            .map(|part| scope.spawn(move || indexes.matches(part, options)))
-            .collect();
-        let mut out = Vec::with_capacity(activations.len());
-        for handle in handles {
-            match handle.join() {
-                Ok(part) => out.extend(part),
-                Err(e) => std::panic::resume_unwind(e),
-            }
-        }
-        out
-    })
+    let shares = activations.chunks(share_len(activations.len())).collect();
+    in_shares(shares, |share| indexes.matches(share, options))
 }
 
 /// The activities and their indexes, shared by the threads that match windows.
