@@ -1102,7 +1102,7 @@ impl KeyIndex {
     /// `text` is the key to store, or `None` when it is read back from the group.
     fn insert(&mut self, hash: u64, text: Option<&[u8]>, group: usize) {
         let text = match text {
-            Some(key) => self.store(key),
+            Some(key) => store(&mut self.keys, &mut self.places, key),
             None => KeyEntry::DERIVED,
         };
         self.table
@@ -1112,21 +1112,18 @@ impl KeyIndex {
     /// Stores the text of `group`'s key (`key`, hashed to `hash`) if it is read back from the
     /// group: the group's first snapshot is about to change to a row it cannot be read from.
     fn keep_text(&mut self, hash: u64, group: usize, key: &[u8]) {
-        if let Some(entry) = self.table.find(hash, |e| e.group == group)
+        if let Some(entry) = self.table.find_mut(hash, |e| e.group == group)
             && entry.text == KeyEntry::DERIVED
         {
-            let text = self.store(key);
-            if let Some(entry) = self.table.find_mut(hash, |e| e.group == group) {
-                entry.text = text;
-            }
+            entry.text = store(&mut self.keys, &mut self.places, key);
         }
     }
+}
 
-    fn store(&mut self, key: &[u8]) -> usize {
-        let place = self.keys.write_bytes(key);
-        self.places.push(place);
-        self.places.len() - 1
-    }
+/// Stores a key's text, giving its index in `places`.
+fn store(keys: &mut Arena, places: &mut Vec<Place>, key: &[u8]) -> usize {
+    places.push(keys.write_bytes(key));
+    places.len() - 1
 }
 
 /// The operations identities performed in a period, read row by row for the behaviour baseline
