@@ -496,9 +496,7 @@ impl Auditor {
             Err(source) => return Err(Error::PimQuery { source }),
         };
         // Merging nothing into AuditLogs' events leaves them as they were.
-        let adds_nothing = activity_events
-            .as_ref()
-            .is_none_or(|e| e.activations.is_empty() && e.ends.is_empty() && e.problems.is_empty());
+        let adds_nothing = activity_events.as_ref().is_none_or(PimEvents::is_empty);
         let planned = planned.filter(|_| audit_events.is_some() && adds_nothing);
         let events = match (audit_events, activity_events) {
             (Some(audit), Some(activity)) => pim_correlate::merge_pim_events(audit, activity),

@@ -390,6 +390,14 @@ mod tests {
 
     const REQ: &str = "7d3c0000-0000-4000-8000-00000000aaaa";
 
+    #[test]
+    fn merging_empty_events_changes_nothing() {
+        let audit = parse_pim_events(&audit_table(vec![sample_activation_row()]), "AuditLogs");
+        assert_eq!(audit.activations.len(), 1);
+        assert!(PimEvents::default().is_empty() && !audit.is_empty());
+        assert_eq!(merge_pim_events(audit.clone(), PimEvents::default()), audit);
+    }
+
     fn caller_info(upn: &str, oid: &str) -> String {
         json!([
             {"CallerIdentityType": "UPN", "CallerIdentityValue": upn},

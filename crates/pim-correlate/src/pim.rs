@@ -112,6 +112,14 @@ pub struct PimEvents {
     pub unrecognised: Option<String>,
 }
 
+impl PimEvents {
+    /// Whether there is no activation, end or problem: [`merge_pim_events`](crate::merge_pim_events)
+    /// of these into other events gives those events unchanged.
+    pub fn is_empty(&self) -> bool {
+        self.activations.is_empty() && self.ends.is_empty() && self.problems.is_empty()
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum RowClass {
     Activation,
