@@ -333,7 +333,7 @@ fn operations(a: &ActivationReport) -> String {
             Some(g) => g.count += 1,
             None => groups.push(Group {
                 first: act.time,
-                operation: act.operation.clone(),
+                operation: act.operation.as_str().to_owned(),
                 target,
                 failed,
                 count: 1,

@@ -666,7 +666,7 @@ impl BaselineData {
                 None => {
                     index.insert((a.source, key.clone()), first.len());
                     first.push(FirstTimeOperation {
-                        operation: a.operation.clone(),
+                        operation: a.operation.as_str().to_owned(),
                         resource_type: key.resource_type,
                         source: a.source,
                         count: 1,

@@ -1,13 +1,13 @@
 //! `AzureActivity` rows: one [`Activity`] per Azure Resource Manager operation.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::BuildHasher as _;
 
 use hashbrown::HashTable;
 use pim_domain::cells::{CellRef, RowCells};
 use pim_domain::timestamp::TimestampError;
-use pim_domain::{Activity, ActivitySource, ActivityStatus, DataProblem, Table};
+use pim_domain::{Activity, ActivitySource, ActivityStatus, DataProblem, SharedText, Table};
 use serde_json::Value;
 use time::OffsetDateTime;
 
@@ -939,13 +939,17 @@ impl AzureActivityParser {
         // freed, so the activities take the room the operations leave.
         let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
         let mut activities: Vec<Activity> = Vec::with_capacity(kept.len());
+        // Each side keeps its own shared texts from chunk to chunk.
+        let mut texts = [Interner::default(), Interner::default()];
         for part in kept.chunks(BUILD_CHUNK) {
+            let [left_texts, right_texts] = &mut texts;
             if cores > 1 && part.len() >= BUILD_CHUNK / 4 {
                 let (left, right) = part.split_at(part.len() / 2);
                 let (groups, arena) = (&groups, &arena);
                 let right = std::thread::scope(|threads| {
-                    let right = threads.spawn(move || build_activities(groups, arena, right));
-                    activities.extend(build_activities(groups, arena, left));
+                    let right =
+                        threads.spawn(move || build_activities(groups, arena, right, right_texts));
+                    activities.extend(build_activities(groups, arena, left, left_texts));
                     right.join()
                 });
                 match right {
@@ -954,7 +958,7 @@ impl AzureActivityParser {
                     Err(panic) => std::panic::resume_unwind(panic),
                 }
             } else {
-                activities.extend(build_activities(&groups, &arena, part));
+                activities.extend(build_activities(&groups, &arena, part, left_texts));
             }
             let next = part.last().map_or(0, |&i| i + 1);
             match groups.get(next) {
@@ -1378,11 +1382,36 @@ impl Group {
 const BUILD_CHUNK: usize = 16_384;
 
 /// The activities of `groups.get(i)` for each `i` of `which`, in that order.
-fn build_activities(groups: &Groups, arena: &Arena, which: &[usize]) -> Vec<Activity> {
+fn build_activities(
+    groups: &Groups,
+    arena: &Arena,
+    which: &[usize],
+    texts: &mut Interner,
+) -> Vec<Activity> {
     which
         .iter()
-        .filter_map(|&i| groups.get(i).map(|g| build_activity(g, arena)))
+        .filter_map(|&i| groups.get(i).map(|g| build_activity(g, arena, texts)))
         .collect()
+}
+
+/// One shared copy of each distinct text of the fields that repeat across operations (the
+/// operation name, the caller and its object id, the subscription, resource group and
+/// provider): a day's operations hold a few thousand of them, not one each. Resource and
+/// correlation ids, nearly all distinct, are not looked up.
+#[derive(Default)]
+struct Interner {
+    texts: HashSet<SharedText, KeyHasher>,
+}
+
+impl Interner {
+    fn get(&mut self, text: &str) -> SharedText {
+        if let Some(shared) = self.texts.get(text) {
+            return shared.clone();
+        }
+        let shared = SharedText::from(text);
+        self.texts.insert(shared.clone());
+        shared
+    }
 }
 
 /// Reorders `items` so that `items[k]` is what `items[from[k]]` was, `from` being a
@@ -1407,43 +1436,39 @@ fn permute<T>(items: &mut [T], mut from: Vec<usize>) {
     }
 }
 
-fn build_activity(g: &Group, arena: &Arena) -> Activity {
+fn build_activity(g: &Group, arena: &Arena, texts: &mut Interner) -> Activity {
     let Group {
         state,
         first,
         status: status_row,
         ..
     } = g;
-    // Fields come from the first row, else from the row that set the status: some columns
-    // (claims, resource group) are only filled on some of an operation's rows.
-    let caller_object_id = first
-        .get(arena, Snapshot::OBJECT_ID)
-        .or_else(|| status_row.row()?.get(arena, Snapshot::OBJECT_ID))
-        .map(str::to_owned);
     // An operation never seen ending is in progress, whatever its last row said.
     let status = if state.status.is_in_progress() {
         ActivityStatus::InProgress
     } else {
         state.status
     };
+    // Fields come from the first row, else from the row that set the status: some columns
+    // (claims, resource group) are only filled on some of an operation's rows.
     let pick = |field: usize| {
         first
             .get(arena, field)
             .or_else(|| status_row.row().and_then(|s| s.get(arena, field)))
-            .map(str::to_owned)
     };
+    let mut shared = |field: usize| pick(field).map(|text| texts.get(text));
     Activity {
         time: state.first_time,
-        operation: pick(Snapshot::OPERATION).unwrap_or_default(),
+        operation: shared(Snapshot::OPERATION).unwrap_or_default(),
         status,
-        resource_id: pick(Snapshot::RESOURCE),
-        resource_group: pick(Snapshot::RESOURCE_GROUP),
-        subscription_id: pick(Snapshot::SUBSCRIPTION),
-        provider: pick(Snapshot::PROVIDER),
+        resource_id: pick(Snapshot::RESOURCE).map(SharedText::from),
+        resource_group: shared(Snapshot::RESOURCE_GROUP),
+        subscription_id: shared(Snapshot::SUBSCRIPTION),
+        provider: shared(Snapshot::PROVIDER),
         source: ActivitySource::AzureActivity,
-        caller: pick(Snapshot::CALLER),
-        caller_object_id,
-        correlation_id: pick(Snapshot::CORRELATION),
+        caller: shared(Snapshot::CALLER),
+        caller_object_id: shared(Snapshot::OBJECT_ID),
+        correlation_id: pick(Snapshot::CORRELATION).map(SharedText::from),
         targets: Vec::new(),
     }
 }
@@ -1945,9 +1970,12 @@ mod tests {
         for (a, (_, i)) in all.activities.iter().zip(&order) {
             let (caller, rg, resource, correlation) = &naive[*i];
             assert_eq!(a.caller.as_deref(), Some(caller.as_str()));
-            assert_eq!(&a.resource_group, rg);
-            assert!(&a.resource_id == resource, "resource of {correlation:?}");
-            assert_eq!(&a.correlation_id, correlation);
+            assert_eq!(a.resource_group.as_deref(), rg.as_deref());
+            assert!(
+                a.resource_id.as_deref() == resource.as_deref(),
+                "resource of {correlation:?}"
+            );
+            assert_eq!(a.correlation_id.as_deref(), correlation.as_deref());
         }
         // And each operation's rows parsed on their own give the same activities.
         let mut want: Vec<Activity> = per_op
@@ -1990,6 +2018,31 @@ mod tests {
         ];
         let p = parse_azure_activity(&audit_table(rows), "S", false);
         assert_eq!(p.activities.len(), 5);
+    }
+
+    /// Operations that logged the same caller, operation name and resource group hold one
+    /// copy of each of those texts; their resource and correlation ids stay their own.
+    #[test]
+    fn repeated_texts_are_shared_between_operations() {
+        let rows = vec![
+            row("2026-11-20T09:00:00Z", "op", "Success", "c1"),
+            row("2026-11-20T09:05:00Z", "op", "Success", "c2"),
+        ];
+        let p = parse_azure_activity(&audit_table(rows), "S", false);
+        let [a, b] = p.activities.as_slice() else {
+            panic!("two operations expected, got {:?}", p.activities);
+        };
+        let shared = |x: &Option<SharedText>, y: &Option<SharedText>| match (x, y) {
+            (Some(x), Some(y)) => SharedText::same_allocation(x, y),
+            _ => false,
+        };
+        assert!(SharedText::same_allocation(&a.operation, &b.operation));
+        assert!(shared(&a.caller, &b.caller));
+        assert!(shared(&a.resource_group, &b.resource_group));
+        assert_eq!(a.resource_id, b.resource_id);
+        assert!(!shared(&a.resource_id, &b.resource_id));
+        assert_eq!(a.correlation_id.as_deref(), Some("c1"));
+        assert_eq!(b.correlation_id.as_deref(), Some("c2"));
     }
 
     /// An operation whose earliest row names it by its operation id alone, between rows that

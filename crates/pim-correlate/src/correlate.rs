@@ -3,7 +3,7 @@
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
-use pim_domain::{Activation, Activity, RoleKind, ScopeKind};
+use pim_domain::{Activation, Activity, RoleKind, ScopeKind, SharedText};
 
 use crate::azure::KeyHasher;
 use crate::pim::{scope_kind_from_arm_path, starts_with_ci};
@@ -117,7 +117,13 @@ pub fn correlate_owned(
         shares.push(found.by_ref().take(share).collect());
     }
     in_shares(shares, |share| {
-        share.into_iter().map(|m| hand_out(m, &pools)).collect()
+        // What a taken activity leaves behind holds one text for the whole share (a clone of
+        // it allocates nothing, and no other thread counts its references).
+        let empty = SharedText::default();
+        share
+            .into_iter()
+            .map(|m| hand_out(m, &pools, &empty))
+            .collect()
     })
 }
 
@@ -178,8 +184,9 @@ impl<'p> Stripes<'p> {
         }
     }
 
-    /// Activity `i`: moved out when this is its last window, else cloned.
-    fn take(&self, i: usize) -> Option<Activity> {
+    /// Activity `i`: moved out (leaving one holding `empty`) when this is its last window,
+    /// else cloned.
+    fn take(&self, i: usize, empty: &SharedText) -> Option<Activity> {
         let mut stripe = self
             .stripes
             .get(i / STRIPE)?
@@ -195,7 +202,7 @@ impl<'p> Stripes<'p> {
         // than wrapping every activity in an `Option` first: that pass alone moved the whole
         // scan once more (issue 12).
         Some(if last {
-            let empty = taken(slot);
+            let empty = taken(slot, empty);
             std::mem::replace(slot, empty)
         } else {
             slot.clone()
@@ -204,11 +211,11 @@ impl<'p> Stripes<'p> {
 }
 
 /// The window's activities, taken from the pools.
-fn hand_out(m: Match, pools: &[Stripes<'_>; 2]) -> Correlated {
+fn hand_out(m: Match, pools: &[Stripes<'_>; 2], empty: &SharedText) -> Correlated {
     let activities = m
         .kept
         .iter()
-        .filter_map(|&(src, i)| pools.get(usize::from(src))?.take(i as usize))
+        .filter_map(|&(src, i)| pools.get(usize::from(src))?.take(i as usize, empty))
         .collect();
     Correlated {
         activities,
@@ -218,10 +225,10 @@ fn hand_out(m: Match, pools: &[Stripes<'_>; 2]) -> Correlated {
 }
 
 /// What is left in a pool slot once its activity is taken: nothing allocated, never read.
-fn taken(a: &Activity) -> Activity {
+fn taken(a: &Activity, empty: &SharedText) -> Activity {
     Activity {
         time: a.time,
-        operation: String::new(),
+        operation: empty.clone(),
         status: a.status,
         resource_id: None,
         resource_group: None,

@@ -1,6 +1,8 @@
 //! Directory changes from `AuditLogs`: what a user changed in Entra ID.
 
-use pim_domain::{Activity, ActivitySource, ActivityStatus, ActivityTarget, DataProblem, Table};
+use pim_domain::{
+    Activity, ActivitySource, ActivityStatus, ActivityTarget, DataProblem, SharedText, Table,
+};
 use serde_json::Value;
 
 use crate::azure::ParsedActivities;
@@ -160,16 +162,16 @@ pub fn parse_directory_activity(
         let (target_list, resource_id) = collect_targets(target_value.as_deref());
         activities.push(Activity {
             time,
-            operation: operation.into_owned(),
+            operation: operation.into(),
             status,
-            resource_id,
+            resource_id: resource_id.map(SharedText::from),
             resource_group: None,
             subscription_id: None,
-            provider: service.map(|s| s.into_owned()),
+            provider: service.map(SharedText::from),
             source: ActivitySource::AuditLogs,
-            caller: upn,
-            caller_object_id: oid,
-            correlation_id: cell_text(table, row, correlation_col).map(|c| c.into_owned()),
+            caller: upn.map(SharedText::from),
+            caller_object_id: oid.map(SharedText::from),
+            correlation_id: cell_text(table, row, correlation_col).map(SharedText::from),
             targets: target_list,
         });
         flush(&mut problems, row_problems);

@@ -4,7 +4,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::string_enum;
+use crate::{SharedText, string_enum};
 
 /// Which table an activity came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
@@ -112,6 +112,8 @@ pub struct ActivityTarget {
 }
 
 /// One operation performed by an identity.
+// Its texts are `SharedText`: a parser gives the operations that logged the same caller,
+// operation name or subscription one shared copy of it (issue 12).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Activity {
     /// When the operation started (the earliest of its collapsed rows).
@@ -120,27 +122,27 @@ pub struct Activity {
     pub time: OffsetDateTime,
     /// `OperationNameValue` for Azure (e.g. `Microsoft.Compute/virtualMachines/restart/action`,
     /// case as logged) or `OperationName` for directory changes (e.g. `Add member to group`).
-    pub operation: String,
+    pub operation: SharedText,
     /// Final status.
     pub status: ActivityStatus,
     /// ARM resource id (`_ResourceId` / `ResourceId`) or the directory object id of the first target.
-    pub resource_id: Option<String>,
+    pub resource_id: Option<SharedText>,
     /// Resource group, where applicable.
-    pub resource_group: Option<String>,
+    pub resource_group: Option<SharedText>,
     /// Subscription id, where applicable.
-    pub subscription_id: Option<String>,
+    pub subscription_id: Option<SharedText>,
     /// Resource provider (`Microsoft.Compute`) or the directory service (`Core Directory`).
-    pub provider: Option<String>,
+    pub provider: Option<SharedText>,
     /// Which table the row came from.
     pub source: ActivitySource,
     /// The caller as logged (UPN, or object id for service principals).
-    pub caller: Option<String>,
+    pub caller: Option<SharedText>,
     /// The caller's object id from the token claims (`Claims_d` objectidentifier) or the
     /// `InitiatedBy.user.id` of a directory change.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub caller_object_id: Option<String>,
+    pub caller_object_id: Option<SharedText>,
     /// Correlation id shared by the rows of one operation.
-    pub correlation_id: Option<String>,
+    pub correlation_id: Option<SharedText>,
     /// Directory targets (groups, roles, applications) for directory changes; empty for Azure.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub targets: Vec<ActivityTarget>,

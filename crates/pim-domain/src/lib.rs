@@ -40,6 +40,7 @@ mod problem;
 mod report;
 pub mod retry;
 pub mod schema;
+mod shared;
 mod table;
 pub mod text;
 mod ticket;
@@ -60,6 +61,7 @@ pub use report::{
     ActivationReport, ModelUsage, REPORT_SCHEMA_VERSION, Report, ReportSource, ReportSummary,
     ReportWindow, RunSummary, ScanSettings, VerdictState,
 };
+pub use shared::SharedText;
 pub use table::{Column, Table};
 pub use ticket::{
     Assignment, TicketCheck, TicketEvidence, TicketInfo, TicketOrigin, TicketPerson, TicketStatus,

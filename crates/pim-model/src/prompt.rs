@@ -1044,7 +1044,7 @@ mod tests {
         f.activation.principal.display_name = Some(huge.clone());
         f.activation.tickets = vec![huge.clone(); 50];
         for a in &mut f.activities {
-            a.operation = huge.clone();
+            a.operation = huge.clone().into();
         }
         let case = f.case();
         let messages = build_messages(&case, &f.baseline(), DEFAULT_MAX_PROMPT_TOKENS);

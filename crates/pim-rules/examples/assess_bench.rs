@@ -149,7 +149,7 @@ fn build() -> Vec<(Activation, Vec<Activity>)> {
                     let resource = rng.below(12);
                     Activity {
                         time: activated_at + Duration::seconds(rng.below(14_400) as i64),
-                        operation: operation.to_owned(),
+                        operation: operation.into(),
                         status: if k % 17 == 0 {
                             ActivityStatus::Failed
                         } else {
@@ -158,14 +158,14 @@ fn build() -> Vec<(Activation, Vec<Activity>)> {
                         resource_id: Some(format!(
                             "/subscriptions/{subscription}/resourcegroups/{group}/providers/microsoft.compute/virtualmachines/res{:05}",
                             (i * 7 + resource) % 100_000
-                        )),
-                        resource_group: Some(group.clone()),
-                        subscription_id: Some(subscription.clone()),
+                        ).into()),
+                        resource_group: Some(group.clone().into()),
+                        subscription_id: Some(subscription.clone().into()),
                         provider: Some("Microsoft.Compute".into()),
                         source: ActivitySource::AzureActivity,
-                        caller: Some(upn.clone()),
+                        caller: Some(upn.clone().into()),
                         caller_object_id: None,
-                        correlation_id: Some(guid(&mut rng)),
+                        correlation_id: Some(guid(&mut rng).into()),
                         targets: vec![],
                     }
                 })

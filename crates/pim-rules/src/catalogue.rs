@@ -1075,7 +1075,7 @@ pub(crate) mod tests {
     pub(crate) fn arm(op: &str) -> Activity {
         Activity {
             time: time::macros::datetime!(2026-11-20 09:20 UTC),
-            operation: op.to_owned(),
+            operation: op.into(),
             status: ActivityStatus::Succeeded,
             resource_id: Some("/subscriptions/s1/resourcegroups/rg-prod-web/providers/microsoft.compute/virtualmachines/web01".into()),
             resource_group: Some("rg-prod-web".into()),

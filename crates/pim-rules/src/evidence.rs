@@ -200,7 +200,7 @@ pub(crate) fn findings(judged: &[Judged<'_>], ops: &Operations) -> Vec<RiskFindi
         .map(|((Reverse(risk), explained, _, _, rule), i)| {
             let j = &judged[i];
             RiskFinding {
-                operation: j.activity.operation.clone(),
+                operation: j.activity.operation.as_str().to_owned(),
                 resource: j.resource.as_deref().map(str::to_owned),
                 risk,
                 rule: rule.to_owned(),

@@ -915,7 +915,7 @@ mod tests {
             let mut a = arm("Microsoft.Compute/virtualMachines/restart/action");
             a.resource_id = Some(format!(
                 "/subscriptions/s1/resourcegroups/rg-prod/providers/microsoft.compute/virtualmachines/{vm}"
-            ));
+            ).into());
             a.resource_group = Some("rg-prod".into());
             a
         }

@@ -83,9 +83,9 @@ pub(crate) fn hostile_report(text: &str) -> pim_domain::Report {
     a.request_id = Some(text.to_owned());
     a.correlation_id = Some(text.to_owned());
     let mut act: Activity = azure(t0, text, ActivityStatus::Succeeded, text);
-    act.caller = Some(text.to_owned());
+    act.caller = Some(text.into());
     let mut dir = directory(t0, text, text, text);
-    dir.caller = Some(text.to_owned());
+    dir.caller = Some(text.into());
     a.activities = vec![act, dir];
     a.activity_count = 3;
     let op = OperationRef {

@@ -56,14 +56,14 @@ fn fully_populated() -> Report {
                 .push(DataProblem::field("AuditLogs", 1, "f", "m"));
         }
         for act in &mut a.activities {
-            act.resource_id.get_or_insert_with(|| "res".to_owned());
-            act.resource_group.get_or_insert_with(|| "rg".to_owned());
-            act.subscription_id.get_or_insert_with(|| "sub".to_owned());
-            act.provider.get_or_insert_with(|| "prov".to_owned());
-            act.caller.get_or_insert_with(|| "caller".to_owned());
+            act.resource_id.get_or_insert_with(|| "res".into());
+            act.resource_group.get_or_insert_with(|| "rg".into());
+            act.subscription_id.get_or_insert_with(|| "sub".into());
+            act.provider.get_or_insert_with(|| "prov".into());
+            act.caller.get_or_insert_with(|| "caller".into());
             act.caller_object_id
-                .get_or_insert_with(|| "caller-oid".to_owned());
-            act.correlation_id.get_or_insert_with(|| "corr".to_owned());
+                .get_or_insert_with(|| "caller-oid".into());
+            act.correlation_id.get_or_insert_with(|| "corr".into());
             if act.targets.is_empty() {
                 act.targets.push(ActivityTarget {
                     kind: "User".to_owned(),

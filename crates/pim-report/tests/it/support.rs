@@ -26,16 +26,16 @@ pub fn rg(name: &str) -> String {
 pub fn azure(time: OffsetDateTime, op: &str, status: ActivityStatus, resource: &str) -> Activity {
     Activity {
         time,
-        operation: op.to_owned(),
+        operation: op.into(),
         status,
-        resource_id: Some(resource.to_owned()),
+        resource_id: Some(resource.into()),
         resource_group: resource
             .split('/')
             .skip_while(|s| !s.eq_ignore_ascii_case("resourceGroups"))
             .nth(1)
-            .map(str::to_owned),
-        subscription_id: Some("00000000-0000-0000-0000-000000000001".to_owned()),
-        provider: op.split('/').next().map(str::to_owned),
+            .map(Into::into),
+        subscription_id: Some("00000000-0000-0000-0000-000000000001".into()),
+        provider: op.split('/').next().map(Into::into),
         source: ActivitySource::AzureActivity,
         caller: None,
         caller_object_id: None,
@@ -47,12 +47,12 @@ pub fn azure(time: OffsetDateTime, op: &str, status: ActivityStatus, resource: &
 pub fn directory(time: OffsetDateTime, op: &str, kind: &str, name: &str) -> Activity {
     Activity {
         time,
-        operation: op.to_owned(),
+        operation: op.into(),
         status: ActivityStatus::Succeeded,
         resource_id: None,
         resource_group: None,
         subscription_id: None,
-        provider: Some("Core Directory".to_owned()),
+        provider: Some("Core Directory".into()),
         source: ActivitySource::AuditLogs,
         caller: None,
         caller_object_id: None,
@@ -67,7 +67,7 @@ pub fn directory(time: OffsetDateTime, op: &str, kind: &str, name: &str) -> Acti
 
 fn with_caller(mut activities: Vec<Activity>, caller: &str) -> Vec<Activity> {
     for a in &mut activities {
-        a.caller = Some(caller.to_owned());
+        a.caller = Some(caller.into());
     }
     activities
 }

@@ -57,7 +57,7 @@ fn on(op: &str, vm: &str) -> Activity {
     let mut a = arm(op);
     a.resource_id = Some(format!(
         "/subscriptions/s1/resourcegroups/rg-prod/providers/microsoft.compute/virtualmachines/{vm}"
-    ));
+    ).into());
     a.resource_group = Some("rg-prod".into());
     a
 }
@@ -658,17 +658,17 @@ fn generated_cases() -> Vec<(Activation, Vec<Activity>)> {
                         let mut a = arm(&op);
                         a.resource_id = match next(6) {
                             0 => None,
-                            1 => Some(name.to_owned()),
+                            1 => Some(name.into()),
                             2 => Some(format!(
                                 "/SUBSCRIPTIONS/S1/RESOURCEGROUPS/{}/PROVIDERS/MICROSOFT.COMPUTE/VIRTUALMACHINES/{}",
                                 group.to_uppercase(),
                                 name.to_uppercase()
-                            )),
+                            ).into()),
                             _ => Some(format!(
                                 "/subscriptions/s1/resourcegroups/{group}/providers/microsoft.compute/virtualmachines/{name}"
-                            )),
+                            ).into()),
                         };
-                        a.resource_group = Some(group.to_owned());
+                        a.resource_group = Some(group.into());
                         a
                     } else {
                         let mut targets = vec![
@@ -947,7 +947,7 @@ fn baseline_of(ops: &[&Activity]) -> pim_domain::Baseline {
         first_time_operations: ops
             .iter()
             .map(|a| pim_domain::FirstTimeOperation {
-                operation: a.operation.clone(),
+                operation: a.operation.clone().into(),
                 resource_type: pim_domain::baseline::resource_type(a),
                 source: a.source,
                 count: 1,

@@ -172,8 +172,9 @@ fn resource_label(activity: &Activity) -> Option<String> {
     if names.is_empty() {
         activity
             .resource_id
-            .clone()
+            .as_deref()
             .filter(|id| !id.trim().is_empty())
+            .map(str::to_owned)
     } else {
         Some(names.join(", "))
     }
@@ -197,11 +198,11 @@ fn group<'a>(activities: impl Iterator<Item = &'a Activity>) -> Vec<OperationRef
                 g.count += 1;
                 if activity.time < g.first {
                     g.first = activity.time;
-                    g.operation.clone_from(&activity.operation);
+                    g.operation = activity.operation.as_str().to_owned();
                 }
             })
             .or_insert_with(|| OperationRef {
-                operation: activity.operation.clone(),
+                operation: activity.operation.as_str().to_owned(),
                 resource,
                 count: 1,
                 first: activity.time,
@@ -232,7 +233,7 @@ fn findings(judged: &[Judged<'_>]) -> Vec<RiskFinding> {
         let (op, res) = group_key(j.activity, resource.as_deref());
         out.entry((Reverse(f.risk), j.explained, op, res, f.rule))
             .or_insert_with(|| RiskFinding {
-                operation: j.activity.operation.clone(),
+                operation: j.activity.operation.as_str().to_owned(),
                 resource,
                 risk: f.risk,
                 rule: f.rule.to_owned(),
