@@ -88,7 +88,8 @@ pub fn build_activations(events: PimEvents, options: &WindowOptions) -> Activati
         .collect();
 
     let mut consumed = vec![false; ends.len()];
-    let mut kept = Vec::new();
+    // Sized once: a record is large, and a vector grown by doubling copies them all each time.
+    let mut kept = Vec::with_capacity(records.len());
     for (record, boundary) in records.into_iter().zip(boundaries) {
         let end = match record.start.or(record.activation_time) {
             Some(start) => find_end(
