@@ -6,6 +6,8 @@
 //!   [`ElevationWindow`] during which the role was held);
 //! - [`Activity`]: one operation an identity performed (an Azure Resource Manager operation from
 //!   `AzureActivity`, or a directory change from `AuditLogs`);
+//! - [`SharedText`]: the reference-counted text an [`Activity`] holds, so the hundreds of
+//!   thousands of operations of a scan share one copy of each repeated caller or operation name;
 //! - [`Assessment`]: the [`Verdict`], [`Risk`], [`Flag`]s and [`Evidence`] for one activation;
 //! - [`Report`]: the whole result of a scan, which is also the JSON report's schema;
 //! - [`schema`]: the JSON report's JSON Schema, derived from these types with `schemars`;

@@ -15,7 +15,9 @@ use std::sync::Arc;
 use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-/// Immutable, reference-counted text; see the [module docs](self).
+/// Immutable, reference-counted text that reads, compares, hashes, prints and serialises as
+/// the `String` it replaces; a clone copies no text. A parser hands one `SharedText` to every
+/// operation that logged the same caller or operation name.
 ///
 /// ```
 /// use pim_domain::SharedText;
