@@ -947,7 +947,7 @@ fn baseline_of(ops: &[&Activity]) -> pim_domain::Baseline {
         first_time_operations: ops
             .iter()
             .map(|a| pim_domain::FirstTimeOperation {
-                operation: a.operation.clone().into(),
+                operation: a.operation.as_str().to_owned(),
                 resource_type: pim_domain::baseline::resource_type(a),
                 source: a.source,
                 count: 1,
